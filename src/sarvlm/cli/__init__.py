@@ -1,0 +1,1 @@
+"""Thin command-line layer over the Python API: one module per verb."""

@@ -1,0 +1,124 @@
+"""Instruction examples (what the builder writes, training reads and evaluation scores)
+and predictions (what a model answered).
+
+An example is one task instance *derived from* a :class:`~sarvlm.data.record.SampleRecord`
+(``sample_id`` points back to it); it is not a second sample type. The JSONL layout
+is documented in docs/dataset-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sarvlm.data.record import GeoRef, format_validation_error
+from sarvlm.errors import SarvlmError
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str  # image positions are marked with IMAGE_PLACEHOLDER
+
+
+class InstructionExample(BaseModel):
+    """One training/evaluation example in sarvlm's export format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    sample_id: str
+    task: str
+    messages: list[Message]
+    images: list[str]  # relative to the JSONL file; order matches the <image> placeholders
+    answer: Any = None  # structured answer (int for count, sorted list[int] for grid, ...)
+    params: dict[str, Any] = Field(default_factory=dict)  # what the template asked about
+    coords: str | None = None  # box convention used in the text (qwen2.5, qwen3, norm, pixel, ...)
+    width: int | None = None  # original image size (for box conversions)
+    height: int | None = None
+    georef: GeoRef | None = None
+    year: int | None = None
+    split: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+
+    @property
+    def prompt_messages(self) -> list[Message]:
+        """The messages up to (not including) the final assistant turn: what the model is asked."""
+        msgs = list(self.messages)
+        while msgs and msgs[-1].role == "assistant":
+            msgs.pop()
+        return msgs
+
+    @property
+    def reference(self) -> str | None:
+        """The text of the final assistant turn (the reference answer)."""
+        for m in reversed(self.messages):
+            if m.role == "assistant":
+                return m.content
+        return None
+
+
+class Prediction(BaseModel):
+    """One model answer for one example id."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task: str | None = None
+    prediction: str
+    parsed: Any = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+
+
+def _read_jsonl(path: str | Path, model: type[BaseModel]) -> Iterator[Any]:
+    path = Path(path)
+    if not path.exists():
+        raise SarvlmError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SarvlmError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(data, dict):
+                raise SarvlmError(f"{where}: expected a JSON object")
+            try:
+                yield model.model_validate(data)
+            except ValidationError as exc:
+                rid = data.get("id") if isinstance(data.get("id"), str) else None
+                raise SarvlmError(f"{where}: " + format_validation_error(exc, rid)) from None
+
+
+def read_examples(path: str | Path) -> Iterator[InstructionExample]:
+    """Stream instruction examples; errors name the file, line, record id and field."""
+    return _read_jsonl(path, InstructionExample)
+
+
+def read_predictions(path: str | Path) -> Iterator[Prediction]:
+    return _read_jsonl(path, Prediction)
+
+
+def write_jsonl(path: str | Path, items: Iterable[BaseModel]) -> int:
+    """Write any of these records as JSONL atomically. Returns the count."""
+    from sarvlm.io.atomic import atomic_open
+
+    n = 0
+    with atomic_open(path) as fh:
+        for item in items:
+            fh.write(item.to_json())  # type: ignore[attr-defined]
+            fh.write("\n")
+            n += 1
+    return n

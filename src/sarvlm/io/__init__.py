@@ -1,0 +1,1 @@
+"""Raster and file I/O: GeoTIFF/PNG/JPEG reading and writing, georeferencing, atomic writes."""
