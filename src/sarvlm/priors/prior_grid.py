@@ -13,7 +13,8 @@ import numpy as np
 
 @dataclass
 class PriorGrid:
-    """S = n_lon * n_lat anchor nodes (row-major over lat then lon)."""
+    """S = n_lon * n_lat anchor nodes, row-major over lat then lon: node ``s = j*n_lon + i`` is at
+    ``(lon_i, lat_j)`` of FUSAR-GPT Eq. 2, so node 0 is the south-west corner of the footprint."""
 
     lon: np.ndarray  # (S,) float64 degrees
     lat: np.ndarray  # (S,) float64 degrees
@@ -23,7 +24,13 @@ class PriorGrid:
     vectors: np.ndarray  # (S, D) float32, de-quantised embeddings (0 where invalid)
     valid: np.ndarray  # (S,) bool
     year: int | None  # the year actually used (None if no data)
+    year_requested: int | None = None  # the sample's acquisition year (differs from `year` after a nearest-year fallback)
 
     @property
     def num_valid(self) -> int:
         return int(self.valid.sum())
+
+    @property
+    def size(self) -> int:
+        """Number of nodes S."""
+        return int(self.valid.shape[0])
