@@ -1,0 +1,282 @@
+"""Robust parsing of free-text model answers into the structured answer types.
+
+``parse_prediction`` never raises: text it cannot read yields ``None`` ("no answer"),
+which the report counts separately. Parsed types match the builder's structured
+answers (see docs/evaluation.md):
+
+count -> int; grid -> sorted list[int] (cells 1-9); detect -> list of [x1, y1, x2, y2]
+original pixels; identify -> "yes"/"no"; position -> left/right/top/bottom/center;
+classify_box/landform_main/landform_region/refer/classify(main) -> canonical category str;
+landform_all/classify(all) -> sorted list[str]; caption -> str; dialogue -> list[str].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# Canonical SAR categories and land covers with their surface forms (lower case).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "ship": ("ship", "ships", "vessel", "vessels", "boat", "boats"),
+    "aircraft": ("aircraft", "aircrafts", "airplane", "airplanes", "aeroplane", "aeroplanes", "plane", "planes", "jet", "jets"),
+    "oil tank": ("oil tank", "oil tanks", "storage tank", "storage tanks", "tank", "tanks", "oiltank", "oil-tank"),
+    "bridge": ("bridge", "bridges"),
+    "car": ("car", "cars", "vehicle", "vehicles"),
+    "harbor": ("harbor", "harbors", "harbour", "harbours", "port", "ports"),
+    "water": ("water", "waters", "sea", "river", "lake", "ocean", "water body", "water bodies"),
+    "urban": ("urban", "city", "built-up", "built up", "buildings", "residential", "urban area", "urban areas"),
+    "farmland": ("farmland", "farmlands", "cropland", "croplands", "agricultural land", "agriculture", "fields", "field"),
+    "grassland": ("grassland", "grasslands", "grass", "meadow", "meadows"),
+    "forest": ("forest", "forests", "woodland", "trees", "woods"),
+    "bare": ("bare", "bare land", "bare soil", "barren", "barren land", "desert", "bareland"),
+    "runway": ("runway", "runways", "airstrip"),
+}
+POSITIONS = ("left", "right", "top", "bottom", "center")
+_POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top", "up": "top", "above": "top",
+                   "bottom": "bottom", "lower": "bottom", "below": "bottom", "down": "bottom",
+                   "center": "center", "centre": "center", "middle": "center", "central": "center"}
+NUMBER_WORDS = {
+    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "a pair of": 2, "three": 3,
+    "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "hundred": 100, "dozen": 12,
+}
+_ORDINAL_CELLS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+                  "eighth": 8, "ninth": 9}
+_NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_INT_RE = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
+_TENS = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+_UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+_COMPOUND = re.compile(rf"\b({_TENS})[\s-]({_UNITS})\b")
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(sorted((re.escape(w) for w in NUMBER_WORDS), key=len, reverse=True)) + r")\b")
+_GEOCHAT = re.compile(rf"\{{?\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>")
+_BRACKET4 = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
+_LOOSE4 = re.compile(rf"({_NUM})\s*[, ]\s*({_NUM})\s*[, ]\s*({_NUM})\s*[, ]\s*({_NUM})")
+_YES = re.compile(r"\b(yes|yeah|yep|true|correct|present|there (?:is|are))\b")
+_NO = re.compile(r"\b(no|not|none|false|absent|there (?:is|are) no|cannot see|no [a-z]+ (?:is|are) (?:visible|present))\b")
+
+
+def _lower(text: str) -> str:
+    return " ".join(text.lower().replace("\u2019", "'").split())
+
+
+def _strip_think(text: str) -> str:
+    # Reasoning models wrap deliberation in <think>..</think>; the answer follows it.
+    return re.sub(r"<think>.*?</think>", " ", text, flags=re.S)
+
+
+def parse_count(text: str) -> int | None:
+    """The first count stated: digits ("12", "1,200") or number words ("twenty-one", "no ships")."""
+    t = _lower(_strip_think(text))
+    candidates: list[tuple[int, int]] = []  # (position, value)
+    for m in _INT_RE.finditer(t):
+        s = m.group(0).replace(",", "")
+        try:
+            v = float(s)
+        except ValueError:
+            continue
+        if not math.isfinite(v) or v < 0 or v != int(v) or v > 1e9:
+            continue
+        candidates.append((m.start(), int(v)))
+    for m in _COMPOUND.finditer(t):
+        candidates.append((m.start(), NUMBER_WORDS[m.group(1)] + NUMBER_WORDS[m.group(2)]))
+    compound_spans = [(m.start(), m.end()) for m in _COMPOUND.finditer(t)]
+    for m in _WORD_NUMBER.finditer(t):
+        if any(a <= m.start() < b for a, b in compound_spans):
+            continue
+        w = m.group(1)
+        if w == "no" and not re.match(r"no\s+(?!\d)[a-z]", t[m.start():]):
+            continue  # a bare "no" is an answer to a yes/no question, not a count
+        candidates.append((m.start(), NUMBER_WORDS[w]))
+    if not candidates:
+        return None
+    return min(candidates)[1]
+
+
+def parse_grid(text: str) -> list[int] | None:
+    """Grid cells 1-9 mentioned in the answer ("cells 2 and 5", "[1, 4]", "the fifth cell"), sorted."""
+    t = _lower(_strip_think(text))
+    cells = {int(d) for d in re.findall(r"(?<![\w.])([1-9])(?!\w|\.\d)", t)}
+    for w, v in _ORDINAL_CELLS.items():
+        if re.search(rf"\b{w}\b", t):
+            cells.add(v)
+    for w in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine"):
+        if re.search(rf"\b(?:cell|grid|region|block|square)s?\s+{w}\b", t):
+            cells.add(NUMBER_WORDS[w])
+    return sorted(cells) if cells else None
+
+
+def parse_yes_no(text: str) -> str | None:
+    """"yes"/"no" from the first decisive word."""
+    t = _lower(_strip_think(text))
+    y, n = _YES.search(t), _NO.search(t)
+    if y and (not n or y.start() < n.start()):
+        return "yes"
+    if n:
+        return "no"
+    return None
+
+
+def parse_position(text: str) -> str | None:
+    t = _lower(_strip_think(text))
+    best: tuple[int, str] | None = None
+    for w, canon in _POSITION_WORDS.items():
+        m = re.search(rf"\b{w}\b", t)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), canon)
+    return best[1] if best else None
+
+
+def _surface_table(categories: Iterable[str] | None) -> list[tuple[str, str]]:
+    """(surface form, canonical name) pairs, longest surface first."""
+    pairs: dict[str, str] = {}
+    cats = list(categories) if categories is not None else list(SYNONYMS)
+    for cat in cats:
+        c = _lower(str(cat))
+        pairs.setdefault(c, str(cat))
+        if c.endswith("s") and len(c) > 3:
+            pairs.setdefault(c[:-1], str(cat))
+        else:
+            pairs.setdefault(c + "s", str(cat))
+        canon = canonical_category(c)
+        for syn in SYNONYMS.get(canon, ()):
+            pairs.setdefault(syn, str(cat))
+    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def canonical_category(name: str) -> str:
+    """Map a category name through the synonym table ("airplane" -> "aircraft"); unknown names lower-cased."""
+    t = _lower(name).strip(" .")
+    for canon, syns in SYNONYMS.items():
+        if t == canon or t in syns:
+            return canon
+    return t
+
+
+def parse_categories(text: str, categories: Iterable[str] | None = None) -> list[str]:
+    """Categories mentioned in ``text`` in order of appearance (canonical names, no duplicates)."""
+    t = " " + _lower(_strip_think(text)) + " "
+    found: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for surface, cat in _surface_table(categories):
+        for m in re.finditer(rf"(?<![a-z]){re.escape(surface)}(?![a-z])", t):
+            if any(a < m.end() and m.start() < b for a, b in taken):
+                continue  # "oil tank" already consumed "tank"
+            taken.append((m.start(), m.end()))
+            found.append((m.start(), cat if categories is not None else canonical_category(cat)))
+    out: list[str] = []
+    for _, c in sorted(found):
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def parse_category(text: str, categories: Iterable[str] | None = None) -> str | None:
+    cats = parse_categories(text, categories)
+    if cats:
+        return cats[0]
+    if categories is None:
+        t = _lower(_strip_think(text)).strip(" .!")
+        return t if t and len(t.split()) <= 3 else None
+    return None
+
+
+def parse_boxes(text: str, coords: str | None = None, width: int | None = None,
+                height: int | None = None) -> list[list[float]] | None:
+    """Boxes in the text mapped to original pixels ``[x1, y1, x2, y2]``.
+
+    Recognised: JSON ``{"bbox_2d": [..]}`` / ``[x1, y1, x2, y2]`` lists, ``(x1,y1),(x2,y2)``,
+    GeoChat ``{<x1><y1><x2><y2>}`` (0-100), Qwen ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``.
+    ``coords`` names the convention the model was asked to use (``sarvlm.data.coords``);
+    GeoChat braces imply ``geochat``; without a convention all-in-[0, 1] boxes are read as
+    ``norm``, otherwise as original pixels. An answer that says there is nothing yields ``[]``.
+    """
+    from sarvlm.data.coords import from_model_coords
+
+    t = _strip_think(text)
+    raw: list[tuple[list[float], str | None]] = []
+    for m in _GEOCHAT.finditer(t):
+        raw.append(([float(g) for g in m.groups()], "geochat"))
+    t2 = _GEOCHAT.sub(" ", t)
+    t2 = re.sub(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)", r"[\1,\2,\3,\4]", t2)
+    for m in _BRACKET4.finditer(t2):
+        raw.append(([float(g) for g in m.groups()], None))
+    if not raw:
+        for m in _LOOSE4.finditer(t2):
+            raw.append(([float(g) for g in m.groups()], None))
+    if not raw:
+        low = _lower(t)
+        if re.search(r"\b(no|none|not any|nothing|zero|0)\b", low) or low.strip(" .[]") == "":
+            return []
+        return None
+    boxes: list[list[float]] = []
+    for vals, implied in raw:
+        if not all(math.isfinite(v) for v in vals):
+            continue
+        conv = implied or coords
+        if conv is None:
+            conv = "norm" if all(0.0 <= v <= 1.0 for v in vals) and any(v != int(v) for v in vals) else "pixel"
+        if conv != "pixel":
+            if not width or not height:
+                continue
+            try:
+                vals = from_model_coords(vals, conv, width, height)
+            except Exception:  # noqa: BLE001 - unknown convention or bad size: skip this box
+                continue
+        x1, y1, x2, y2 = vals
+        x1, x2 = min(x1, x2), max(x1, x2)
+        y1, y2 = min(y1, y2), max(y1, y2)
+        if width and height:
+            x1, x2 = min(max(x1, 0.0), float(width)), min(max(x2, 0.0), float(width))
+            y1, y2 = min(max(y1, 0.0), float(height)), min(max(y2, 0.0), float(height))
+        boxes.append([x1, y1, x2, y2])
+    return boxes
+
+
+def parse_prediction(task: str, text: str, *, params: dict | None = None, coords: str | None = None,
+                     width: int | None = None, height: int | None = None,
+                     categories: Iterable[str] | None = None) -> Any | None:
+    """Parse one model answer for ``task`` into the structured answer type; ``None`` = no answer.
+
+    Never raises (any internal failure is treated as "no answer").
+    """
+    try:
+        return _parse(task, text if isinstance(text, str) else str(text), params or {}, coords, width, height,
+                      list(categories) if categories is not None else None)
+    except Exception:  # noqa: BLE001 - a parser must never take the evaluation down
+        return None
+
+
+def _parse(task: str, text: str, params: dict, coords: str | None, width: int | None, height: int | None,
+           categories: list[str] | None) -> Any | None:
+    if task == "count":
+        return parse_count(text)
+    if task == "grid":
+        return parse_grid(text)
+    if task == "detect":
+        return parse_boxes(text, coords, width, height)
+    if task == "identify":
+        return parse_yes_no(text)
+    if task == "position":
+        return parse_position(text)
+    if task in ("classify_box", "landform_main", "landform_region", "refer"):
+        return parse_category(text, categories)
+    if task == "landform_all":
+        cats = parse_categories(text, categories)
+        return sorted(cats) if cats else None
+    if task == "classify":
+        if params.get("mode") == "all":
+            cats = parse_categories(text, categories)
+            return sorted(cats) if cats else None
+        return parse_category(text, categories)
+    if task == "caption":
+        t = _strip_think(text).strip()
+        return t or None
+    if task == "dialogue":
+        turns = [s.strip() for s in re.split(r"\n\s*\n|\n(?=(?:assistant|answer)\s*:)", _strip_think(text)) if s.strip()]
+        return turns or None
+    t = _strip_think(text).strip()  # open VQA and unknown tasks: the text itself
+    return t or None
