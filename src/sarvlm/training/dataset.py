@@ -1,0 +1,244 @@
+"""Training examples → model features: chat text, images and geospatial priors.
+
+:class:`SftDataset` reads one split of a built dataset (``train.jsonl`` …, rows of
+:class:`~sarvlm.data.example.InstructionExample`), keeps the tasks a stage trains on,
+and encodes each example with the model's processor. Labels are the input ids on
+assistant tokens (every assistant turn of a dialogue) and ``-100`` elsewhere, so the
+loss never sees instructions, image placeholders or padding.
+
+Over-long policy: an example longer than ``max_length`` tokens (image tokens
+included) is **dropped and counted** (:attr:`SftDataset.report`); an answer is never
+truncated, because a truncated answer teaches the model to stop mid-sentence.
+
+Priors: the prior of an example is the cache entry of its ``sample_id`` and belongs to
+its first image (the SAR image); further images (e.g. the optical image of a SAR +
+optical pair) get an all-False prior mask, unless the model's ``prior_images`` setting
+is ``"all"`` (co-registered pairs), in which case every image of the example gets it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sarvlm.data.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
+from sarvlm.errors import SarvlmError
+from sarvlm.progress import track
+from sarvlm.training.collator import IGNORE_INDEX
+
+SPLITS = ("train", "val", "test")
+
+
+def split_path(data_dir: str | Path, split: str) -> Path:
+    """The JSONL of ``split`` in a built dataset directory (error if absent)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise SarvlmError(f"{data_dir}: not a dataset directory")
+    path = data_dir / f"{split}.jsonl"
+    if not path.is_file():
+        present = sorted(p.name for p in data_dir.glob("*.jsonl"))
+        raise SarvlmError(f"{data_dir}: no {split}.jsonl (a built dataset has train.jsonl, val.jsonl, test.jsonl; found: {', '.join(present) or 'none'})")
+    return path
+
+
+@dataclass
+class DataReport:
+    """What happened to the examples of one split."""
+
+    split: str
+    total: int = 0
+    kept: int = 0
+    other_task: int = 0
+    too_long: int = 0
+    no_answer: int = 0
+    missing_prior: int = 0
+    no_prior: int = 0
+    tasks: dict[str, int] = field(default_factory=dict)
+    max_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "total": self.total,
+            "kept": self.kept,
+            "dropped_other_task": self.other_task,
+            "dropped_too_long": self.too_long,
+            "dropped_no_answer": self.no_answer,
+            "missing_prior": self.missing_prior,
+            "no_prior": self.no_prior,
+            "tasks": dict(sorted(self.tasks.items())),
+            "max_tokens": self.max_tokens,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.split}: {self.kept}/{self.total} examples kept "
+            f"(other tasks {self.other_task}, over-long dropped {self.too_long}, without answer {self.no_answer}; "
+            f"no prior {self.no_prior}, missing prior {self.missing_prior}); longest {self.max_tokens} tokens"
+        )
+
+
+class SftDataset(Dataset):
+    """One split of a built dataset, encoded for supervised fine-tuning."""
+
+    def __init__(
+        self,
+        jsonl: str | Path,
+        processor: Any,
+        *,
+        tasks: Sequence[str] = ("*",),
+        max_length: int = 2048,
+        priors: Any | None = None,
+        use_priors: bool = False,
+        allow_missing_priors: bool = False,
+        prior_images: str = "sar",
+        split: str | None = None,
+    ) -> None:
+        self.path = Path(jsonl)
+        self.base_dir = self.path.parent
+        self.processor = processor
+        self.max_length = max_length
+        self.priors = priors if use_priors else None
+        self.use_priors = use_priors
+        self.allow_missing_priors = allow_missing_priors
+        if prior_images not in ("sar", "all"):
+            raise SarvlmError(f"prior_images must be 'sar' or 'all', got {prior_images!r}")
+        self.prior_images = prior_images
+        self.report = DataReport(split=split or self.path.stem)
+        if use_priors and priors is None and not allow_missing_priors:
+            raise SarvlmError(f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)")
+        wanted = None if "*" in tasks else set(tasks)
+        self.examples: list[InstructionExample] = []
+        self.lengths: list[int] = []
+        self._missing: set[str] = set()
+        task_counts: Counter[str] = Counter()
+        rows = list(read_examples(self.path))
+        for ex in track(rows, f"encoding {self.path.name}", total=len(rows)):
+            self.report.total += 1
+            if wanted is not None and ex.task not in wanted:
+                self.report.other_task += 1
+                continue
+            if ex.reference is None:
+                self.report.no_answer += 1
+                continue
+            self._check_placeholders(ex)
+            if self.use_priors:
+                self._check_prior(ex)
+            length = int(self._encode_text(ex)["input_ids"].shape[0])
+            self.report.max_tokens = max(self.report.max_tokens, length)
+            if length > max_length:
+                self.report.too_long += 1
+                continue
+            self.examples.append(ex)
+            self.lengths.append(length)
+            task_counts[ex.task] += 1
+        self.report.kept = len(self.examples)
+        self.report.tasks = dict(task_counts)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _where(self, ex: InstructionExample) -> str:
+        return f"{self.path}: example {ex.id!r}"
+
+    def _check_placeholders(self, ex: InstructionExample) -> None:
+        n = sum(m.content.count(IMAGE_PLACEHOLDER) for m in ex.messages)
+        if n != len(ex.images):
+            raise SarvlmError(f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)")
+
+    def _check_prior(self, ex: InstructionExample) -> None:
+        if self.priors is None:
+            self._missing.add(ex.sample_id)
+            self.report.missing_prior += 1
+            return
+        if ex.sample_id in self.priors:
+            if self.priors.get(ex.sample_id) is None:
+                self.report.no_prior += 1
+            return
+        if not self.allow_missing_priors:
+            raise SarvlmError(f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)")
+        self._missing.add(ex.sample_id)
+        self.report.missing_prior += 1
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _load_images(self, ex: InstructionExample) -> list[Any]:
+        images = []
+        for rel in ex.images:
+            path = (self.base_dir / rel).resolve()
+            if not path.is_file():
+                raise SarvlmError(f"{self._where(ex)}: images: no such file {path}")
+            images.append(self.processor.load_image(path))
+        return images
+
+    def _encode_text(self, ex: InstructionExample) -> dict[str, torch.Tensor]:
+        messages = [m.model_dump() for m in ex.messages]
+        try:
+            enc = self.processor.encode(messages, self._load_images(ex), add_generation_prompt=False)
+        except SarvlmError as exc:
+            raise SarvlmError(f"{self._where(ex)}: {exc}") from None
+        return {k: _as_tensor(v) for k, v in enc.items()}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | None]:
+        ex = self.examples[index]
+        enc = self._encode_text(ex)
+        input_ids = enc["input_ids"].long().reshape(-1)
+        assistant = enc["assistant_mask"].reshape(-1).bool()
+        labels = torch.where(assistant, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+        feature: dict[str, torch.Tensor | None] = {
+            "input_ids": input_ids,
+            "labels": labels,
+            "mm_token_type_ids": enc["mm_token_type_ids"].long().reshape(-1),
+            "pixel_values": enc.get("pixel_values"),
+            "image_grid_thw": enc.get("image_grid_thw"),
+        }
+        if self.use_priors and ex.images:
+            feature.update(self._prior_features(ex, int(enc["image_grid_thw"].shape[0])))
+        return feature
+
+    def _prior_features(self, ex: InstructionExample, n_images: int) -> dict[str, torch.Tensor]:
+        grid = None
+        if self.priors is not None and ex.sample_id not in self._missing:
+            grid = self.priors.get(ex.sample_id)
+        if grid is None:
+            dim = self.prior_dim
+            return {
+                "geo_priors": torch.zeros((n_images, 1, dim), dtype=torch.float32),
+                "geo_positions": torch.zeros((n_images, 1, 2), dtype=torch.float32),
+                "geo_mask": torch.zeros((n_images, 1), dtype=torch.bool),
+            }
+        vectors = torch.from_numpy(np.asarray(grid.vectors, dtype=np.float32))
+        s, dim = vectors.shape
+        priors = torch.zeros((n_images, s, dim), dtype=torch.float32)
+        positions = torch.zeros((n_images, s, 2), dtype=torch.float32)
+        mask = torch.zeros((n_images, s), dtype=torch.bool)
+        # the prior describes the SAR image, the first one; optical partners get none unless the
+        # model's settings say the images are co-registered (prior_images "all")
+        rows = n_images if self.prior_images == "all" else 1
+        priors[:rows] = vectors
+        positions[:rows] = torch.from_numpy(np.asarray(grid.positions, dtype=np.float32))
+        mask[:rows] = torch.from_numpy(np.asarray(grid.valid, dtype=bool))
+        return {"geo_priors": priors, "geo_positions": positions, "geo_mask": mask}
+
+    @property
+    def prior_dim(self) -> int:
+        """Dimension D of the prior vectors (from the cache settings; 64 for AlphaEarth)."""
+        settings = getattr(self.priors, "settings", None) or {}
+        if isinstance(settings, dict) and settings.get("prior_dim"):
+            return int(settings["prior_dim"])
+        return int(getattr(settings, "prior_dim", 64) or 64)
+
+
+def _as_tensor(value: Any) -> Any:
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(np.asarray(value))
