@@ -12,6 +12,7 @@ Structured answers always keep original pixels; only text uses these conventions
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = 28 * 28 * 1280
 
 
+@functools.lru_cache(maxsize=4096)  # builders convert many boxes of few image sizes
 def smart_resize(height: int, width: int, factor: int = QWEN_FACTOR, min_pixels: int = QWEN_MIN_PIXELS,
                  max_pixels: int = QWEN_MAX_PIXELS) -> tuple[int, int]:
     """Qwen2-VL/Qwen2.5-VL's resize rule: (height, width) the processor feeds the vision tower."""

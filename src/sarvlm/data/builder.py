@@ -1,0 +1,267 @@
+"""Streaming build of instruction data: sample records in, ``OUT_DIR/{train,val,test}.jsonl`` +
+``manifest.json`` + ``quality.md`` out.
+
+One pass over the samples (plus a light pre-pass that collects the category vocabulary when
+``categories`` is not given). Nothing is kept per sample: memory stays flat however large the input.
+Each sample is cleaned (:mod:`sarvlm.data.quality`), assigned a split by its image
+(:mod:`sarvlm.data.splits`), and handed to every requested task generator with a RNG seeded from
+(seed, sample id, task); examples are written as they are made, in input order. The whole output
+directory is written to a temporary sibling and renamed into place at the end, so a failure never
+leaves a half-written directory. Same input + options + seed -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sarvlm.data.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
+from sarvlm.data.export import FORMATS, example_row
+from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
+from sarvlm.data.record import parse_sample
+from sarvlm.data.splits import SplitPlan
+from sarvlm.data.tasks import GENERATORS, resolve_tasks
+from sarvlm.data.tasks.base import SampleView, TaskContext, Target
+from sarvlm.errors import SarvlmError
+from sarvlm.io.atomic import atomic_dir
+
+TEXT_TASKS = frozenset({"caption", "dialogue", "vqa"})  # free text: checked for colour words, counts, positions
+
+
+@dataclass
+class BuildOptions:
+    """Everything that shapes a build (recorded in the manifest)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["count", "grid", "classify_box", "detect"])
+    seed: int = 0
+    coords: str = "qwen2.5"
+    split: str = "8:1:1"
+    format: str = "sarvlm"
+    max_per_sample: int = 3
+    negative_rate: float = 0.25
+    categories: list[str] | None = None  # vocabulary; objects of other categories are dropped
+    use_synonyms: bool = True
+    qc: str = "drop"  # drop | flag
+    boxes: str = "clip"  # clip | drop
+    skip_missing: bool = False
+    check_images: bool = True
+    absolute_images: bool = False
+    min_pixels: int = QWEN_MIN_PIXELS
+    max_pixels: int = QWEN_MAX_PIXELS
+    landform_min_fraction: float = 0.05
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        self.tasks = resolve_tasks(self.tasks)
+        if self.coords not in CONVENTIONS:
+            raise SarvlmError(f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})")
+        if self.format not in FORMATS:
+            raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
+        if self.qc not in ("drop", "flag"):
+            raise SarvlmError(f"--qc must be drop or flag, got {self.qc!r}")
+        if self.boxes not in ("clip", "drop"):
+            raise SarvlmError(f"--boxes must be clip or drop, got {self.boxes!r}")
+        if self.max_per_sample < 1:
+            raise SarvlmError(f"--max-per-sample must be >= 1, got {self.max_per_sample}")
+        if not 0.0 <= self.negative_rate <= 1.0:
+            raise SarvlmError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    counts: dict[str, dict[str, int]]  # split -> task -> examples
+    quality: QualityReport
+    manifest: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        return sum(sum(t.values()) for t in self.counts.values())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[str, ...], int]:
+    """Sorted object categories of a samples file (through synonyms) and its number of records.
+
+    A light pass (``json.loads`` only); full validation happens in the build pass.
+    """
+    cats: set[str] = set()
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            n += 1
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SarvlmError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            objs = data.get("objects") if isinstance(data, dict) else None
+            for obj in objs or ():
+                if isinstance(obj, dict) and isinstance(obj.get("category"), str) and not obj.get("iscrowd"):
+                    if obj["category"].strip():
+                        cats.add(canonical_category(obj["category"], synonyms))
+    return tuple(sorted(cats)), n
+
+
+def _group(targets: list[Target]) -> dict[str, list[Target]]:
+    groups: dict[str, list[Target]] = defaultdict(list)
+    for t in targets:
+        groups[t.category].append(t)
+    return {c: groups[c] for c in sorted(groups)}
+
+
+def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOptions | None = None,
+                  progress: Callable[..., Any] | None = None) -> BuildResult:
+    """Build instruction data from a samples JSONL into ``out_dir`` (see module docstring).
+
+    Args:
+        samples: sample-record JSONL (image paths relative to it).
+        out_dir: output directory; must be absent or empty unless ``options.overwrite``.
+        options: tasks, seed, coordinate convention, split, format, QC behaviour.
+        progress: an iterable wrapper like :func:`sarvlm.progress.track` (default: that one).
+    """
+    from sarvlm.progress import track
+
+    opts = options or BuildOptions()
+    opts.validate()
+    samples = Path(samples)
+    out_dir = Path(out_dir)
+    if not samples.is_file():
+        raise SarvlmError(f"{samples}: no such file")
+    plan = SplitPlan.parse(opts.split, opts.seed)
+    synonyms = SYNONYMS if opts.use_synonyms else None
+    if opts.categories:
+        vocabulary = tuple(sorted({canonical_category(c.strip(), synonyms) for c in opts.categories if c.strip()}))
+        strict: set[str] | None = set(vocabulary)
+        n_records = None
+    else:
+        vocabulary, n_records = scan_vocabulary(samples, synonyms)
+        strict = None
+    ctx = TaskContext(coords=opts.coords, vocabulary=vocabulary, max_per_sample=opts.max_per_sample,
+                      negative_rate=opts.negative_rate, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
+                      landform_min_fraction=opts.landform_min_fraction)
+    base_dir = samples.resolve().parent
+    final_dir = out_dir.resolve()
+    report = QualityReport()
+    counts: dict[str, Counter] = {name: Counter() for name in plan.names}
+    by_source: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    samples_per_split: Counter = Counter()
+    wrap = progress or track
+    text_check = [t for t in opts.tasks if t in TEXT_TASKS]
+    fmt = opts.format
+
+    with atomic_dir(out_dir, overwrite=opts.overwrite) as tmp:
+        files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
+        try:
+            with open(samples, encoding="utf-8") as fh:
+                for lineno, line in wrap(enumerate(fh, 1), description="building", total=n_records):
+                    if not line.strip():
+                        continue
+                    where = f"{samples}:{lineno}"
+                    rec = parse_sample(line, where)
+                    image_key = os.path.normpath(rec.image).replace(os.sep, "/")
+                    image_abs = os.path.normpath(os.path.join(base_dir, rec.image))
+                    if opts.check_images and not os.path.exists(image_abs):
+                        if opts.skip_missing:
+                            report.add("missing_image", rec.id)
+                            continue
+                        raise SarvlmError(f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
+                                          f"(use --skip-missing to skip such samples)")
+                    split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}")
+                    if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
+                        files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
+                        counts[split] = Counter()
+                    image_ref = image_abs if opts.absolute_images else os.path.relpath(image_abs, final_dir)
+                    images = [image_ref.replace(os.sep, "/")]
+                    targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
+                    view = SampleView(rec, base_dir, targets, _group(targets))
+                    georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
+                    year = rec.year
+                    source = rec.source or "unknown"
+                    out = files[split]
+                    n_before = sum(counts[split].values())
+                    for task in opts.tasks:
+                        rng = random.Random(f"{opts.seed}\x00{rec.id}\x00{task}")
+                        seen: set[str] = set()
+                        for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
+                            eid = f"{rec.id}/{task}/{k}"
+                            question = "\n".join(c for r, c in draft.messages if r == "user")
+                            if not question.replace("<image>", "").strip():
+                                report.add("empty_question", eid)
+                                continue
+                            if any(r == "assistant" and not c.strip() for r, c in draft.messages):
+                                report.add("empty_answer", eid)
+                                continue
+                            if question in seen:
+                                report.add("duplicate_question", eid)
+                                continue
+                            seen.add(question)
+                            if task in text_check:
+                                answer_text = "\n".join(c for r, c in draft.messages if r == "assistant")
+                                problems = text_problems(answer_text, view, vocabulary)
+                                for p in problems:
+                                    report.add(p, eid)
+                                if problems and opts.qc == "drop":
+                                    continue
+                            row = {
+                                "id": eid, "sample_id": rec.id, "task": task,
+                                "messages": [{"role": r, "content": c} for r, c in draft.messages],
+                                "images": images, "answer": draft.answer, "params": draft.params,
+                                "coords": opts.coords, "width": rec.width, "height": rec.height,
+                                "georef": georef, "year": year, "split": split,
+                            }
+                            out.write(example_row(row, fmt))
+                            out.write("\n")
+                            counts[split][task] += 1
+                            by_source[source][task][split] += 1
+                    if sum(counts[split].values()) > n_before:
+                        samples_per_split[split] += 1
+        finally:
+            for f in files.values():
+                f.close()
+        manifest = _manifest(samples, opts, plan, vocabulary, counts, by_source, samples_per_split, report)
+        with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
+            json.dump(manifest, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        with open(tmp / "quality.md", "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(f"# Quality control: {samples.name}\n\n")
+            fh.write(report.markdown())
+    return BuildResult(out_dir, {s: dict(sorted(c.items())) for s, c in counts.items()}, report, manifest)
+
+
+def _manifest(samples: Path, opts: BuildOptions, plan: SplitPlan, vocabulary: tuple[str, ...],
+              counts: dict[str, Counter], by_source: dict[str, dict[str, Counter]], samples_per_split: Counter,
+              report: QualityReport) -> dict[str, Any]:
+    from sarvlm import __version__
+
+    options = asdict(opts)
+    return {
+        "sarvlm_version": __version__,
+        "inputs": [{"path": str(samples), "sha256": _sha256(samples)}],
+        "seed": opts.seed,
+        "options": options,
+        "format": opts.format,
+        "files": {name: f"{name}.jsonl" for name in counts},
+        "vocabulary": list(vocabulary),
+        "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
+        "totals": {s: sum(c.values()) for s, c in counts.items()},
+        "samples": {s: samples_per_split.get(s, 0) for s in counts},
+        "by_source": {src: {task: dict(sorted(sp.items())) for task, sp in sorted(tasks.items())}
+                      for src, tasks in sorted(by_source.items())},
+        "quality": report.to_dict(),
+    }

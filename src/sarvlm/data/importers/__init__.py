@@ -1,0 +1,91 @@
+"""Importers: annotation formats -> sample records (one module per format, one registry).
+
+=========  =====================================================================================
+format     what SRC is
+=========  =====================================================================================
+coco       COCO detection JSON (SARDet-100k, SSDD, HRSID, SAR-AIRcraft)
+dota       folder of DOTA ``labelTxt`` files (rotated boxes)
+voc        folder of Pascal VOC XML files
+yolo       folder of YOLO ``.txt`` labels (+ classes.txt / data.yaml)
+sarlang    SARLANG-1M caption / VQA CSV or JSON files (a file or a folder)
+geovl      FUSAR-GEOVL-1M 8-field caption JSON
+llava      LLaVA / ShareGPT ``conversations`` JSON or JSONL
+swift      ms-swift / LLaMA-Factory ``messages`` JSONL
+=========  =====================================================================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sarvlm.data.importers.coco import read_coco
+from sarvlm.data.importers.common import ImportContext
+from sarvlm.data.importers.dota import read_dota
+from sarvlm.data.importers.geovl import read_geovl
+from sarvlm.data.importers.llava import read_llava
+from sarvlm.data.importers.sarlang import read_sarlang
+from sarvlm.data.importers.swift import read_swift
+from sarvlm.data.importers.voc import read_voc
+from sarvlm.data.importers.yolo import read_yolo
+from sarvlm.data.record import SampleRecord, write_samples
+from sarvlm.errors import SarvlmError
+
+Reader = Callable[..., Iterator[SampleRecord]]
+IMPORTERS: dict[str, Reader] = {
+    "coco": read_coco,
+    "dota": read_dota,
+    "voc": read_voc,
+    "yolo": read_yolo,
+    "sarlang": read_sarlang,
+    "geovl": read_geovl,
+    "llava": read_llava,
+    "swift": read_swift,
+}
+
+
+@dataclass
+class ImportResult:
+    out: Path
+    records: int
+    counts: Counter
+
+
+def import_dataset(fmt: str, src: str | Path, out: str | Path, images: str | Path | None = None,
+                   source: str | None = None, split: str | None = None, skip_missing: bool = False,
+                   check_images: bool = True, progress: Callable[..., Any] | None = None,
+                   **options: Any) -> ImportResult:
+    """Import ``src`` in format ``fmt`` into a samples JSONL at ``out`` (written atomically).
+
+    ``images`` is the folder the annotation file names are relative to (default: the folder of
+    ``src``). Format-specific options: ``fine_from_supercategory`` (coco), ``classes`` (yolo).
+    """
+    from sarvlm.progress import track
+
+    reader = IMPORTERS.get(fmt)
+    if reader is None:
+        raise SarvlmError(f"unknown import format {fmt!r} (expected one of {', '.join(IMPORTERS)})")
+    src = Path(src)
+    if not src.exists():
+        raise SarvlmError(f"{src}: no such file or folder")
+    images_dir = Path(images) if images is not None else (src if src.is_dir() else src.parent)
+    if not images_dir.is_dir():
+        raise SarvlmError(f"{images_dir}: image folder does not exist")
+    if split is not None:
+        from sarvlm.data.splits import normalise_split_name
+
+        if normalise_split_name(split) is None:
+            raise SarvlmError(f"--split: unknown split name {split!r} (use train, val or test)")
+        split = normalise_split_name(split)
+    ctx = ImportContext(images_dir=images_dir, out_path=Path(out), source=source, split=split,
+                        skip_missing=skip_missing, check_images=check_images)
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    wrap = progress or track
+    n = write_samples(out, wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"))
+    return ImportResult(Path(out), n, ctx.counts)
+
+
+__all__ = ["IMPORTERS", "ImportContext", "ImportResult", "import_dataset"]

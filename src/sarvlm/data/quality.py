@@ -1,0 +1,207 @@
+"""Quality control for instruction data, with a per-reason report.
+
+Checks on annotations (before any task sees them):
+
+- ``box_clipped`` / ``box_partly_outside_dropped``: a box reaching outside the image is clipped to it
+  (``boxes="clip"``, default) or dropped (``boxes="drop"``);
+- ``box_outside``: a box entirely outside the image is dropped;
+- ``zero_area_box``: a box with no area (after clipping) is dropped;
+- ``category_mapped``: a category renamed through the synonym table (``plane`` -> ``aircraft``);
+- ``unknown_category``: a category not in a given vocabulary (after synonyms) is dropped;
+- ``crowd_region``: COCO ``iscrowd`` regions are kept in the record but are not targets.
+
+Checks on generated text (captions, dialogues, imported VQA):
+
+- ``colour_word``: colour words in a SAR text (SARLANG-1M §3.3 removed "unsuitable color information"
+  carried over from optical captions; achromatic words such as dark/bright/white/black are allowed,
+  since SAR images are shown in grey levels);
+- ``count_mismatch``: "3 ships" where the annotations hold a different number of ships;
+- ``position_mismatch``: "ships on the left" where no ship lies in the left region;
+- ``empty_question`` / ``empty_answer`` / ``duplicate_question`` (same task and question twice for one
+  sample).
+
+Count and position checks run only on samples that have object annotations and only for categories
+of the build's vocabulary. ``mode="drop"`` removes flagged examples, ``mode="flag"`` keeps them; both
+count them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sarvlm.data.positions import box_centre, grid_cell
+from sarvlm.data.record import SampleRecord
+from sarvlm.data.tasks.base import SampleView, Target, plural
+
+REASONS: dict[str, str] = {
+    "box_clipped": "box partly outside the image: clipped to the image",
+    "box_partly_outside_dropped": "box partly outside the image: dropped (--boxes drop)",
+    "box_outside": "box entirely outside the image: dropped",
+    "zero_area_box": "box with zero area: dropped",
+    "category_mapped": "category renamed through the synonym table",
+    "unknown_category": "category not in the vocabulary: object dropped",
+    "crowd_region": "iscrowd region: not used as a target",
+    "colour_word": "colour word in a SAR text",
+    "count_mismatch": "count in the text contradicts the annotations",
+    "position_mismatch": "position in the text contradicts the annotations",
+    "empty_question": "empty question",
+    "empty_answer": "empty answer",
+    "duplicate_question": "same question twice for one sample: later one dropped",
+    "missing_image": "image file missing: sample skipped (--skip-missing)",
+}
+TEXT_REASONS = ("colour_word", "count_mismatch", "position_mismatch")
+
+# Coarse-category synonyms seen across SARDet-100k, SSDD, HRSID, SAR-AIRcraft, FUSAR-Ship, SARLANG-1M.
+SYNONYMS: dict[str, str] = {
+    "plane": "aircraft", "airplane": "aircraft", "aeroplane": "aircraft", "airliner": "aircraft", "jet": "aircraft",
+    "vessel": "ship", "boat": "ship", "cargo ship": "ship", "tanker": "ship",
+    "oil tank": "tank", "storage tank": "tank", "storage-tank": "tank", "oiltank": "tank",
+    "vehicle": "car", "automobile": "car", "small vehicle": "car", "small-vehicle": "car",
+    "port": "harbor", "harbour": "harbor", "dock": "harbor",
+    "bridges": "bridge",
+}
+COLOUR_WORDS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "violet", "cyan", "magenta",
+                "turquoise", "beige", "golden", "teal", "maroon", "greenish", "bluish", "reddish", "yellowish",
+                "brownish", "colorful", "colourful", "colored", "coloured", "color", "colour", "colors", "colours",
+                "greenery", "lush")
+_COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.I)
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top", "bottom": "bottom",
+                   "lower": "bottom", "center": "center", "centre": "center", "middle": "center"}
+
+
+def canonical_category(name: str, synonyms: dict[str, str] | None = SYNONYMS) -> str:
+    """Category name through the synonym table (case-insensitive; unknown names returned as given)."""
+    if not synonyms:
+        return name
+    return synonyms.get(name.strip().lower(), name)
+
+
+@dataclass
+class QualityReport:
+    """Counts per reason, with the first few record/example ids for each."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    keep_examples: int = 5
+
+    def add(self, reason: str, who: str, n: int = 1) -> None:
+        self.counts[reason] += n
+        ids = self.examples.setdefault(reason, [])
+        if len(ids) < self.keep_examples and who not in ids:
+            ids.append(who)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {r: {"count": self.counts[r], "meaning": REASONS.get(r, r), "examples": self.examples.get(r, [])}
+                for r in sorted(self.counts)}
+
+    def markdown(self) -> str:
+        if not self.counts:
+            return "No quality issues found.\n"
+        lines = ["| reason | count | meaning | examples |", "|---|---:|---|---|"]
+        for r in sorted(self.counts):
+            lines.append(f"| {r} | {self.counts[r]} | {REASONS.get(r, r)} | {', '.join(self.examples.get(r, []))} |")
+        return "\n".join(lines) + "\n"
+
+
+def clean_targets(record: SampleRecord, report: QualityReport, boxes: str = "clip",
+                  synonyms: dict[str, str] | None = SYNONYMS, vocabulary: set[str] | None = None) -> list[Target]:
+    """The record's usable targets: boxes clipped/dropped, categories canonicalised, crowds left out."""
+    w, h = record.width, record.height
+    out: list[Target] = []
+    for obj in record.objects:
+        if obj.iscrowd:
+            report.add("crowd_region", record.id)
+            continue
+        cat = canonical_category(obj.category, synonyms)
+        if cat != obj.category:
+            report.add("category_mapped", f"{record.id}: {obj.category} -> {cat}")
+        if vocabulary is not None and cat not in vocabulary:
+            report.add("unknown_category", f"{record.id}: {cat}")
+            continue
+        x1, y1, x2, y2 = obj.bbox
+        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
+            report.add("box_outside", record.id)
+            continue
+        if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+            if boxes == "drop":
+                report.add("box_partly_outside_dropped", record.id)
+                continue
+            x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+            report.add("box_clipped", record.id)
+        if x2 - x1 <= 0 or y2 - y1 <= 0:
+            report.add("zero_area_box", record.id)
+            continue
+        out.append(Target(cat, obj.fine_category, (float(x1), float(y1), float(x2), float(y2))))
+    return out
+
+
+def colour_words(text: str) -> list[str]:
+    """Colour words found in a text (lower case, in order)."""
+    return [m.group(1).lower() for m in _COLOUR_RE.finditer(text)]
+
+
+@functools.lru_cache(maxsize=64)
+def _category_pattern(categories: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    by_name = {n.lower(): c for c in categories for n in (c, plural(c))}
+    names = sorted({n for c in categories for n in (c, plural(c))}, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b", re.I), by_name
+
+
+def _mentions(text: str, categories: tuple[str, ...]) -> tuple[list[tuple[int, str]], list[tuple[str, str]]]:
+    """(count, category) and (category, region) statements in a text, for the given categories."""
+    cat_re, by_name = _category_pattern(categories)
+    counts, positions = [], []
+    for m in cat_re.finditer(text):
+        cat = by_name[m.group(1).lower()]
+        before = text[:m.start()].rstrip().split()
+        if before:
+            word = before[-1].lower().strip("(,")
+            value = int(word) if word.isdigit() else NUMBER_WORDS.get(word)
+            if value is not None:
+                counts.append((value, cat))
+        after = text[m.end():m.end() + 60]
+        pos = re.match(r"(?:\W+\w+){0,3}?\W+(?:on|in|at|to|towards) the (left|right|top|bottom|upper|lower|"
+                       r"center|centre|middle)\b", after, re.I)
+        if pos:
+            positions.append((cat, _POSITION_WORDS[pos.group(1).lower()]))
+    return counts, positions
+
+
+def text_problems(text: str, view: SampleView, vocabulary: tuple[str, ...]) -> list[str]:
+    """Reasons (from :data:`TEXT_REASONS`) why a SAR text is suspect."""
+    problems = []
+    if colour_words(text):
+        problems.append("colour_word")
+    if view.record.objects and vocabulary:
+        counts, positions = _mentions(text, tuple(vocabulary))
+        if any(len(view.by_category.get(cat, [])) != n for n, cat in counts):
+            problems.append("count_mismatch")
+        for cat, region in positions:
+            if not _loosely_at(view.by_category.get(cat, []), region, view.width, view.height):
+                problems.append("position_mismatch")
+                break
+    return problems
+
+
+def _loosely_at(targets: list[Target], region: str, width: int, height: int) -> bool:
+    """Whether any target centre lies in the half of the image a text names (cell 5 for center).
+
+    Texts say "on the left" of a target in the top-left corner too, so text checks use half-planes,
+    not the exclusive five regions used for generated answers.
+    """
+    for t in targets:
+        cx, cy = box_centre(t.box)
+        if region == "center":
+            if grid_cell(cx, cy, width, height) == 5:
+                return True
+        elif (region == "left" and cx < width / 2) or (region == "right" and cx > width / 2) or \
+                (region == "top" and cy < height / 2) or (region == "bottom" and cy > height / 2):
+            return True
+    return False
