@@ -83,14 +83,14 @@ def footprint_from_georef(georef: GeoRef, width: int, height: int, where: str = 
     t = np.linspace(0.0, 1.0, 33)
     cols = np.concatenate([t * width, np.full_like(t, width), (1 - t) * width, np.zeros_like(t)])
     rows = np.concatenate([np.zeros_like(t), t * height, np.full_like(t, height), (1 - t) * height])
-    lon, _ = pixel_to_lonlat(georef, cols, rows, width=width, height=height)
-    if np.any(np.abs(np.diff(np.append(lon, lon[0]))) > 180.0):
-        raise SarvlmError(f"{where}: the image footprint crosses the antimeridian (not supported; split the image)")
     for pole in (90.0, -90.0):
         with np.errstate(all="ignore"):
             px, py = lonlat_to_pixel(georef, np.array([0.0]), np.array([pole]), width=width, height=height)
         if np.isfinite(px[0]) and 0 <= px[0] <= width and 0 <= py[0] <= height:
             raise SarvlmError(f"{where}: the image footprint contains the {'north' if pole > 0 else 'south'} pole (not supported)")
+    lon, _ = pixel_to_lonlat(georef, cols, rows, width=width, height=height)
+    if np.any(np.abs(np.diff(np.append(lon, lon[0]))) > 180.0):
+        raise SarvlmError(f"{where}: the image footprint crosses the antimeridian (not supported; split the image)")
     return check_bbox(footprint_wgs84(georef, width, height), f"{where} footprint")
 
 
