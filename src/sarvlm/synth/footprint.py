@@ -1,0 +1,175 @@
+"""Where each synthetic scene lies on Earth: a north-up UTM footprint inside its own "cell".
+
+Every scene owns a square *cell* in its local UTM zone: the scene footprint plus a margin on
+each side. The land cover is generated for the whole cell, the SAR scene is the central window
+of it, and the AlphaEarth-like embedding field is written for the whole cell on the 10 m grid.
+The margin keeps anchor-grid nodes placed on the scene's WGS84 bounding box (which is slightly
+larger than the rotated UTM square) inside valid embedding pixels. Cells never overlap, so the
+embedding tiles never overlap either, as in the official product.
+
+The default region straddles the 120°E meridian near Qingdao (China), the border between UTM
+zones 50N and 51N; scenes alternate between the two zones so any world of two or more scenes
+exercises multi-zone prior lookup.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from sarvlm.data.record import GeoRef
+from sarvlm.errors import SarvlmError
+
+AEF_PIXEL_M = 10.0  # AlphaEarth ground sampling distance
+
+# lon_min, lat_min, lon_max, lat_max; split at 120°E into UTM zones 50 and 51.
+DEFAULT_REGION = (119.0, 35.6, 121.0, 36.8)
+
+
+def utm_zone(lon: float) -> int:
+    """UTM zone number (1..60) of a longitude (no Norway/Svalbard exceptions needed here)."""
+    return int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+
+
+def utm_epsg(zone: int, north: bool) -> int:
+    """EPSG code of WGS84 / UTM ``zone`` in the northern (326xx) or southern (327xx) hemisphere."""
+    return (32600 if north else 32700) + zone
+
+
+@lru_cache(maxsize=32)
+def _transformer(epsg: int, inverse: bool):
+    from pyproj import Transformer
+
+    if inverse:
+        return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+    return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+
+
+@dataclass(frozen=True)
+class SceneFootprint:
+    """A scene of ``size`` × ``size`` pixels at ``resolution_m`` inside a cell of its UTM zone.
+
+    ``cell_west``/``cell_north`` is the cell's top-left corner in UTM metres (a multiple of 10 m,
+    aligned with the AlphaEarth pixel grid); the scene starts ``offset_px`` scene pixels right of
+    and below it.
+    """
+
+    zone: int
+    north: bool
+    cell_west: float
+    cell_north: float
+    cell_px: int  # cell side in scene pixels
+    offset_px: int  # scene's offset inside the cell, in scene pixels
+    size: int  # scene side in pixels
+    resolution_m: float
+
+    @property
+    def epsg(self) -> int:
+        return utm_epsg(self.zone, self.north)
+
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def zone_label(self) -> str:
+        """The AlphaEarth folder name of the zone, e.g. ``50N``."""
+        return f"{self.zone}{'N' if self.north else 'S'}"
+
+    @property
+    def cell_m(self) -> float:
+        return self.cell_px * self.resolution_m
+
+    @property
+    def scene_west(self) -> float:
+        return self.cell_west + self.offset_px * self.resolution_m
+
+    @property
+    def scene_north(self) -> float:
+        return self.cell_north - self.offset_px * self.resolution_m
+
+    @property
+    def aef_px(self) -> int:
+        """Side of the cell's embedding tile in 10 m pixels (covers the whole cell)."""
+        return int(math.ceil(self.cell_m / AEF_PIXEL_M - 1e-9))
+
+    def transform(self) -> list[float]:
+        """rasterio Affine coefficients (a, b, c, d, e, f) of the scene, north-up."""
+        r = self.resolution_m
+        return [r, 0.0, self.scene_west, 0.0, -r, self.scene_north]
+
+    def aef_transform(self) -> list[float]:
+        """Affine coefficients of the cell's 10 m embedding tile."""
+        return [AEF_PIXEL_M, 0.0, self.cell_west, 0.0, -AEF_PIXEL_M, self.cell_north]
+
+    def bbox_wgs84(self) -> list[float]:
+        """lon_min, lat_min, lon_max, lat_max of the scene, from its densified outline."""
+        r, s = self.resolution_m, self.size
+        t = np.linspace(0.0, s * r, 17)
+        west, north = self.scene_west, self.scene_north
+        xs = np.concatenate([west + t, west + t, np.full_like(t, west), np.full_like(t, west + s * r)])
+        ys = np.concatenate([np.full_like(t, north), np.full_like(t, north - s * r), north - t, north - t])
+        lon, lat = _transformer(self.epsg, True).transform(xs, ys)
+        return [round(float(np.min(lon)), 8), round(float(np.min(lat)), 8),
+                round(float(np.max(lon)), 8), round(float(np.max(lat)), 8)]
+
+    def center_lonlat(self) -> tuple[float, float]:
+        half = self.size * self.resolution_m / 2
+        lon, lat = _transformer(self.epsg, True).transform(self.scene_west + half, self.scene_north - half)
+        return float(lon), float(lat)
+
+    def georef(self) -> GeoRef:
+        """The record's georeference: UTM CRS + affine transform, and the WGS84 bounding box."""
+        return GeoRef(crs=self.crs, transform=self.transform(), bbox_wgs84=self.bbox_wgs84())
+
+
+def cell_geometry(size: int, resolution_m: float) -> tuple[int, int]:
+    """(cell_px, offset_px) for a scene: margin of 10% of the extent + 30 m, in whole pixels."""
+    margin_m = 0.1 * size * resolution_m + 30.0
+    offset_px = int(math.ceil(margin_m / resolution_m))
+    return size + 2 * offset_px, offset_px
+
+
+def place_footprints(n: int, size: int, resolution_m: float, rng: np.random.Generator,
+                     region: tuple[float, float, float, float] = DEFAULT_REGION) -> list[SceneFootprint]:
+    """Place ``n`` non-overlapping scene cells inside ``region`` (WGS84 lon/lat box).
+
+    Scenes alternate between the region's western and eastern halves, which straddle a UTM
+    zone border in the default region, so the world spans two zones.
+    """
+    lon_min, lat_min, lon_max, lat_max = region
+    if not (lon_min < lon_max and lat_min < lat_max):
+        raise SarvlmError(f"region {region}: expected lon_min < lon_max and lat_min < lat_max")
+    cell_px, offset_px = cell_geometry(size, resolution_m)
+    cell_m = cell_px * resolution_m
+    lon_mid = (lon_min + lon_max) / 2
+    border = math.floor((lon_mid + 180) / 6) * 6 - 180  # nearest zone border at or west of the middle
+    if lon_min < border < lon_max:
+        lon_mid = float(border)
+    halves = [(lon_min, lon_mid), (lon_mid, lon_max)]
+    placed: list[SceneFootprint] = []
+    centers: list[tuple[float, float]] = []  # lon/lat of placed cell centres, for overlap rejection
+    min_sep_deg = 1.5 * cell_m / 111_000.0  # > cell diagonal at these latitudes after cos(lat) below
+    for i in range(n):
+        lo, hi = halves[i % 2]
+        for _attempt in range(1000):
+            lon = float(rng.uniform(lo, hi))
+            lat = float(rng.uniform(lat_min, lat_max))
+            coslat = math.cos(math.radians(lat))
+            if all(math.hypot((lon - cl) * coslat, lat - ca) > min_sep_deg for cl, ca in centers):
+                break
+        else:
+            raise SarvlmError(f"region {region}: too small for {n} scenes of {cell_m:.0f} m cells")
+        north = lat >= 0
+        zone = utm_zone(lon)
+        x, y = _transformer(utm_epsg(zone, north), False).transform(lon, lat)
+        # Cell corner on the 10 m AlphaEarth grid.
+        west = math.floor((x - cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
+        top = math.ceil((y + cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
+        placed.append(SceneFootprint(zone=zone, north=north, cell_west=float(west), cell_north=float(top),
+                                     cell_px=cell_px, offset_px=offset_px, size=size, resolution_m=resolution_m))
+        centers.append((lon, lat))
+    return placed
