@@ -207,10 +207,11 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                             if any(r == "assistant" and not c.strip() for r, c in draft.messages):
                                 report.add("empty_answer", eid)
                                 continue
-                            if question in seen:
+                            key = question + "\x00" + "\x00".join(c for r, c in draft.messages if r == "assistant")
+                            if key in seen:  # same question, same answer: a repeated example
                                 report.add("duplicate_question", eid)
                                 continue
-                            seen.add(question)
+                            seen.add(key)
                             if task in text_check:
                                 answer_text = "\n".join(c for r, c in draft.messages if r == "assistant")
                                 problems = text_problems(answer_text, view, vocabulary)

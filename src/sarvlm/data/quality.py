@@ -17,8 +17,8 @@ Checks on generated text (captions, dialogues, imported VQA):
   since SAR images are shown in grey levels);
 - ``count_mismatch``: "3 ships" where the annotations hold a different number of ships;
 - ``position_mismatch``: "ships on the left" where no ship lies in the left region;
-- ``empty_question`` / ``empty_answer`` / ``duplicate_question`` (same task and question twice for one
-  sample).
+- ``empty_question`` / ``empty_answer`` / ``duplicate_question`` (the same question with the same answer
+  twice for one sample; the same question with different answers, e.g. several reference captions, is kept).
 
 Count and position checks run only on samples that have object annotations and only for categories
 of the build's vocabulary. ``mode="drop"`` removes flagged examples, ``mode="flag"`` keeps them; both
@@ -50,7 +50,7 @@ REASONS: dict[str, str] = {
     "position_mismatch": "position in the text contradicts the annotations",
     "empty_question": "empty question",
     "empty_answer": "empty answer",
-    "duplicate_question": "same question twice for one sample: later one dropped",
+    "duplicate_question": "same question and answer twice for one sample: repeat dropped",
     "missing_image": "image file missing: sample skipped (--skip-missing)",
 }
 TEXT_REASONS = ("colour_word", "count_mismatch", "position_mismatch")
@@ -72,6 +72,7 @@ _COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.I)
 NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
+_LINKS = {"and", "or", "of", "to", "the", "with", "than", "in", "on", "at", "from", "by", "for"}
 _POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top", "bottom": "bottom",
                    "lower": "bottom", "center": "center", "centre": "center", "middle": "center"}
 
@@ -161,17 +162,22 @@ def _mentions(text: str, categories: tuple[str, ...]) -> tuple[list[tuple[int, s
     for m in cat_re.finditer(text):
         cat = by_name[m.group(1).lower()]
         before = text[:m.start()].rstrip().split()
-        if before:
-            word = before[-1].lower().strip("(,")
-            value = int(word) if word.isdigit() else NUMBER_WORDS.get(word)
-            if value is not None:
-                counts.append((value, cat))
+        value = _number(before[-1]) if before else None
+        if value is None and len(before) >= 2 and before[-1].isalpha() and before[-1].lower() not in _LINKS:
+            value = _number(before[-2])  # one adjective in between: "two large ships"
+        if value is not None:
+            counts.append((value, cat))
         after = text[m.end():m.end() + 60]
         pos = re.match(r"(?:\W+\w+){0,3}?\W+(?:on|in|at|to|towards) the (left|right|top|bottom|upper|lower|"
                        r"center|centre|middle)\b", after, re.I)
         if pos:
             positions.append((cat, _POSITION_WORDS[pos.group(1).lower()]))
     return counts, positions
+
+
+def _number(word: str) -> int | None:
+    word = word.lower().strip("(,")
+    return int(word) if word.isdigit() else NUMBER_WORDS.get(word)
 
 
 def text_problems(text: str, view: SampleView, vocabulary: tuple[str, ...]) -> list[str]:
