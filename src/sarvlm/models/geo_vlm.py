@@ -111,9 +111,13 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
             geo_positions = torch.zeros(n_images, s, 2, dtype=dtype, device=device)
             geo_mask = torch.zeros(n_images, s, dtype=torch.bool, device=device)
         geo_mask = self._check_geo_inputs(n_images, geo_priors, geo_positions, geo_mask)
-        if geo_priors.shape[1] != s:
-            raise ValueError(f"concat fusion expects S={s} priors per image (prior_grid {list(settings.prior_grid)}), "
-                             f"got {geo_priors.shape[1]}")
+        if geo_priors.shape[1] > s:
+            raise ValueError(f"concat fusion expects at most S={s} priors per image (prior_grid "
+                             f"{list(settings.prior_grid)}), got {geo_priors.shape[1]}")
+        if geo_priors.shape[1] < s:  # a collator padded to fewer nodes: the rest are invalid slots
+            pad = s - geo_priors.shape[1]
+            geo_priors = torch.nn.functional.pad(geo_priors, (0, 0, 0, pad))
+            geo_mask = torch.nn.functional.pad(geo_mask, (0, pad), value=False)
         output.geo_prior_tokens = fusion.prior_tokens(geo_priors, geo_mask)  # (N_img, S, C)
         output.geo_prior_mask = geo_mask
 

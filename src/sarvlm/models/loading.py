@@ -175,6 +175,17 @@ def fusion_module(model: Any) -> torch.nn.Module:
     raise SarvlmError("model: has no geo_fusion module (not a sarvlm model)")
 
 
+def _pin_config_dtype(model: Any) -> None:
+    """Write the weights' dtype into every sub-config: a freshly built config lacks it and a
+    loaded one has it, which would make two saves of the same weights differ."""
+    config = getattr(model, "config", None)
+    dtype = getattr(model, "dtype", None)
+    if config is None or dtype is None or not hasattr(config, "text_config"):
+        return
+    for sub in (config, config.text_config, config.vision_config):
+        sub.dtype = dtype
+
+
 def save_model(model: Any, processor: Any, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Save a model (safetensors + config with its sarvlm settings), tokenizer and image processor config.
 
@@ -184,6 +195,7 @@ def save_model(model: Any, processor: Any, out_dir: str | Path, *, overwrite: bo
     from sarvlm.io.atomic import atomic_dir
 
     out_dir = Path(out_dir)
+    _pin_config_dtype(model)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         model.save_pretrained(str(tmp))
         processor.save_pretrained(tmp)
