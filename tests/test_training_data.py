@@ -15,10 +15,15 @@ import torch
 from PIL import Image
 
 from sarvlm.data.example import InstructionExample, Message, write_jsonl
+from sarvlm.data.record import GeoRef
 from sarvlm.errors import SarvlmError
 from sarvlm.priors.prior_grid import PriorGrid
 from sarvlm.training.collator import IGNORE_INDEX, SftCollator
 from sarvlm.training.dataset import SftDataset, split_path
+
+# One intra-op thread: the tiny model gains nothing from more, and on a shared machine spinning
+# OpenMP threads make it several times slower.
+torch.set_num_threads(1)
 
 SIZES = [(56, 56), (84, 56), (112, 84), (56, 112)]
 WORDS = ["ship", "tank", "plane", "bridge"]
@@ -55,7 +60,10 @@ def make_dataset(root: Path, n_samples: int = 8, seed: int = 0, long_text: bool 
             images.append(f"images/{opt}")
             user = "<image>\n<image>\n"
         caption = f"A SAR scene with {count} {WORDS[count]} target(s)." + (" Very long. " * 80 if long_text and i == 0 else "")
-        common = dict(sample_id=sid, images=images, width=SIZES[i % len(SIZES)][0], height=SIZES[i % len(SIZES)][1], split=split)
+        # every sample but s001 is georeferenced (s001 gets the cache's explicit "no prior")
+        georef = None if i == 1 else GeoRef(bbox_wgs84=[10.0 + 0.01 * i, 50.0, 10.005 + 0.01 * i, 50.005])
+        common = dict(sample_id=sid, images=images, width=SIZES[i % len(SIZES)][0], height=SIZES[i % len(SIZES)][1],
+                      split=split, georef=georef, year=2021)
         splits[split] += [
             InstructionExample(id=f"{sid}-cap", task="caption", answer=caption, params={"style": "concise"},
                                messages=[Message(role="user", content=user + "Describe the image."),
@@ -75,6 +83,33 @@ def make_dataset(root: Path, n_samples: int = 8, seed: int = 0, long_text: bool 
         write_jsonl(root / f"{split}.jsonl", rows)
     (root / "manifest.json").write_text(json.dumps({"name": "tiny-training", "seed": seed}))
     return root
+
+
+class FieldSource:
+    """A smooth synthetic embedding field (the ``PriorSource`` protocol) for building real prior caches."""
+
+    spec = "test:field"
+    prior_dim = 64
+
+    def years_covering(self, lon: np.ndarray, lat: np.ndarray) -> list[int]:
+        return [2021]
+
+    def sample(self, lon: np.ndarray, lat: np.ndarray, year: int) -> tuple[np.ndarray, np.ndarray]:
+        k = np.arange(self.prior_dim)
+        vec = np.sin(np.outer(lon, k + 1) * 7.0 + np.outer(lat, k + 3) * 5.0).astype(np.float32)
+        vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+        return vec, np.ones(len(lon), dtype=bool)
+
+    def close(self) -> None:
+        pass
+
+
+def make_priors(dataset_dir: Path, out_dir: Path, grid: tuple[int, int] = (4, 4)) -> Path:
+    """A prior cache for a :func:`make_dataset` directory, written by the priors engineer's builder."""
+    from sarvlm.priors.cache import build_prior_cache
+
+    build_prior_cache(dataset_dir, FieldSource(), grid=grid, out_dir=out_dir)
+    return out_dir
 
 
 class FakePriorCache:
@@ -196,6 +231,17 @@ def test_mixed_batch_runs_through_the_model(dataset_dir):
     out = model(**batch)
     assert torch.isfinite(out.loss)
     out.loss.backward()
+
+
+def test_real_prior_cache_feeds_the_sar_image(processor, dataset_dir, tmp_path):
+    from sarvlm.priors.cache import PriorCache
+
+    cache = PriorCache(make_priors(dataset_dir, tmp_path / "priors"))
+    ds = SftDataset(dataset_dir / "train.jsonl", processor, tasks=["caption"], priors=cache, use_priors=True)
+    assert ds.report.no_prior == 1 and ds.report.missing_prior == 0  # s001 has no georeference
+    f0, f1 = ds[0], ds[1]
+    assert f0["geo_priors"].shape == (2, 16, 64) and f0["geo_mask"][0].all() and not f0["geo_mask"][1].any()
+    assert not f1["geo_mask"].any()
 
 
 def test_missing_priors_are_an_error_unless_allowed(processor, dataset_dir):

@@ -1,0 +1,471 @@
+"""Run a recipe: stage after stage on Hugging Face ``Trainer`` + PEFT, resumable.
+
+:func:`train` is the Python API behind ``sarvlm train``. Each stage starts from the
+previous stage's result (its LoRA merged into the weights, its fully trained modules
+in place), freezes what the recipe says, trains with ``transformers.Trainer`` (which
+brings Accelerate, DeepSpeed ZeRO-2, bf16, gradient checkpointing, dataloader workers
+and checkpoint/resume), and writes its artifacts into the run directory (layout in
+:mod:`sarvlm.training.run_dir`). ``RUN_DIR/final`` is a full merged model that
+``sarvlm.models.loading.load_model`` and ``sarvlm predict --model RUN_DIR/final`` load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sarvlm.errors import SarvlmError
+from sarvlm.io.atomic import atomic_dir, atomic_open, atomic_path
+from sarvlm.training.recipe import Recipe, StageSpec, load_recipe
+from sarvlm.training.run_dir import (
+    CHECKPOINTS,
+    RESULT_FILE,
+    last_checkpoint,
+    prepare_run_dir,
+    run_identity,
+    stage_complete,
+    stage_started,
+)
+
+FINAL = "final"
+DEEPSPEED_CONFIGS = {"zero2": "zero2_bf16.json"}
+
+
+@dataclass
+class TrainResult:
+    """Where a run's outputs are."""
+
+    run_dir: Path
+    stage_dirs: dict[str, Path] = field(default_factory=dict)
+    final: Path | None = None
+
+
+def shipped_config(name: str) -> Path:
+    """Path of a config shipped in ``sarvlm/training/deepspeed`` (``zero2_bf16.json``, ``accelerate_zero2.yaml``)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("sarvlm.training") / "deepspeed" / name))
+    if not path.is_file():
+        raise SarvlmError(f"no shipped config {name!r}")
+    return path
+
+
+def resolve_deepspeed(spec: str | None) -> str | None:
+    """``zero2`` → the shipped ZeRO-2 bf16 JSON; a path passes through; the package must be installed."""
+    if spec is None:
+        return None
+    path = shipped_config(DEEPSPEED_CONFIGS[spec]) if spec in DEEPSPEED_CONFIGS else Path(spec)
+    if not path.is_file():
+        raise SarvlmError(f"--deepspeed {spec}: no such config file (or use 'zero2')")
+    if importlib.util.find_spec("deepspeed") is None:
+        raise SarvlmError("--deepspeed needs the deepspeed package: pip install 'sarvlm[deepspeed]' (GPU machines)")
+    return str(path)
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → bf16 on GPUs that support it (the papers' setting), fp32 elsewhere."""
+    import torch
+
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if precision in ("bf16", "fp16") and not torch.cuda.is_available():
+        raise SarvlmError(f"precision {precision}: needs a CUDA GPU (use fp32 or auto on CPU)")
+    return precision
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _say(log: Callable[[str], None], text: str) -> None:
+    if _is_main_process():
+        log(text)
+
+
+def train(
+    recipe: Recipe | str,
+    *,
+    model: str,
+    data: str | Path,
+    out: str | Path,
+    priors: str | Path | None = None,
+    stages: Sequence[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    merge: bool = False,
+    allow_missing_priors: bool = False,
+    deepspeed: str | None = None,
+    model_settings: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``recipe`` on the dataset directory ``data`` into the run directory ``out``.
+
+    Args:
+        recipe: a :class:`Recipe` or the name/path of one (``fusar-gpt``, ``lunaros``, ``sarlang-lora``).
+        model: a model directory or a tiny model name (``tiny-qwen2.5-vl``) for ``load_model``.
+        data: a built dataset directory with ``train.jsonl`` (and ``val.jsonl`` for stages with ``eval``).
+        out: the run directory.
+        priors: a prior cache directory (``sarvlm priors``); required when the recipe fuses priors,
+            unless ``allow_missing_priors``.
+        stages: names of the stages to run (default: all, in recipe order). A stage starts from the
+            result of the recipe's earlier stages that are complete in ``out``; a stage run alone
+            starts from the base model.
+        resume: continue an interrupted stage from its last complete checkpoint.
+        overwrite: delete whatever ``out`` holds first.
+        merge: also save each stage's full merged model in ``STAGE/merged``.
+        deepspeed: ``"zero2"`` (shipped ZeRO-2 bf16 config) or a DeepSpeed JSON path.
+        model_settings: extra sarvlm model settings for ``load_model`` (the recipe sets ``fusion``).
+    """
+    recipe = load_recipe(recipe) if isinstance(recipe, str | Path) else recipe
+    names = [s.name for s in recipe.stages]
+    selected = list(stages) if stages else names
+    for name in selected:
+        recipe.stage(name)  # unknown stage → error
+    selected = [n for n in names if n in selected]  # recipe order
+    data = Path(data)
+    from sarvlm.training.dataset import split_path
+
+    split_path(data, "train")
+    for name in selected:
+        if recipe.stage(name).eval:
+            split_path(data, "val")
+    settings = {"fusion": recipe.fusion, **(model_settings or {})}
+    check_model_reference(str(model), settings)
+    uses_priors = recipe.fusion != "none"
+    cache = _open_priors(priors, uses_priors, allow_missing_priors, log)
+    ds_config = resolve_deepspeed(deepspeed)
+    identity = run_identity(recipe.to_yaml(), str(model), str(data.resolve()), str(Path(priors).resolve()) if priors else None)
+    identity["model_settings"] = settings
+    run_dir = Path(out)
+    if _is_main_process():
+        prepare_run_dir(run_dir, identity, resume=resume, overwrite=overwrite)
+    _barrier()
+    result = TrainResult(run_dir=run_dir)
+    ran_any = False
+    for name in selected:
+        stage_dir = run_dir / name
+        result.stage_dirs[name] = stage_dir
+        if stage_complete(stage_dir):
+            _say(log, f"[{name}] already complete in {stage_dir}: reusing it")
+            continue
+        if stage_started(stage_dir) and not resume:
+            raise SarvlmError(f"{stage_dir}: stage {name} was started but did not finish; use --resume to continue it or --overwrite to start over")
+        _run_stage(recipe, recipe.stage(name), model=str(model), settings=settings, data=data, cache=cache,
+                   run_dir=run_dir, resume=resume, merge=merge, allow_missing_priors=allow_missing_priors,
+                   ds_config=ds_config, log=log)
+        ran_any = True
+    final = run_dir / FINAL
+    if ran_any or not (final / "training.json").is_file():
+        done = [n for n in names if stage_complete(run_dir / n)]
+        if _is_main_process():
+            _write_final(recipe, str(model), settings, run_dir, done, log)
+        _barrier()
+    result.final = final
+    return result
+
+
+def check_model_reference(model: str, settings: dict[str, Any] | None = None) -> None:
+    """Fail early (before any output) on a model that is neither a tiny name nor a supported backbone directory."""
+    from sarvlm.models.loading import read_checkpoint_settings
+    from sarvlm.models.tiny import TINY_MODELS
+
+    if model in TINY_MODELS:
+        return
+    path = Path(model)
+    if not path.is_dir():
+        raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
+    read_checkpoint_settings(path, settings)  # reads config.json only: backbone and settings are checked
+
+
+def _barrier() -> None:
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+
+
+def _open_priors(priors: str | Path | None, uses_priors: bool, allow_missing: bool, log: Callable[[str], None]) -> Any:
+    if not uses_priors:
+        if priors is not None:
+            _say(log, "note: this recipe uses no fusion (fusion 'none'): --priors is ignored")
+        return None
+    if priors is None:
+        if allow_missing:
+            _say(log, "warning: no --priors given: every image trains with an empty prior (--allow-missing-priors)")
+            return None
+        raise SarvlmError("this recipe fuses geospatial priors: pass --priors DIR (built with `sarvlm priors`), or --allow-missing-priors")
+    path = Path(priors)
+    if not path.is_dir():
+        raise SarvlmError(f"{path}: no such prior cache directory")
+    from sarvlm.priors.cache import PriorCache
+
+    return PriorCache(path)
+
+
+def load_stage_start(model: str, settings: dict[str, Any], run_dir: Path, recipe: Recipe, stage: str | None, seed: int) -> tuple[Any, Any, list[str]]:
+    """The model a stage starts from: the base model with every earlier complete stage applied.
+
+    ``stage=None`` applies every complete stage (the final model). Returns
+    ``(model, processor, applied_stage_names)``.
+    """
+    from sarvlm.models.loading import load_model
+
+    base, processor = load_model(model, settings=settings, seed=seed)
+    applied = []
+    for spec in recipe.stages:
+        if spec.name == stage:
+            break
+        stage_dir = run_dir / spec.name
+        if stage_complete(stage_dir):
+            base = apply_stage_result(base, stage_dir)
+            applied.append(spec.name)
+    return base, processor, applied
+
+
+def apply_stage_result(model: Any, stage_dir: Path) -> Any:
+    """Put a finished stage's weights into ``model``: modules trained in full, then its LoRA merged."""
+    import torch
+    from safetensors.torch import load_file
+
+    full = stage_dir / "trained_modules.safetensors"
+    if full.is_file():
+        state = load_file(str(full))
+        own = model.state_dict()
+        unknown = sorted(set(state) - set(own))
+        if unknown:
+            raise SarvlmError(f"{full}: weights {unknown[:3]} do not exist in this model (different backbone or fusion?)")
+        with torch.no_grad():
+            for key, value in state.items():
+                own[key].copy_(value.to(own[key].dtype))
+    adapter = stage_dir / "adapter"
+    if (adapter / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model
+
+
+def _training_arguments(recipe: Recipe, spec: StageSpec, stage_dir: Path, precision: str, ds_config: str | None, has_eval: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    from sarvlm.progress import progress_enabled
+
+    report_to = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else "none"
+    return TrainingArguments(
+        output_dir=str(stage_dir / CHECKPOINTS),
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.lr,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        warmup_steps=spec.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        lr_scheduler_type=spec.lr_scheduler,
+        optim=spec.optim,
+        weight_decay=spec.weight_decay,
+        max_grad_norm=spec.max_grad_norm,
+        logging_steps=spec.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=spec.save_total_limit,
+        eval_strategy="epoch" if has_eval else "no",
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        activation_checkpointing=recipe.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
+        dataloader_num_workers=recipe.workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,  # the collator's geo_* and mm_token_type_ids are model inputs
+        label_names=["labels"],
+        report_to=report_to,
+        disable_tqdm=not progress_enabled(),
+        deepspeed=ds_config,
+    )
+
+
+def _run_stage(
+    recipe: Recipe,
+    spec: StageSpec,
+    *,
+    model: str,
+    settings: dict[str, Any],
+    data: Path,
+    cache: Any,
+    run_dir: Path,
+    resume: bool,
+    merge: bool,
+    allow_missing_priors: bool,
+    ds_config: str | None,
+    log: Callable[[str], None],
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Trainer
+
+    from sarvlm.training.collator import SftCollator
+    from sarvlm.training.dataset import SftDataset, split_path
+    from sarvlm.training.stages import describe_trainable, merge_stage, prepare_stage, trained_full_state, trainable_summary
+    from sarvlm.training.training_log import TrainingLogCallback, write_log_csv
+
+    stage_dir = run_dir / spec.name
+    precision = resolve_precision(recipe.precision)
+    start, processor, applied = load_stage_start(model, settings, run_dir, recipe, spec.name, recipe.seed)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    earlier = [s.name for s in recipe.stages[: [s.name for s in recipe.stages].index(spec.name)]]
+    if earlier and not applied:
+        _say(log, f"[{spec.name}] starts from the base model (no earlier stage complete in {run_dir})")
+    elif applied:
+        _say(log, f"[{spec.name}] starts from the result of {', '.join(applied)}")
+    if precision == "bf16":
+        start = start.to(torch.bfloat16)
+    if getattr(start.config, "use_cache", None):
+        start.config.use_cache = False  # no KV cache while training (and required by gradient checkpointing)
+    to_train, plan = prepare_stage(start, spec, recipe.fusion, seed=recipe.seed)
+    if precision == "bf16":
+        for p in to_train.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()  # trainable weights keep fp32 masters; bf16 autocast does the rest
+    _say(log, describe_trainable(to_train, plan, spec.name))
+
+    uses_priors = recipe.fusion != "none"
+    prior_images = str(settings.get("prior_images", getattr(getattr(start, "sarvlm_settings", None), "prior_images", "sar")))
+    common = dict(processor=processor, tasks=spec.tasks, max_length=recipe.max_length, priors=cache,
+                  use_priors=uses_priors, allow_missing_priors=allow_missing_priors, prior_images=prior_images)
+    train_set = SftDataset(split_path(data, "train"), split="train", **common)
+    eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
+    reports = [train_set.report.to_dict()] + ([eval_set.report.to_dict()] if eval_set is not None else [])
+    for ds in (train_set, eval_set):
+        if ds is not None:
+            _say(log, f"[{spec.name}] {ds.report.summary()}")
+    if len(train_set) == 0:
+        present = ", ".join(sorted(train_set.report.tasks)) or "none kept"
+        raise SarvlmError(f"{split_path(data, 'train')}: stage {spec.name}: no training example for tasks {spec.tasks} within max_length {recipe.max_length} (kept tasks: {present})")
+    if spec.eval and eval_set is not None and len(eval_set) == 0:
+        raise SarvlmError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
+
+    args = _training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
+    trainer = Trainer(
+        model=to_train,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=SftCollator(pad_token_id=int(processor.pad_token_id)),
+        callbacks=[TrainingLogCallback(stage_dir, f"{recipe.name} · {spec.name}")],
+    )
+    if _is_main_process():
+        _write_yaml(stage_dir / "config.yaml", {
+            "recipe": recipe.name,
+            "stage": spec.model_dump(mode="json"),
+            "fusion": recipe.fusion,
+            "model": model,
+            "model_settings": settings,
+            "starts_from": applied,
+            "precision": precision,
+            "max_length": recipe.max_length,
+            "seed": recipe.seed,
+            "lora_targets": plan.lora_targets,
+            "trained_in_full": plan.full_modules,
+            "trainer": _args_summary(args),
+        })
+        _write_json(stage_dir / "data.json", {"splits": reports})
+    checkpoint = last_checkpoint(stage_dir) if resume else None
+    if checkpoint is not None:
+        _say(log, f"[{spec.name}] resuming from {checkpoint}")
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    if not trainer.is_world_process_zero():
+        _barrier()
+        return
+    per_part, trainable, total = trainable_summary(to_train)
+    if plan.lora_targets:
+        with atomic_dir(stage_dir / "adapter", overwrite=True) as tmp:
+            # save_embedding_layers=False: the embeddings never train here, and "auto" would look the
+            # base model name up on the Hub
+            to_train.save_pretrained(str(tmp), save_embedding_layers=False)
+    merged = merge_stage(to_train)
+    full_state = trained_full_state(merged, plan)
+    if full_state:
+        with atomic_path(stage_dir / "trained_modules.safetensors") as tmp:
+            save_file(full_state, str(tmp), metadata={"stage": spec.name, "recipe": recipe.name})
+    if merge:
+        from sarvlm.models.loading import save_model
+
+        with atomic_dir(stage_dir / "merged", overwrite=True) as tmp:
+            save_model(merged.float() if precision != "fp32" else merged, processor, tmp)
+    history = trainer.state.log_history
+    write_log_csv(stage_dir / "log.csv", history)  # loss.png was drawn by the callback at train end
+    losses = [e["loss"] for e in history if "loss" in e and isinstance(e["loss"], float) and math.isfinite(e["loss"])]
+    _write_json(stage_dir / RESULT_FILE, {
+        "stage": spec.name,
+        "recipe": recipe.name,
+        "global_steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_by_part": per_part,
+        "examples": train_set.report.kept,
+        "dropped_too_long": train_set.report.too_long,
+        "starts_from": applied,
+    })
+    _say(log, f"[{spec.name}] done: {trainer.state.global_step} steps, loss {losses[0] if losses else float('nan'):.4f} → {losses[-1] if losses else float('nan'):.4f}; outputs in {stage_dir}")
+    _barrier()
+
+
+def _write_final(recipe: Recipe, model: str, settings: dict[str, Any], run_dir: Path, done: list[str], log: Callable[[str], None]) -> None:
+    from sarvlm.models.loading import save_model
+
+    if not done:
+        return
+    last = done[-1]
+    seed = recipe.seed
+    final_model, processor, applied = load_stage_start(model, settings, run_dir, recipe, None, seed)
+    with atomic_dir(run_dir / FINAL, overwrite=True) as tmp:
+        save_model(final_model, processor, tmp)
+        _write_json(tmp / "training.json", {
+            "recipe": recipe.name,
+            "stages": applied,
+            "base_model": model,
+            "model_settings": settings,
+            "adapters": {n: f"../{n}/adapter" for n in applied if (run_dir / n / "adapter").is_dir()},
+        })
+    _say(log, f"final model (after {last}) in {run_dir / FINAL}")
+
+
+def _args_summary(args: Any) -> dict[str, Any]:
+    keys = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs", "max_steps",
+            "warmup_steps", "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps", "save_steps",
+            "save_total_limit", "seed", "bf16", "fp16", "activation_checkpointing", "dataloader_num_workers", "deepspeed")
+    out = {}
+    for k in keys:
+        v = getattr(args, k, None)
+        if isinstance(v, Enum):
+            v = v.value
+        out[k] = v if isinstance(v, int | float | str | bool | type(None)) else str(v)
+    out["world_size"] = args.world_size
+    return out
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    with atomic_open(path) as fh:
+        fh.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_open(path) as fh:
+        fh.write(json.dumps(data, indent=2, ensure_ascii=False))
+        fh.write("\n")
