@@ -41,6 +41,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="acquisition years (comma-separated); the embedding field covers every scene in each")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png of the first scene")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes generating sites in parallel (default: 2 for 24+ scenes on multi-core machines); "
+                        "output bytes do not depend on it")
     return p
 
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise SarvlmError(f"--scenes: must be a positive integer, got {args.scenes}")
     summary = generate_world(args.out, args.scenes, args.seed, size=args.size, looks=args.looks,
                              resolution_m=args.resolution, optical=not args.no_optical, years=args.years,
-                             overwrite=args.overwrite, preview=args.preview)
+                             overwrite=args.overwrite, preview=args.preview, workers=args.workers)
     objs = ", ".join(f"{n} {k}" for k, n in summary.objects.items()) or "no objects"
     print(f"wrote {summary.scenes} scenes to {summary.out_dir} ({objs}; {summary.clutter} unannotated clutter; "
           f"{summary.aef_tiles} embedding tiles in zones {', '.join(summary.zones)} for {', '.join(map(str, summary.years))})")

@@ -182,6 +182,11 @@ def add_point_scatterers(sigma: np.ndarray, points: list[tuple[float, float, flo
 def speckle(sigma: np.ndarray, nu: np.ndarray, looks: float, rng: np.random.Generator,
             nesz_db: float = NESZ_DB) -> np.ndarray:
     """Intensity image: ``(σ0 · τ + NESZ) · s`` with τ ~ Gamma(ν, 1/ν), s ~ Gamma(L, 1/L)."""
-    tau = rng.gamma(nu, 1.0 / nu).astype(np.float32)
-    s = rng.gamma(float(looks), 1.0 / float(looks), size=sigma.shape).astype(np.float32)
+    # Texture drawn per distinct ν (a handful of classes): scalar-shape Gamma draws are far
+    # faster than one draw with a per-pixel shape array.
+    tau = np.empty(sigma.shape, dtype=np.float32)
+    for v in np.unique(nu):
+        sel = nu == v
+        tau[sel] = rng.standard_gamma(float(v), size=int(sel.sum()), dtype=np.float32) / np.float32(v)
+    s = rng.standard_gamma(float(looks), size=sigma.shape, dtype=np.float32) / np.float32(looks)
     return ((sigma * tau + np.float32(db_to_linear(nesz_db))) * s).astype(np.float32)

@@ -14,7 +14,8 @@ follows the same idea from the land-cover layout of each scene cell:
   the real model is fixed). Water and land, and farmland and grassland, are therefore far
   apart (cosine ≈ 0) even where their radar backscatter is identical;
 - ``f_c(p)``: the share of class c among 4×4 sub-samples of the 10 m pixel (mixed pixels at
-  borders blend prototypes, as real embeddings do);
+  borders blend prototypes, as real embeddings do); pixels off every cell of the site are
+  NoData;
 - ``K_crop``: crop vectors (orthogonal to the class prototypes) for the parcel's crop in that
   year (:func:`sarvlm.synth.landcover.parcel_crops`): farmland changes between years, the rest
   barely does;
@@ -26,9 +27,12 @@ see them; permanent structures (piers) are, through the land cover.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-from sarvlm.synth.footprint import AEF_PIXEL_M, SceneFootprint
+from sarvlm.synth.footprint import AEF_PIXEL_M, Site
 from sarvlm.synth.landcover import CLASSES, CROPS, FARMLAND, Layout, parcel_crops
 from sarvlm.synth.noise import smooth_noise
 
@@ -55,36 +59,68 @@ def _year_vector(year: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def embedding_field(layout: Layout, footprint: SceneFootprint, year: int, world_key: int,
-                    scene_rng_seed: list[int]) -> np.ndarray:
-    """(64, n, n) float32 unit vectors over the scene's cell, ``n = footprint.aef_px``.
+@dataclass
+class CellLayout:
+    """One scene cell of a site: where it sits (row, col), its land cover, its crop-hash key."""
 
-    ``layout`` is the whole cell's layout; ``scene_rng_seed`` seeds the scene's geographic
-    variation (shared by all years) and, with the year, the per-pixel noise.
+    row: int
+    col: int
+    layout: Layout
+    key: int
+
+
+def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, site_seed: Sequence[int]) -> np.ndarray:
+    """(64, H, W) float32 unit vectors over a site's tile (``site.aef_shape``); NaN off the cells.
+
+    ``site_seed`` seeds the geographic variation (shared by all years) and, with the year, the
+    per-pixel noise.
     """
-    n = footprint.aef_px
-    cell = layout.classes.shape[0]
-    ratio = AEF_PIXEL_M / layout.resolution_m  # cell pixels per AEF pixel
-    sub = (np.arange(n * _SUBSAMPLES) + 0.5) / _SUBSAMPLES * ratio  # sub-sample positions, cell px
-    idx = np.clip(np.floor(sub).astype(np.int64), 0, cell - 1)
-    cls = layout.classes[np.ix_(idx, idx)]  # (n*S, n*S)
-    onehot = np.eye(len(CLASSES), dtype=np.float64)[cls]  # (nS, nS, C)
-    frac = onehot.reshape(n, _SUBSAMPLES, n, _SUBSAMPLES, -1).mean(axis=(1, 3))  # (n, n, C)
+    h, w = site.aef_shape
+    S = _SUBSAMPLES
+    # Sub-sample centres in metres from the site corner (x east, y south).
+    ys = (np.arange(h * S) + 0.5) / S * AEF_PIXEL_M
+    xs = (np.arange(w * S) + 0.5) / S * AEF_PIXEL_M
+    cls = np.full((h * S, w * S), 255, dtype=np.uint8)  # 255: outside every cell
+    parcels = np.zeros((h * S, w * S), dtype=np.int64)
+    for c in cells:
+        res = c.layout.resolution_m
+        n = c.layout.classes.shape[0]
+        ri = np.floor((ys - c.row * site.cell_m) / res).astype(np.int64)
+        ci = np.floor((xs - c.col * site.cell_m) / res).astype(np.int64)
+        rsel, csel = np.flatnonzero((ri >= 0) & (ri < n)), np.flatnonzero((ci >= 0) & (ci < n))
+        if rsel.size == 0 or csel.size == 0:
+            continue
+        win = np.ix_(rsel, csel)
+        cls[win] = c.layout.classes[np.ix_(ri[rsel], ci[csel])]
+        # Parcel ids made unique per cell so that crops of different cells are independent.
+        parcels[win] = c.layout.parcels[np.ix_(ri[rsel], ci[csel])].astype(np.int64) + (c.key % 100_003) * 10_000_019
 
-    vec = frac @ PROTOTYPES  # (n, n, 64)
+    # Class shares per 10 m pixel: one bincount over (pixel, class) pairs of the sub-samples.
+    n_cls = len(CLASSES) + 1  # + "outside"
+    pix = (np.arange(h * S)[:, None] // S) * w + (np.arange(w * S)[None, :] // S)
+    code = np.minimum(cls, len(CLASSES)).astype(np.int64)
+    counts = np.bincount((pix * n_cls + code).ravel(), minlength=h * w * n_cls).reshape(h, w, n_cls)
+    frac = (counts[..., :-1] / float(S * S)).astype(np.float32)
+    covered = counts[..., -1] < S * S
+    vec = frac @ PROTOTYPES.astype(np.float32)  # (h, w, 64)
 
-    centre = np.clip(np.floor((np.arange(n) + 0.5) * ratio).astype(np.int64), 0, cell - 1)
-    parcels = layout.parcels[np.ix_(centre, centre)]
-    crops = parcel_crops(parcels, world_key, year)
-    vec += 0.45 * frac[..., FARMLAND:FARMLAND + 1] * CROP_VECTORS[crops]
+    centre = parcels[S // 2::S, S // 2::S]
+    crops = parcel_crops(centre, 0, year)
+    vec += 0.45 * frac[..., FARMLAND:FARMLAND + 1] * CROP_VECTORS.astype(np.float32)[crops]
 
-    geo_rng = np.random.default_rng(scene_rng_seed + [1])
-    geo = np.stack([smooth_noise(geo_rng, (n, n), 300.0 / AEF_PIXEL_M) for _ in range(_N_GEO)], axis=-1)
-    vec += 0.12 * geo.astype(np.float64) @ GEO_DIRECTIONS
-    vec += 0.04 * _year_vector(year)
-    vec += 0.03 * np.random.default_rng(scene_rng_seed + [2, int(year)]).standard_normal(vec.shape)
-    vec /= np.linalg.norm(vec, axis=-1, keepdims=True)
-    return np.ascontiguousarray(vec.transpose(2, 0, 1)).astype(np.float32)
+    geo_rng = np.random.default_rng(list(site_seed) + [1])
+    geo = np.stack([smooth_noise(geo_rng, (h, w), 300.0 / AEF_PIXEL_M) for _ in range(_N_GEO)], axis=-1)
+    vec += 0.12 * geo @ GEO_DIRECTIONS.astype(np.float32)
+    vec += np.float32(0.04) * _year_vector(year).astype(np.float32)
+    vec += np.float32(0.03) * np.random.default_rng(list(site_seed) + [2, int(year)]).standard_normal(vec.shape, dtype=np.float32)
+    vec /= np.sqrt(np.einsum("hwc,hwc->hw", vec, vec))[..., None]
+    vec[~covered] = np.nan
+    return np.ascontiguousarray(vec.transpose(2, 0, 1))
+
+
+def crop_in_cell(layout: Layout, key: int, year: int) -> np.ndarray:
+    """Crop index per pixel of a cell (or scene window) layout, as the embedding field sees it."""
+    return parcel_crops(layout.parcels.astype(np.int64) + (key % 100_003) * 10_000_019, 0, year)
 
 
 def nearest_class(vectors: np.ndarray) -> np.ndarray:

@@ -1,14 +1,17 @@
-"""Where each synthetic scene lies on Earth: a north-up UTM footprint inside its own "cell".
+"""Where each synthetic scene lies on Earth: north-up UTM footprints in cells, cells in sites.
 
 Every scene owns a square *cell* in its local UTM zone: the scene footprint plus a margin on
-each side. The land cover is generated for the whole cell, the SAR scene is the central window
-of it, and the AlphaEarth-like embedding field is written for the whole cell on the 10 m grid.
-The margin keeps anchor-grid nodes placed on the scene's WGS84 bounding box (which is slightly
-larger than the rotated UTM square) inside valid embedding pixels. Cells never overlap, so the
-embedding tiles never overlap either, as in the official product.
+each side. The land cover is generated for the whole cell and the SAR scene is its central
+window. The margin keeps anchor-grid nodes placed on the scene's WGS84 bounding box (slightly
+larger than the rotated UTM square) over valid embedding pixels.
+
+Cells are grouped edge to edge into *sites* of up to ``SITE_CELLS``×``SITE_CELLS`` cells, like
+neighbouring patches cut from one large SAR acquisition; one embedding tile per site and year
+covers all its cells on the 10 m grid (the site corner is aligned to that grid). Sites never
+overlap, so tiles never overlap either, as in the official product.
 
 The default region straddles the 120°E meridian near Qingdao (China), the border between UTM
-zones 50N and 51N; scenes alternate between the two zones so any world of two or more scenes
+zones 50N and 51N; sites alternate between the two zones, so any world of two or more scenes
 exercises multi-zone prior lookup.
 """
 
@@ -27,6 +30,7 @@ AEF_PIXEL_M = 10.0  # AlphaEarth ground sampling distance
 
 # lon_min, lat_min, lon_max, lat_max; split at 120°E into UTM zones 50 and 51.
 DEFAULT_REGION = (119.0, 35.6, 121.0, 36.8)
+SITE_CELLS = 3  # a site holds up to 3×3 scene cells
 
 
 def utm_zone(lon: float) -> int:
@@ -52,9 +56,8 @@ def _transformer(epsg: int, inverse: bool):
 class SceneFootprint:
     """A scene of ``size`` × ``size`` pixels at ``resolution_m`` inside a cell of its UTM zone.
 
-    ``cell_west``/``cell_north`` is the cell's top-left corner in UTM metres (a multiple of 10 m,
-    aligned with the AlphaEarth pixel grid); the scene starts ``offset_px`` scene pixels right of
-    and below it.
+    ``cell_west``/``cell_north`` is the cell's top-left corner in UTM metres; the scene starts
+    ``offset_px`` scene pixels right of and below it.
     """
 
     zone: int
@@ -65,6 +68,8 @@ class SceneFootprint:
     offset_px: int  # scene's offset inside the cell, in scene pixels
     size: int  # scene side in pixels
     resolution_m: float
+    site: int = 0  # index of the site holding the cell
+    slot: tuple[int, int] = (0, 0)  # (row, col) of the cell in its site
 
     @property
     def epsg(self) -> int:
@@ -91,19 +96,10 @@ class SceneFootprint:
     def scene_north(self) -> float:
         return self.cell_north - self.offset_px * self.resolution_m
 
-    @property
-    def aef_px(self) -> int:
-        """Side of the cell's embedding tile in 10 m pixels (covers the whole cell)."""
-        return int(math.ceil(self.cell_m / AEF_PIXEL_M - 1e-9))
-
     def transform(self) -> list[float]:
         """rasterio Affine coefficients (a, b, c, d, e, f) of the scene, north-up."""
         r = self.resolution_m
         return [r, 0.0, self.scene_west, 0.0, -r, self.scene_north]
-
-    def aef_transform(self) -> list[float]:
-        """Affine coefficients of the cell's 10 m embedding tile."""
-        return [AEF_PIXEL_M, 0.0, self.cell_west, 0.0, -AEF_PIXEL_M, self.cell_north]
 
     def bbox_wgs84(self) -> list[float]:
         """lon_min, lat_min, lon_max, lat_max of the scene, from its densified outline."""
@@ -113,8 +109,9 @@ class SceneFootprint:
         xs = np.concatenate([west + t, west + t, np.full_like(t, west), np.full_like(t, west + s * r)])
         ys = np.concatenate([np.full_like(t, north), np.full_like(t, north - s * r), north - t, north - t])
         lon, lat = _transformer(self.epsg, True).transform(xs, ys)
-        return [round(float(np.min(lon)), 8), round(float(np.min(lat)), 8),
-                round(float(np.max(lon)), 8), round(float(np.max(lat)), 8)]
+        # Rounded outwards to 1e-8 degrees (~1 mm) so the box always holds the scene.
+        return [math.floor(float(np.min(lon)) * 1e8) / 1e8, math.floor(float(np.min(lat)) * 1e8) / 1e8,
+                math.ceil(float(np.max(lon)) * 1e8) / 1e8, math.ceil(float(np.max(lat)) * 1e8) / 1e8]
 
     def center_lonlat(self) -> tuple[float, float]:
         half = self.size * self.resolution_m / 2
@@ -126,6 +123,38 @@ class SceneFootprint:
         return GeoRef(crs=self.crs, transform=self.transform(), bbox_wgs84=self.bbox_wgs84())
 
 
+@dataclass(frozen=True)
+class Site:
+    """``rows``×``cols`` cells edge to edge from the 10 m-aligned corner (``west``, ``north``)."""
+
+    index: int
+    zone: int
+    north_hemisphere: bool
+    west: float
+    north: float
+    rows: int
+    cols: int
+    cell_m: float
+
+    @property
+    def epsg(self) -> int:
+        return utm_epsg(self.zone, self.north_hemisphere)
+
+    @property
+    def zone_label(self) -> str:
+        return f"{self.zone}{'N' if self.north_hemisphere else 'S'}"
+
+    @property
+    def aef_shape(self) -> tuple[int, int]:
+        """(height, width) of the site's embedding tile in 10 m pixels (covers every cell)."""
+        return (int(math.ceil(self.rows * self.cell_m / AEF_PIXEL_M - 1e-9)),
+                int(math.ceil(self.cols * self.cell_m / AEF_PIXEL_M - 1e-9)))
+
+    def aef_transform(self) -> list[float]:
+        """Affine coefficients of the site's 10 m embedding tile."""
+        return [AEF_PIXEL_M, 0.0, self.west, 0.0, -AEF_PIXEL_M, self.north]
+
+
 def cell_geometry(size: int, resolution_m: float) -> tuple[int, int]:
     """(cell_px, offset_px) for a scene: margin of 10% of the extent + 30 m, in whole pixels."""
     margin_m = 0.1 * size * resolution_m + 30.0
@@ -133,43 +162,56 @@ def cell_geometry(size: int, resolution_m: float) -> tuple[int, int]:
     return size + 2 * offset_px, offset_px
 
 
-def place_footprints(n: int, size: int, resolution_m: float, rng: np.random.Generator,
-                     region: tuple[float, float, float, float] = DEFAULT_REGION) -> list[SceneFootprint]:
-    """Place ``n`` non-overlapping scene cells inside ``region`` (WGS84 lon/lat box).
+def place_scenes(n: int, size: int, resolution_m: float, rng: np.random.Generator,
+                 region: tuple[float, float, float, float] = DEFAULT_REGION,
+                 site_cells: int = SITE_CELLS) -> tuple[list[Site], list[SceneFootprint]]:
+    """Place ``n`` scenes in non-overlapping sites inside ``region`` (WGS84 lon/lat box).
 
-    Scenes alternate between the region's western and eastern halves, which straddle a UTM
-    zone border in the default region, so the world spans two zones.
+    There are ``max(min(n, 2), ceil(n / site_cells²))`` sites; scene i goes to site
+    ``i % n_sites``, filling its cells row by row. Sites alternate between the region's western
+    and eastern halves, which straddle a UTM zone border in the default region.
     """
     lon_min, lat_min, lon_max, lat_max = region
     if not (lon_min < lon_max and lat_min < lat_max):
         raise SarvlmError(f"region {region}: expected lon_min < lon_max and lat_min < lat_max")
     cell_px, offset_px = cell_geometry(size, resolution_m)
     cell_m = cell_px * resolution_m
+    n_sites = max(min(n, 2), int(math.ceil(n / site_cells**2)))
+    per_site = [len(range(s, n, n_sites)) for s in range(n_sites)]
     lon_mid = (lon_min + lon_max) / 2
-    border = math.floor((lon_mid + 180) / 6) * 6 - 180  # nearest zone border at or west of the middle
+    border = math.floor((lon_mid + 180) / 6) * 6 - 180  # zone border at or west of the middle
     if lon_min < border < lon_max:
         lon_mid = float(border)
     halves = [(lon_min, lon_mid), (lon_mid, lon_max)]
-    placed: list[SceneFootprint] = []
-    centers: list[tuple[float, float]] = []  # lon/lat of placed cell centres, for overlap rejection
-    min_sep_deg = 1.5 * cell_m / 111_000.0  # > cell diagonal at these latitudes after cos(lat) below
-    for i in range(n):
-        lo, hi = halves[i % 2]
-        for _attempt in range(1000):
+    site_m = site_cells * cell_m
+    min_sep_deg = 1.5 * site_m / 111_000.0  # > site diagonal, in degrees of latitude
+    sites: list[Site] = []
+    centers: list[tuple[float, float]] = []
+    for s_idx in range(n_sites):
+        lo, hi = halves[s_idx % 2]
+        for _attempt in range(2000):
             lon = float(rng.uniform(lo, hi))
             lat = float(rng.uniform(lat_min, lat_max))
             coslat = math.cos(math.radians(lat))
             if all(math.hypot((lon - cl) * coslat, lat - ca) > min_sep_deg for cl, ca in centers):
                 break
         else:
-            raise SarvlmError(f"region {region}: too small for {n} scenes of {cell_m:.0f} m cells")
+            raise SarvlmError(f"region {region}: too small for {n} scenes in sites of {site_m:.0f} m")
         north = lat >= 0
         zone = utm_zone(lon)
         x, y = _transformer(utm_epsg(zone, north), False).transform(lon, lat)
-        # Cell corner on the 10 m AlphaEarth grid.
-        west = math.floor((x - cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
-        top = math.ceil((y + cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
-        placed.append(SceneFootprint(zone=zone, north=north, cell_west=float(west), cell_north=float(top),
-                                     cell_px=cell_px, offset_px=offset_px, size=size, resolution_m=resolution_m))
+        k = per_site[s_idx]
+        rows, cols = int(math.ceil(k / site_cells)), min(k, site_cells)
+        west = math.floor((x - cols * cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
+        top = math.ceil((y + rows * cell_m / 2) / AEF_PIXEL_M) * AEF_PIXEL_M
+        sites.append(Site(s_idx, zone, north, float(west), float(top), rows, cols, cell_m))
         centers.append((lon, lat))
-    return placed
+    footprints = []
+    for i in range(n):
+        site = sites[i % n_sites]
+        row, col = divmod(i // n_sites, site_cells)
+        footprints.append(SceneFootprint(zone=site.zone, north=site.north_hemisphere,
+                                         cell_west=round(site.west + col * cell_m, 6), cell_north=round(site.north - row * cell_m, 6),
+                                         cell_px=cell_px, offset_px=offset_px, size=size,
+                                         resolution_m=resolution_m, site=site.index, slot=(row, col)))
+    return sites, footprints

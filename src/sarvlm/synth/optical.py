@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from sarvlm.synth.landcover import BARE, FARMLAND, FOREST, GRASSLAND, URBAN, WATER, Layout, parcel_crops
+from sarvlm.synth.embedding_field import crop_in_cell
+from sarvlm.synth.landcover import BARE, FARMLAND, FOREST, GRASSLAND, URBAN, WATER, Layout
 from sarvlm.synth.noise import smooth_noise
 from sarvlm.synth.shapes import paint
 from sarvlm.synth.targets import PlacedTarget
@@ -28,9 +29,12 @@ CROP_RGB = np.array([(196, 170, 92), (96, 146, 58), (120, 160, 95), (150, 118, 8
 ROOF_RGB = np.array([(172, 92, 72), (192, 190, 184), (128, 130, 136), (158, 150, 160)], dtype=np.float32)
 
 
-def render_optical(layout: Layout, targets: list[PlacedTarget], year: int, world_key: int,
+def render_optical(layout: Layout, targets: list[PlacedTarget], year: int, cell_key: int,
                    rng: np.random.Generator) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of the scene window ``layout`` with its ``targets``."""
+    """(H, W, 3) uint8 RGB of the scene window ``layout`` with its ``targets``.
+
+    ``cell_key`` is the key the embedding field uses for the cell, so both agree on the crops.
+    """
     cls = layout.classes
     h, w = cls.shape
     res = layout.resolution_m
@@ -47,7 +51,7 @@ def render_optical(layout: Layout, targets: list[PlacedTarget], year: int, world
 
     farm = cls == FARMLAND
     if farm.any():
-        crops = parcel_crops(layout.parcels[farm], world_key, year)
+        crops = crop_in_cell(layout, cell_key, year)[farm]
         img[farm] = CROP_RGB[crops] + 6.0 * tex[farm]
 
     bare = cls == BARE

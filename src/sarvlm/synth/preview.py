@@ -11,6 +11,7 @@ from sarvlm.io.atomic import atomic_path
 from sarvlm.synth.landcover import CLASSES
 
 if TYPE_CHECKING:
+    from sarvlm.synth.footprint import Site
     from sarvlm.synth.world import Scene
 
 CLASS_COLOURS = ["#2b6cb0", "#e53e3e", "#ecc94b", "#68d391", "#22543d", "#a0816c"]  # water … bare
@@ -18,11 +19,11 @@ CATEGORY_COLOURS = {"ship": "#ff3b30", "aircraft": "#ffcc00", "oil_tank": "#ff95
                     "harbor": "#34c759", "car": "#5ac8fa"}
 
 
-def render_preview(path: str | Path, scene: Scene) -> Path:
+def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int, np.ndarray]) -> Path:
     """Write a PNG: SAR (dB, boxes; dashed = unannotated clutter), mask, optical, 3 AEF bands.
 
-    The embedding panels show the whole cell at 10 m with the scene footprint outlined, using
-    the three bands that vary most over the cell.
+    The embedding panels show the scene's whole site tile at 10 m (``fields``: year → (64, H, W))
+    with the scene footprint outlined, using the three bands that vary most over the site.
     """
     import matplotlib
 
@@ -33,8 +34,8 @@ def render_preview(path: str | Path, scene: Scene) -> Path:
 
     rec = scene.record
     fp = scene.footprint
-    field = scene.aef[rec.year] if rec.year in scene.aef else next(iter(scene.aef.values()))
-    bands = np.argsort(-field.reshape(64, -1).var(axis=1))[:3]
+    field = fields[rec.year] if rec.year in fields else next(iter(fields.values()))
+    bands = np.argsort(-np.nanvar(field.reshape(64, -1), axis=1))[:3]
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 8.6))
     ax = axes[0, 0]
@@ -65,14 +66,14 @@ def render_preview(path: str | Path, scene: Scene) -> Path:
         ax.set_title("paired optical rendering", fontsize=9)
     else:
         ax.text(0.5, 0.5, "optical disabled", ha="center", va="center")
-    # Footprint of the scene inside the cell's 10 m grid.
-    scale = fp.resolution_m / 10.0
-    off = fp.offset_px * scale
-    side = fp.size * scale
+    # Footprint of the scene inside the site's 10 m grid.
+    x0 = (fp.scene_west - site.west) / 10.0
+    y0 = (site.north - fp.scene_north) / 10.0
+    side = fp.size * fp.resolution_m / 10.0
     for ax, b in zip(axes[1], bands, strict=True):
         im = ax.imshow(field[b], cmap="viridis", interpolation="nearest")
-        ax.add_patch(Rectangle((off - 0.5, off - 0.5), side, side, fill=False, ec="w", lw=1.0))
-        ax.set_title(f"embedding band A{b:02d} ({rec.year}, 10 m, cell)", fontsize=9)
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), side, side, fill=False, ec="w", lw=1.0))
+        ax.set_title(f"embedding band A{b:02d} ({rec.year}, 10 m, site tile)", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     for ax in axes.ravel():
         ax.set_xticks([])

@@ -52,22 +52,20 @@ def polygon_mask(poly_xy: np.ndarray, height: int, width: int) -> tuple[np.ndarr
     y1 = min(int(math.ceil(poly_xy[:, 1].max())), height)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), dtype=bool), (y0, x0)
-    cols = np.arange(x0, x1) + 0.5
-    rows = np.arange(y0, y1) + 0.5
-    cc, rr = np.meshgrid(cols, rows)
-    inside = MplPath(poly_xy).contains_points(np.stack([cc.ravel(), rr.ravel()], axis=1))
+    nr, nc = y1 - y0, x1 - x0
+    pts = np.empty((nr * nc, 2), dtype=np.float64)
+    pts[:, 0] = np.tile(np.arange(x0, x1) + 0.5, nr)
+    pts[:, 1] = np.repeat(np.arange(y0, y1) + 0.5, nc)
+    inside = MplPath(poly_xy).contains_points(pts)
     return inside.reshape(y1 - y0, x1 - x0), (y0, x0)
 
 
-def paint(canvas: np.ndarray, poly_xy: np.ndarray, value: float | Sequence[float]) -> np.ndarray:
-    """Set ``canvas`` (H, W) or (H, W, C) to ``value`` inside the polygon; return the full-size mask."""
+def paint(canvas: np.ndarray, poly_xy: np.ndarray, value: float | Sequence[float]) -> None:
+    """Set ``canvas`` (H, W) or (H, W, C) to ``value`` at the pixels whose centres the polygon covers."""
     h, w = canvas.shape[:2]
     sub, (r0, c0) = polygon_mask(poly_xy, h, w)
-    full = np.zeros((h, w), dtype=bool)
     if sub.size:
-        full[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]] = sub
-        canvas[full] = value
-    return full
+        canvas[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]][sub] = value
 
 
 def mask_box(mask: np.ndarray) -> list[float] | None:

@@ -131,6 +131,11 @@ class _Placer:
         for _ in range(attempts):
             r, c = candidates[int(self.rng.integers(len(candidates)))]
             hd = float(self.rng.uniform(0, 2 * math.pi)) if heading is None else heading
+            # Cheap rejections before rasterising: both ends of the axis inside and allowed.
+            ex, ey = math.cos(hd) * 0.45 * shape.length / self.res, math.sin(hd) * 0.45 * shape.length / self.res
+            ends = ((c + 0.5 + ex, r + 0.5 + ey), (c + 0.5 - ex, r + 0.5 - ey))
+            if any(not (1 <= x < self.size - 1 and 1 <= y < self.size - 1) or not allowed[int(y), int(x)] for x, y in ends):
+                continue
             t = _place_shape(shape, (c + 0.5, r + 0.5), hd, self.res, self.size)
             if t is not None and self.fits(t, allowed, margin_px):
                 self.accept(t)

@@ -6,20 +6,23 @@ Layout of ``OUT`` (other stages rely on it)::
     OUT/images/<id>.tif               float32 intensity GeoTIFF, UTM CRS + affine, tags
     OUT/masks/<id>.png                uint8 land-cover class per pixel (keys of CLASSES)
     OUT/optical/<id>.png              RGB rendering of the same scene (unless optical=False)
-    OUT/aef/{year}/{zone}{N|S}/*.tiff AlphaEarth-layout embedding tiles (one per scene cell and year)
+    OUT/aef/{year}/{zone}{N|S}/*.tiff AlphaEarth-layout embedding tiles (one per site and year)
     OUT/aef/aef_index.csv|.parquet    the official tile index
     OUT/world.json                    parameters and counts of the world
     OUT/preview.png                   (preview=True) one scene: SAR, mask, optical, 3 AEF bands
 
-Each scene is drawn from its own random stream ``default_rng([seed, index])``, so the same
-seed gives byte-identical files, and scene i does not depend on how many scenes follow it.
-The directory appears atomically (built in a temporary sibling, then renamed).
+Each scene is drawn from its own random stream ``default_rng([seed, index])`` (its location
+also depends on the number of scenes, through the site layout), so the same seed gives
+byte-identical files. Scenes are generated site by site (one embedding tile per site and
+year needs all its cells) and listed in index order. The directory appears atomically (built
+in a temporary sibling, then renamed).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,9 +36,9 @@ from sarvlm.io.atomic import atomic_dir, atomic_open
 from sarvlm.progress import track
 from sarvlm.synth.backscatter import add_point_scatterers, pick_sea_state, sigma0_map, speckle
 from sarvlm.synth.captions import make_captions
-from sarvlm.synth.embedding_field import embedding_field
-from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, place_footprints
-from sarvlm.synth.landcover import CLASSES, WATER, generate_layout, pick_kind
+from sarvlm.synth.embedding_field import CellLayout, site_embedding_field
+from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, Site, place_scenes
+from sarvlm.synth.landcover import CLASSES, WATER, Layout, generate_layout, pick_kind
 from sarvlm.synth.optical import render_optical
 from sarvlm.synth.shapes import paint
 from sarvlm.synth.targets import place_targets
@@ -109,8 +112,13 @@ def _check(scenes: int, size: int, looks: float, resolution_m: float, years: Seq
     return ys
 
 
-def _tile_offsets(fp: SceneFootprint) -> tuple[int, int]:
-    return int(round((_AEF_NORTH_REF - fp.cell_north) / 10.0)), int(round(fp.cell_west / 10.0))
+def _tile_offsets(site: Site) -> tuple[int, int]:
+    return int(round((_AEF_NORTH_REF - site.north) / 10.0)), int(round(site.west / 10.0))
+
+
+def cell_key(seed: int, index: int) -> int:
+    """Key of scene ``index``'s cell in the crop hash shared by the optical and embedding renderers."""
+    return int(seed) * 1_000_003 + int(index)
 
 
 @dataclass
@@ -121,7 +129,7 @@ class Scene:
     intensity: np.ndarray  # (H, W) float32
     mask: np.ndarray  # (H, W) uint8
     optical: np.ndarray | None  # (H, W, 3) uint8
-    aef: dict[int, np.ndarray]  # year -> (64, n, n) float32 over the cell
+    cell: CellLayout  # the whole cell's land cover, for the site's embedding field
     footprint: SceneFootprint
     clutter: int
 
@@ -149,7 +157,8 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
         points.extend(t.points)
     add_point_scatterers(sigma, points)
     intensity = speckle(sigma, nu, looks, rng)
-    rgb = render_optical(scene, targets, year, int(seed), rng) if optical else None
+    key = cell_key(seed, index)
+    rgb = render_optical(scene, targets, year, key, rng) if optical else None
 
     objects = []
     clutter = []
@@ -181,13 +190,14 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
         landcover=LandCover(mask=f"masks/{sid}.png", classes=dict(CLASSES)), captions=captions,
         source=SENSOR, meta=meta,
     )
-    aef = {y: embedding_field(cell, fp, y, int(seed), scene_seed) for y in years}
-    return Scene(record, intensity, mask, rgb, aef, fp, len(clutter))
+    # Keep only what the embedding field needs of the cell.
+    light = Layout(kind, cell.resolution_m, cell.classes, cell.parcels, cell.buildings[:0, :0], cell.roads[:0, :0],
+                   cell.pavement[:0, :0])
+    return Scene(record, intensity, mask, rgb, CellLayout(fp.slot[0], fp.slot[1], light, key), fp, len(clutter))
 
 
-def _write_scene(root: Path, sc: Scene) -> int:
+def _write_scene(root: Path, sc: Scene) -> None:
     from sarvlm.io.raster import write_raster
-    from sarvlm.priors.aef_layout import quantize_aef, write_aef_tile
 
     rec = sc.record
     tags = {
@@ -195,22 +205,61 @@ def _write_scene(root: Path, sc: Scene) -> int:
         "LOOKS": f"{rec.meta['looks']:g}", "RESOLUTION_M": f"{rec.resolution_m:g}", "ACQUISITION_DATE": rec.date,
         "SCENE_KIND": rec.meta["kind"],
     }
-    write_raster(root / rec.image, sc.intensity, georef=rec.georef, tags=tags, band_descriptions=["VV"])
+    # Speckled float32 barely compresses (-17% with deflate at 10x the write time): store raw.
+    write_raster(root / rec.image, sc.intensity, georef=rec.georef, tags=tags, compress=None, band_descriptions=["VV"])
     write_raster(root / rec.landcover.mask, sc.mask)
     if sc.optical is not None:
         write_raster(root / rec.optical, np.ascontiguousarray(sc.optical.transpose(2, 0, 1)))
-    fp = sc.footprint
-    y_off, x_off = _tile_offsets(fp)
-    for year, field_ in sc.aef.items():
-        write_aef_tile(root / AEF_DIRNAME, year, fp.zone, "N" if fp.north else "S", "sarvlm_synth",
-                       quantize_aef(field_), fp.aef_transform(), offset=(y_off, x_off))
-    return len(sc.aef)
+
+
+def _write_site_tiles(root: Path, site: Site, cells: list[CellLayout], years: Sequence[int],
+                      seed: int) -> dict[int, np.ndarray]:
+    """Write the site's embedding tile for every year; return the fields (year -> (64, H, W))."""
+    from sarvlm.priors.aef_layout import quantize_aef, write_aef_tile
+
+    fields = {}
+    y_off, x_off = _tile_offsets(site)
+    for year in years:
+        field_ = site_embedding_field(site, cells, year, [int(seed), 1 << 29, site.index])
+        write_aef_tile(root / AEF_DIRNAME, year, site.zone, "N" if site.north_hemisphere else "S", "sarvlm_synth",
+                       quantize_aef(field_), site.aef_transform(), offset=(y_off, x_off))
+        fields[year] = field_
+    return fields
+
+
+def _build_site(root: Path, site: Site, indices: Sequence[int], footprints: Sequence[SceneFootprint], seed: int,
+                looks: float, years: Sequence[int], optical: bool, preview: bool) -> list[SampleRecord]:
+    """Generate and write every scene of one site, then the site's embedding tiles.
+
+    Runs in the main process or in a worker; ``preview`` renders scene ``indices[0]``.
+    """
+    records = []
+    cells = []
+    first: Scene | None = None
+    for i, fp in zip(indices, footprints, strict=True):
+        sc = make_scene(i, fp, seed, looks, years, optical)
+        _write_scene(root, sc)
+        records.append(sc.record)
+        cells.append(sc.cell)
+        if preview and first is None:
+            first = sc
+    fields = _write_site_tiles(root, site, cells, years, seed)
+    if first is not None:
+        from sarvlm.synth.preview import render_preview
+
+        render_preview(root / "preview.png", first, site, fields)
+    return records
+
+
+def _default_workers(scenes: int) -> int:
+    # Worker start-up (imports) costs about a second: only worth it for larger worlds.
+    return 1 if scenes < 24 else max(1, min(2, os.cpu_count() or 1))
 
 
 def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int = 256, looks: float = 4.0,
                    resolution_m: float = 2.0, optical: bool = True, years: Sequence[int] = DEFAULT_YEARS,
                    region: tuple[float, float, float, float] = DEFAULT_REGION, overwrite: bool = False,
-                   preview: bool = False) -> WorldSummary:
+                   preview: bool = False, workers: int | None = None) -> WorldSummary:
     """Generate ``scenes`` synthetic SAR scenes with annotations and an AlphaEarth-layout field.
 
     Args:
@@ -222,56 +271,82 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         resolution_m: pixel spacing in metres.
         optical: also render the paired optical PNGs.
         years: acquisition years scenes are drawn from; the embedding field is written for
-            every one of them over every scene cell (so each footprint also has other years).
+            every one of them over every site (so each footprint also has other years).
         region: WGS84 box the scenes are placed in; the default straddles UTM zones 50N/51N.
         overwrite: replace a non-empty ``out_dir``.
         preview: also write ``preview.png`` (scene 0: SAR, mask, optical, 3 embedding bands).
+        workers: processes generating sites in parallel (default: 2 for 24+ scenes on a
+            multi-core machine, else 1). Output bytes do not depend on it.
 
     Returns:
         A :class:`WorldSummary` (also written to ``out_dir/world.json``).
     """
     ys = _check(scenes, size, looks, resolution_m, years)
+    n = int(scenes)
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
+    n_workers = _default_workers(n) if workers is None else int(workers)
     out_dir = Path(out_dir)
-    footprints = place_footprints(int(scenes), int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region)
-    kinds: Counter[str] = Counter()
-    objects: Counter[str] = Counter()
-    fine: Counter[str] = Counter()
-    zones: set[str] = set()
-    clutter = 0
-    tiles = 0
-    records = []
+    sites, footprints = place_scenes(n, int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region)
+    jobs = []
+    for site in sites:
+        idx = list(range(site.index, n, len(sites)))
+        jobs.append((site, idx, [footprints[i] for i in idx], int(seed), float(looks), ys, bool(optical),
+                     bool(preview) and site.index == 0))
+    records: dict[int, SampleRecord] = {}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for d in ("images", "masks", AEF_DIRNAME) + (("optical",) if optical else ()):
             (tmp / d).mkdir()
-        first: Scene | None = None
-        for i in track(range(int(scenes)), description=f"synth: {scenes} scenes", total=int(scenes)):
-            sc = make_scene(i, footprints[i], int(seed), float(looks), ys, optical)
-            tiles += _write_scene(tmp, sc)
-            records.append(sc.record)
-            kinds[sc.record.meta["kind"]] += 1
-            zones.add(sc.footprint.zone_label)
-            clutter += sc.clutter
-            for o in sc.record.objects:
-                objects[o.category] += 1
-                if o.fine_category:
-                    fine[f"{o.category}/{o.fine_category}"] += 1
-            if i == 0 and preview:
-                first = sc
-        write_samples(tmp / "samples.jsonl", records)
+
+        def per_scene(results):
+            for recs in results:
+                for rec in recs:
+                    records[int(rec.id.rsplit("_", 1)[1])] = rec
+                    yield rec
+
+        if n_workers == 1:
+            results = (_build_site(tmp, *job) for job in jobs)
+            for _ in track(per_scene(results), description=f"synth: {n} scenes", total=n):
+                pass
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the caller may hold threads (torch, rich) that fork would copy mid-state.
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_build_site, tmp, *job) for job in jobs]
+                results = (f.result() for f in futures)
+                for _ in track(per_scene(results), description=f"synth: {n} scenes ({n_workers} workers)", total=n):
+                    pass
+        ordered = [records[i] for i in range(n)]
+        write_samples(tmp / "samples.jsonl", ordered)
         from sarvlm.priors.aef_layout import write_aef_index
 
         write_aef_index(tmp / AEF_DIRNAME)
-        summary = WorldSummary(out_dir=out_dir, scenes=int(scenes), seed=int(seed), size=int(size),
-                               resolution_m=float(resolution_m), looks=float(looks), years=ys,
-                               zones=sorted(zones), kinds=dict(sorted(kinds.items())),
-                               objects=dict(sorted(objects.items())), fine_objects=dict(sorted(fine.items())),
-                               clutter=clutter, aef_tiles=tiles, optical=bool(optical),
-                               extra={"region": list(region)})
+        summary = _summarise(out_dir, ordered, sites, len(sites) * len(ys), int(seed), int(size), float(resolution_m),
+                             float(looks), ys, bool(optical), region)
         with atomic_open(tmp / "world.json") as fh:
             json.dump(summary.to_dict(), fh, indent=2, sort_keys=False)
             fh.write("\n")
-        if first is not None:
-            from sarvlm.synth.preview import render_preview
-
-            render_preview(tmp / "preview.png", first)
     return summary
+
+
+def _summarise(out_dir: Path, records: Sequence[SampleRecord], sites: Sequence[Site], tiles: int, seed: int, size: int,
+               resolution_m: float, looks: float, years: list[int], optical: bool,
+               region: tuple[float, float, float, float]) -> WorldSummary:
+    kinds: Counter[str] = Counter()
+    objects: Counter[str] = Counter()
+    fine: Counter[str] = Counter()
+    clutter = 0
+    for rec in records:
+        kinds[rec.meta["kind"]] += 1
+        clutter += len(rec.meta.get("clutter", []))
+        for o in rec.objects:
+            objects[o.category] += 1
+            if o.fine_category:
+                fine[f"{o.category}/{o.fine_category}"] += 1
+    return WorldSummary(out_dir=out_dir, scenes=len(records), seed=seed, size=size, resolution_m=resolution_m,
+                        looks=looks, years=years, zones=sorted({s.zone_label for s in sites}),
+                        kinds=dict(sorted(kinds.items())), objects=dict(sorted(objects.items())),
+                        fine_objects=dict(sorted(fine.items())), clutter=clutter, aef_tiles=tiles, optical=optical,
+                        extra={"sites": len(sites), "region": list(region)})
