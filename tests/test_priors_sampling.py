@@ -137,13 +137,21 @@ def test_csv_index_without_polygons_gives_same_vectors(tmp_path, world):
     np.testing.assert_array_equal(a.valid, b.valid)
 
 
-def test_sparse_nodes_read_per_block(world):
+def test_block_cache_windows_and_strips_agree(world):
     root, _ = world
-    dense = open_source(f"aef-cog:{root}")
-    sparse = open_source(f"aef-cog:{root}", max_window_pixels=4)  # forces per-block windows
-    a = sample_grid(dense, BBOX, 2020, 8, 8, 400, 200)
-    b = sample_grid(sparse, BBOX, 2020, 8, 8, 400, 200)
-    np.testing.assert_array_equal(a.vectors, b.vectors)
+    cached = open_source(f"aef-cog:{root}")  # decoded-block LRU (default)
+    window = open_source(f"aef-cog:{root}", block_cache_mb=0, max_window_pixels=10**9)  # one window per tile
+    strips = open_source(f"aef-cog:{root}", block_cache_mb=0, max_window_pixels=4)  # strips around node rows
+    tiny = open_source(f"aef-cog:{root}", block_cache_mb=0.001)  # evicts on every block
+    a = sample_grid(cached, BBOX, 2020, 8, 8, 400, 200)
+    for other in (window, strips, tiny):
+        b = sample_grid(other, BBOX, 2020, 8, 8, 400, 200)
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        np.testing.assert_array_equal(a.valid, b.valid)
+    reads = cached.block_reads
+    sample_grid(cached, BBOX, 2020, 8, 8, 400, 200)
+    assert reads > 0 and cached.block_reads == reads  # second pass served from the cache
+    assert len(tiny._blocks) == 1
 
 
 @pytest.mark.parametrize(
