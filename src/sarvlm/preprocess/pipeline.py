@@ -1,0 +1,513 @@
+"""The configured preprocessing chain over sample records (``sarvlm preprocess``).
+
+Per image (or per SRC tile of it, read window by window):
+
+    read -> complex to intensity -> input quantity to intensity -> polarisation / dual-pol composite
+         -> speckle filter (on intensity; no-data filled for the filter and restored after)
+         -> output quantity (intensity | amplitude | dB) -> log + percentile stretch -> uint8
+         -> write (PNG for uint8, GeoTIFF float32 otherwise, with the georeference) + sample record
+
+Then, optionally, GLCM + KNN quality screening of all outputs, dropping low-information tiles with
+a reason each (``screening.jsonl``). The output directory appears atomically with ``images/``,
+``samples.jsonl`` (written last), ``preprocess.json`` (configuration and counts) and preview plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sarvlm.data.record import LandCover, SampleRecord, read_samples, write_samples
+from sarvlm.errors import SarvlmError
+from sarvlm.preprocess.contrast import stretch as stretch_image
+from sarvlm.preprocess.conversions import convert, to_intensity
+from sarvlm.preprocess.polarization import DUAL_PAIRS, dual_pol_composite, normalize_polarization, select_polarization
+from sarvlm.preprocess.quantize import quantize_uint8
+from sarvlm.preprocess.speckle import boxcar, check_window, lee, refined_lee
+from sarvlm.preprocess.tiling import (
+    EdgeMode,
+    PixelModeWarning,
+    TilePlan,
+    TileSpec,
+    plan_tiles,
+    read_tile,
+    tile_id,
+    tile_record,
+)
+
+FilterName = Literal["refined-lee", "lee", "boxcar", "none"]
+FILTERS = ("refined-lee", "lee", "boxcar", "none")
+INPUT_KINDS = ("auto", "intensity", "amplitude", "db")
+OUTPUT_KINDS = ("intensity", "amplitude", "db")
+
+
+@dataclass
+class PreprocessConfig:
+    """Every step of the chain; the defaults leave pixels as they are (float32 intensity GeoTIFF)."""
+
+    pol: str | None = None  # keep one polarisation (HH/HV/VH/VV)
+    composite: Literal["dual"] | None = None  # 3-channel (co, cross, mean) composite
+    input: str = "auto"  # what the pixels are: auto (complex -> intensity, else tag/meta 'quantity', else intensity)
+    to: str = "intensity"  # output quantity before stretch/quantisation
+    filter: str = "none"
+    window: int = 7
+    looks: float = 1.0
+    stretch: bool = False  # log (unless already dB) + linear percentile stretch to 0..1
+    stretch_low: float = 2.0
+    stretch_high: float = 98.0
+    uint8: bool = False  # quantise to uint8 (PNG output)
+    clip_low: float = 0.5  # percentile thresholds of the uint8 quantisation (when not stretched)
+    clip_high: float = 99.5
+    tile_m: float | None = None  # SRC tile size in metres
+    target_res_m: float | None = None  # resample tiles to this pixel size
+    edge: EdgeMode = "shift"
+    min_visible: float = 0.5  # keep a clipped object when this fraction of its box is inside the tile
+    screen: bool = False
+    screen_k: int = 5
+    screen_low_quantile: float = 0.1
+    screen_max_nodata: float = 0.5
+    format: Literal["auto", "png", "tif"] = "auto"
+    overwrite: bool = False
+    plots: bool = True
+
+    def validate(self) -> PreprocessConfig:
+        """Check option values; raises SarvlmError naming the option."""
+        if self.pol is not None:
+            self.pol = normalize_polarization(self.pol)
+        if self.composite not in (None, "dual"):
+            raise SarvlmError(f"composite: only 'dual' is supported, got {self.composite!r}")
+        if self.pol and self.composite:
+            raise SarvlmError("pol/composite: choose one polarisation or the dual-pol composite, not both")
+        for name, value, allowed in (("input", self.input, INPUT_KINDS), ("to", self.to, OUTPUT_KINDS),
+                                     ("filter", self.filter, FILTERS), ("format", self.format, ("auto", "png", "tif"))):
+            if value not in allowed:
+                raise SarvlmError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+        if self.filter != "none":
+            check_window(self.window)
+            if not (isinstance(self.looks, (int, float)) and math.isfinite(self.looks) and self.looks > 0):
+                raise SarvlmError(f"looks: must be a positive number, got {self.looks}")
+        for name, lo, hi in (("stretch", self.stretch_low, self.stretch_high), ("clip", self.clip_low, self.clip_high)):
+            if not 0 <= lo < hi <= 100:
+                raise SarvlmError(f"{name} percentiles: need 0 <= low < high <= 100, got {lo}, {hi}")
+        if self.format == "png" and not self.uint8:
+            raise SarvlmError("format: PNG output needs --uint8 (PNG holds 8-bit pixels)")
+        if self.target_res_m is not None and self.tile_m is None:
+            raise SarvlmError("target_res_m: resampling applies to SRC tiles: give tile_m too")
+        if not 0 < self.min_visible <= 1:
+            raise SarvlmError(f"min_visible: must be in (0, 1], got {self.min_visible}")
+        return self
+
+    @property
+    def suffix(self) -> str:
+        if self.format == "auto":
+            return ".png" if self.uint8 else ".tif"
+        return "." + self.format
+
+
+@dataclass
+class _Counts:
+    scenes: int = 0
+    outputs: int = 0
+    tiles_nodata: int = 0
+    objects_clipped: int = 0
+    objects_dropped: int = 0
+    screened_out: int = 0
+    pixel_mode_scenes: int = 0
+    scenes_too_small: list[str] = field(default_factory=list)
+
+
+def _band_names(record: SampleRecord, info: Any) -> list[str]:
+    if record.polarizations and len(record.polarizations) == info.count:
+        return list(record.polarizations)
+    names = [(d or "").strip().upper() for d in info.band_descriptions]
+    if len(names) == info.count and all(n in ("HH", "HV", "VH", "VV") for n in names):
+        return names
+    return list(record.polarizations) if info.count == 1 and len(record.polarizations) == 1 else []
+
+
+def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> str:
+    if info.is_complex:
+        return "complex"
+    if config.input != "auto":
+        return config.input
+    for value in (record.meta.get("quantity"), info.tags.get("quantity"), info.tags.get("QUANTITY")):
+        if isinstance(value, str) and value.lower() in OUTPUT_KINDS:
+            return value.lower()
+    return "intensity"
+
+
+def _bands_to_read(config: PreprocessConfig, names: list[str], count: int, where: str) -> list[int]:
+    if config.pol:
+        if not names and count == 1:
+            return [1]
+        select_polarization(np.zeros((len(names) or count, 1, 1)), names, config.pol, where)  # validates
+        return [names.index(config.pol) + 1]
+    return list(range(1, count + 1))
+
+
+def _filter(intensity: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    if config.filter == "none":
+        return intensity
+    out = np.empty_like(intensity, dtype=np.float32)
+    for b, band in enumerate(intensity):
+        invalid = ~np.isfinite(band)
+        if invalid.all():
+            out[b] = band
+            continue
+        filled = np.where(invalid, np.float32(np.median(band[~invalid])), band) if invalid.any() else band
+        if config.filter == "refined-lee":
+            res = refined_lee(filled, config.window, config.looks)
+        elif config.filter == "lee":
+            res = lee(filled, config.window, config.looks)
+        else:
+            res = boxcar(filled, config.window)
+        res[invalid] = np.nan
+        out[b] = res
+    return out
+
+
+def process_pixels(data: np.ndarray, config: PreprocessConfig, kind: str, names: list[str], nodata: float | None,
+                   crop: tuple[int, int, int, int] = (0, 0, 0, 0), where: str = "image") -> np.ndarray | None:
+    """Run the pixel steps on ``(bands, H, W)`` read pixels (plus a halo given by ``crop``).
+
+    Returns float32 ``(C, h, w)`` (NaN = no data), uint8 when ``config.uint8``, or ``None`` when no
+    pixel of the (cropped) result is valid.
+    """
+    if kind == "complex":
+        x = to_intensity(data, "complex")
+    else:
+        x = data.astype(np.float32)
+        if nodata is not None and not np.isnan(nodata):
+            x[data == nodata] = np.nan
+        x[~np.isfinite(x)] = np.nan
+        x = to_intensity(x, kind) if kind != "intensity" else x
+    if config.composite == "dual":
+        x = dual_pol_composite(x, names, where=where)
+    top, bottom, left, right = crop
+    inner = (slice(None), slice(top, x.shape[1] - bottom), slice(left, x.shape[2] - right))
+    if not np.isfinite(x[inner]).any():
+        return None
+    x = _filter(x, config)[inner]
+    if config.to != "intensity":
+        x = convert(x, "intensity", config.to)
+    if config.stretch:
+        x = stretch_image(x, config.stretch_low, config.stretch_high, log=config.to != "db", where=where)
+    if config.uint8:
+        if config.stretch:
+            return quantize_uint8(x, vmin=0.0, vmax=1.0, where=where)
+        return quantize_uint8(x, config.clip_low, config.clip_high, log=config.to != "db", where=where)
+    return x.astype(np.float32, copy=False)
+
+
+def _render_u8(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 view of an output (for screening features and previews) and its valid mask."""
+    if pixels.dtype == np.uint8:
+        return pixels[0], np.ones(pixels.shape[1:], bool)
+    band = pixels[0]
+    valid = np.isfinite(band)
+    if not valid.any():
+        return np.zeros(band.shape, np.uint8), valid
+    positive = bool(np.nanmin(band) >= 0)
+    return quantize_uint8(band, 1, 99, log=positive and bool((band[valid] > 0).any())), valid
+
+
+def _safe_name(record_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record_id)
+
+
+def _whole_image(width: int, height: int) -> TileSpec:
+    return TileSpec(row=0, col=0, col_off=0, row_off=0, src_width=width, src_height=height, width=width, height=height)
+
+
+class _Preprocessor:
+    def __init__(self, config: PreprocessConfig, out_dir: Path, base_dir: Path):
+        self.config, self.out, self.base = config, out_dir, base_dir
+        self.counts = _Counts()
+        self.records: list[SampleRecord] = []
+        self.features: list[dict[str, float]] = []
+        self.previews: list[tuple[str, np.ndarray, np.ndarray]] = []
+        (out_dir / "images").mkdir(parents=True, exist_ok=True)
+
+    def _write(self, rel: str, pixels: np.ndarray, georef: Any, tags: dict[str, Any]) -> None:
+        from sarvlm.io.raster import write_raster
+
+        write_raster(self.out / rel, pixels, georef=georef if rel.endswith(".tif") else None, tags=tags)
+
+    def process(self, record: SampleRecord) -> None:
+        from sarvlm.io.raster import open_raster, raster_info
+
+        cfg = self.config
+        path = record.image_path(self.base)
+        info = raster_info(path)
+        where = str(path)
+        if (info.width, info.height) != (record.width, record.height):
+            raise SarvlmError(f"record {record.id!r}: width/height {record.width}x{record.height} do not match "
+                              f"{path} ({info.width}x{info.height})")
+        georef = record.georef or info.georef
+        names = _band_names(record, info)
+        bands = _bands_to_read(cfg, names, info.count, where)
+        kind = _input_kind(cfg, record, info)
+        if cfg.composite == "dual":
+            dual_pol_composite(np.zeros((len(names) or info.count, 1, 1)), names, where=where)  # fail early
+        if cfg.tile_m is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PixelModeWarning)
+                plan = plan_tiles(info.width, info.height, cfg.tile_m, georef=georef, resolution_m=record.resolution_m,
+                                  target_res_m=cfg.target_res_m, edge=cfg.edge, where=where)
+            for w in caught:
+                warnings.warn(str(w.message), PixelModeWarning, stacklevel=2)
+            self.counts.pixel_mode_scenes += plan.pixel_mode
+            if not plan.tiles:
+                self.counts.scenes_too_small.append(record.id)
+                self.counts.scenes += 1
+                return
+        else:
+            plan = TilePlan(tiles=(_whole_image(info.width, info.height),), spacing_m=(0.0, 0.0),
+                            out_resolution_m=record.resolution_m, pixel_mode=False)
+        halo = cfg.window // 2 if cfg.filter != "none" and cfg.tile_m is not None else 0
+        if cfg.pol:
+            pols = [cfg.pol]
+        elif cfg.composite == "dual":
+            pols = next([a, b] for a, b in DUAL_PAIRS if a in names and b in names)
+        else:
+            pols = names
+        any_valid = False
+        with open_raster(path) as ds:
+            for spec in plan.tiles:
+                try:
+                    if cfg.tile_m is None:
+                        data = ds.read(bands, out_dtype="complex64" if info.dtype == "complex_int16" else None)
+                        crop = (0, 0, 0, 0)
+                    else:
+                        data, crop = read_tile(ds, spec, bands, halo)
+                except Exception as exc:  # rasterio raises several types for damaged files
+                    raise SarvlmError(f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})") from None
+                pixels = process_pixels(data, cfg, kind, names, info.nodata, crop, where)
+                if pixels is None:
+                    self.counts.tiles_nodata += 1
+                    continue
+                any_valid = True
+                self._emit(record, spec, plan, pixels, georef, pols, info)
+        if not any_valid:
+            raise SarvlmError(f"{path}: all pixels are NaN, infinite or no-data")
+        self.counts.scenes += 1
+
+    def _emit(self, record: SampleRecord, spec: TileSpec, plan: TilePlan, pixels: np.ndarray, georef: Any,
+              pols: list[str], info: Any) -> None:
+        cfg = self.config
+        tiled = cfg.tile_m is not None
+        rid = tile_id(record.id, spec) if tiled else record.id
+        rel = f"images/{_safe_name(rid)}{cfg.suffix}"
+        if tiled:
+            rec = tile_record(record, spec, plan, rel, georef, cfg.min_visible)
+            self.counts.objects_clipped += rec.meta["tile"]["objects_clipped"]
+            self.counts.objects_dropped += rec.meta["tile"]["objects_dropped"]
+            rec = self._tile_side_files(record, rec, spec, info)
+        else:
+            rec = record.model_copy(update={"image": rel, "georef": georef})
+            rec = self._copy_side_files(record, rec)
+        steps = self._steps()
+        rec = rec.model_copy(update={"polarizations": pols, "meta": {**rec.meta, "preprocess": steps}})
+        tags = {"sarvlm_source": record.id, "sarvlm_steps": json.dumps(steps, sort_keys=True),
+                "quantity": "uint8" if pixels.dtype == np.uint8 else ("stretched" if cfg.stretch else cfg.to)}
+        self._write(rel, pixels, rec.georef, tags)
+        self.records.append(rec)
+        self.counts.outputs += 1
+        if cfg.screen or (cfg.plots and len(self.previews) < 4):
+            u8, valid = _render_u8(pixels)
+            if cfg.screen:
+                from sarvlm.preprocess.quality import tile_features
+
+                self.features.append(tile_features(u8, valid))
+            if cfg.plots and len(self.previews) < 4:
+                self.previews.append((rec.id, u8, valid))
+
+    def _steps(self) -> dict[str, Any]:
+        cfg = self.config
+        steps: dict[str, Any] = {"input": cfg.input}
+        if cfg.pol:
+            steps["pol"] = cfg.pol
+        if cfg.composite:
+            steps["composite"] = cfg.composite
+        if cfg.filter != "none":
+            steps["filter"] = {"name": cfg.filter, "window": cfg.window, "looks": cfg.looks}
+        steps["to"] = cfg.to
+        if cfg.stretch:
+            steps["stretch"] = [cfg.stretch_low, cfg.stretch_high]
+        if cfg.uint8:
+            steps["uint8"] = "stretched" if cfg.stretch else [cfg.clip_low, cfg.clip_high]
+        if cfg.tile_m is not None:
+            steps["tile_m"] = cfg.tile_m
+            if cfg.target_res_m is not None:
+                steps["target_res_m"] = cfg.target_res_m
+        return steps
+
+    def _copy_side_files(self, record: SampleRecord, rec: SampleRecord) -> SampleRecord:
+        """Carry the mask and optical image along (paths are relative to the samples file)."""
+        update: dict[str, Any] = {}
+        for key, sub in (("optical", "optical"), ("landcover", "masks")):
+            value = getattr(record, key)
+            if value is None:
+                continue
+            rel = value.mask if key == "landcover" else value
+            src = (self.base / rel).resolve()
+            if not src.is_file():
+                raise SarvlmError(f"record {record.id!r}: {key}: {src}: no such file")
+            dst_rel = f"{sub}/{_safe_name(record.id)}{src.suffix.lower()}"
+            (self.out / sub).mkdir(exist_ok=True)
+            shutil.copyfile(src, self.out / dst_rel)
+            update[key] = LandCover(mask=dst_rel, classes=value.classes) if key == "landcover" else dst_rel
+        return rec.model_copy(update=update)
+
+    def _tile_side_files(self, record: SampleRecord, rec: SampleRecord, spec: TileSpec, info: Any) -> SampleRecord:
+        """Cut the land-cover mask (nearest) and the optical image (average) like the SAR tile, when
+        they share the SAR image's pixel grid."""
+        from sarvlm.io.raster import open_raster, raster_info, write_raster
+
+        update: dict[str, Any] = {}
+        for key, sub, method in (("landcover", "masks", "nearest"), ("optical", "optical", "average")):
+            value = getattr(record, key)
+            if value is None:
+                continue
+            rel = value.mask if key == "landcover" else value
+            src = (self.base / rel).resolve()
+            side = raster_info(src)
+            if (side.width, side.height) != (info.width, info.height):
+                continue  # a different pixel grid: not cut (the tile record omits it)
+            with open_raster(src) as ds:
+                data, _ = read_tile(ds, spec, None, 0, resampling="nearest" if key == "landcover" else None if
+                                    spec.width < spec.src_width else "bilinear")
+            if data.dtype != np.uint8 and key == "optical":
+                data = quantize_uint8(data, 0.5, 99.5)
+            dst_rel = f"{sub}/{_safe_name(rec.id)}.png"
+            write_raster(self.out / dst_rel, data.astype(np.uint8) if key == "landcover" else data)
+            update[key] = LandCover(mask=dst_rel, classes=value.classes) if key == "landcover" else dst_rel
+        return rec.model_copy(update=update)
+
+    def screen(self) -> list[dict[str, Any]]:
+        """Run quality screening; drop screened-out outputs; return the dropped entries."""
+        from sarvlm.preprocess.quality import screen_tiles
+
+        cfg = self.config
+        decisions = screen_tiles(self.features, k=cfg.screen_k, low_quantile=cfg.screen_low_quantile,
+                                 max_nodata=cfg.screen_max_nodata)
+        kept, dropped = [], []
+        for rec, feats, dec in zip(self.records, self.features, decisions):
+            if dec.keep:
+                kept.append(rec.model_copy(update={"meta": {**rec.meta, "quality": {"score": round(dec.score, 4)}}}))
+                continue
+            for rel in (rec.image, rec.optical, rec.landcover.mask if rec.landcover else None):
+                if rel:
+                    (self.out / rel).unlink(missing_ok=True)
+            dropped.append({"id": rec.id, "image": rec.image, "reason": dec.reason, "score": round(dec.score, 4),
+                            "features": {k: round(v, 5) for k, v in feats.items()}})
+        self.counts.screened_out = len(dropped)
+        self.screen_decisions = decisions
+        self.records = kept
+        return dropped
+
+
+def _plots(pre: _Preprocessor) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sarvlm.io.atomic import atomic_path
+
+    if pre.previews:
+        fig, axes = plt.subplots(1, len(pre.previews), figsize=(3.2 * len(pre.previews), 3.4), squeeze=False)
+        for ax, (rid, u8, _) in zip(axes[0], pre.previews):
+            ax.imshow(u8, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_title(rid, fontsize=8)
+            ax.axis("off")
+        fig.suptitle("sarvlm preprocess: first outputs", fontsize=10)
+        fig.tight_layout()
+        with atomic_path(pre.out / "preview.png") as tmp:
+            fig.savefig(tmp, dpi=90, metadata={"Software": None})
+        plt.close(fig)
+    if pre.config.screen and pre.features:
+        decisions = pre.screen_decisions
+        ent = [f["glcm_entropy"] for f in pre.features]
+        rng = [f["dynamic_range"] for f in pre.features]
+        keep = np.array([d.keep for d in decisions])
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.scatter(np.array(ent)[keep], np.array(rng)[keep], s=12, c="tab:blue", label=f"kept ({keep.sum()})")
+        ax.scatter(np.array(ent)[~keep], np.array(rng)[~keep], s=18, c="tab:red", marker="x", label=f"dropped ({(~keep).sum()})")
+        ax.set_xlabel("GLCM entropy (bits)")
+        ax.set_ylabel("dynamic range p1-p99 (grey levels)")
+        ax.set_title("quality screening")
+        ax.legend()
+        fig.tight_layout()
+        with atomic_path(pre.out / "screening.png") as tmp:
+            fig.savefig(tmp, dpi=90, metadata={"Software": None})
+        plt.close(fig)
+
+
+def _run(records: list[SampleRecord], base_dir: Path, out_dir: Path, config: PreprocessConfig) -> Path:
+    from sarvlm.io.atomic import atomic_dir, atomic_open
+    from sarvlm.progress import track
+
+    config.validate()
+    seen: set[str] = set()
+    for rec in records:
+        if rec.id in seen:
+            raise SarvlmError(f"record {rec.id!r}: duplicate id")
+        seen.add(rec.id)
+    with atomic_dir(out_dir, overwrite=config.overwrite) as tmp:
+        pre = _Preprocessor(config, tmp, base_dir)
+        for rec in track(records, "preprocess", total=len(records)):
+            pre.process(rec)
+        dropped = pre.screen() if config.screen else []
+        if config.screen:
+            with atomic_open(tmp / "screening.jsonl") as fh:
+                for entry in dropped:
+                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        if config.plots:
+            _plots(pre)
+        summary = {"config": asdict(config), "counts": asdict(pre.counts)}
+        with atomic_open(tmp / "preprocess.json") as fh:
+            json.dump(summary, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        write_samples(tmp / "samples.jsonl", pre.records)
+    return out_dir / "samples.jsonl"
+
+
+def preprocess_samples(samples_path: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None) -> Path:
+    """Preprocess every record of a samples JSONL into ``out_dir``; returns ``out_dir/samples.jsonl``.
+
+    Records keep their annotations; image path, size, polarisations, resolution and georeference
+    describe the output. With ``config.tile_m`` each record becomes one record per SRC tile.
+    """
+    samples_path = Path(samples_path)
+    config = (config or PreprocessConfig()).validate()
+    records = list(read_samples(samples_path))
+    if not records:
+        raise SarvlmError(f"{samples_path}: no sample records")
+    return _run(records, samples_path.parent, Path(out_dir), config)
+
+
+def record_for_raster(path: str | Path) -> SampleRecord:
+    """A minimal sample record for a bare raster file (id from the file name, georef from the file)."""
+    from sarvlm.io.raster import raster_info
+
+    path = Path(path)
+    info = raster_info(path)
+    names = [(d or "").strip().upper() for d in info.band_descriptions]
+    pols = names if names and all(n in ("HH", "HV", "VH", "VV") for n in names) else []
+    return SampleRecord(id=_safe_name(path.stem), image=path.name, width=info.width, height=info.height,
+                        polarizations=pols, georef=info.georef, source=str(path.name))
+
+
+def preprocess_raster(path: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None) -> Path:
+    """Preprocess a single raster file (GeoTIFF/PNG/JPEG) as if it were a one-record samples file."""
+    path = Path(path)
+    config = (config or PreprocessConfig()).validate()
+    return _run([record_for_raster(path)], path.parent, Path(out_dir), config)
