@@ -211,9 +211,31 @@ def footprint_wgs84(georef: GeoRef, width: int, height: int, samples_per_edge: i
     return [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
 
 
+def _projected_metres(crs: str) -> bool:
+    from pyproj import CRS
+
+    try:
+        parsed = CRS.from_user_input(crs)
+    except Exception:  # noqa: BLE001 - an unusable CRS simply is not "projected metres"
+        return False
+    if not parsed.is_projected:
+        return False
+    units = {axis.unit_name for axis in parsed.axis_info}
+    return units <= {"metre", "meter"}
+
+
 def pixel_spacing_m(georef: GeoRef, width: int, height: int) -> tuple[float, float]:
-    """Ground size of one pixel ``(along columns, along rows)`` in metres at the image centre (WGS84 geodesic)."""
+    """Size of one pixel ``(along columns, along rows)`` in metres.
+
+    For an affine georef in a projected CRS with metre units (UTM, ...), the grid spacing itself
+    (the nominal resolution, as the product states it); otherwise the WGS84 geodesic size at the
+    image centre.
+    """
     from pyproj import Geod
+
+    if georef.transform is not None and _projected_metres(str(georef.crs)):
+        a, b, _, d, e, _ = georef.transform
+        return float(math.hypot(a, d)), float(math.hypot(b, e))
 
     cx, cy = width / 2.0, height / 2.0
     lon, lat = pixel_to_lonlat(georef, [cx, cx + 1, cx], [cy, cy, cy + 1], width=width, height=height)
