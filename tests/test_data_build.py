@@ -13,7 +13,7 @@ from PIL import Image
 
 from sarvlm.cli.main import main as cli_main
 from sarvlm.data.builder import BuildOptions, build_dataset
-from sarvlm.data.example import read_examples
+from sarvlm.data.example import InstructionExample, read_examples
 from sarvlm.data.export import read_export
 from sarvlm.data.importers import import_dataset
 from sarvlm.data.record import SampleRecord, read_samples, write_samples
@@ -65,6 +65,9 @@ def test_build_end_to_end(world, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "quality.md", "test.jsonl", "train.jsonl",
                                                      "val.jsonl"]
     examples = [e for s in ("train", "val", "test") for e in read_examples(out / f"{s}.jsonl")]  # contract holds
+    for s in ("train", "val", "test"):  # the fast writer is byte-identical to InstructionExample.to_json
+        for line in (out / f"{s}.jsonl").read_text().splitlines():
+            assert InstructionExample.model_validate_json(line).to_json() == line
     assert len(examples) == res.total > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["totals"] == {s: sum(1 for e in examples if e.split == s) for s in ("train", "val", "test")}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.data.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
-from sarvlm.data.export import FORMATS, example_row
+from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
 from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
 from sarvlm.data.record import parse_sample
 from sarvlm.data.splits import SplitPlan
@@ -118,6 +118,12 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
     return tuple(sorted(cats)), n
 
 
+def _task_seed(seed: int, sample_id: str, task: str) -> int:
+    """A 64-bit seed per (build seed, sample, task): generators never share random streams."""
+    key = f"{seed}\x00{sample_id}\x00{task}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
 def _group(targets: list[Target]) -> dict[str, list[Target]]:
     groups: dict[str, list[Target]] = defaultdict(list)
     for t in targets:
@@ -164,6 +170,7 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
     wrap = progress or track
     text_check = [t for t in opts.tasks if t in TEXT_TASKS]
     fmt = opts.format
+    fast = SarvlmRowWriter() if fmt == "sarvlm" else None
 
     with atomic_dir(out_dir, overwrite=opts.overwrite) as tmp:
         files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
@@ -192,42 +199,49 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                     view = SampleView(rec, base_dir, targets, _group(targets))
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
                     year = rec.year
+                    if fast is not None:
+                        fast.set_sample(images, opts.coords, rec.width, rec.height, georef, year, split)
                     source = rec.source or "unknown"
                     out = files[split]
                     n_before = sum(counts[split].values())
                     for task in opts.tasks:
-                        rng = random.Random(f"{opts.seed}\x00{rec.id}\x00{task}")
-                        seen: set[str] = set()
+                        rng = random.Random(_task_seed(opts.seed, rec.id, task))
+                        seen: set[tuple[str, tuple[str, ...]]] = set()
                         for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
                             eid = f"{rec.id}/{task}/{k}"
-                            question = "\n".join(c for r, c in draft.messages if r == "user")
+                            msgs = draft.messages
+                            if len(msgs) == 2:  # the common single-turn case, without joins
+                                question, answers = msgs[0][1], (msgs[1][1],)
+                            else:
+                                question = "\n".join(c for r, c in msgs if r == "user")
+                                answers = tuple(c for r, c in msgs if r == "assistant")
                             if not question.replace("<image>", "").strip():
                                 report.add("empty_question", eid)
                                 continue
-                            if any(r == "assistant" and not c.strip() for r, c in draft.messages):
+                            if not answers or not all(a.strip() for a in answers):
                                 report.add("empty_answer", eid)
                                 continue
-                            key = question + "\x00" + "\x00".join(c for r, c in draft.messages if r == "assistant")
+                            key = (question, answers)
                             if key in seen:  # same question, same answer: a repeated example
                                 report.add("duplicate_question", eid)
                                 continue
                             seen.add(key)
                             if task in text_check:
-                                answer_text = "\n".join(c for r, c in draft.messages if r == "assistant")
-                                problems = text_problems(answer_text, view, vocabulary)
+                                problems = text_problems("\n".join(answers), view, vocabulary)
                                 for p in problems:
                                     report.add(p, eid)
                                 if problems and opts.qc == "drop":
                                     continue
-                            row = {
-                                "id": eid, "sample_id": rec.id, "task": task,
-                                "messages": [{"role": r, "content": c} for r, c in draft.messages],
-                                "images": images, "answer": draft.answer, "params": draft.params,
-                                "coords": opts.coords, "width": rec.width, "height": rec.height,
-                                "georef": georef, "year": year, "split": split,
-                            }
-                            out.write(example_row(row, fmt))
-                            out.write("\n")
+                            if fast is not None:
+                                line = fast.row(eid, rec.id, task, draft.messages, draft.answer, draft.params)
+                            else:
+                                messages = [{"role": r, "content": c} for r, c in draft.messages]
+                                line = example_row({
+                                    "id": eid, "sample_id": rec.id, "task": task, "messages": messages,
+                                    "images": images, "answer": draft.answer, "params": draft.params,
+                                    "coords": opts.coords, "width": rec.width, "height": rec.height,
+                                    "georef": georef, "year": year, "split": split}, fmt)
+                            out.write(line + "\n")
                             counts[split][task] += 1
                             by_source[source][task][split] += 1
                     if sum(counts[split].values()) > n_before:
