@@ -55,9 +55,14 @@ def db_to_linear(db: np.ndarray | float) -> np.ndarray | float:
     return np.power(10.0, np.asarray(db) / 10.0) if isinstance(db, np.ndarray) else 10.0 ** (db / 10.0)
 
 
-def pick_sea_state(rng: np.random.Generator) -> SeaState:
-    names = list(SEA_STATE_P)
-    p = np.array([SEA_STATE_P[n] for n in names])
+RIVER_STATE_P = {"calm": 0.8, "moderate": 0.2, "rough": 0.0}  # rivers are sheltered from the wind
+
+
+def pick_sea_state(rng: np.random.Generator, kind: str = "coast") -> SeaState:
+    """Sea state of a scene: open water any state, rivers mostly calm."""
+    table = RIVER_STATE_P if kind == "river" else SEA_STATE_P
+    names = list(table)
+    p = np.array([table[n] for n in names])
     return SEA_STATES[names[int(rng.choice(len(names), p=p / p.sum()))]]
 
 

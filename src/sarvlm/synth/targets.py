@@ -33,10 +33,10 @@ from sarvlm.synth.target_shapes import BUILDERS, FINE_TYPES, Shape, bridge, pier
 # (min, max) count of each target kind per scene kind.
 COUNTS: dict[str, dict[str, tuple[int, int]]] = {
     "port": {"harbor": (1, 1), "ship": (2, 8), "oil_tank": (0, 6), "car": (0, 10), "clutter": (0, 3)},
-    "coast": {"ship": (1, 6), "car": (0, 4), "clutter": (1, 4)},
+    "coast": {"ship": (1, 6), "car": (0, 4), "clutter": (1, 3)},
     "river": {"bridge": (1, 2), "ship": (0, 3), "car": (2, 10), "clutter": (0, 3)},
     "airport": {"aircraft": (2, 8), "car": (0, 6), "oil_tank": (0, 4), "clutter": (0, 2)},
-    "rural": {"car": (0, 3), "clutter": (1, 5), "oil_tank": (0, 2)},
+    "rural": {"car": (0, 3), "clutter": (0, 3), "oil_tank": (0, 2)},
 }
 # Fine-type frequencies.
 FINE_P = {
@@ -46,6 +46,7 @@ FINE_P = {
     "car": {"sedan": 0.6, "truck": 0.3, "bus": 0.1},
 }
 CLUTTER_LOOKS_LIKE = ("cargo", "fishing", "warship")
+_SHED_RGB = ((196, 198, 204), (168, 172, 180))
 
 
 @dataclass
@@ -202,7 +203,9 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
             t = pl.try_place(BUILDERS["ship"](fine, rng), _cands(ground), ground)
             if t is not None:
                 t.annotated = False
-                t.category, t.fine = "clutter", f"ship-like ({fine})"
+                t.category, t.fine = "clutter", fine
+                # In optical it is what it is: metal roofs, not a hull with containers.
+                t.parts = [(xy, db, _SHED_RGB[k % 2], inb) for k, (xy, db, _rgb, inb) in enumerate(t.parts)]
     return pl.targets
 
 
@@ -281,20 +284,24 @@ def _place_bridge(pl: _Placer, layout: Layout, water: np.ndarray) -> None:
     rng, res, size = pl.rng, pl.res, pl.size
     cx0, cy0, heading = layout.river_axis
     across = heading + math.pi / 2
-    span = (layout.river_width_px * res) * 1.6 + 40.0
     for _ in range(20):
         t_along = float(rng.uniform(-0.4, 0.4)) * size
-        # Find the river centre along the perpendicular through this point.
+        # Walk across the river through this point; the bridge spans the water run nearest the
+        # river axis plus 20 m of abutment on each bank.
         px, py = cx0 + math.cos(heading) * t_along, cy0 + math.sin(heading) * t_along
         ks = np.arange(-size, size)
-        xs = (px + math.cos(across) * ks).astype(int)
-        ys = (py + math.sin(across) * ks).astype(int)
+        xs = np.floor(px + math.cos(across) * ks).astype(int)
+        ys = np.floor(py + math.sin(across) * ks).astype(int)
         ok = (xs >= 0) & (xs < size) & (ys >= 0) & (ys < size)
         on = np.zeros_like(ok)
         on[ok] = water[ys[ok], xs[ok]]
         if not on.any():
             continue
-        mid = ks[on].mean()
+        labels, _ = ndimage.label(on)
+        centre_run = labels[np.argmin(np.where(on, np.abs(ks), np.inf))]
+        run = ks[labels == centre_run]
+        span = (run[-1] - run[0] + 1) * res + 40.0
+        mid = (run[0] + run[-1] + 1) / 2
         shape = bridge(span, rng)
         t = _place_shape(shape, (px + math.cos(across) * mid, py + math.sin(across) * mid), across, res, size)
         if t is None or not pl.size_ok(shape):

@@ -148,7 +148,7 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
     scene = cell.window(fp.offset_px, fp.offset_px, fp.size)  # a view: pier edits reach the cell
     targets = place_targets(scene, rng)
 
-    sea = pick_sea_state(rng)
+    sea = pick_sea_state(rng, kind)
     sigma, nu = sigma0_map(scene, rng, sea)
     points = []
     for t in targets:
