@@ -34,7 +34,8 @@ _DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".
 # PNG and JPEG hold only these sample types in GDAL.
 _BYTE_ONLY = {"JPEG": ("uint8",), "PNG": ("uint8", "uint16")}
 # GDAL options that keep files byte-stable and free of side-car files (.aux.xml).
-_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF"}
+# GDAL_CACHEMAX bounds the block cache (default 5% of RAM) so windowed reads of huge scenes stay small.
+_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF", "GDAL_CACHEMAX": "128"}
 
 
 @dataclass(frozen=True)

@@ -124,11 +124,23 @@ class _RefinedLeeChunker:
         self.sq = np.zeros((2, hp, wp), f32)
         self.colseg = np.zeros((2, hp, wp), f32)
         self.tri = {name: np.zeros((2, hp, wp), f32) for name in ("ul", "ur", "ll", "lr")} if c > 1 else {}
-        self.sums = np.empty((8, 2, rows, width), f32)
+        # Half-window sums, one plane per mask with room for c extra rows/columns: the right half is
+        # the left half c columns on, the bottom half the top half c rows down (read by offset).
+        self.sums = np.zeros((8, 2, rows + c, width + c), f32)
+        plane = (rows + c) * (width + c)
+        self.moment_stride = plane
+        shifted = {0: (4, 0, c), 6: (2, c, 0)}
+        self.mask_offset = np.array(
+            [shifted.get(m, (m, 0, 0))[0] * 2 * plane + shifted.get(m, (m, 0, 0))[1] * (width + c)
+             + shifted.get(m, (m, 0, 0))[2] for m in range(8)], dtype=np.intp)
+        self.sum_base = (np.arange(rows, dtype=np.intp)[:, None] * (width + c) + np.arange(width, dtype=np.intp)[None])
         self.box = np.zeros((hp, wp), f32)
+        self.hpair = np.zeros((hp, width + 2 * self.step), f32)
+        self.vpair = np.zeros((rows + 2 * self.step, wp), f32)
         self.sides = np.empty((8, rows, width), f32)  # positive sides 0..3, negative sides 4..7
-        self.tmp = np.empty((4, rows, width), f32)
-        self.base = np.arange(rows * width, dtype=np.intp).reshape(rows, width)
+        self.side_offset = np.arange(4, dtype=np.intp) * rows * width
+        self.side_base = np.arange(rows * width, dtype=np.intp).reshape(rows, width)
+        self.grad = np.empty((4, rows, width), f32)
 
     def _add_rows(self, dst: np.ndarray, src: np.ndarray, count: int, step: int = 1) -> None:
         """dst[:, r] = sum_{k < count} src[:, r + k*step] over the rows where that is defined."""
@@ -193,31 +205,47 @@ class _RefinedLeeChunker:
         self._add_rows(box, run[sub][0], sub)
         s = [[box[k * step: k * step + h, l * step: l * step + w] for l in range(3)] for k in range(3)]
         pos, neg = self.sides[:4, :h], self.sides[4:, :h]
-        hpair = self.tmp[0, :h]
-        np.add(s[0][0], s[0][1], out=hpair)            # s00 + s01
-        np.add(s[0][2], s[1][2], out=pos[1]); pos[1] += s[0][1]
-        np.add(hpair, s[0][2], out=pos[2])
-        np.add(hpair, s[1][0], out=pos[3])
-        np.add(s[0][2], s[1][2], out=pos[0]); pos[0] += s[2][2]
-        np.add(s[0][0], s[1][0], out=neg[0]); neg[0] += s[2][0]
-        np.add(s[1][0], s[2][0], out=neg[1]); neg[1] += s[2][1]
-        np.add(s[2][0], s[2][1], out=neg[2]); neg[2] += s[2][2]
-        np.add(s[1][2], s[2][1], out=neg[3]); neg[3] += s[2][2]
-        grad = self.tmp[:, :h]
+        # Pairs of neighbouring sub-windows, shared by the sides below.
+        hrows = box.shape[0] - (sub - 1)
+        hpair = self.hpair[:hrows, : w + step]
+        np.add(box[:hrows, : w + step], box[:hrows, step: 2 * step + w], out=hpair)
+        vpair = self.vpair[: h + step, : w + 2 * step]
+        np.add(box[: h + step, : w + 2 * step], box[step: 2 * step + h, : w + 2 * step], out=vpair)
+
+        def hp_(k: int, l: int) -> np.ndarray:  # s[k][l] + s[k][l+1]
+            return hpair[k * step: k * step + h, l * step: l * step + w]
+
+        def vp_(k: int, l: int) -> np.ndarray:  # s[k][l] + s[k+1][l]
+            return vpair[k * step: k * step + h, l * step: l * step + w]
+
+        np.add(vp_(0, 2), s[2][2], out=pos[0])  # right column
+        np.add(vp_(0, 0), s[2][0], out=neg[0])  # left column
+        np.add(hp_(0, 1), s[1][2], out=pos[1])  # upper-right corner
+        np.add(vp_(1, 0), s[2][1], out=neg[1])  # lower-left corner
+        np.add(hp_(0, 0), s[0][2], out=pos[2])  # top row
+        np.add(hp_(2, 0), s[2][2], out=neg[2])  # bottom row
+        np.add(hp_(0, 0), s[1][0], out=pos[3])  # upper-left corner
+        np.add(hp_(2, 1), s[1][2], out=neg[3])  # lower-right corner
+        grad = self.grad[:, :h]
         np.subtract(pos, neg, out=grad)
         np.abs(grad, out=grad)
         b01 = grad[1] > grad[0]
         b23 = grad[3] > grad[2]
         hi = np.maximum(grad[2], grad[3]) > np.maximum(grad[0], grad[1])  # first maximum wins ties, like argmax
-        direction = 2 * hi + ((hi & b23) | (~hi & b01))
-        base = self.base[:h]
-        flat = self.sides[:, :h].reshape(-1) if h == self.rows else np.ascontiguousarray(self.sides[:, :h]).reshape(-1)
-        idx = direction * (h * w) + base
-        pos_sel = np.take(flat, idx)
-        neg_sel = np.take(flat, idx + 4 * h * w)
-        centre3 = 3.0 * s[1][1]
+        direction = (hi.view(np.uint8) << 1) | ((hi & b23) | (~hi & b01)).view(np.uint8)
+        idx = np.take(self.side_offset, direction)
+        idx += self.side_base[:h]
+        flat_sides = self.sides.reshape(-1)
+        pos_sel = np.take(flat_sides, idx)
+        idx += 4 * self.rows * self.width
+        neg_sel = np.take(flat_sides, idx)
+        centre3 = s[1][1] * np.float32(3.0)
         # Lee's rule: the half whose mean is closer to the centre sub-window's (ties keep the positive side).
-        choice = direction + 4 * (np.abs(neg_sel - centre3) < np.abs(pos_sel - centre3))
+        np.subtract(pos_sel, centre3, out=pos_sel)
+        np.abs(pos_sel, out=pos_sel)
+        np.subtract(neg_sel, centre3, out=neg_sel)
+        np.abs(neg_sel, out=neg_sel)
+        choice = direction | ((neg_sel < pos_sel).view(np.uint8) << 2)
 
         # Shared parts of the half-windows.
         q = c + 1
@@ -231,21 +259,19 @@ class _RefinedLeeChunker:
                 tri[kind] = self.tri[kind][:, :hp]
             else:
                 tri[kind] = mom
-        sums = self.sums[:, :, :h]
+        sums = self.sums
 
-        def at(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
-            return a[:, dr: dr + h, dc: dc + w]
+        def at(a: np.ndarray, dr: int, dc: int, rows: int = h, cols: int = w) -> np.ndarray:
+            return a[:, dr: dr + rows, dc: dc + cols]
 
-        # 0 right / 4 left: two stacked squares minus the shared row segment.
-        np.add(at(sq, 0, 0), at(sq, c, 0), out=sums[4])
-        np.subtract(sums[4], at(run[q], c, 0), out=sums[4])
-        np.add(at(sq, 0, c), at(sq, c, c), out=sums[0])
-        np.subtract(sums[0], at(run[q], c, c), out=sums[0])
-        # 2 top / 6 bottom: two side-by-side squares minus the shared column segment.
-        np.add(at(sq, 0, 0), at(sq, 0, c), out=sums[2])
-        np.subtract(sums[2], at(colseg, 0, c), out=sums[2])
-        np.add(at(sq, c, 0), at(sq, c, c), out=sums[6])
-        np.subtract(sums[6], at(colseg, c, c), out=sums[6])
+        # 4 left (and 0 right, read c columns on): two stacked squares minus the shared row segment.
+        left = sums[4, :, :h, : w + c]
+        np.add(at(sq, 0, 0, h, w + c), at(sq, c, 0, h, w + c), out=left)
+        np.subtract(left, at(run[q], c, 0, h, w + c), out=left)
+        # 2 top (and 6 bottom, read c rows down): two side-by-side squares minus the shared column.
+        top = sums[2, :, : h + c, :w]
+        np.add(at(sq, 0, 0, h + c, w), at(sq, 0, c, h + c, w), out=top)
+        np.subtract(top, at(colseg, 0, c, h + c, w), out=top)
         # Diagonal halves: a square plus two small triangles.
         for m, (sr, sc), kind, (r1, c1), (r2, c2) in (
             (3, (0, 0), "ul", (0, q), (q, 0)),
@@ -253,13 +279,16 @@ class _RefinedLeeChunker:
             (1, (0, c), "ur", (0, 0), (q, q)),
             (5, (c, 0), "ll", (0, 0), (q, q)),
         ):
-            np.add(at(sq, sr, sc), at(tri[kind], r1, c1), out=sums[m])
-            np.add(sums[m], at(tri[kind], r2, c2), out=sums[m])
+            out = sums[m, :, :h, :w]
+            np.add(at(sq, sr, sc), at(tri[kind], r1, c1), out=out)
+            np.add(out, at(tri[kind], r2, c2), out=out)
 
-        flat_sums = sums.reshape(-1) if h == self.rows else np.ascontiguousarray(sums).reshape(-1)
-        idx = choice * (2 * h * w) + base
+        flat_sums = sums.reshape(-1)
+        idx = np.take(self.mask_offset, choice)
+        idx += self.sum_base[:h]
         total = np.take(flat_sums, idx)
-        total_sq = np.take(flat_sums, idx + h * w)
+        idx += self.moment_stride
+        total_sq = np.take(flat_sums, idx)
 
         count = n * (c + 1)
         mean = total
