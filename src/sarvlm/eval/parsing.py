@@ -12,6 +12,7 @@ landform_all/classify(all) -> sorted list[str]; caption -> str; dialogue -> list
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -130,45 +131,39 @@ def parse_position(text: str) -> str | None:
     return best[1] if best else None
 
 
-def _surface_table(categories: Iterable[str] | None) -> list[tuple[str, str]]:
-    """(surface form, canonical name) pairs, longest surface first."""
-    pairs: dict[str, str] = {}
-    cats = list(categories) if categories is not None else list(SYNONYMS)
-    for cat in cats:
-        c = _lower(str(cat))
-        pairs.setdefault(c, str(cat))
-        if c.endswith("s") and len(c) > 3:
-            pairs.setdefault(c[:-1], str(cat))
-        else:
-            pairs.setdefault(c + "s", str(cat))
-        canon = canonical_category(c)
-        for syn in SYNONYMS.get(canon, ()):
-            pairs.setdefault(syn, str(cat))
-    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+_REVERSE = {syn: canon for canon, syns in SYNONYMS.items() for syn in (canon, *syns)}
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_category(name: str) -> str:
     """Map a category name through the synonym table ("airplane" -> "aircraft"); unknown names lower-cased."""
     t = _lower(name).strip(" .")
-    for canon, syns in SYNONYMS.items():
-        if t == canon or t in syns:
-            return canon
-    return t
+    return _REVERSE.get(t, t)
+
+
+@functools.lru_cache(maxsize=256)
+def _category_matcher(categories: tuple[str, ...] | None) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex over every surface form (longest first, so "oil tank" beats "tank") and surface -> category."""
+    pairs: dict[str, str] = {}
+    for cat in (categories if categories is not None else tuple(SYNONYMS)):
+        c = _lower(str(cat))
+        pairs.setdefault(c, str(cat))
+        pairs.setdefault(c[:-1] if c.endswith("s") and len(c) > 3 else c + "s", str(cat))
+        for syn in SYNONYMS.get(canonical_category(c), ()):
+            pairs.setdefault(syn, str(cat))
+    if categories is None:
+        pairs = {k: canonical_category(v) for k, v in pairs.items()}
+    surfaces = sorted(pairs, key=lambda k: (-len(k), k))
+    rx = re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(x) for x in surfaces) + r")(?![a-z])")
+    return rx, pairs
 
 
 def parse_categories(text: str, categories: Iterable[str] | None = None) -> list[str]:
     """Categories mentioned in ``text`` in order of appearance (canonical names, no duplicates)."""
-    t = " " + _lower(_strip_think(text)) + " "
-    found: list[tuple[int, str]] = []
-    taken: list[tuple[int, int]] = []
-    for surface, cat in _surface_table(categories):
-        for m in re.finditer(rf"(?<![a-z]){re.escape(surface)}(?![a-z])", t):
-            if any(a < m.end() and m.start() < b for a, b in taken):
-                continue  # "oil tank" already consumed "tank"
-            taken.append((m.start(), m.end()))
-            found.append((m.start(), cat if categories is not None else canonical_category(cat)))
+    rx, pairs = _category_matcher(tuple(categories) if categories is not None else None)
     out: list[str] = []
-    for _, c in sorted(found):
+    for m in rx.finditer(_lower(_strip_think(text))):
+        c = pairs[m.group(0)]
         if c not in out:
             out.append(c)
     return out

@@ -305,18 +305,36 @@ def ptb_tokens(line: str, following: str | None = None) -> list[str]:
         parts = parts[:-2] if len(parts) > 1 else []
         tail = " " + tail
     out: list[str] = []
+    last = len(parts) - 1
     for i in range(0, len(parts), 2):
         chunk = parts[i]
-        if i + 2 < len(parts):
-            # Only a chunk ending in punctuation looks past the space (abbreviations, acronyms).
-            if chunk[-1].isalnum():
-                context = " x"
-            else:
-                context = parts[i + 1] + parts[i + 2] + (parts[i + 3][:1] if i + 3 < len(parts) else tail)
+        # Rules that look past a chunk's end only care what follows a final period
+        # (abbreviations before a number, acronyms before a sentence word); the context
+        # is reduced to a canonical representative, which keeps the chunk cache small.
+        if chunk[-1] == ".":
+            following = "".join(parts[i + 1:i + 4]) + (tail if i + 3 >= last else "")
+            context = _canonical_context(following)
+        elif i < last or tail:
+            context = " x"
         else:
-            context = tail
+            context = ""
         out.extend(_lex_chunk(chunk, context))
     return out
+
+
+_SENT_CONTEXT = re.compile(rf"[{_SPACE_CHARS}{_NEWLINE_CHARS}]+(?:(?:{_SENT_WORDS})[{_SPACE_CHARS}{_NEWLINE_CHARS}]|{_SGML})")
+_DIGIT_CONTEXT = re.compile(r"[ \t\u00a0\r\n]?\d")
+
+
+def _canonical_context(following: str) -> str:
+    """A short stand-in for ``following`` that every trailing-context rule treats the same way."""
+    if not following:
+        return ""
+    if _SENT_CONTEXT.match(following):
+        return " The "
+    if _DIGIT_CONTEXT.match(following):
+        return " 1" if following[0] != "\n" else "\n1"
+    return following[0] + "x"
 
 
 def tokenize_caption(caption: str, following: str | None = None) -> str:
