@@ -35,7 +35,7 @@ _DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".
 _BYTE_ONLY = {"JPEG": ("uint8",), "PNG": ("uint8", "uint16")}
 # GDAL options that keep files byte-stable and free of side-car files (.aux.xml).
 # GDAL_CACHEMAX bounds the block cache (default 5% of RAM) so windowed reads of huge scenes stay small.
-_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF", "GDAL_CACHEMAX": "128"}
+_ENV: dict[str, str | int] = {"GDAL_PAM_ENABLED": "NO", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF", "GDAL_CACHEMAX": 128}
 
 
 @dataclass(frozen=True)
