@@ -68,6 +68,13 @@ def test_layout_and_records(world):
         assert all(w - 1e-9 <= v <= e_ + 1e-9 for v in lon) and all(s - 1e-9 <= v <= n + 1e-9 for v in lat)
 
 
+def test_outputs_get_normal_permissions(world):
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (world.stat().st_mode & 0o777) == 0o777 & ~mask
+    assert ((world / "samples.jsonl").stat().st_mode & 0o777) == 0o666 & ~mask
+
+
 def test_world_spans_two_zones_and_years(world):
     index = read_aef_index(world / "aef")
     assert list(index.columns[: len(INDEX_COLUMNS)]) == list(INDEX_COLUMNS)

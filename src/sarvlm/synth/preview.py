@@ -51,9 +51,12 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
         ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=0.9, ls="--", ec="w"))
     sea = rec.meta.get("sea_state")
     ax.set_title(f"SAR VV intensity (dB), L={rec.meta['looks']:g}" + (f", {sea} sea" if sea else ""), fontsize=9)
-    ax.legend(handles=[Patch(fc="none", ec=c, label=k) for k, c in CATEGORY_COLOURS.items()]
-              + [Patch(fc="none", ec="w", ls="--", label="clutter (not annotated)")],
-              fontsize=6, loc="lower left", framealpha=0.6)
+    present = {o.category for o in rec.objects}
+    handles = [Patch(fc="none", ec=c, label=k) for k, c in CATEGORY_COLOURS.items() if k in present]
+    if rec.meta.get("clutter"):
+        handles.append(Patch(fc="none", ec="k", ls="--", label="clutter (not annotated)"))
+    if handles:
+        ax.legend(handles=handles, fontsize=6, loc="lower left", framealpha=0.5)
 
     ax = axes[0, 1]
     ax.imshow(scene.mask, cmap=ListedColormap(CLASS_COLOURS), vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest")
