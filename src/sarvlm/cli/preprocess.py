@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--format", default="auto", choices=["auto", "png", "tif"], help="output format (auto: PNG for uint8, else GeoTIFF)")
     g = p.add_argument_group("SRC tiling")
     g.add_argument("--tile-m", type=float, help="tile side in metres; tile pixels follow each scene's pixel spacing")
-    g.add_argument("--target-res-m", type=float, help="resample tiles to this pixel size in metres")
+    g.add_argument("--target-res-m", "--target-res", dest="target_res_m", type=float,
+                   help="resample tiles to this pixel size in metres")
     g.add_argument("--edge", default="shift", choices=["shift", "drop"],
                    help="remainder at the right/bottom edge: a last tile flush with the edge (shift) or none (drop)")
     g.add_argument("--min-visible", type=float, default=0.5, help="keep a cut object if this fraction of its box is inside (default 0.5)")
