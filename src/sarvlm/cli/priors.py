@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
     p.add_argument("--year", type=int, help="show: override the sample's year (required for a bare raster)")
-    p.add_argument("--channels", default="1,16,9", help="show: three embedding channels for R,G,B (default: %(default)s)")
+    p.add_argument("--channels", default="1,16,9", help="show: three embedding channels for R,G,B, or 'pca' (default: %(default)s)")
     return p
 
 
@@ -54,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.sample:
             raise SarvlmError("priors show: needs a SAMPLE (samples JSONL or georeferenced raster)")
-        try:
-            channels = [int(c) for c in args.channels.split(",")]
-        except ValueError:
-            raise SarvlmError(f"--channels must be 3 comma-separated integers, got {args.channels!r}") from None
+        if args.channels.strip().lower() == "pca":
+            channels = "pca"
+        else:
+            try:
+                channels = [int(c) for c in args.channels.split(",")]
+            except ValueError:
+                raise SarvlmError(f"--channels must be 3 comma-separated integers or 'pca', got {args.channels!r}") from None
         source = open_source(args.source, **_source_options(args))
         try:
             out = show_sample(args.sample, source, args.out, sample_id=args.sample_id, grid=grid, year=args.year, channels=channels)

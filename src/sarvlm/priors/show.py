@@ -4,7 +4,8 @@
 The field panel is sampled from the source at (a coarse lattice of) the SAR image's own pixel
 centres, so both panels share pixel coordinates and the nodes are drawn at the same places.
 Three embedding channels become R, G, B (default ``A01, A16, A09``, the bands Earth Engine's
-Satellite Embedding tutorial displays), each stretched between its 2nd and 98th percentile.
+Satellite Embedding tutorial displays) — or, with ``channels="pca"``, the field's first three
+principal components — each stretched between its 2nd and 98th percentile.
 Valid nodes are filled circles, invalid ones crosses.
 """
 
@@ -28,14 +29,20 @@ def field_rgb(
     width: int,
     height: int,
     year: int,
-    channels: Sequence[int] = DEFAULT_CHANNELS,
+    channels: Sequence[int] | str = DEFAULT_CHANNELS,
     max_side: int = 192,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The embedding field over the image as an RGB array ``(h, w, 3)`` in [0, 1] and its validity
-    mask, on a lattice of at most ``max_side`` cells per side aligned with the image pixels."""
+    mask, on a lattice of at most ``max_side`` cells per side aligned with the image pixels.
+
+    ``channels``: three embedding channels, or ``"pca"`` for the field's first three principal
+    components (shows every direction the field varies in, not just three bands)."""
     from sarvlm.io.georef import pixel_to_lonlat
 
-    if len(channels) != 3 or not all(0 <= int(c) < source.prior_dim for c in channels):
+    pca = isinstance(channels, str)
+    if pca and channels != "pca":
+        raise SarvlmError(f"channels: three channel numbers or 'pca', got {channels!r}")
+    if not pca and (len(channels) != 3 or not all(0 <= int(c) < source.prior_dim for c in channels)):
         raise SarvlmError(f"channels: need 3 channel numbers in 0..{source.prior_dim - 1}, got {list(channels)}")
     step = max(1.0, max(width, height) / float(max_side))
     w, h = max(1, int(round(width / step))), max(1, int(round(height / step)))
@@ -44,7 +51,15 @@ def field_rgb(
     cc, rr = np.meshgrid(cols, rows)
     lon, lat = pixel_to_lonlat(georef, cc.ravel(), rr.ravel(), width=width, height=height)
     vec, ok = source.sample(np.asarray(lon), np.asarray(lat), year)
-    rgb = vec[:, [int(c) for c in channels]].astype(np.float64)
+    if pca:
+        rgb = np.zeros((vec.shape[0], 3))
+        if ok.sum() >= 3:
+            centred = vec[ok].astype(np.float64) - vec[ok].mean(axis=0)
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            vt = vt[:3] * np.sign(vt[:3].sum(axis=1, keepdims=True) + 1e-12)  # deterministic signs
+            rgb[ok, : vt.shape[0]] = centred @ vt.T
+    else:
+        rgb = vec[:, [int(c) for c in channels]].astype(np.float64)
     if ok.any():
         lo = np.percentile(rgb[ok], 2, axis=0)
         hi = np.percentile(rgb[ok], 98, axis=0)
@@ -73,7 +88,7 @@ def render_prior(
     out_png: str | Path,
     *,
     title: str | None = None,
-    channels: Sequence[int] = DEFAULT_CHANNELS,
+    channels: Sequence[int] | str = DEFAULT_CHANNELS,
 ) -> Path:
     """Write a two-panel PNG: SAR image | embedding field RGB, anchor nodes on both."""
     import matplotlib
@@ -89,12 +104,13 @@ def render_prior(
     height, width = sar.shape
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.2 * max(0.4, height / width)), dpi=110)
     axes[0].imshow(_sar_display(sar), cmap="gray", extent=(0, width, height, 0), interpolation="nearest")
-    axes[0].set_title("SAR image")
+    axes[0].set_title("SAR image", pad=12)
     if field is not None:
         axes[1].imshow(field, extent=(0, width, height, 0), interpolation="nearest")
     else:
         axes[1].imshow(np.zeros((2, 2, 3)), extent=(0, width, height, 0))
-    axes[1].set_title("AlphaEarth field (A{:02d}, A{:02d}, A{:02d} → RGB)".format(*channels))
+    label = "first 3 principal components" if isinstance(channels, str) else "A{:02d}, A{:02d}, A{:02d}".format(*channels)
+    axes[1].set_title(f"AlphaEarth field ({label} → RGB)", pad=12)
     v = grid.valid
     for ax in axes:
         ax.scatter(grid.x[v], grid.y[v], s=28, c="#ffd400", edgecolors="black", linewidths=0.6, label="valid node", clip_on=False, zorder=3)
@@ -125,7 +141,7 @@ def show_sample(
     sample_id: str | None = None,
     grid: tuple[int, int] = (8, 8),
     year: int | None = None,
-    channels: Sequence[int] = DEFAULT_CHANNELS,
+    channels: Sequence[int] | str = DEFAULT_CHANNELS,
 ) -> Path:
     """Render one sample of a samples JSONL (``sample_id`` or the first record), or a
     georeferenced raster (then ``year`` is required), with the source's field."""
