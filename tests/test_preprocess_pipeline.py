@@ -11,7 +11,7 @@ import pytest
 from sarvlm.cli.main import main
 from sarvlm.data.record import GeoRef, SampleRecord, read_samples, write_samples
 from sarvlm.io.raster import raster_info, read_raster, write_raster
-from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_samples
+from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_raster, preprocess_samples
 
 GEOREF = GeoRef(crs="EPSG:32651", transform=[2.0, 0.0, 350000.0, 0.0, -2.0, 3450000.0])
 
@@ -140,3 +140,28 @@ def test_bad_input_one_line_errors_and_no_partial_output(world, tmp_path, capsys
     assert "cannot create output directory" in _cli_error(capsys, ["preprocess", str(world), "--out", "/proc/sarvlm/x"])
     # the inputs are untouched
     assert (root / "images" / "s0.tif").read_bytes() == good
+
+
+def test_tiles_equal_the_filtered_scene(world, tmp_path):
+    """Tiles are read with a filter halo: cutting after filtering the whole scene gives the same pixels."""
+    whole = preprocess_samples(world, tmp_path / "whole", PreprocessConfig(pol="VV", filter="refined-lee", plots=False))
+    tiles = preprocess_samples(world, tmp_path / "tiles", PreprocessConfig(pol="VV", filter="refined-lee", tile_m=64.0,
+                                                                           plots=False))
+    scene = read_raster(whole.parent / "images" / "s0.tif")[0]
+    recs = [r for r in read_samples(tiles) if r.meta["tile"]["source_id"] == "s0"]
+    assert len(recs) == 4 * 3
+    for rec in recs:
+        t = rec.meta["tile"]
+        px = read_raster(tiles.parent / rec.image)[0]
+        np.testing.assert_allclose(px, scene[t["row_off"]: t["row_off"] + 32, t["col_off"]: t["col_off"] + 32], rtol=1e-6)
+
+
+def test_complex_slc_input(tmp_path):
+    rng = np.random.default_rng(4)
+    z = (rng.normal(size=(2, 40, 50)) + 1j * rng.normal(size=(2, 40, 50))).astype(np.complex64)
+    write_raster(tmp_path / "slc.tif", z, georef=GEOREF, band_descriptions=["VV", "VH"])
+    out = preprocess_raster(tmp_path / "slc.tif", tmp_path / "o", PreprocessConfig(pol="VH", to="db", plots=False))
+    rec = next(read_samples(out))
+    assert rec.polarizations == ["VH"] and rec.georef == GEOREF
+    px = read_raster(out.parent / rec.image)[0]
+    np.testing.assert_allclose(px, 10 * np.log10(np.abs(z[1]) ** 2), rtol=1e-4, atol=1e-4)

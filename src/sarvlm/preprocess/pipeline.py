@@ -233,6 +233,7 @@ class _Preprocessor:
         self.records: list[SampleRecord] = []
         self.features: list[dict[str, float]] = []
         self.previews: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self.tile_progress = False  # one scene: show progress over its tiles instead of over records
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
 
     def _write(self, rel: str, pixels: np.ndarray, georef: Any, tags: dict[str, Any]) -> None:
@@ -279,8 +280,13 @@ class _Preprocessor:
         else:
             pols = names
         any_valid = False
+        tiles = plan.tiles
+        if self.tile_progress and len(tiles) > 1:
+            from sarvlm.progress import track
+
+            tiles = track(plan.tiles, f"tiling {record.id}", total=len(plan.tiles))
         with open_raster(path) as ds:
-            for spec in plan.tiles:
+            for spec in tiles:
                 try:
                     if cfg.tile_m is None:
                         data = ds.read(bands, out_dtype="complex64" if info.dtype == "complex_int16" else None)
@@ -463,7 +469,8 @@ def _run(records: list[SampleRecord], base_dir: Path, out_dir: Path, config: Pre
         seen.add(rec.id)
     with atomic_dir(out_dir, overwrite=config.overwrite) as tmp:
         pre = _Preprocessor(config, tmp, base_dir)
-        for rec in track(records, "preprocess", total=len(records)):
+        pre.tile_progress = len(records) == 1
+        for rec in records if len(records) == 1 else track(records, "preprocess", total=len(records)):
             pre.process(rec)
         dropped = pre.screen() if config.screen else []
         if config.screen:
