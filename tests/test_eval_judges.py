@@ -196,3 +196,21 @@ def test_cli_eval_with_judge(server_factory, tmp_path, monkeypatch):
     # "a pond" contains "pond" (substring rule), "yes" exact, "circular" goes to the judge which says 0.
     assert vqa["judged"] == 1 and vqa["accuracy"] == pytest.approx(2 / 3) and len(srv.requests) == 1
     assert (tmp_path / "rep.judge-cache").is_dir()
+
+
+def test_evaluate_five_dimensions_table(server_factory, tmp_path):
+    from sarvlm.data.example import InstructionExample, Message, Prediction, write_jsonl
+    from sarvlm.eval import evaluate
+    from sarvlm.eval.judges import judges_from_spec
+
+    srv = server_factory(lambda p, m: json.dumps({"FL": 18, "QR": 17, "GTA": 16, "MC": 15, "PID": 14}))
+    ex = [InstructionExample(id=f"c{i}", sample_id="s", task="caption", images=[], answer=a,
+                             messages=[Message(role="user", content="<image>Describe."), Message(role="assistant", content=a)])
+          for i, a in enumerate(["a crater with ejecta", "a sinuous rille"])]
+    write_jsonl(tmp_path / "t.jsonl", ex)
+    write_jsonl(tmp_path / "p.jsonl", [Prediction(id="c0", prediction="a crater"), Prediction(id="c1", prediction="a rille")])
+    judges = judges_from_spec([f"j1@{srv.url}", f"j2@{srv.url}"], cache_dir=tmp_path / "cache", api_key="k")
+    m = evaluate(tmp_path / "p.jsonl", tmp_path / "t.jsonl", tmp_path / "rep", judge=judges, five_dimensions=True,
+                 plots=False)
+    assert m["judges"]["caption"]["average"]["overall"] == 80
+    assert "LunarOS-Mini Table I" in (tmp_path / "rep" / "report.md").read_text() and len(srv.requests) == 4

@@ -45,7 +45,7 @@ def make_data() -> tuple[list[InstructionExample], list[Prediction]]:
         Prediction(id="g3", prediction="I am not sure."),
         Prediction(id="b1", prediction="A ship."),
         Prediction(id="b2", prediction="It is a plane."),
-        Prediction(id="b3", prediction="A320"),
+        Prediction(id="b3", prediction="This looks like an A320 airliner."),
         Prediction(id="d1", prediction='[{"bbox_2d": [50, 50, 250, 250], "label": "ship"}, {"bbox_2d": [600, 600, 650, 650]}]'),
         Prediction(id="i1", prediction="Yes, there is."),
         Prediction(id="i2", prediction="yes"),

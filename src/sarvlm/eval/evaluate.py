@@ -126,13 +126,22 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
     from sarvlm.progress import track
 
     examples, preds, unknown = _load(predictions_path, data_path)
+    # Label vocabulary per task from the ground truth: lets the parser find fine-grained
+    # names ("A320") in free text, on top of the built-in synonym table.
+    vocab: dict[str, set[str]] = defaultdict(set)
+    for ex in examples.values():
+        if ex.task in (*SINGLE_LABEL_TASKS, "landform_all", "classify"):
+            for a in (ex.answer if isinstance(ex.answer, list) else [ex.answer]):
+                if isinstance(a, str) and a.strip():
+                    vocab[ex.task].add(a)
     by_task: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)  # (example, prediction|None, parsed)
     for ex in track(examples.values(), "parsing answers", total=len(examples)):
         p = preds.get(ex.id)
         parsed = None
         if p is not None:
+            cats = sorted(vocab[ex.task]) if ex.task in vocab else None
             parsed = parsing.parse_prediction(ex.task, p.prediction, params=ex.params, coords=ex.coords,
-                                              width=ex.width, height=ex.height)
+                                              width=ex.width, height=ex.height, categories=cats)
         by_task[ex.task].append((ex, p, parsed))
 
     tasks: dict[str, Any] = {}
