@@ -254,7 +254,8 @@ def apply_stage_result(model: Any, stage_dir: Path) -> Any:
     return model
 
 
-def _training_arguments(recipe: Recipe, spec: StageSpec, stage_dir: Path, precision: str, ds_config: str | None, has_eval: bool) -> Any:
+def training_arguments(recipe: Recipe, spec: StageSpec, stage_dir: Path, precision: str, ds_config: str | None, has_eval: bool) -> Any:
+    """The ``transformers.TrainingArguments`` of one stage (checkpoints under ``stage_dir/checkpoints``)."""
     import torch
     from transformers import TrainingArguments
 
@@ -356,7 +357,7 @@ def _run_stage(
     if spec.eval and eval_set is not None and len(eval_set) == 0:
         raise SarvlmError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
 
-    args = _training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
+    args = training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
     trainer = Trainer(
         model=to_train,
         args=args,
