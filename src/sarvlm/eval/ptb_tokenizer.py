@@ -229,16 +229,15 @@ _RULES_SRC: list[tuple[str, str | None, object]] = [
 _ASSIMILATION_SPLIT = {"cannot": 3, "gimme": 3, "gonna": 3, "gotta": 3, "lemme": 3, "more'n": 4, "wanna": 3}
 
 
-def _compile() -> list[tuple[re.Pattern[str], object, bool]]:
-    rules = []
-    for pattern, trail, action in _RULES_SRC:
-        src = f"(?P<tok>{pattern})" + (f"(?:{trail})" if trail else "")
-        rules.append((re.compile(src), action, trail is not None))
-    return rules
+def _compile() -> list[tuple[re.Pattern[str], object]]:
+    # The trailing context is part of the match (JFlex counts it for longest match);
+    # the token itself is the "tok" group.
+    return [(re.compile(f"(?P<tok>{pattern})" + (f"(?:{trail})" if trail else "")), action)
+            for pattern, trail, action in _RULES_SRC]
 
 
 _RULES = _compile()
-# First characters that can only start a plain word or number: lets most chunks skip the lexer.
+# Chunks that are one plain word or number are a single token: they skip the lexer.
 _SIMPLE_CHUNK = re.compile(r"[A-Za-z]+|[0-9]+")
 _ASSIM_WORDS = frozenset(_ASSIMILATION_SPLIT)
 
@@ -249,7 +248,7 @@ def _scan(text: str, limit: int) -> list[str]:
     pos = 0
     while pos < limit:
         best_len, best_end, best_action = 0, pos, None
-        for rx, action, _ in _RULES:
+        for rx, action in _RULES:
             m = rx.match(text, pos)
             if m is not None and m.end() - pos > best_len:
                 best_len, best_end, best_action = m.end() - pos, m.end("tok"), action
@@ -291,8 +290,9 @@ def ptb_tokens(line: str, following: str | None = None) -> list[str]:
     """PTB tokens of one caption (lower-cased, *before* punctuation removal).
 
     ``following`` is the text after this caption's line break in pycocoevalcap's
-    input file (the next caption and its own line break; ``None`` for the last one): Java lexes the whole file, and a few rules look
-    across the line break (``No.`` before a number, ``A.`` before a sentence word).
+    input file (the next caption and its own line break; ``None`` for the last one):
+    Java lexes the whole file, and a few rules look across the line break (``No.``
+    before a number, ``A.`` before a sentence word).
     """
     line = _LINEBREAKS.sub(" ", line)
     tail = "" if following is None else "\n" + _LINEBREAKS.sub(" ", following)
