@@ -219,3 +219,27 @@ def test_bad_sources(tmp_path, world):
     frame.to_csv(bad / "aef_index.csv", index=False)
     with pytest.raises(SarvlmError, match="unsupported crs"):
         open_source(f"aef-cog:{bad}")
+
+
+def test_grid_across_two_tiles_of_one_zone(tmp_path):
+    """Adjacent tiles in one zone (side by side, one stored bottom-up): each node from its tile."""
+    from rasterio.transform import Affine
+
+    from sarvlm.priors.aef_layout import write_aef_index, write_aef_tile
+
+    rng = np.random.default_rng(5)
+    left, right = (rng.integers(-127, 128, size=(64, 48, 48), dtype=np.int8) for _ in range(2))
+    x0, y0 = 500000.0, 5000000.0
+    write_aef_tile(tmp_path, 2019, 31, "N", "l", left, Affine(10, 0, x0, 0, -10, y0))
+    write_aef_tile(tmp_path, 2019, 31, "N", "r", right, Affine(10, 0, x0 + 480, 0, -10, y0), bottom_up=True)
+    write_aef_index(tmp_path)
+    inv = Transformer.from_crs(32631, 4326, always_xy=True)
+    lon0, lat0 = inv.transform(x0 + 15, y0 - 455)
+    lon1, lat1 = inv.transform(x0 + 945, y0 - 15)
+    g = sample_grid(open_source(f"aef-cog:{tmp_path}"), (lon0, lat0, lon1, lat1), 2019, 7, 5, 70, 50)
+    assert g.valid.all()
+    x, y = Transformer.from_crs(4326, 32631, always_xy=True).transform(g.lon, g.lat)
+    col, row = ((x - x0) // 10).astype(int), ((y0 - y) // 10).astype(int)
+    both = np.concatenate([left, right], axis=2)  # the north-up mosaic of the two tiles
+    np.testing.assert_array_equal(g.vectors, dequantize_aef(both[:, row, col].T))
+    assert (col < 48).any() and (col >= 48).any()

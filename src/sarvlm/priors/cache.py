@@ -40,6 +40,7 @@ SETTINGS_FILE = "settings.json"
 SUMMARY_FILE = "summary.json"
 SHARD_DIR = "shards"
 SHARD_META_KEY = "sarvlm_prior_shard"
+ROW_KEYS = ("lon", "lat", "x", "y", "positions", "vectors", "valid", "year", "year_requested")
 NO_GEOREF = "no georeference"
 NO_YEAR = "no acquisition year"
 NO_COVERAGE = "no coverage"
@@ -350,6 +351,7 @@ class _ShardReader:
         from safetensors import safe_open
 
         self.path = path
+        self._open = None
         try:
             with safe_open(str(path), framework="np") as f:
                 meta = f.metadata() or {}
@@ -362,17 +364,21 @@ class _ShardReader:
         except (KeyError, TypeError, json.JSONDecodeError):
             raise SarvlmError(f"{path}: not a sarvlm prior shard (missing {SHARD_META_KEY} metadata)") from None
 
-    def array(self, key: str) -> np.ndarray:
-        from safetensors import safe_open
+    def _handle(self):
+        # One memory-mapped handle per shard, opened on first use and kept: a get() is then
+        # a few slice reads instead of re-parsing the header.
+        if self._open is None:
+            from safetensors import safe_open
 
-        with safe_open(str(self.path), framework="np") as f:
-            return f.get_tensor(key)
+            self._open = safe_open(str(self.path), framework="np")
+        return self._open
+
+    def array(self, key: str) -> np.ndarray:
+        return self._handle().get_tensor(key)
 
     def row(self, i: int) -> dict[str, np.ndarray]:
-        from safetensors import safe_open
-
-        with safe_open(str(self.path), framework="np") as f:
-            return {k: f.get_slice(k)[i : i + 1][0] for k in f.keys()}
+        f = self._handle()
+        return {k: f.get_slice(k)[i : i + 1][0] for k in ROW_KEYS}
 
 
 class PriorCache:
