@@ -31,8 +31,10 @@ def make_data() -> tuple[list[InstructionExample], list[Prediction]]:
         _ex("i1", "identify", "yes"), _ex("i2", "identify", "no"),
         _ex("p1", "position", "left"),
         _ex("l1", "landform_all", ["urban", "water"]),
-        _ex("cap1", "caption", "several ships are docked in the harbor.", question="Describe the image."),
-        _ex("cap2", "caption", "an airport with two runways and parked aircraft.", question="Describe the image."),
+        _ex("cap1", "caption", "several ships are docked in the harbor.", question="Describe the image.",
+            params={"style": "concise"}),
+        _ex("cap2", "caption", "an airport with two runways and parked aircraft.", question="Describe the image.",
+            params={"style": "complex"}),
         _ex("v1", "vqa", "oval", question="What shape is the tank?", params={"type": "shape"}),
     ]
     preds = [
@@ -83,6 +85,9 @@ def test_evaluate_every_task(files, tmp_path):
     assert t["landform_all"]["accuracy"] == 1.0
     assert t["vqa"]["accuracy"] == 1.0 and t["vqa"]["per_type"]["shape"]["accuracy"] == 1.0
     assert 0 < t["caption"]["bleu_4"] < 1 and t["caption"]["cider"] > 0
+    per = t["caption"]["per_type"]
+    assert set(per) == {"concise", "complex"} and per["concise"]["n"] == 1
+    assert (per["concise"]["cider"] + per["complex"]["cider"]) / 2 == pytest.approx(t["caption"]["cider"])
     assert m["counts"]["missing"] == 1 and m["counts"]["unknown_ids"] == 1
     assert m["answers"]["grid"]["no_answer"] == 1
     rep = tmp_path / "rep"

@@ -139,3 +139,21 @@ def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping
                 per[i]["spice"] = float(v["All"]["f"])
     out["per_sample"] = per
     return out
+
+
+def per_type_means(per_sample: Mapping[str, Mapping[str, float]], types: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Mean per-sample scores per type (e.g. SARLANG-1M's concise vs complex captions).
+
+    The per-sample scores come from one full run, so CIDEr's IDF is that of the whole
+    reference set. These are means of sentence-level scores: for BLEU they differ from
+    a corpus-level BLEU of the subset, and the report says so.
+    """
+    groups: dict[str, list[str]] = {}
+    for i in per_sample:
+        groups.setdefault(types.get(i, "all"), []).append(i)
+    out: dict[str, dict[str, float]] = {}
+    for t, ids in sorted(groups.items()):
+        keys = sorted(per_sample[ids[0]])
+        out[t] = {k: sum(per_sample[i][k] for i in ids) / len(ids) for k in keys}
+        out[t]["n"] = len(ids)
+    return out

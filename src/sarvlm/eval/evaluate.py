@@ -117,7 +117,7 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
     Returns the metrics dictionary that is written to ``metrics.json``.
     """
     from sarvlm.eval import parsing
-    from sarvlm.eval.caption import caption_scores
+    from sarvlm.eval.caption import caption_scores, per_type_means
     from sarvlm.eval.classification import classification_scores, multilabel_scores
     from sarvlm.eval.counting import count_scores
     from sarvlm.eval.detection import detection_scores
@@ -193,7 +193,10 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
                 refs[ex.id] = a if isinstance(a, list) else [str(a)]
                 hyps[ex.id] = (" ".join(v) if isinstance(v, list) else v) or ""
             tasks[task] = caption_scores(refs, hyps, meteor=meteor, spice=spice, tokenizer=tokenizer)
-            tasks[task].pop("per_sample")
+            per_sample = tasks[task].pop("per_sample")
+            styles = {ex.id: str(ex.params.get("style") or ex.params.get("type") or "all") for ex, _, _ in rows}
+            if len(set(styles.values())) > 1:
+                tasks[task]["per_type"] = per_type_means(per_sample, styles)
         else:  # open-ended VQA
             judge_fn = None
             if vqa_protocol == "sarlang1m" and judge:

@@ -110,6 +110,13 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             lines += _table(["Model", "BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "ROUGE_L", "CIDEr"],
                             [[name, *(_pct(cap.get(f"bleu_{i}")) for i in range(1, 5)), _pct(cap.get("rouge_l")),
                               _pct(cap.get("cider"))]])
+            if cap.get("per_type"):
+                lines += [f"Per caption type (SARLANG-1M reports complex and concise captions separately): means of "
+                          f"per-sample scores from the one run above — for BLEU these are sentence-level means, not "
+                          f"corpus BLEU.", ""]
+                lines += _table(["Caption", "Model", "n", "BLEU_1", "BLEU_4", "ROUGE_L", "CIDEr"],
+                                [[ty, name, v.get("n"), _pct(v.get("bleu_1")), _pct(v.get("bleu_4")),
+                                  _pct(v.get("rouge_l")), _pct(v.get("cider"))] for ty, v in sorted(cap["per_type"].items())])
             skipped = cap.get("skipped") or {}
             for k, why in sorted(skipped.items()):
                 lines += [f"- {k.upper()} skipped: {why}"]
