@@ -243,3 +243,18 @@ def test_grid_across_two_tiles_of_one_zone(tmp_path):
     both = np.concatenate([left, right], axis=2)  # the north-up mosaic of the two tiles
     np.testing.assert_array_equal(g.vectors, dequantize_aef(both[:, row, col].T))
     assert (col < 48).any() and (col >= 48).any()
+
+
+def test_corrupt_tile_is_a_one_line_error(tmp_path, world):
+    import shutil
+
+    root, tiles = world
+    broken = tmp_path / "broken"
+    shutil.copytree(root, broken)
+    tile = broken / tiles["a2020"].relative_to(root)
+    tile.write_bytes(tile.read_bytes()[:5000])  # truncated download
+    src = open_source(f"aef-cog:{broken}")
+    with pytest.raises(SarvlmError) as info:
+        sample_grid(src, BBOX, 2020, 3, 3, 10, 10)
+    msg = str(info.value)
+    assert str(tile) in msg and "\n" not in msg
