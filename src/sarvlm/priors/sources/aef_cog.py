@@ -84,13 +84,15 @@ class AefCogSource:
 
         self._paths: list[Path] = list(index["local_path"])
         self._years = index["year"].to_numpy(dtype=np.int64)
+        parsed: dict[str, str] = {}  # a global index has ~10^5 rows but a few hundred CRSs
         self._crs: list[str] = []
         for i, crs in enumerate(index["crs"].astype(str)):
-            try:
-                parsed = CRS.from_user_input(crs)
-            except CRSError:
-                raise SarvlmError(f"{self.root}: index row {i} ({self._paths[i].name}): unsupported crs {crs!r}") from None
-            self._crs.append(parsed.to_string())
+            if crs not in parsed:
+                try:
+                    parsed[crs] = CRS.from_user_input(crs).to_string()
+                except CRSError:
+                    raise SarvlmError(f"{self.root}: index row {i} ({self._paths[i].name}): unsupported crs {crs!r}") from None
+            self._crs.append(parsed[crs])
 
         geoms = []
         for row in index.itertuples():
