@@ -143,3 +143,14 @@ def test_bad_input_is_one_line_error(files, tmp_path, capsys, case):
     assert rc == 2 and err.startswith("sarvlm: error:") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert (pr.read_bytes() if pr.exists() else None) == before  # input untouched
+
+
+def test_cli_refuses_to_overwrite_a_report_without_flag(files, tmp_path, capsys):
+    pr, data = files
+    out = tmp_path / "rep"
+    assert main(["eval", str(pr), "--data", str(data), "--out", str(out), "--no-plots"]) == 0
+    before = (out / "metrics.json").read_bytes()
+    assert main(["eval", str(pr), "--data", str(data), "--out", str(out), "--no-plots"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["eval", str(pr), "--data", str(data), "--out", str(out), "--no-plots", "--overwrite"]) == 0
+    assert (out / "metrics.json").read_bytes() == before

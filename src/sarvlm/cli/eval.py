@@ -38,6 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--meteor", action="store_true", help="also compute METEOR (pycocoevalcap's jar; needs java)")
     p.add_argument("--spice", action="store_true", help="also compute SPICE (needs its Stanford CoreNLP jars)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty report directory")
     return p
 
 
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     from sarvlm.eval.evaluate import evaluate
     from sarvlm.eval.judges import judges_from_spec
 
+    out_path = Path(args.out)
+    if out_path.exists() and any(out_path.iterdir()) and not args.overwrite:
+        # Checked before any scoring or judge request is made.
+        raise SarvlmError(f"{out_path}: output directory exists and is not empty (use --overwrite)")
+
     judges = None
     if args.judge:
         out = Path(args.out)
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                                   max_retries=args.judge_retries)
     metrics = evaluate(args.inputs[0], args.data, args.out, judge=judges, meteor=args.meteor, spice=args.spice,
                        tokenizer=args.tokenizer, vqa_protocol=args.vqa_protocol,
-                       five_dimensions=args.five_dimensions, run_name=args.run_name, plots=not args.no_plots)
+                       five_dimensions=args.five_dimensions, run_name=args.run_name, plots=not args.no_plots,
+                       overwrite=args.overwrite)
     c = metrics["counts"]
     print(f"scored {c['examples']} examples ({c['missing']} without prediction, {c['unknown_ids']} unknown ids) "
           f"-> {args.out}/metrics.json, report.md")
