@@ -23,6 +23,7 @@ returns None for it (the model then skips modulation) — never silent zeros.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -301,16 +302,22 @@ def build_prior_cache(
                 if req[i] >= 0 and req[i] != years[i]:
                     fallbacks[f"{int(req[i])}->{int(years[i])}"] += 1
 
+    fingerprints = [_fingerprint(chunk, settings) for chunk in chunks]
+    current = [_shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in c], fingerprints[k]) for k, c in enumerate(chunks)]
+    todo = [t for k, c in enumerate(chunks) if not current[k] for t in c]
+    # One progress bar over the samples still to compute (finished shards are skipped).
+    computed = (
+        _compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance)
+        for t in track(todo, description=f"priors {n_lon}x{n_lat}", total=len(todo))
+    )
     try:
-        for k, chunk in enumerate(track(chunks, description=f"priors {n_lon}x{n_lat}", total=len(chunks))):
+        for k, chunk in enumerate(chunks):
             path = _shard_path(out_dir, k)
-            fp = _fingerprint(chunk, settings)
-            ids = [t.sample_id for t in chunk]
-            if not _shard_is_current(path, ids, fp):
-                entries = [_compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance) for t in chunk]
-                _write_shard(path, chunk, entries, s, d, fp)
-            else:
+            if current[k]:
                 resumed += 1
+            else:
+                entries = list(itertools.islice(computed, len(chunk)))
+                _write_shard(path, chunk, entries, s, d, fingerprints[k])
             shard = _ShardReader(path)
             account(shard.reasons, shard.array("year"), shard.array("year_requested"), shard.array("valid"), shard.array("has_prior"))
     finally:
