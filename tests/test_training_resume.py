@@ -35,6 +35,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_weights(tmp_path, capsys):
     data = make_dataset(tmp_path / "ds")
     priors = make_priors(data, tmp_path / "priors")

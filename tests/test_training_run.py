@@ -145,12 +145,21 @@ def test_cli_bad_input_is_one_line(world, tmp_path, capsys):
     assert not any((tmp_path / name).exists() for name in "abcdef")  # nothing written on bad input
 
 
-def test_one_stage_alone_and_lunaros_pairs(world, tmp_path):
+def test_one_stage_alone_lunaros_with_eval_merge_and_checkpointing(world, tmp_path):
     root, data, priors = world
-    recipe = apply_common_overrides(load_recipe("lunaros", {"stage1.tasks": "caption"}), max_steps=2, batch_size=2)
-    run = train(recipe, model="tiny-qwen3-vl", data=data, out=tmp_path / "lun", stages=["stage2"], log=lambda _: None)
+    recipe = apply_common_overrides(load_recipe("lunaros", {"stage2.eval": True, "stage2.logging_steps": 1}),
+                                    max_steps=2, batch_size=2, gradient_checkpointing=True)
+    run = train(recipe, model="tiny-qwen3-vl", data=data, out=tmp_path / "lun", stages=["stage2"], merge=True, log=lambda _: None)
     assert not (tmp_path / "lun" / "stage1").exists()
-    result = json.loads((run.stage_dirs["stage2"] / "result.json").read_text())
+    d = run.stage_dirs["stage2"]
+    result = json.loads((d / "result.json").read_text())
     assert result["starts_from"] == [] and set(result["trainable_by_part"]) == {"lora:merger", "lora:language_model"}
-    assert (run.stage_dirs["stage2"] / "adapter" / "adapter_config.json").is_file()
-    assert _load(run.final).config.model_type == "qwen3_vl"
+    assert (d / "adapter" / "adapter_config.json").is_file()
+    from sarvlm.training.training_log import read_log_csv
+
+    assert any(r["eval_loss"] is not None for r in read_log_csv(d / "log.csv"))  # val.jsonl evaluated
+    config = (d / "config.yaml").read_text()
+    assert "activation_checkpointing: true" in config
+    merged = _load(d / "merged").state_dict()
+    final = _load(run.final)
+    assert final.config.model_type == "qwen3_vl" and not _changed(merged, final.state_dict())
