@@ -35,6 +35,10 @@ from sarvlm.training.collator import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
 
+# Token lengths already measured in this process, per (file version, processor configuration):
+# the stages of a recipe and the runs of an ablation read the same files with the same processor.
+_LENGTHS: dict[tuple, dict[str, int]] = {}
+
 
 def split_path(data_dir: str | Path, split: str) -> Path:
     """The JSONL of ``split`` in a built dataset directory (error if absent)."""
@@ -120,6 +124,7 @@ class SftDataset(Dataset):
         self._missing: set[str] = set()
         task_counts: Counter[str] = Counter()
         rows = list(read_examples(self.path))
+        known = _LENGTHS.setdefault(_lengths_key(self.path, processor), {})
         for ex in track(rows, f"encoding {self.path.name}", total=len(rows)):
             self.report.total += 1
             if wanted is not None and ex.task not in wanted:
@@ -131,7 +136,9 @@ class SftDataset(Dataset):
             self._check_placeholders(ex)
             if self.use_priors:
                 self._check_prior(ex)
-            length = int(self._encode_text(ex)["input_ids"].shape[0])
+            length = known.get(ex.id)
+            if length is None:
+                length = known[ex.id] = int(self._encode_text(ex)["input_ids"].shape[0])
             self.report.max_tokens = max(self.report.max_tokens, length)
             if length > max_length:
                 self.report.too_long += 1
@@ -236,6 +243,15 @@ class SftDataset(Dataset):
         if isinstance(settings, dict) and settings.get("prior_dim"):
             return int(settings["prior_dim"])
         return int(getattr(settings, "prior_dim", 64) or 64)
+
+
+def _lengths_key(path: Path, processor: Any) -> tuple:
+    stat = path.stat()
+    settings = getattr(processor, "settings", None)
+    settings_json = settings.to_json() if hasattr(settings, "to_json") else repr(settings)
+    tokenizer = getattr(processor, "tokenizer", None)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size, type(processor).__qualname__, settings_json,
+            getattr(tokenizer, "name_or_path", None), len(tokenizer) if tokenizer is not None else None)
 
 
 def _as_tensor(value: Any) -> Any:
