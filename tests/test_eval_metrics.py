@@ -29,6 +29,9 @@ def test_grid_scores_hand_computed():
     # top1: first four intersect -> 4.
     assert (s["acc100"], s["acc50"], s["top1"]) == (1 / 5, 3 / 5, 4 / 5)
     assert s["no_answer"] == 1
+    empty = grid_scores([set(), set(), {1}], [set(), {2}, set()])
+    assert (empty["acc100"], empty["acc50"], empty["top1"]) == (1 / 3, 1 / 3, 1 / 3)
+    assert grid_scores([set()], [None])["acc100"] == 0.0
 
 
 def test_classification_top1_top3_per_class_and_confusion():

@@ -25,7 +25,8 @@ def test_count(text, expected):
 
 @pytest.mark.parametrize("text,expected", [
     ("Cells 2 and 5.", [2, 5]), ("[1, 4, 7]", [1, 4, 7]), ("the fifth cell", [5]), ("cell five and cell one", [1, 5]),
-    ("in grid 9 of the 3x3 grid", [9]), ("nothing here", None), ("10", None),
+    ("in grid 9 of the 3x3 grid", [9]), ("none", []), ("There are no targets.", []), ("10", None),
+    ("I am unsure", None),
 ])
 def test_grid(text, expected):
     assert parse_prediction("grid", text) == expected

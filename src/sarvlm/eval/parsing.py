@@ -98,7 +98,8 @@ def parse_count(text: str) -> int | None:
 
 
 def parse_grid(text: str) -> list[int] | None:
-    """Grid cells 1-9 mentioned in the answer ("cells 2 and 5", "[1, 4]", "the fifth cell"), sorted."""
+    """Grid cells 1-9 mentioned in the answer ("cells 2 and 5", "[1, 4]", "the fifth cell"), sorted;
+    ``[]`` for "none"/"no targets"."""
     t = _lower(_strip_think(text))
     cells = {int(d) for d in re.findall(r"(?<![\w.])([1-9])(?!\w|\.\d)", t)}
     for w, v in _ORDINAL_CELLS.items():
@@ -107,7 +108,10 @@ def parse_grid(text: str) -> list[int] | None:
     for w in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine"):
         if re.search(rf"\b(?:cell|grid|region|block|square)s?\s+{w}\b", t):
             cells.add(NUMBER_WORDS[w])
-    return sorted(cells) if cells else None
+    if cells:
+        return sorted(cells)
+    # "none" is the builder's text for an image without targets: an empty answer, not no answer.
+    return [] if re.search(r"\b(none|no|nothing|empty|zero)\b", t) else None
 
 
 def parse_yes_no(text: str) -> str | None:
