@@ -9,8 +9,9 @@ Public API::
 and the dataset cache :mod:`sarvlm.priors.cache` (``build_prior_cache``, ``PriorCache``).
 """
 
+from sarvlm.priors.cache import PriorCache, build_prior_cache
 from sarvlm.priors.prior_grid import PriorGrid
 from sarvlm.priors.sampling import sample_grid
 from sarvlm.priors.sources import PriorSource, choose_year, open_source
 
-__all__ = ["PriorGrid", "PriorSource", "choose_year", "open_source", "sample_grid"]
+__all__ = ["PriorCache", "PriorGrid", "PriorSource", "build_prior_cache", "choose_year", "open_source", "sample_grid"]
