@@ -232,7 +232,8 @@ class _Preprocessor:
         self.counts = _Counts()
         self.records: list[SampleRecord] = []
         self.features: list[dict[str, float]] = []
-        self.previews: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self.previews: list[tuple[str, np.ndarray, np.ndarray]] = []  # (id, input u8, output u8)
+        self._raw_preview = np.zeros((1, 1), np.uint8)
         self.tile_progress = False  # one scene: show progress over its tiles instead of over records
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
 
@@ -296,6 +297,8 @@ class _Preprocessor:
                 except Exception as exc:  # rasterio raises several types for damaged files
                     raise SarvlmError(f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})") from None
                 pixels = process_pixels(data, cfg, kind, names, info.nodata, crop, where)
+                if cfg.plots and len(self.previews) < 4 and pixels is not None:
+                    self._raw_preview = self._render_input(data, kind, crop, info.nodata)
                 if pixels is None:
                     self.counts.tiles_nodata += 1
                     continue
@@ -333,7 +336,20 @@ class _Preprocessor:
 
                 self.features.append(tile_features(u8, valid))
             if cfg.plots and len(self.previews) < 4:
-                self.previews.append((rec.id, u8, valid))
+                self.previews.append((rec.id, self._raw_preview, u8))
+
+    @staticmethod
+    def _render_input(data: np.ndarray, kind: str, crop: tuple[int, int, int, int], nodata: float | None) -> np.ndarray:
+        """The first input band as intensity, cropped like the output, rendered to uint8 (log scale)."""
+        band = data[:1]
+        x = to_intensity(band, "complex") if kind == "complex" else band.astype(np.float32)
+        if nodata is not None and not np.isnan(nodata) and kind != "complex":
+            x[band == nodata] = np.nan
+        if kind in ("amplitude", "db"):
+            x = to_intensity(x, kind)
+        top, bottom, left, right = crop
+        x = x[:, top: x.shape[1] - bottom, left: x.shape[2] - right]
+        return _render_u8(x)[0]
 
     def _steps(self) -> dict[str, Any]:
         cfg = self.config
@@ -429,12 +445,15 @@ def _plots(pre: _Preprocessor) -> None:
     from sarvlm.io.atomic import atomic_path
 
     if pre.previews:
-        fig, axes = plt.subplots(1, len(pre.previews), figsize=(3.2 * len(pre.previews), 3.4), squeeze=False)
-        for ax, (rid, u8, _) in zip(axes[0], pre.previews):
-            ax.imshow(u8, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_title(rid, fontsize=8)
-            ax.axis("off")
-        fig.suptitle("sarvlm preprocess: first outputs", fontsize=10)
+        cols = len(pre.previews)
+        fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols, 6.2), squeeze=False)
+        for i, (rid, raw, out) in enumerate(pre.previews):
+            for row, (img, label) in enumerate(((raw, "input (log scale)"), (out, "output"))):
+                ax = axes[row][i]
+                ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.set_title(f"{rid}\n{label}" if row == 0 else label, fontsize=8)
+                ax.axis("off")
+        fig.suptitle("sarvlm preprocess: first outputs, before and after", fontsize=10)
         fig.tight_layout()
         with atomic_path(pre.out / "preview.png") as tmp:
             fig.savefig(tmp, dpi=90, metadata={"Software": None})
