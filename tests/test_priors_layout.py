@@ -130,3 +130,15 @@ def test_missing_index_and_empty_root(tmp_path):
         read_aef_index(tmp_path)
     with pytest.raises(SarvlmError, match="no AEF tiles"):
         write_aef_index(tmp_path)
+
+
+def test_southern_hemisphere_tile_footprint(tmp_path):
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 32733, always_xy=True).transform(15.0, -30.0)
+    write_aef_tile(tmp_path, 2023, 33, "S", "s", _codes(32, 32), Affine(10.0, 0.0, x, 0.0, -10.0, y))
+    write_aef_index(tmp_path)
+    idx = read_aef_index(tmp_path)
+    assert idx["crs"].tolist() == ["EPSG:32733"] and idx["utm_zone"].tolist() == ["33S"]
+    w, s, e, n = idx["geometry"].iloc[0].bounds
+    assert n == pytest.approx(-30.0, abs=1e-6) and s < n and w == pytest.approx(15.0, abs=1e-6) and e > w

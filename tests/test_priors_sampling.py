@@ -258,3 +258,34 @@ def test_corrupt_tile_is_a_one_line_error(tmp_path, world):
         sample_grid(src, BBOX, 2020, 3, 3, 10, 10)
     msg = str(info.value)
     assert str(tile) in msg and "\n" not in msg
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lon0=st.floats(-179.0, 178.0),
+    lat0=st.floats(-80.0, 79.0),
+    dlon=st.floats(1e-4, 1.0),
+    dlat=st.floats(1e-4, 1.0),
+    n_lon=st.integers(2, 9),
+    n_lat=st.integers(2, 9),
+    w=st.integers(1, 4000),
+    h=st.integers(1, 4000),
+)
+def test_box_only_positions_property(lon0, lat0, dlon, dlat, n_lon, n_lat, w, h):
+    """North-up box: node (i, j) sits at x = i/(N_lon-1)·W, y = (1 - j/(N_lat-1))·H."""
+    from sarvlm.priors.anchor_grid import node_pixels, normalised_positions
+
+    bbox = (lon0, lat0, lon0 + dlon, lat0 + dlat)
+    lon, lat = anchor_nodes(bbox, n_lon, n_lat)
+    x, y = node_pixels(lon, lat, w, h, bbox)
+    i = np.tile(np.arange(n_lon), n_lat)
+    j = np.repeat(np.arange(n_lat), n_lon)
+    np.testing.assert_allclose(x, i / (n_lon - 1) * w, atol=1e-6 * w)
+    np.testing.assert_allclose(y, (1 - j / (n_lat - 1)) * h, atol=1e-6 * h)
+    pos = normalised_positions(x, y, w, h)
+    np.testing.assert_allclose(pos[:, 1], i / (n_lon - 1), atol=1e-5)
+    np.testing.assert_allclose(pos[:, 0], 1 - j / (n_lat - 1), atol=1e-5)
