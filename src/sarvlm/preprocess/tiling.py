@@ -159,12 +159,14 @@ def read_tile(dataset: Any, spec: TileSpec, bands: list[int] | None = None, halo
     out_h = top + spec.height + round((y1 - spec.row_off - spec.src_height) / sy)
     indexes = bands or list(range(1, dataset.count + 1))
     window = Window(x0, y0, x1 - x0, y1 - y0)
+    # rasterio cannot return complex int16 (Sentinel-1 SLC) as such; GDAL converts to complex64.
+    out_dtype = "complex64" if dataset.dtypes[0] == "complex_int16" else None
     if spec.width == spec.src_width and spec.height == spec.src_height:
-        data = dataset.read(indexes, window=window)
+        data = dataset.read(indexes, window=window, out_dtype=out_dtype)
     else:
         method = resampling or ("average" if spec.width < spec.src_width else "bilinear")
         data = dataset.read(indexes, window=window, out_shape=(len(indexes), out_h, out_w),
-                            resampling=Resampling[method])
+                            resampling=Resampling[method], out_dtype=out_dtype)
     return data, (top, out_h - top - spec.height, left, out_w - left - spec.width)
 
 
