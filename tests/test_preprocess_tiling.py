@@ -88,3 +88,15 @@ def test_tiles_read_windows_with_their_georef(tmp_path):
     plon, plat = pixel_to_lonlat(georef, [100, 200], [0, 100])
     np.testing.assert_allclose([lon, lat], [plon, plat], atol=1e-9)
     assert out.meta["tile"]["source_id"] == "s"
+
+
+def test_complex_tiles_are_multilooked_incoherently(tmp_path):
+    """Shrinking an SLC tile averages intensity |z|^2, not complex values (which would cancel)."""
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(1, 40, 60)) + 1j * rng.normal(size=(1, 40, 60))).astype(np.complex64)
+    path = write_raster(tmp_path / "slc.tif", z)
+    spec = TileSpec(row=0, col=0, col_off=20, row_off=0, src_width=40, src_height=40, width=20, height=20)
+    with open_raster(path) as ds:
+        data, _ = read_tile(ds, spec)
+    expected = (np.abs(z[0, :, 20:60]) ** 2).reshape(20, 2, 20, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(np.abs(data[0]) ** 2, expected, rtol=1e-5)

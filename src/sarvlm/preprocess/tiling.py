@@ -163,11 +163,36 @@ def read_tile(dataset: Any, spec: TileSpec, bands: list[int] | None = None, halo
     out_dtype = "complex64" if dataset.dtypes[0] == "complex_int16" else None
     if spec.width == spec.src_width and spec.height == spec.src_height:
         data = dataset.read(indexes, window=window, out_dtype=out_dtype)
+    elif dataset.dtypes[0].startswith("complex"):
+        data = _resample_complex_as_intensity(dataset.read(indexes, window=window, out_dtype=out_dtype),
+                                              (out_h, out_w), resampling)
     else:
         method = resampling or ("average" if spec.width < spec.src_width else "bilinear")
         data = dataset.read(indexes, window=window, out_shape=(len(indexes), out_h, out_w),
                             resampling=Resampling[method], out_dtype=out_dtype)
     return data, (top, out_h - top - spec.height, left, out_w - left - spec.width)
+
+
+def _resample_complex_as_intensity(data: np.ndarray, shape: tuple[int, int], resampling: str | None) -> np.ndarray:
+    """Resample complex SLC pixels by their intensity (incoherent multi-looking).
+
+    Averaging complex values would sum them coherently and destroy the speckle statistics, so the
+    intensity ``|z|^2`` is resampled (GDAL ``average`` when shrinking) and returned as the complex
+    amplitude ``sqrt(I) + 0j`` (the phase of a resampled pixel has no meaning), so ``|z|^2`` downstream
+    is the resampled intensity.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.transform import Affine
+    from rasterio.warp import reproject
+
+    bands, h, w = data.shape
+    out_h, out_w = shape
+    intensity = (np.abs(data) ** 2).astype(np.float32)
+    out = np.zeros((bands, out_h, out_w), np.float32)
+    method = resampling or ("average" if out_w < w else "bilinear")
+    reproject(intensity, out, src_transform=Affine.identity(), src_crs="EPSG:3857",
+              dst_transform=Affine.scale(w / out_w, h / out_h), dst_crs="EPSG:3857", resampling=Resampling[method])
+    return np.sqrt(out).astype(np.complex64)
 
 
 def clip_objects(objects: list[ObjectAnnotation], spec: TileSpec, min_visible: float = 0.5
