@@ -7,7 +7,6 @@ land-cover class under that node's pixel (the field is built from those masks).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("sarvlm.synth.world")
