@@ -77,11 +77,6 @@ def _reflect_index(start: int, stop: int, size: int) -> np.ndarray:
     return np.where(idx >= size, period - idx, idx)
 
 
-def _padded_rows(img: np.ndarray, r0: int, r1: int, halo: int, col_idx: np.ndarray) -> np.ndarray:
-    rows = _reflect_index(r0 - halo, r1 + halo, img.shape[0])
-    return img[np.ix_(rows, col_idx)]
-
-
 def _mask_segments(n: int) -> list[list[tuple[int, int, int]]]:
     """The 8 half-window masks as row segments ``(row, first col, length)`` in an ``n x n`` window.
 
