@@ -69,11 +69,12 @@ class CellLayout:
     key: int
 
 
-def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, site_seed: Sequence[int]) -> np.ndarray:
-    """(64, H, W) float32 unit vectors over a site's tile (``site.aef_shape``); NaN off the cells.
+def site_embedding_fields(site: Site, cells: Sequence[CellLayout], years: Sequence[int],
+                          site_seed: Sequence[int]) -> dict[int, np.ndarray]:
+    """Year → (64, H, W) float32 unit vectors over a site's tile (``site.aef_shape``); NaN off the cells.
 
     ``site_seed`` seeds the geographic variation (shared by all years) and, with the year, the
-    per-pixel noise.
+    per-pixel noise. The year-independent part (land-cover shares, geography) is computed once.
     """
     h, w = site.aef_shape
     S = _SUBSAMPLES
@@ -81,7 +82,7 @@ def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, sit
     ys = (np.arange(h * S) + 0.5) / S * AEF_PIXEL_M
     xs = (np.arange(w * S) + 0.5) / S * AEF_PIXEL_M
     cls = np.full((h * S, w * S), 255, dtype=np.uint8)  # 255: outside every cell
-    parcels = np.zeros((h * S, w * S), dtype=np.int64)
+    parcels = np.zeros((h, w), dtype=np.int64)  # parcel at each 10 m pixel's central sub-sample
     for c in cells:
         res = c.layout.resolution_m
         n = c.layout.classes.shape[0]
@@ -90,10 +91,13 @@ def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, sit
         rsel, csel = np.flatnonzero((ri >= 0) & (ri < n)), np.flatnonzero((ci >= 0) & (ci < n))
         if rsel.size == 0 or csel.size == 0:
             continue
-        win = np.ix_(rsel, csel)
-        cls[win] = c.layout.classes[np.ix_(ri[rsel], ci[csel])]
+        cls[np.ix_(rsel, csel)] = c.layout.classes[np.ix_(ri[rsel], ci[csel])]
         # Parcel ids made unique per cell so that crops of different cells are independent.
-        parcels[win] = c.layout.parcels[np.ix_(ri[rsel], ci[csel])].astype(np.int64) + (c.key % 100_003) * 10_000_019
+        rc = [r for r in rsel if r % S == S // 2]
+        cc = [k for k in csel if k % S == S // 2]
+        if rc and cc:
+            parcels[np.ix_(np.array(rc) // S, np.array(cc) // S)] = (
+                c.layout.parcels[np.ix_(ri[rc], ci[cc])].astype(np.int64) + (c.key % 100_003) * 10_000_019)
 
     # Class shares per 10 m pixel: one bincount over (pixel, class) pairs of the sub-samples.
     n_cls = len(CLASSES) + 1  # + "outside"
@@ -102,20 +106,25 @@ def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, sit
     counts = np.bincount((pix * n_cls + code).ravel(), minlength=h * w * n_cls).reshape(h, w, n_cls)
     frac = (counts[..., :-1] / float(S * S)).astype(np.float32)
     covered = counts[..., -1] < S * S
-    vec = frac @ PROTOTYPES.astype(np.float32)  # (h, w, 64)
-
-    centre = parcels[S // 2::S, S // 2::S]
-    crops = parcel_crops(centre, 0, year)
-    vec += 0.45 * frac[..., FARMLAND:FARMLAND + 1] * CROP_VECTORS.astype(np.float32)[crops]
-
     geo_rng = np.random.default_rng(list(site_seed) + [1])
     geo = np.stack([smooth_noise(geo_rng, (h, w), 300.0 / AEF_PIXEL_M) for _ in range(_N_GEO)], axis=-1)
-    vec += 0.12 * geo @ GEO_DIRECTIONS.astype(np.float32)
-    vec += np.float32(0.04) * _year_vector(year).astype(np.float32)
-    vec += np.float32(0.03) * np.random.default_rng(list(site_seed) + [2, int(year)]).standard_normal(vec.shape, dtype=np.float32)
-    vec /= np.sqrt(np.einsum("hwc,hwc->hw", vec, vec))[..., None]
-    vec[~covered] = np.nan
-    return np.ascontiguousarray(vec.transpose(2, 0, 1))
+    base = frac @ PROTOTYPES.astype(np.float32) + np.float32(0.12) * (geo @ GEO_DIRECTIONS.astype(np.float32))
+    farm = np.float32(0.45) * frac[..., FARMLAND:FARMLAND + 1]
+
+    fields = {}
+    for year in years:
+        vec = base + farm * CROP_VECTORS.astype(np.float32)[parcel_crops(parcels, 0, year)]
+        vec += np.float32(0.04) * _year_vector(year).astype(np.float32)
+        vec += np.float32(0.03) * np.random.default_rng(list(site_seed) + [2, int(year)]).standard_normal(vec.shape, dtype=np.float32)
+        vec /= np.sqrt(np.einsum("hwc,hwc->hw", vec, vec))[..., None]
+        vec[~covered] = np.nan
+        fields[int(year)] = np.ascontiguousarray(vec.transpose(2, 0, 1))
+    return fields
+
+
+def site_embedding_field(site: Site, cells: Sequence[CellLayout], year: int, site_seed: Sequence[int]) -> np.ndarray:
+    """The field of one year (see :func:`site_embedding_fields`)."""
+    return site_embedding_fields(site, cells, [year], site_seed)[int(year)]
 
 
 def crop_in_cell(layout: Layout, key: int, year: int) -> np.ndarray:

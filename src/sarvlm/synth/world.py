@@ -36,7 +36,7 @@ from sarvlm.io.atomic import atomic_dir, atomic_open
 from sarvlm.progress import track
 from sarvlm.synth.backscatter import add_point_scatterers, pick_sea_state, sigma0_map, speckle
 from sarvlm.synth.captions import make_captions
-from sarvlm.synth.embedding_field import CellLayout, site_embedding_field
+from sarvlm.synth.embedding_field import CellLayout, site_embedding_fields
 from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, Site, place_scenes
 from sarvlm.synth.landcover import CLASSES, WATER, Layout, generate_layout, pick_kind
 from sarvlm.synth.optical import render_optical
@@ -217,13 +217,11 @@ def _write_site_tiles(root: Path, site: Site, cells: list[CellLayout], years: Se
     """Write the site's embedding tile for every year; return the fields (year -> (64, H, W))."""
     from sarvlm.priors.aef_layout import quantize_aef, write_aef_tile
 
-    fields = {}
+    fields = site_embedding_fields(site, cells, years, [int(seed), 1 << 29, site.index])
     y_off, x_off = _tile_offsets(site)
-    for year in years:
-        field_ = site_embedding_field(site, cells, year, [int(seed), 1 << 29, site.index])
+    for year, field_ in fields.items():
         write_aef_tile(root / AEF_DIRNAME, year, site.zone, "N" if site.north_hemisphere else "S", "sarvlm_synth",
                        quantize_aef(field_), site.aef_transform(), offset=(y_off, x_off))
-        fields[year] = field_
     return fields
 
 
