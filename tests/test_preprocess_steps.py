@@ -84,3 +84,20 @@ def test_quantize_uint8_handles_nan_inf_nodata():
         quantize_uint8(np.full((4, 4), np.nan), where="scene.tif")
     with pytest.raises(SarvlmError, match="scene.tif"):
         quantize_uint8(np.full((4, 4), np.nan), where="scene.tif")
+
+
+def test_quantize_is_monotone_and_stretch_bounded():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    @settings(max_examples=40, deadline=None)
+    @given(arrays(np.float32, (6, 7), elements=st.floats(1e-6, 1e6, width=32)), st.booleans())
+    def check(img, log):
+        q = quantize_uint8(img, 1, 99, log=log)
+        order = np.argsort(img, axis=None, kind="stable")
+        assert np.all(np.diff(q.ravel()[order].astype(int)) >= 0)
+        s = stretch(img, 2, 98)
+        assert np.nanmin(s) >= 0 and np.nanmax(s) <= 1
+
+    check()
