@@ -114,6 +114,19 @@ def test_split_ratios_and_keep(tmp_path):
             SplitPlan.parse(bad)
 
 
+def test_balanced_split_is_exact_per_source_and_keeps_images_together():
+    plan = SplitPlan.parse("8:1:1", seed=5, method="balanced")
+    got = {src: Counter(plan.assign(f"{src}/{i}.png", None, "r", src) for i in range(30)) for src in ("A", "B")}
+    assert got == {"A": Counter(train=24, val=3, test=3), "B": Counter(train=24, val=3, test=3)}
+    again = SplitPlan.parse("8:1:1", seed=5, method="balanced")
+    assert [again.assign(f"A/{i}.png", None, "r", "A") for i in range(30)] == \
+        [plan.assign(f"A/{i}.png", None, "r", "A") for i in range(30)]  # remembered, and seeded
+    assert plan.assign("A/3.png", None, "r", "B") == plan.assign("A/3.png", None, "r", "A")
+    assert SplitPlan.parse("0.7:0.3", method="balanced")._block().count("test") == 3
+    with pytest.raises(SarvlmError, match="--split-method"):
+        SplitPlan.parse("8:1:1", method="exact")
+
+
 def test_split_keep_in_build(world, tmp_path):
     recs = list(read_samples(world))
     for i, r in enumerate(recs):

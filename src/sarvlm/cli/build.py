@@ -22,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--coords", default="qwen2.5", help="box convention in the text: qwen2.5, qwen3, qwen2, norm, "
                    "pixel, geochat (default: %(default)s)")
     p.add_argument("--split", default="8:1:1", help="8:1:1, 7:3, 4:1, keep or keep,7:3 (default: %(default)s)")
+    p.add_argument("--split-method", default="hash", choices=("hash", "balanced"),
+                   help="hash: seeded hash of the image, flat memory (default); balanced: exact proportions per "
+                        "source, for small datasets (remembers every image)")
     p.add_argument("--format", default="sarvlm", help="sarvlm, swift or llava (default: %(default)s)")
     p.add_argument("--max-per-sample", type=int, default=3, help="cap on examples of one task per sample")
     p.add_argument("--negative-rate", type=float, default=0.25,
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from sarvlm.data.builder import BuildOptions, build_dataset
 
     opts = BuildOptions(tasks=args.tasks.split(","), seed=args.seed, coords=args.coords, split=args.split,
+                        split_method=args.split_method,
                         format=args.format, max_per_sample=args.max_per_sample, negative_rate=args.negative_rate,
                         categories=args.categories.split(",") if args.categories else None,
                         use_synonyms=args.use_synonyms, qc=args.qc, boxes=args.boxes, skip_missing=args.skip_missing,

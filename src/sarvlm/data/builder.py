@@ -43,6 +43,7 @@ class BuildOptions:
     seed: int = 0
     coords: str = "qwen2.5"
     split: str = "8:1:1"
+    split_method: str = "hash"  # hash (flat memory) | balanced (exact proportions; remembers images)
     format: str = "sarvlm"
     max_per_sample: int = 3
     negative_rate: float = 0.25
@@ -149,7 +150,7 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
     out_dir = Path(out_dir)
     if not samples.is_file():
         raise SarvlmError(f"{samples}: no such file")
-    plan = SplitPlan.parse(opts.split, opts.seed)
+    plan = SplitPlan.parse(opts.split, opts.seed, opts.split_method)
     synonyms = SYNONYMS if opts.use_synonyms else None
     if opts.categories:
         vocabulary = tuple(sorted({canonical_category(c.strip(), synonyms) for c in opts.categories if c.strip()}))
@@ -189,7 +190,7 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                             continue
                         raise SarvlmError(f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
                                           f"(use --skip-missing to skip such samples)")
-                    split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}")
+                    split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
                         counts[split] = Counter()

@@ -78,10 +78,12 @@ _POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top
 
 
 def canonical_category(name: str, synonyms: dict[str, str] | None = SYNONYMS) -> str:
-    """Category name through the synonym table (case-insensitive; unknown names returned as given)."""
+    """Category name through the synonym table (case-insensitive, ``_``/``-`` read as spaces, so
+    ``Oil_Tank`` -> ``tank``; unknown names are returned as given)."""
     if not synonyms:
         return name
-    return synonyms.get(name.strip().lower(), name)
+    key = name.strip().lower()
+    return synonyms.get(key) or synonyms.get(key.replace("_", " ").replace("-", " "), name)
 
 
 @dataclass
