@@ -165,3 +165,43 @@ def test_complex_slc_input(tmp_path):
     assert rec.polarizations == ["VH"] and rec.georef == GEOREF
     px = read_raster(out.parent / rec.image)[0]
     np.testing.assert_allclose(px, 10 * np.log10(np.abs(z[1]) ** 2), rtol=1e-4, atol=1e-4)
+
+
+def _mini_safe(tmp_path: Path) -> Path:
+    """A small .SAFE product: the real IW GRD annotation with its grid rescaled to 210x100 px,
+    and a uint16 amplitude measurement of that size."""
+    import xml.etree.ElementTree as ET
+
+    real = next((Path(__file__).parent / "data" / "sentinel1_safe").glob("S1B_IW_GRDH*.SAFE"))
+    ann_path = next((real / "annotation").glob("*.xml"))
+    tree = ET.parse(ann_path)
+    root = tree.getroot()
+    info = root.find("imageAnnotation/imageInformation")
+    sx, sy = 210 / int(info.findtext("numberOfSamples")), 100 / int(info.findtext("numberOfLines"))
+    info.find("numberOfSamples").text, info.find("numberOfLines").text = "210", "100"
+    for node in root.iterfind("geolocationGrid/geolocationGridPointList/geolocationGridPoint"):
+        node.find("pixel").text = repr(float(node.findtext("pixel")) * sx)
+        node.find("line").text = repr(float(node.findtext("line")) * sy)
+    safe = tmp_path / real.name
+    (safe / "annotation").mkdir(parents=True)
+    tree.write(safe / "annotation" / ann_path.name)
+    amp = (np.sqrt(np.random.default_rng(5).gamma(4.0, 0.25, (100, 210))) * 300).astype(np.uint16)
+    write_raster(safe / "measurement" / (ann_path.stem + ".tiff"), amp)
+    return safe
+
+
+def test_sentinel1_safe_input(tmp_path, capsys):
+    safe = _mini_safe(tmp_path)
+    assert main(["preprocess", str(safe), "--out", str(tmp_path / "o"), "--to", "db", "--tile-m", "60000", "--no-plots"]) == 0
+    recs = list(read_samples(tmp_path / "o" / "samples.jsonl"))
+    assert recs and all(r.polarizations == ["VV"] and r.date == "2021-04-01" and r.sensor == "Sentinel-1B" for r in recs)
+    assert recs[0].georef.gcps is not None and recs[0].meta["preprocess"]["input"] == "auto"
+    amp = read_raster(next((safe / "measurement").glob("*.tiff")))[0].astype(np.float64)
+    t = recs[0].meta["tile"]
+    px = read_raster(tmp_path / "o" / recs[0].image)[0]
+    np.testing.assert_allclose(px, 10 * np.log10(amp[: t["src_height"], : t["src_width"]] ** 2), atol=1e-3)
+    from sarvlm.io.georef import pixel_to_lonlat
+
+    lon, lat = pixel_to_lonlat(recs[0].georef, 0, 0)
+    assert abs(float(lon) - 12.4327) < 0.01 and abs(float(lat) - 47.117) < 0.01  # the product's first grid node
+    assert "no annotation for polarisation VH" in _cli_error(capsys, ["preprocess", str(safe), "--out", str(tmp_path / "x"), "--pol", "VH"])

@@ -12,6 +12,7 @@ examples:
   sarvlm preprocess world/samples.jsonl --out tiles --tile-m 500 --target-res-m 2 --uint8 --screen
   sarvlm preprocess scene.tif --out prep --pol VV --to db
   sarvlm preprocess dual.tif --out prep --composite dual --filter lee --looks 4.4 --stretch --uint8
+  sarvlm preprocess S1A_IW_GRDH_1SDV_....SAFE --out prep --pol VH --filter refined-lee --looks 4.4 --tile-m 2560
 
 steps run in this order: read (complex -> intensity) -> --input quantity to intensity -> --pol /
 --composite -> --filter -> --to -> --stretch (log + percentile) -> --uint8 -> write (PNG for uint8,
@@ -30,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", type=Path, help="samples JSONL (every record is processed) or a raster file (.tif/.png/.jpg)")
+    p.add_argument("input", type=Path, help="samples JSONL (every record is processed), a raster file (.tif/.png/.jpg), "
+                                           "or a Sentinel-1 .SAFE directory (one polarisation, --pol)")
     p.add_argument("--out", type=Path, required=True, help="output directory (must be new or empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     g = p.add_argument_group("polarisation and quantities")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sarvlm.cli.common import parse_floats
     from sarvlm.errors import SarvlmError
-    from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_raster, preprocess_samples
+    from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_raster, preprocess_safe, preprocess_samples
     from sarvlm.preprocess.tiling import PixelModeWarning
 
     stretch_low, stretch_high = parse_floats(args.stretch_pct, 2, "--stretch-pct")
@@ -86,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         raise SarvlmError(f"{source}: no such file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PixelModeWarning)
-        if source.suffix.lower() in (".jsonl", ".json"):
+        if source.is_dir() and source.suffix.upper() == ".SAFE":
+            out = preprocess_safe(source, args.out, config)
+        elif source.suffix.lower() in (".jsonl", ".json"):
             out = preprocess_samples(source, args.out, config)
         else:
             out = preprocess_raster(source, args.out, config)

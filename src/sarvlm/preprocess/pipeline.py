@@ -537,3 +537,47 @@ def preprocess_raster(path: str | Path, out_dir: str | Path, config: PreprocessC
     path = Path(path)
     config = (config or PreprocessConfig()).validate()
     return _run([record_for_raster(path)], path.parent, Path(out_dir), config)
+
+
+def record_for_safe(safe_dir: str | Path, polarisation: str, swath: str | None = None) -> SampleRecord:
+    """A sample record for one measurement of a Sentinel-1 ``.SAFE`` product.
+
+    The image is ``measurement/<annotation name>.tiff``; size, date, pixel spacing and the GCP
+    georeference (geolocation grid) come from the annotation. GRD pixels are amplitude DN
+    (``meta.quantity = "amplitude"``); SLC pixels are complex and read as intensity.
+    """
+    from sarvlm.io.sentinel1_safe import safe_annotation
+
+    safe_dir = Path(safe_dir)
+    ann = safe_annotation(safe_dir, polarisation, swath)
+    candidates = [safe_dir / "measurement" / (ann.path.stem + suffix) for suffix in (".tiff", ".tif")]
+    image = next((p for p in candidates if p.is_file()), None)
+    if image is None:
+        raise SarvlmError(f"{safe_dir}: no measurement file {candidates[0].name} for {ann.swath}/{ann.polarisation}")
+    spacing = math.sqrt(ann.range_pixel_spacing_m * ann.azimuth_pixel_spacing_m)
+    meta = {"quantity": "amplitude"} if ann.product_type == "GRD" else {}
+    return SampleRecord(
+        id=_safe_name(f"{safe_dir.stem}_{ann.swath}_{ann.polarisation}"), image=str(image.relative_to(safe_dir)),
+        width=ann.width, height=ann.height, sensor=f"Sentinel-1{ann.mission[-1]}", band="C",
+        polarizations=[ann.polarisation], resolution_m=spacing, date=ann.date, georef=ann.georef,
+        source=safe_dir.name, meta=meta)
+
+
+def preprocess_safe(safe_dir: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None,
+                    swath: str | None = None) -> Path:
+    """Preprocess one polarisation (``config.pol``, default the co-pol VV or HH present) of a
+    Sentinel-1 ``.SAFE`` product."""
+    from sarvlm.io.sentinel1_safe import find_annotations, read_annotation
+
+    safe_dir = Path(safe_dir)
+    config = (config or PreprocessConfig()).validate()
+    pol = config.pol
+    if pol is None:
+        have = {read_annotation(p).polarisation for p in find_annotations(safe_dir)}
+        pol = next((p for p in ("VV", "HH", "VH", "HV") if p in have), None)
+        if pol is None:
+            raise SarvlmError(f"{safe_dir}: no polarisation found in its annotation files")
+    if config.composite:
+        raise SarvlmError("composite: a SAFE product stores each polarisation in its own file; use --pol")
+    record = record_for_safe(safe_dir, pol, swath)
+    return _run([record], safe_dir, Path(out_dir), config)
