@@ -186,6 +186,20 @@ def test_quality_control_report(tmp_path):
     assert res.quality.counts["unknown_category"] == 1  # the tank
 
 
+def test_with_optical(tmp_path):
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "sar.png")
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "opt.png")
+    rec = {"id": "p", "image": "sar.png", "optical": "opt.png", "width": 30, "height": 20,
+           "captions": [{"text": "Craters. A smooth floor. Bright rims on the left.", "style": "complex"}]}
+    (tmp_path / "s.jsonl").write_text(json.dumps(rec) + "\n")
+    build_dataset(tmp_path / "s.jsonl", tmp_path / "o", BuildOptions(tasks=["caption", "dialogue"], split="1:0",
+                                                                     with_optical=True))
+    for e in read_examples(tmp_path / "o" / "train.jsonl"):
+        assert e.images == ["../sar.png", "../opt.png"]
+        assert e.messages[0].content.startswith("<image>\n<image>\n") and e.messages[0].content.count("<image>") == 2
+        assert sum(m.content.count("<image>") for m in e.messages) == 2
+
+
 def test_bad_input(world, tmp_path):
     lines = world.read_text().splitlines()
     bad = tmp_path / "bad.jsonl"

@@ -145,6 +145,16 @@ def test_identify_classify_position_refer():
     assert {(tuple(d.params["region"]), d.answer) for d in refer} == {(tuple(b), c) for c, b, _ in OBJS}
 
 
+def test_class_hint():
+    view = _view(OBJS)
+    ctx = TaskContext(coords="pixel", vocabulary=("aircraft", "ship", "tank"), class_hint=True)
+    main = _run("classify", view, ctx)[0]
+    assert main.messages[0][1] == ("<image>\nQuestion: The classes are: aircraft, ship, tank. What is the main object "
+                                   "in the image? Answer the question concisely.")
+    pos = _run("position", view, ctx)[0]
+    assert "The classes are: top, center, bottom, left, right. Where are" in pos.messages[0][1]
+
+
 def test_refer_skips_ambiguous_regions_and_main_category_tie():
     view = _view([("ship", [10, 10, 30, 30], None), ("tank", [11, 11, 31, 31], None), ("tank", [60, 40, 70, 50], None),
                   ("ship", [60, 0, 80, 20], None)])

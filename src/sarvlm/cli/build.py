@@ -36,6 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--qc", default="drop", choices=("drop", "flag"), help="drop or only flag examples failing text QC")
     p.add_argument("--boxes", default="clip", choices=("clip", "drop"), help="boxes partly outside the image")
     p.add_argument("--skip-missing", action="store_true", help="skip (and count) samples whose image is missing")
+    p.add_argument("--with-optical", action="store_true",
+                   help="add each sample's paired optical image as a second image (SAR first)")
+    p.add_argument("--class-hint", action="store_true",
+                   help="prefix classify/refer/position questions with their answer set (SARLANG-1M's advice "
+                        "when mixing its SARDet-100k questions with other VQA data)")
     p.add_argument("--absolute-images", action="store_true", help="write absolute image paths")
     p.add_argument("--min-pixels", type=int, default=None, help="qwen2.5 smart_resize min_pixels")
     p.add_argument("--max-pixels", type=int, default=None, help="qwen2.5 smart_resize max_pixels")
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                         format=args.format, max_per_sample=args.max_per_sample, negative_rate=args.negative_rate,
                         categories=args.categories.split(",") if args.categories else None,
                         use_synonyms=args.use_synonyms, qc=args.qc, boxes=args.boxes, skip_missing=args.skip_missing,
-                        absolute_images=args.absolute_images, overwrite=args.overwrite)
+                        absolute_images=args.absolute_images, with_optical=args.with_optical,
+                        class_hint=args.class_hint, overwrite=args.overwrite)
     if args.min_pixels:
         opts.min_pixels = args.min_pixels
     if args.max_pixels:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.data.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
+from sarvlm.data.example import IMAGE_PLACEHOLDER
 from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
 from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
 from sarvlm.data.record import parse_sample
@@ -54,6 +55,8 @@ class BuildOptions:
     skip_missing: bool = False
     check_images: bool = True
     absolute_images: bool = False
+    with_optical: bool = False  # add the paired optical image as a second image (LunarOS-Mini SAR + optical)
+    class_hint: bool = False  # SARLANG-1M README: prefix VQA questions with "The classes are: ..."
     min_pixels: int = QWEN_MIN_PIXELS
     max_pixels: int = QWEN_MAX_PIXELS
     landform_min_fraction: float = 0.05
@@ -119,6 +122,11 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
     return tuple(sorted(cats)), n
 
 
+def _image_ref(path: str, out_dir: Path, absolute: bool) -> str:
+    ref = path if absolute else os.path.relpath(path, out_dir)
+    return ref.replace(os.sep, "/")
+
+
 def _task_seed(seed: int, sample_id: str, task: str) -> int:
     """A 64-bit seed per (build seed, sample, task): generators never share random streams."""
     key = f"{seed}\x00{sample_id}\x00{task}".encode()
@@ -161,7 +169,7 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
         strict = None
     ctx = TaskContext(coords=opts.coords, vocabulary=vocabulary, max_per_sample=opts.max_per_sample,
                       negative_rate=opts.negative_rate, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-                      landform_min_fraction=opts.landform_min_fraction)
+                      landform_min_fraction=opts.landform_min_fraction, class_hint=opts.class_hint)
     base_dir = samples.resolve().parent
     final_dir = out_dir.resolve()
     report = QualityReport()
@@ -194,8 +202,12 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
                         counts[split] = Counter()
-                    image_ref = image_abs if opts.absolute_images else os.path.relpath(image_abs, final_dir)
-                    images = [image_ref.replace(os.sep, "/")]
+                    images = [_image_ref(image_abs, final_dir, opts.absolute_images)]
+                    if opts.with_optical and rec.optical:
+                        optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
+                        if opts.check_images and not os.path.exists(optical_abs):
+                            raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
+                        images.append(_image_ref(optical_abs, final_dir, opts.absolute_images))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
                     view = SampleView(rec, base_dir, targets, _group(targets))
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
@@ -211,6 +223,10 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                         for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
                             eid = f"{rec.id}/{task}/{k}"
                             msgs = draft.messages
+                            if len(images) > 1:  # one <image> per image, SAR first: "<image>\n<image>\n..."
+                                role, content = msgs[0]
+                                extra = (IMAGE_PLACEHOLDER + "\n") * (len(images) - 1)
+                                msgs = draft.messages = [(role, extra + content), *msgs[1:]]
                             if len(msgs) == 2:  # the common single-turn case, without joins
                                 question, answers = msgs[0][1], (msgs[1][1],)
                             else:

@@ -75,6 +75,7 @@ class TaskContext:
     min_pixels: int = 56 * 56
     max_pixels: int = 28 * 28 * 1280
     landform_min_fraction: float = 0.05  # landform_all: classes covering at least this share
+    class_hint: bool = False  # prefix SARLANG-style questions with the answer set ("The classes are: ...")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def box_text(self, box: Sequence[float], width: int, height: int) -> str:

@@ -15,6 +15,10 @@ question concisely."):
   SARLANG-1M wording.
 - ``position``: "Where are the most [category] positioned within the image?" -> the region
   (left/right/top/bottom/center) holding most targets of the category.
+With ``class_hint`` (SARLANG-1M's README advice when mixing its SARDet-100k questions with other VQA
+data), classify/refer questions start with "The classes are: <vocabulary>." and position questions
+with "The classes are: top, center, bottom, left, right."
+
 - ``refer``: "What is the object in the area [x1, y1, x2, y2]?" -> the category of the target whose
   box is the area. Areas overlapping a target of another category (IoU >= 0.3) are not asked, so the
   answer is unambiguous. The area is printed in the build's ``--coords`` convention; ``params.region``
@@ -69,6 +73,15 @@ def main_category(view: SampleView) -> str | None:
     return min(view.by_category.items(), key=key)[0]
 
 
+POSITION_HINT = "The classes are: top, center, bottom, left, right. "
+
+
+def _hint(ctx: TaskContext, positions: bool = False) -> str:
+    if not ctx.class_hint:
+        return ""
+    return POSITION_HINT if positions else f"The classes are: {', '.join(ctx.vocabulary)}. "
+
+
 def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) -> Iterator[Draft]:
     """Generate examples of one SARLANG-1M VQA task for one sample."""
     if task == "identify":
@@ -77,15 +90,16 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
         if not view.targets:
             return
         main = main_category(view)
-        q = vqa_question("What is the main object in the image?")
+        q = vqa_question(_hint(ctx) + "What is the main object in the image?")
         yield single_turn(task, q, main, main, {"mode": "main"})
         cats = sorted(view.by_category)
-        q = vqa_question("What are the categories visible in the image?")
+        q = vqa_question(_hint(ctx) + "What are the categories visible in the image?")
         yield single_turn(task, q, ", ".join(cats), cats, {"mode": "all"})
     elif task == "position":
         for cat in choose(rng, list(view.by_category), ctx.max_per_sample):
             region = majority_region((t.box for t in view.by_category[cat]), view.width, view.height)
-            q = vqa_question(f"Where are the most {plural(cat)} positioned within the image?")
+            q = vqa_question(_hint(ctx, positions=True) +
+                             f"Where are the most {plural(cat)} positioned within the image?")
             yield single_turn(task, q, region, region, {"category": cat})
     elif task == "refer":
         yield from _refer(view, ctx, rng)
@@ -131,5 +145,6 @@ def _refer(view: SampleView, ctx: TaskContext, rng: random.Random) -> Iterator[D
     for i in sorted(picked):
         t = view.targets[i]
         region = list(t.box)
-        q = vqa_question(f"What is the object in the area {ctx.box_text(region, view.width, view.height)}?")
+        area = ctx.box_text(region, view.width, view.height)
+        q = vqa_question(_hint(ctx) + f"What is the object in the area {area}?")
         yield single_turn("refer", q, t.category, t.category, {"region": region})
