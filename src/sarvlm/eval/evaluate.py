@@ -188,8 +188,11 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
             hyps = {}
             for ex, p, v in rows:
                 a = ex.answer if ex.answer is not None else ex.reference
+                if task == "dialogue":
+                    # The model sees the earlier turns in its prompt and answers the final one.
+                    a = ex.reference if ex.reference is not None else (a[-1] if isinstance(a, list) and a else a)
                 if isinstance(a, list):
-                    a = [" ".join(a)] if task == "dialogue" else [str(x) for x in a]
+                    a = [str(x) for x in a]
                 refs[ex.id] = a if isinstance(a, list) else [str(a)]
                 hyps[ex.id] = (" ".join(v) if isinstance(v, list) else v) or ""
             tasks[task] = caption_scores(refs, hyps, meteor=meteor, spice=spice, tokenizer=tokenizer)

@@ -20,10 +20,10 @@ def _plt():
 
 
 def _headline(task: str, m: dict[str, Any]) -> tuple[str, float] | None:
-    for key, label in (("accuracy", "accuracy"), ("top1", "top-1"), ("acc100", "Acc@100"), ("cider", "CIDEr"),
+    for key, label in (("accuracy", "accuracy"), ("acc100", "Acc@100"), ("top1", "top-1"), ("cider", "CIDEr"),
                        ("f1", "F1")):
         v = m.get(key)
-        if isinstance(v, (int, float)) and v is not None:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             return label, float(v)
     if task == "detect" and isinstance(m.get("0.5"), dict):
         return "F1@0.5", float(m["0.5"]["all"]["f1"])
@@ -31,19 +31,26 @@ def _headline(task: str, m: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def plot_task_bars(metrics: dict[str, Any], path: Path) -> None:
+    """Headline metric per task; CIDEr (0-10 scale, x100) gets its own panel."""
     plt = _plt()
-    items = []
+    frac, cider = [], []
     for task, m in sorted(metrics.get("tasks", {}).items()):
         h = _headline(task, m) if isinstance(m, dict) else None
         if h is not None:
-            items.append((f"{task}\n({h[0]})", h[1] * 100))
-    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(items)), 3.5))
-    ax.bar([i[0] for i in items], [i[1] for i in items], color="#3b75af")
-    for x, (_, v) in enumerate(items):
-        ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("score (%)")
-    ax.set_title(f"{metrics.get('run_name', '')}: headline metric per task")
-    ax.tick_params(axis="x", labelsize=7)
+            (cider if h[0] == "CIDEr" else frac).append((f"{task}\n({h[0]})", h[1] * 100))
+    panels = [(frac, "score (%)", "headline metric per task")] + ([(cider, "CIDEr x100", "captions")] if cider else [])
+    widths = [max(2, len(p[0])) for p in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4, 1.1 * sum(widths)), 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, (items, ylabel, title) in zip(axes[0], panels):
+        ax.bar([i[0] for i in items], [i[1] for i in items], color="#3b75af")
+        for x, (_, v) in enumerate(items):
+            ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{metrics.get('run_name', '')}: {title}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    if frac:
+        axes[0][0].set_ylim(0, 105)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_META)
     plt.close(fig)
