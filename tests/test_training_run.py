@@ -163,3 +163,12 @@ def test_one_stage_alone_lunaros_with_eval_merge_and_checkpointing(world, tmp_pa
     merged = _load(d / "merged").state_dict()
     final = _load(run.final)
     assert final.config.model_type == "qwen3_vl" and not _changed(merged, final.state_dict())
+
+
+def test_concat_fusion_follows_the_cache_grid(world, tmp_path):
+    root, data, _ = world
+    priors = make_priors(data, tmp_path / "priors3", grid=(3, 3))  # the tiny model defaults to 4x4
+    recipe = apply_common_overrides(load_recipe("fusar-gpt", {"fusion": "concat"}), max_steps=1, batch_size=2)
+    run = train(recipe, model=MODEL, data=data, priors=priors, out=tmp_path / "cat", stages=["stage1"], log=lambda _: None)
+    assert json.loads((run.final / "config.json").read_text())["sarvlm"]["prior_grid"] == [3, 3]
+    assert set(json.loads((run.stage_dirs["stage1"] / "result.json").read_text())["trainable_by_part"]) == {"fusion"}

@@ -140,9 +140,10 @@ def train(
         if recipe.stage(name).eval:
             split_path(data, "val")
     settings = {"fusion": recipe.fusion, **(model_settings or {})}
-    check_model_reference(str(model), settings)
+    resolved = check_model_reference(str(model), settings)
     uses_priors = recipe.fusion != "none"
     cache = _open_priors(priors, uses_priors, allow_missing_priors, log)
+    settings = align_prior_settings(resolved, cache, settings)
     ds_config = resolve_deepspeed(deepspeed)
     identity = run_identity(recipe.to_yaml(), str(model), str(data.resolve()), str(Path(priors).resolve()) if priors else None)
     identity["model_settings"] = settings
@@ -174,17 +175,32 @@ def train(
     return result
 
 
-def check_model_reference(model: str, settings: dict[str, Any] | None = None) -> None:
-    """Fail early (before any output) on a model that is neither a tiny name nor a supported backbone directory."""
+def check_model_reference(model: str, settings: dict[str, Any] | None = None) -> Any:
+    """Fail early (before any output) on a model that is neither a tiny name nor a supported
+    backbone directory; returns the model's resolved :class:`SarvlmSettings`."""
     from sarvlm.models.loading import read_checkpoint_settings
-    from sarvlm.models.tiny import TINY_MODELS
+    from sarvlm.models.tiny import TINY_MODELS, tiny_settings
 
     if model in TINY_MODELS:
-        return
+        return tiny_settings(model, settings)
     path = Path(model)
     if not path.is_dir():
         raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
-    read_checkpoint_settings(path, settings)  # reads config.json only: backbone and settings are checked
+    return read_checkpoint_settings(path, settings)  # reads config.json only: backbone and settings are checked
+
+
+def align_prior_settings(model_settings: Any, cache: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """Match the model's prior grid to the cache's (it sets the number of prior tokens of the
+    concat fusion); a different prior dimension is an error (the fusion weights depend on it)."""
+    if cache is None:
+        return settings
+    dim = int(getattr(cache, "prior_dim", model_settings.prior_dim))
+    if dim != model_settings.prior_dim:
+        raise SarvlmError(f"{getattr(cache, 'dir', 'prior cache')}: prior_dim {dim} does not match the model's prior_dim {model_settings.prior_dim}")
+    grid = tuple(getattr(cache, "grid", model_settings.prior_grid))
+    if grid != tuple(model_settings.prior_grid) and "prior_grid" not in settings:
+        settings = {**settings, "prior_grid": list(grid)}
+    return settings
 
 
 def _barrier() -> None:
