@@ -18,7 +18,8 @@ sample sizes and pair counts are reported next to the numbers.
   paper's VGG16 values.
 - MTLD (McCarthy & Jarvis 2010, as FUSAR-KLIP reports text richness): forward and backward factor
   counts with the 0.72 type-token-ratio threshold and partial final factors, averaged; computed on
-  the concatenated lower-cased word stream of the reference texts.
+  the concatenated lower-cased word stream of the sampled reference texts (the same seeded sample as
+  the text similarity; MTLD is built to be insensitive to text length).
 - Tokens: the MiniLM WordPiece tokenizer's count per reference text (no special tokens).
 """
 
@@ -227,7 +228,8 @@ def dataset_statistics(data: str | Path, seed: int = 0, text_sample: int = 1000,
     rng = random.Random(seed)
     text_pick = sorted(rng.sample(range(len(texts)), min(text_sample, len(texts))))
     picked_texts = [texts[i] for i in text_pick]
-    stream = [w for t in texts for w in words(t)]
+    # MTLD is designed to be insensitive to text length, so the seeded sample estimates it with bounded memory.
+    stream = [w for t in picked_texts for w in words(t)]
     text_sim = text_sims = None
     if text_similarity and len(picked_texts) >= 2:
         emb = sentence_embeddings(picked_texts)
