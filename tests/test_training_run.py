@@ -172,3 +172,14 @@ def test_concat_fusion_follows_the_cache_grid(world, tmp_path):
     run = train(recipe, model=MODEL, data=data, priors=priors, out=tmp_path / "cat", stages=["stage1"], log=lambda _: None)
     assert json.loads((run.final / "config.json").read_text())["sarvlm"]["prior_grid"] == [3, 3]
     assert set(json.loads((run.stage_dirs["stage1"] / "result.json").read_text())["trainable_by_part"]) == {"fusion"}
+
+
+def test_stages_in_separate_invocations(world, tmp_path, capsys):
+    root, data, priors = world
+    argv = ["train", "--recipe", "fusar-gpt", "--model", MODEL, "--data", str(data), "--priors", str(priors),
+            "--out", str(tmp_path / "split"), "--max-steps", "1", "--batch-size", "2", "--set", "stage2.tasks=count"]
+    assert main([*argv, "--stage", "1"]) == 0
+    assert json.loads((tmp_path / "split" / "final" / "training.json").read_text())["stages"] == ["stage1"]
+    assert main([*argv, "--stage", "2"]) == 0
+    assert "starts from the result of stage1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "split" / "final" / "training.json").read_text())["stages"] == ["stage1", "stage2"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -401,7 +402,11 @@ def _run_stage(
     checkpoint = last_checkpoint(stage_dir) if resume else None
     if checkpoint is not None:
         _say(log, f"[{spec.name}] resuming from {checkpoint}")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with warnings.catch_warnings():
+        # PEFT looks the base model's name up on the Hub when it saves a checkpoint, to see whether
+        # the vocabulary changed; offline, or for a tiny model name, that lookup only warns
+        warnings.filterwarnings("ignore", message=r"(Unable to fetch remote file|Could not find a config file)")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     if not trainer.is_world_process_zero():
         _barrier()
