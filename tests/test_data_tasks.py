@@ -257,3 +257,35 @@ def test_generators_are_seeded():
     b = [(d.messages, d.answer) for s in range(5) for d in _run("count", view, ctx, seed=s)]
     assert a == b
     assert len({re.sub(r"\d", "", str(x)) for x in a}) > 1  # seeds do vary the output
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.integers(1, 4000), h=st.integers(1, 4000), fx=st.floats(0, 1), fy=st.floats(0, 1))
+def test_grid_cell_contains_the_point(w, h, fx, fy):
+    cx, cy = fx * w, fy * h
+    cell = grid_cell(cx, cy, w, h)
+    x1, y1, x2, y2 = cell_box(cell, w, h)
+    assert 1 <= cell <= 9
+    # half-open cells, closed at the far image edges
+    assert x1 <= cx * (1 + 1e-12) and (cx < x2 or x2 == w) and y1 <= cy * (1 + 1e-12) and (cy < y2 or y2 == h)
+    assert region_of(cx, cy, w, h) in ("center", "left", "right", "top", "bottom")
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 50), st.integers(1, 10), st.integers(1, 10)),
+                      min_size=1, max_size=8))
+def test_answers_text_and_structure_agree(boxes):
+    view = _view([("ship", [x, y, x + bw, y + bh], None) for x, y, bw, bh in boxes])
+    ctx = TaskContext(coords="qwen3", vocabulary=("ship",), max_per_sample=5)
+    grid = _run("grid", view, ctx)[0]
+    assert [int(c) for c in grid.messages[-1][1].split(", ")] == grid.answer
+    det = _run("detect", view, ctx)[0]
+    assert len(json.loads(det.messages[-1][1])) == len(det.answer) == len(boxes)
+    count = _run("count", view, ctx)[0]
+    assert count.answer == len(boxes) and count.messages[-1][1] == str(len(boxes))
