@@ -73,11 +73,15 @@ class TLM(nn.Module):
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
 
-    def modulation(self, priors: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(Γ, B)`` of Eq. 4–5: ``(B, S, C)`` each. Invalid priors are zeroed before the MLP."""
+    def prior_params(self, priors: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``[Γ | B]`` of Eq. 4-5 as one ``(B, S, 2C)`` tensor; invalid priors are zeroed first."""
         if mask is not None:
             priors = priors.masked_fill(~mask[..., None], 0.0)
-        gamma_beta = self.mlp(priors.to(self.mlp[0].weight.dtype))
+        return self.mlp(priors.to(self.mlp[0].weight.dtype))
+
+    def modulation(self, priors: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Γ, B)`` of Eq. 4-5: ``(B, S, C)`` each (e.g. to inspect what each anchor does)."""
+        gamma_beta = self.prior_params(priors, mask)
         return gamma_beta[..., : self.channels], gamma_beta[..., self.channels :]
 
     def forward(self, x: torch.Tensor, grid_hw: tuple[int, int], priors: torch.Tensor, positions: torch.Tensor,
@@ -103,15 +107,15 @@ class TLM(nn.Module):
             raise ValueError(f"TLM: {n_tokens} tokens are not a multiple of the {height}x{width} grid")
         if priors.shape[1] == 0:
             return x
-        gamma, beta = self.modulation(priors, mask)
-        weights = gaussian_weights(positions, mask, (height, width), self.sigma, self.eps).to(gamma.dtype)
-        gamma_hw = weights @ gamma  # Eq. 10: (B, H·W, C)
-        beta_hw = weights @ beta
+        gamma_beta = self.prior_params(priors, mask)  # Eq. 4-5: (B, S, 2C)
+        weights = gaussian_weights(positions, mask, (height, width), self.sigma, self.eps).to(gamma_beta.dtype)
+        field = weights @ gamma_beta  # Eq. 10, Γ_hw and B_hw in one product: (B, H·W, 2C)
         slices = n_tokens // (height * width)
         if slices > 1:
-            gamma_hw = gamma_hw.repeat(1, slices, 1)
-            beta_hw = beta_hw.repeat(1, slices, 1)
-        return (x * (1 + gamma_hw.to(x.dtype)) + beta_hw.to(x.dtype)).to(x.dtype)  # Eq. 11
+            field = field.repeat(1, slices, 1)
+        gamma_hw, beta_hw = field.to(x.dtype).split(self.channels, dim=-1)
+        # Eq. 11 as x + β + x·γ: one fused pass, and exactly x where γ = β = 0.
+        return torch.addcmul(x + beta_hw, x, gamma_hw)
 
     def extra_repr(self) -> str:
         return f"prior_dim={self.prior_dim}, channels={self.channels}, hidden={self.hidden}, sigma={self.sigma}, eps={self.eps}"
