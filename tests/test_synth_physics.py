@@ -176,3 +176,15 @@ def test_optical_shows_farmland_crops_unlike_grassland():
     # Farmland parcels carry different crops (colours); grassland is one meadow green.
     assert rgb[farm].std(axis=0).mean() > 2 * rgb[grass].std(axis=0).mean()
     assert db_to_linear(10.0) == pytest.approx(10.0)
+
+
+def test_cross_pol_offsets_follow_scattering_mechanisms():
+    from sarvlm.synth.backscatter import cross_pol_offset_db
+    from sarvlm.synth.landcover import FOREST
+
+    lay = generate_layout(np.random.default_rng(11), 200, 2.0, "rural")  # fields, forest and water
+    off = cross_pol_offset_db(lay)
+    fields = np.isin(lay.classes, (FARMLAND, GRASSLAND))
+    # One value for farmland and grassland (VH does not separate them); volume scattering depolarises more.
+    assert np.unique(off[fields]).size == 1
+    assert off[lay.classes == FOREST].mean() > off[fields].mean() > off[lay.classes == WATER].mean()

@@ -205,3 +205,22 @@ def test_cli_preview_and_summary(tmp_path, capsys):
     # Overwrite replaces the directory atomically.
     assert main(["synth", str(out), "--scenes", "1", "--size", "48", "--overwrite"]) == 0
     assert len(list(read_samples(out / "samples.jsonl"))) == 1
+
+
+def test_dual_pol_adds_a_vh_band_without_changing_vv(tmp_path):
+    vv, dual = tmp_path / "vv", tmp_path / "dual"
+    generate_world(vv, 2, seed=4, size=80, optical=False, workers=1)
+    generate_world(dual, 2, seed=4, size=80, optical=False, workers=1, polarizations=("VV", "VH"))
+    for r in read_samples(dual / "samples.jsonl"):
+        assert r.polarizations == ["VV", "VH"] and "VV/VH" in r.captions[0].text
+        with rasterio.open(dual / r.image) as ds:
+            assert ds.count == 2 and ds.descriptions == ("VV", "VH") and ds.tags()["POLARIZATION"] == "VV,VH"
+            both = ds.read()
+        with rasterio.open(vv / r.image) as ds:
+            assert np.array_equal(ds.read(1), both[0])
+        assert (both[1] < both[0]).mean() > 0.8  # cross-pol is weaker
+    with pytest.raises(SarvlmError, match="--pols"):
+        generate_world(tmp_path / "x", 1, polarizations=("HH",))
+    with pytest.raises(SystemExit) as exc:  # argparse rejects unknown choices with exit code 2
+        main(["synth", str(tmp_path / "y"), "--scenes", "1", "--pols", "HV"])
+    assert exc.value.code == 2

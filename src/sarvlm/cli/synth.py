@@ -39,6 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-optical", action="store_true", help="skip the paired optical renderings")
     p.add_argument("--years", type=_years, default=[2021, 2022],
                    help="acquisition years (comma-separated); the embedding field covers every scene in each")
+    p.add_argument("--pols", default="VV", choices=["VV", "VV,VH"],
+                   help="polarisations: VV, or VV,VH for a second cross-polarised band")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png of the first scene")
     p.add_argument("--workers", type=int, default=None,
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise SarvlmError(f"--scenes: must be a positive integer, got {args.scenes}")
     summary = generate_world(args.out, args.scenes, args.seed, size=args.size, looks=args.looks,
                              resolution_m=args.resolution, optical=not args.no_optical, years=args.years,
-                             overwrite=args.overwrite, preview=args.preview, workers=args.workers)
+                             overwrite=args.overwrite, preview=args.preview, workers=args.workers,
+                             polarizations=args.pols.split(","))
     objs = ", ".join(f"{n} {k}" for k, n in summary.objects.items()) or "no objects"
     print(f"wrote {summary.scenes} scenes to {summary.out_dir} ({objs}; {summary.clutter} unannotated clutter; "
           f"{summary.aef_tiles} embedding tiles in zones {', '.join(summary.zones)} for {', '.join(map(str, summary.years))})")

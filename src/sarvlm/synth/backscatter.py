@@ -184,14 +184,45 @@ def add_point_scatterers(sigma: np.ndarray, points: list[tuple[float, float, flo
                 sigma[row + off, col] += peak * g
 
 
-def speckle(sigma: np.ndarray, nu: np.ndarray, looks: float, rng: np.random.Generator,
-            nesz_db: float = NESZ_DB) -> np.ndarray:
-    """Intensity image: ``(σ0 · τ + NESZ) · s`` with τ ~ Gamma(ν, 1/ν), s ~ Gamma(L, 1/L)."""
-    # Texture drawn per distinct ν (a handful of classes): scalar-shape Gamma draws are far
-    # faster than one draw with a per-pixel shape array.
-    tau = np.empty(sigma.shape, dtype=np.float32)
+def texture(nu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit-mean texture τ ~ Gamma(ν, 1/ν) per pixel (ν per pixel; large ν = homogeneous)."""
+    # Drawn per distinct ν (a handful of classes): scalar-shape Gamma draws are far faster than
+    # one draw with a per-pixel shape array.
+    tau = np.empty(nu.shape, dtype=np.float32)
     for v in np.unique(nu):
         sel = nu == v
         tau[sel] = rng.standard_gamma(float(v), size=int(sel.sum()), dtype=np.float32) / np.float32(v)
+    return tau
+
+
+def speckle(sigma: np.ndarray, nu: np.ndarray, looks: float, rng: np.random.Generator,
+            nesz_db: float = NESZ_DB, tau: np.ndarray | None = None) -> np.ndarray:
+    """Intensity image: ``(σ0 · τ + NESZ) · s`` with τ ~ Gamma(ν, 1/ν), s ~ Gamma(L, 1/L).
+
+    Pass ``tau`` to reuse one texture realisation across polarisations (texture is the
+    scene's structure; speckle is independent per channel).
+    """
+    if tau is None:
+        tau = texture(nu, rng)
     s = rng.standard_gamma(float(looks), size=sigma.shape, dtype=np.float32) / np.float32(looks)
     return ((sigma * tau + np.float32(db_to_linear(nesz_db))) * s).astype(np.float32)
+
+
+# Cross-polarised (VH) minus co-polarised (VV) backscatter, dB. Volume scattering (forest)
+# depolarises most, surfaces and double bounce least. Farmland and grassland share one value,
+# so VH does not separate them either.
+VH_MINUS_VV_DB = {WATER: -9.0, URBAN: -8.0, FARMLAND: -7.0, GRASSLAND: -7.0, FOREST: -5.5, BARE: -9.0}
+VH_MINUS_VV_PAVEMENT_DB = -8.0
+VH_MINUS_VV_DOUBLE_BOUNCE_DB = -15.0
+VH_MINUS_VV_TARGET_DB = -6.0  # ship superstructures, aircraft, tanks: multiple bounces depolarise
+
+
+def cross_pol_offset_db(layout: Layout) -> np.ndarray:
+    """Per-pixel VH − VV offset in dB for a layout (targets are applied by the caller)."""
+    lut = np.array([VH_MINUS_VV_DB[k] for k in sorted(VH_MINUS_VV_DB)], dtype=np.float32)
+    off = lut[layout.classes]
+    off[layout.pavement] = VH_MINUS_VV_PAVEMENT_DB
+    bl = layout.buildings > 0
+    if bl.any():
+        off[bl & ~_shift_east(bl, 1)] = VH_MINUS_VV_DOUBLE_BOUNCE_DB
+    return off

@@ -39,7 +39,7 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 8.6))
     ax = axes[0, 0]
-    db = 10 * np.log10(np.maximum(scene.intensity, 1e-6))
+    db = 10 * np.log10(np.maximum(scene.intensity[0], 1e-6))  # the VV band
     lo, hi = np.percentile(db, [1, 99.5])
     ax.imshow(db, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     for o in rec.objects:

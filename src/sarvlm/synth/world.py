@@ -3,7 +3,7 @@
 Layout of ``OUT`` (other stages rely on it)::
 
     OUT/samples.jsonl                 one SampleRecord per scene
-    OUT/images/<id>.tif               float32 intensity GeoTIFF, UTM CRS + affine, tags
+    OUT/images/<id>.tif               float32 intensity GeoTIFF (band VV, optionally VH), UTM CRS + affine, tags
     OUT/masks/<id>.png                uint8 land-cover class per pixel (keys of CLASSES)
     OUT/optical/<id>.png              RGB rendering of the same scene (unless optical=False)
     OUT/aef/{year}/{zone}{N|S}/*.tiff AlphaEarth-layout embedding tiles (one per site and year)
@@ -34,7 +34,16 @@ from sarvlm.data.record import LandCover, ObjectAnnotation, SampleRecord, write_
 from sarvlm.errors import SarvlmError
 from sarvlm.io.atomic import atomic_dir, atomic_open
 from sarvlm.progress import track
-from sarvlm.synth.backscatter import add_point_scatterers, pick_sea_state, sigma0_map, speckle
+from sarvlm.synth.backscatter import (
+    VH_MINUS_VV_TARGET_DB,
+    add_point_scatterers,
+    cross_pol_offset_db,
+    db_to_linear,
+    pick_sea_state,
+    sigma0_map,
+    speckle,
+    texture,
+)
 from sarvlm.synth.captions import make_captions
 from sarvlm.synth.embedding_field import CellLayout, site_embedding_fields
 from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, Site, place_scenes
@@ -94,6 +103,13 @@ class WorldSummary:
         }
 
 
+def _check_pols(polarizations: Sequence[str]) -> tuple[str, ...]:
+    pols = tuple(p.strip().upper() for p in polarizations)
+    if pols not in (("VV",), ("VV", "VH")):
+        raise SarvlmError(f"--pols: the synthetic sensor images VV or VV,VH; got {','.join(polarizations) or '(none)'}")
+    return pols
+
+
 def _check(scenes: int, size: int, looks: float, resolution_m: float, years: Sequence[int]) -> list[int]:
     if isinstance(scenes, bool) or not isinstance(scenes, (int, np.integer)) or scenes <= 0:
         raise SarvlmError(f"--scenes: must be a positive integer, got {scenes!r}")
@@ -126,7 +142,7 @@ class Scene:
     """One generated scene in memory (what the files hold), before writing."""
 
     record: SampleRecord
-    intensity: np.ndarray  # (H, W) float32
+    intensity: np.ndarray  # (P, H, W) float32, one band per polarisation
     mask: np.ndarray  # (H, W) uint8
     optical: np.ndarray | None  # (H, W, 3) uint8
     cell: CellLayout  # the whole cell's land cover, for the site's embedding field
@@ -135,8 +151,12 @@ class Scene:
 
 
 def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: Sequence[int],
-               optical: bool = True) -> Scene:
-    """Generate scene ``index`` of the world with ``seed`` inside footprint ``fp`` (no I/O)."""
+               optical: bool = True, polarizations: Sequence[str] = ("VV",)) -> Scene:
+    """Generate scene ``index`` of the world with ``seed`` inside footprint ``fp`` (no I/O).
+
+    With ``polarizations=("VV", "VH")`` the VH band shares the VV texture and gets its own
+    speckle (from the stream ``[seed, index, 2]``, so the VV band is the same either way).
+    """
     scene_seed = [int(seed), int(index)]
     rng = np.random.default_rng(scene_seed)
     sid = f"synth_{index:05d}"
@@ -150,13 +170,22 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
 
     sea = pick_sea_state(rng, kind)
     sigma, nu = sigma0_map(scene, rng, sea)
+    dual = "VH" in polarizations
+    xpol = cross_pol_offset_db(scene) if dual else None
     points = []
     for t in targets:
-        for poly, db, _rgb, _in_box in t.parts:
+        for poly, db, _rgb, in_box in t.parts:
             paint(sigma, poly, np.float32(10.0 ** (db / 10.0)))
+            if xpol is not None and in_box:
+                paint(xpol, poly, VH_MINUS_VV_TARGET_DB)
         points.extend(t.points)
     add_point_scatterers(sigma, points)
-    intensity = speckle(sigma, nu, looks, rng)
+    tau = texture(nu, rng)
+    bands = [speckle(sigma, nu, looks, rng, tau=tau)]
+    if xpol is not None:
+        vh_rng = np.random.default_rng(scene_seed + [2])
+        bands.append(speckle(sigma * db_to_linear(xpol), nu, looks, vh_rng, tau=tau))
+    intensity = np.stack(bands)
     key = cell_key(seed, index)
     rgb = render_optical(scene, targets, year, key, rng) if optical else None
 
@@ -171,7 +200,8 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
             clutter.append({"bbox": t.bbox, "looks_like": t.fine})
     mask = np.ascontiguousarray(scene.classes)
     fractions = {k: round(v, 4) for k, v in scene.fractions().items()}
-    captions = make_captions(kind, objects, fractions, fp.size, fp.size, fp.resolution_m)
+    pols = ["VV", "VH"] if dual else ["VV"]
+    captions = make_captions(kind, objects, fractions, fp.size, fp.size, fp.resolution_m, "/".join(pols))
     lon, lat = fp.center_lonlat()
     meta = {
         "kind": kind,
@@ -185,7 +215,7 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
         meta["sea_state"] = sea.name
     record = SampleRecord(
         id=sid, image=f"images/{sid}.tif", optical=f"optical/{sid}.png" if optical else None,
-        width=fp.size, height=fp.size, sensor=SENSOR, band=BAND, polarizations=["VV"],
+        width=fp.size, height=fp.size, sensor=SENSOR, band=BAND, polarizations=pols,
         resolution_m=fp.resolution_m, date=date, georef=fp.georef(), objects=objects,
         landcover=LandCover(mask=f"masks/{sid}.png", classes=dict(CLASSES)), captions=captions,
         source=SENSOR, meta=meta,
@@ -201,12 +231,13 @@ def _write_scene(root: Path, sc: Scene) -> None:
 
     rec = sc.record
     tags = {
-        "SENSOR": SENSOR, "BAND": BAND, "POLARIZATION": "VV", "UNITS": "linear intensity (sigma0)",
+        "SENSOR": SENSOR, "BAND": BAND, "POLARIZATION": ",".join(rec.polarizations), "UNITS": "linear intensity (sigma0)",
         "LOOKS": f"{rec.meta['looks']:g}", "RESOLUTION_M": f"{rec.resolution_m:g}", "ACQUISITION_DATE": rec.date,
         "SCENE_KIND": rec.meta["kind"],
     }
     # Speckled float32 barely compresses (-17% with deflate at 10x the write time): store raw.
-    write_raster(root / rec.image, sc.intensity, georef=rec.georef, tags=tags, compress=None, band_descriptions=["VV"])
+    write_raster(root / rec.image, sc.intensity, georef=rec.georef, tags=tags, compress=None,
+                 band_descriptions=rec.polarizations)
     write_raster(root / rec.landcover.mask, sc.mask)
     if sc.optical is not None:
         write_raster(root / rec.optical, np.ascontiguousarray(sc.optical.transpose(2, 0, 1)))
@@ -226,7 +257,8 @@ def _write_site_tiles(root: Path, site: Site, cells: list[CellLayout], years: Se
 
 
 def _build_site(root: Path, site: Site, indices: Sequence[int], footprints: Sequence[SceneFootprint], seed: int,
-                looks: float, years: Sequence[int], optical: bool, preview: bool) -> list[SampleRecord]:
+                looks: float, years: Sequence[int], optical: bool, preview: bool,
+                polarizations: Sequence[str] = ("VV",)) -> list[SampleRecord]:
     """Generate and write every scene of one site, then the site's embedding tiles.
 
     Runs in the main process or in a worker; ``preview`` renders scene ``indices[0]``.
@@ -235,7 +267,7 @@ def _build_site(root: Path, site: Site, indices: Sequence[int], footprints: Sequ
     cells = []
     first: Scene | None = None
     for i, fp in zip(indices, footprints, strict=True):
-        sc = make_scene(i, fp, seed, looks, years, optical)
+        sc = make_scene(i, fp, seed, looks, years, optical, polarizations)
         _write_scene(root, sc)
         records.append(sc.record)
         cells.append(sc.cell)
@@ -257,7 +289,8 @@ def _default_workers(scenes: int) -> int:
 def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int = 256, looks: float = 4.0,
                    resolution_m: float = 2.0, optical: bool = True, years: Sequence[int] = DEFAULT_YEARS,
                    region: tuple[float, float, float, float] = DEFAULT_REGION, overwrite: bool = False,
-                   preview: bool = False, workers: int | None = None) -> WorldSummary:
+                   preview: bool = False, workers: int | None = None,
+                   polarizations: Sequence[str] = ("VV",)) -> WorldSummary:
     """Generate ``scenes`` synthetic SAR scenes with annotations and an AlphaEarth-layout field.
 
     Args:
@@ -275,11 +308,13 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         preview: also write ``preview.png`` (scene 0: SAR, mask, optical, 3 embedding bands).
         workers: processes generating sites in parallel (default: 2 for 24+ scenes on a
             multi-core machine, else 1). Output bytes do not depend on it.
+        polarizations: ``("VV",)`` or ``("VV", "VH")`` (a second, cross-polarised band).
 
     Returns:
         A :class:`WorldSummary` (also written to ``out_dir/world.json``).
     """
     ys = _check(scenes, size, looks, resolution_m, years)
+    pols = _check_pols(polarizations)
     n = int(scenes)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
@@ -290,7 +325,7 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
     for site in sites:
         idx = list(range(site.index, n, len(sites)))
         jobs.append((site, idx, [footprints[i] for i in idx], int(seed), float(looks), ys, bool(optical),
-                     bool(preview) and site.index == 0))
+                     bool(preview) and site.index == 0, pols))
     records: dict[int, SampleRecord] = {}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for d in ("images", "masks", AEF_DIRNAME) + (("optical",) if optical else ()):
@@ -323,6 +358,7 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         write_aef_index(tmp / AEF_DIRNAME)
         summary = _summarise(out_dir, ordered, sites, len(sites) * len(ys), int(seed), int(size), float(resolution_m),
                              float(looks), ys, bool(optical), region)
+        summary.extra["polarizations"] = list(pols)
         with atomic_open(tmp / "world.json") as fh:
             json.dump(summary.to_dict(), fh, indent=2, sort_keys=False)
             fh.write("\n")
