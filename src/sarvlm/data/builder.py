@@ -17,7 +17,7 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, cle
 from sarvlm.data.record import parse_sample
 from sarvlm.data.splits import SplitPlan
 from sarvlm.data.tasks import GENERATORS, resolve_tasks
-from sarvlm.data.tasks.base import SampleView, TaskContext, Target
+from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, Target
 from sarvlm.errors import SarvlmError
 from sarvlm.io.atomic import atomic_dir
 
@@ -140,6 +140,44 @@ def _group(targets: list[Target]) -> dict[str, list[Target]]:
     return {c: groups[c] for c in sorted(groups)}
 
 
+def _sample_examples(view: SampleView, tasks: list[str], ctx: TaskContext, n_images: int, report: QualityReport,
+                     qc: str) -> Iterator[tuple[str, str, Draft]]:
+    """(task, example id, draft) of one sample that pass the example-level checks (QC counted in ``report``)."""
+    rid = view.record.id
+    for task in tasks:
+        rng = random.Random(_task_seed(ctx.seed, rid, task))
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
+            eid = f"{rid}/{task}/{k}"
+            msgs = draft.messages
+            if n_images > 1:  # one <image> per image, SAR first: "<image>\n<image>\n..."
+                role, content = msgs[0]
+                msgs = draft.messages = [(role, (IMAGE_PLACEHOLDER + "\n") * (n_images - 1) + content), *msgs[1:]]
+            if len(msgs) == 2:  # the common single-turn case, without joins
+                question, answers = msgs[0][1], (msgs[1][1],)
+            else:
+                question = "\n".join(c for r, c in msgs if r == "user")
+                answers = tuple(c for r, c in msgs if r == "assistant")
+            if not question.replace(IMAGE_PLACEHOLDER, "").strip():
+                report.add("empty_question", eid)
+                continue
+            if not answers or not all(a.strip() for a in answers):
+                report.add("empty_answer", eid)
+                continue
+            key = (question, answers)
+            if key in seen:  # same question, same answer: a repeated example
+                report.add("duplicate_question", eid)
+                continue
+            seen.add(key)
+            if task in TEXT_TASKS:
+                problems = text_problems("\n".join(answers), view, ctx.vocabulary)
+                for p in problems:
+                    report.add(p, eid)
+                if problems and qc == "drop":
+                    continue
+            yield task, eid, draft
+
+
 def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOptions | None = None,
                   progress: Callable[..., Any] | None = None) -> BuildResult:
     """Build instruction data from a samples JSONL into ``out_dir`` (see module docstring).
@@ -169,7 +207,7 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
         strict = None
     ctx = TaskContext(coords=opts.coords, vocabulary=vocabulary, max_per_sample=opts.max_per_sample,
                       negative_rate=opts.negative_rate, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-                      landform_min_fraction=opts.landform_min_fraction, class_hint=opts.class_hint)
+                      landform_min_fraction=opts.landform_min_fraction, class_hint=opts.class_hint, seed=opts.seed)
     base_dir = samples.resolve().parent
     final_dir = out_dir.resolve()
     report = QualityReport()
@@ -177,7 +215,6 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
     by_source: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     samples_per_split: Counter = Counter()
     wrap = progress or track
-    text_check = [t for t in opts.tasks if t in TEXT_TASKS]
     fmt = opts.format
     fast = SarvlmRowWriter() if fmt == "sarvlm" else None
 
@@ -217,50 +254,19 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                     source = rec.source or "unknown"
                     out = files[split]
                     n_before = sum(counts[split].values())
-                    for task in opts.tasks:
-                        rng = random.Random(_task_seed(opts.seed, rec.id, task))
-                        seen: set[tuple[str, tuple[str, ...]]] = set()
-                        for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
-                            eid = f"{rec.id}/{task}/{k}"
-                            msgs = draft.messages
-                            if len(images) > 1:  # one <image> per image, SAR first: "<image>\n<image>\n..."
-                                role, content = msgs[0]
-                                extra = (IMAGE_PLACEHOLDER + "\n") * (len(images) - 1)
-                                msgs = draft.messages = [(role, extra + content), *msgs[1:]]
-                            if len(msgs) == 2:  # the common single-turn case, without joins
-                                question, answers = msgs[0][1], (msgs[1][1],)
-                            else:
-                                question = "\n".join(c for r, c in msgs if r == "user")
-                                answers = tuple(c for r, c in msgs if r == "assistant")
-                            if not question.replace("<image>", "").strip():
-                                report.add("empty_question", eid)
-                                continue
-                            if not answers or not all(a.strip() for a in answers):
-                                report.add("empty_answer", eid)
-                                continue
-                            key = (question, answers)
-                            if key in seen:  # same question, same answer: a repeated example
-                                report.add("duplicate_question", eid)
-                                continue
-                            seen.add(key)
-                            if task in text_check:
-                                problems = text_problems("\n".join(answers), view, vocabulary)
-                                for p in problems:
-                                    report.add(p, eid)
-                                if problems and opts.qc == "drop":
-                                    continue
-                            if fast is not None:
-                                line = fast.row(eid, rec.id, task, draft.messages, draft.answer, draft.params)
-                            else:
-                                messages = [{"role": r, "content": c} for r, c in draft.messages]
-                                line = example_row({
-                                    "id": eid, "sample_id": rec.id, "task": task, "messages": messages,
-                                    "images": images, "answer": draft.answer, "params": draft.params,
-                                    "coords": opts.coords, "width": rec.width, "height": rec.height,
-                                    "georef": georef, "year": year, "split": split}, fmt)
-                            out.write(line + "\n")
-                            counts[split][task] += 1
-                            by_source[source][task][split] += 1
+                    for task, eid, draft in _sample_examples(view, opts.tasks, ctx, len(images), report, opts.qc):
+                        if fast is not None:
+                            line = fast.row(eid, rec.id, task, draft.messages, draft.answer, draft.params)
+                        else:
+                            line = example_row({
+                                "id": eid, "sample_id": rec.id, "task": task,
+                                "messages": [{"role": r, "content": c} for r, c in draft.messages],
+                                "images": images, "answer": draft.answer, "params": draft.params,
+                                "coords": opts.coords, "width": rec.width, "height": rec.height,
+                                "georef": georef, "year": year, "split": split}, fmt)
+                        out.write(line + "\n")
+                        counts[split][task] += 1
+                        by_source[source][task][split] += 1
                     if sum(counts[split].values()) > n_before:
                         samples_per_split[split] += 1
         finally:

@@ -69,6 +69,7 @@ class TaskContext:
     """Options shared by all generators for one build."""
 
     coords: str = "qwen2.5"
+    seed: int = 0  # the build seed (generators get their own RNG; this is for reference)
     vocabulary: tuple[str, ...] = ()  # every object category of the dataset, sorted
     max_per_sample: int = 3  # cap on examples of one task from one sample
     negative_rate: float = 0.25  # chance of one absent-category question for count/grid/detect
