@@ -19,7 +19,7 @@ Figures:
   batches in parallel) divided by the step time. Target < 10 %. The standalone cost of one batch
   is shown too.
 
-    python benchmarks/bench_train.py [--scenes 48] [--steps 30] [--threads 1] [--data DS --priors P]
+    python benchmarks/bench_train.py [--scenes 32] [--steps 20] [--threads 1] [--data DS --priors P]
 
 ``--data/--priors`` reuse a built dataset and prior cache instead of generating the world.
 """
@@ -135,8 +135,8 @@ def measure_stage(stage: str, data: Path, priors: Path, out: Path, steps: int, w
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--scenes", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
