@@ -78,34 +78,38 @@ def site_embedding_fields(site: Site, cells: Sequence[CellLayout], years: Sequen
     """
     h, w = site.aef_shape
     S = _SUBSAMPLES
-    # Sub-sample centres in metres from the site corner (x east, y south).
-    ys = (np.arange(h * S) + 0.5) / S * AEF_PIXEL_M
-    xs = (np.arange(w * S) + 0.5) / S * AEF_PIXEL_M
-    cls = np.full((h * S, w * S), 255, dtype=np.uint8)  # 255: outside every cell
+    n_cls = len(CLASSES)
+    frac = np.zeros((h, w, n_cls), dtype=np.float32)
+    covered = np.zeros((h, w), dtype=bool)
     parcels = np.zeros((h, w), dtype=np.int64)  # parcel at each 10 m pixel's central sub-sample
-    for c in cells:
-        res = c.layout.resolution_m
-        n = c.layout.classes.shape[0]
-        ri = np.floor((ys - c.row * site.cell_m) / res).astype(np.int64)
-        ci = np.floor((xs - c.col * site.cell_m) / res).astype(np.int64)
-        rsel, csel = np.flatnonzero((ri >= 0) & (ri < n)), np.flatnonzero((ci >= 0) & (ci < n))
-        if rsel.size == 0 or csel.size == 0:
-            continue
-        cls[np.ix_(rsel, csel)] = c.layout.classes[np.ix_(ri[rsel], ci[csel])]
-        # Parcel ids made unique per cell so that crops of different cells are independent.
-        rc = [r for r in rsel if r % S == S // 2]
-        cc = [k for k in csel if k % S == S // 2]
-        if rc and cc:
-            parcels[np.ix_(np.array(rc) // S, np.array(cc) // S)] = (
-                c.layout.parcels[np.ix_(ri[rc], ci[cc])].astype(np.int64) + (c.key % 100_003) * 10_000_019)
-
-    # Class shares per 10 m pixel: one bincount over (pixel, class) pairs of the sub-samples.
-    n_cls = len(CLASSES) + 1  # + "outside"
-    pix = (np.arange(h * S)[:, None] // S) * w + (np.arange(w * S)[None, :] // S)
-    code = np.minimum(cls, len(CLASSES)).astype(np.int64)
-    counts = np.bincount((pix * n_cls + code).ravel(), minlength=h * w * n_cls).reshape(h, w, n_cls)
-    frac = (counts[..., :-1] / float(S * S)).astype(np.float32)
-    covered = counts[..., -1] < S * S
+    xs = (np.arange(w * S) + 0.5) / S * AEF_PIXEL_M  # sub-sample centres, metres east of the site corner
+    chunk = max(1, 2_000_000 // (w * S * S))  # AEF rows per chunk: bounds the sub-sample grid's memory
+    for r0 in range(0, h, chunk):
+        r1 = min(h, r0 + chunk)
+        ys = (np.arange(r0 * S, r1 * S) + 0.5) / S * AEF_PIXEL_M  # metres south of the site corner
+        cls = np.full((ys.size, xs.size), 255, dtype=np.uint8)  # 255: outside every cell
+        for c in cells:
+            res = c.layout.resolution_m
+            n = c.layout.classes.shape[0]
+            ri = np.floor((ys - c.row * site.cell_m) / res).astype(np.int64)
+            ci = np.floor((xs - c.col * site.cell_m) / res).astype(np.int64)
+            rsel, csel = np.flatnonzero((ri >= 0) & (ri < n)), np.flatnonzero((ci >= 0) & (ci < n))
+            if rsel.size == 0 or csel.size == 0:
+                continue
+            cls[np.ix_(rsel, csel)] = c.layout.classes[np.ix_(ri[rsel], ci[csel])]
+            # Parcel ids made unique per cell so that crops of different cells are independent.
+            rc = rsel[rsel % S == S // 2]
+            cc = csel[csel % S == S // 2]
+            if rc.size and cc.size:
+                parcels[np.ix_(r0 + rc // S, cc // S)] = (
+                    c.layout.parcels[np.ix_(ri[rc], ci[cc])].astype(np.int64) + (c.key % 100_003) * 10_000_019)
+        # Class shares per 10 m pixel: one bincount over (pixel, class) pairs of the sub-samples.
+        hh = r1 - r0
+        pix = (np.arange(hh * S)[:, None] // S) * w + (np.arange(w * S)[None, :] // S)
+        code = np.minimum(cls, n_cls).astype(np.int64)
+        counts = np.bincount((pix * (n_cls + 1) + code).ravel(), minlength=hh * w * (n_cls + 1)).reshape(hh, w, n_cls + 1)
+        frac[r0:r1] = counts[..., :-1] / float(S * S)
+        covered[r0:r1] = counts[..., -1] < S * S
     geo_rng = np.random.default_rng(list(site_seed) + [1])
     geo = np.stack([smooth_noise(geo_rng, (h, w), 300.0 / AEF_PIXEL_M) for _ in range(_N_GEO)], axis=-1)
     base = frac @ PROTOTYPES.astype(np.float32) + np.float32(0.12) * (geo @ GEO_DIRECTIONS.astype(np.float32))

@@ -151,8 +151,15 @@ def _regions(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: floa
     warp = 30.0 / res
     wx = xx + smooth_noise(rng, (h, w), 120.0 / res) * warp
     wy = yy + smooth_noise(rng, (h, w), 120.0 / res) * warp
-    d2 = (wx[None] - sx[:, None, None]) ** 2 + (wy[None] - sy[:, None, None]) ** 2
-    return np.argmin(d2, axis=0).astype(np.int32), k
+    # Nearest seed, one seed at a time (a (k, H, W) distance stack would not fit large cells).
+    best = np.full((h, w), np.inf, dtype=np.float32)
+    region = np.zeros((h, w), dtype=np.int32)
+    for i in range(k):
+        d2 = (wx - sx[i]) ** 2 + (wy - sy[i]) ** 2
+        closer = d2 < best
+        best[closer] = d2[closer]
+        region[closer] = i
+    return region, k
 
 
 def _parcel_ids(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float) -> np.ndarray:

@@ -113,8 +113,8 @@ def _check_pols(polarizations: Sequence[str]) -> tuple[str, ...]:
 def _check(scenes: int, size: int, looks: float, resolution_m: float, years: Sequence[int]) -> list[int]:
     if isinstance(scenes, bool) or not isinstance(scenes, (int, np.integer)) or scenes <= 0:
         raise SarvlmError(f"--scenes: must be a positive integer, got {scenes!r}")
-    if not isinstance(size, (int, np.integer)) or not 32 <= size <= 4096:
-        raise SarvlmError(f"--size: must be an integer between 32 and 4096 pixels, got {size!r}")
+    if not isinstance(size, (int, np.integer)) or not 32 <= size <= 2048:
+        raise SarvlmError(f"--size: must be an integer between 32 and 2048 pixels, got {size!r}")
     if not (isinstance(looks, (int, float)) and math.isfinite(looks) and looks > 0):
         raise SarvlmError(f"--looks: must be a positive number, got {looks!r}")
     if not (isinstance(resolution_m, (int, float)) and math.isfinite(resolution_m) and 0.1 <= resolution_m <= 30):
