@@ -150,6 +150,7 @@ class _RefinedLeeChunker:
         """Sum over a ``size``-row right triangle (kind ul/ur/ll/lr) with its top-left at [r, j]."""
         rows = run[1].shape[1] - size + 1
         cols = run[1].shape[2] - size + 1
+        parts = []
         for k in range(size):
             if kind == "ul":
                 length, c0 = size - k, 0
@@ -159,11 +160,11 @@ class _RefinedLeeChunker:
                 length, c0 = k + 1, 0
             else:
                 length, c0 = k + 1, size - 1 - k
-            part = run[length][:, k: k + rows, c0: c0 + cols]
-            if k == 0:
-                np.copyto(dst[:, :rows, :cols], part)
-            else:
-                np.add(dst[:, :rows, :cols], part, out=dst[:, :rows, :cols])
+            parts.append(run[length][:, k: k + rows, c0: c0 + cols])
+        out = dst[:, :rows, :cols]
+        np.add(parts[0], parts[1], out=out)  # size >= 2 here (c > 1)
+        for part in parts[2:]:
+            np.add(out, part, out=out)
 
     def _load(self, img: np.ndarray, r0: int, r1: int) -> np.ndarray:
         """Copy rows r0..r1 plus a c-pixel mirrored halo into the intensity plane; return that plane."""
