@@ -37,9 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--looks", type=float, default=4.0, help="number of looks L of the Gamma speckle")
     p.add_argument("--resolution", type=float, default=2.0, help="pixel spacing in metres")
     p.add_argument("--no-optical", action="store_true", help="skip the paired optical renderings")
-    p.add_argument("--years", type=_years, default=[2021, 2022],
+    p.add_argument("--years", type=_years, default="2021,2022", metavar="Y[,Y...]",
                    help="acquisition years (comma-separated); the embedding field covers every scene in each")
-    p.add_argument("--pols", default="VV", choices=["VV", "VV,VH"],
+    p.add_argument("--pols", default="VV", choices=["VV", "VV,VH"], metavar="{VV | VV,VH}",
                    help="polarisations: VV, or VV,VH for a second cross-polarised band")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png of the first scene")
@@ -50,13 +50,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sarvlm.synth.world import generate_world
+    from sarvlm.synth.world import default_workers, generate_world
 
     if args.scenes <= 0:
         raise SarvlmError(f"--scenes: must be a positive integer, got {args.scenes}")
+    workers = default_workers(args.scenes) if args.workers is None else args.workers
     summary = generate_world(args.out, args.scenes, args.seed, size=args.size, looks=args.looks,
                              resolution_m=args.resolution, optical=not args.no_optical, years=args.years,
-                             overwrite=args.overwrite, preview=args.preview, workers=args.workers,
+                             overwrite=args.overwrite, preview=args.preview, workers=workers,
                              polarizations=args.pols.split(","))
     objs = ", ".join(f"{n} {k}" for k, n in summary.objects.items()) or "no objects"
     print(f"wrote {summary.scenes} scenes to {summary.out_dir} ({objs}; {summary.clutter} unannotated clutter; "

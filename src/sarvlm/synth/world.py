@@ -281,7 +281,8 @@ def _build_site(root: Path, site: Site, indices: Sequence[int], footprints: Sequ
     return records
 
 
-def _default_workers(scenes: int) -> int:
+def default_workers(scenes: int) -> int:
+    """Worker count the CLI uses when ``--workers`` is not given."""
     # Worker start-up (imports) costs about a second: only worth it for larger worlds.
     return 1 if scenes < 24 else max(1, min(2, os.cpu_count() or 1))
 
@@ -289,7 +290,7 @@ def _default_workers(scenes: int) -> int:
 def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int = 256, looks: float = 4.0,
                    resolution_m: float = 2.0, optical: bool = True, years: Sequence[int] = DEFAULT_YEARS,
                    region: tuple[float, float, float, float] = DEFAULT_REGION, overwrite: bool = False,
-                   preview: bool = False, workers: int | None = None,
+                   preview: bool = False, workers: int | None = 1,
                    polarizations: Sequence[str] = ("VV",)) -> WorldSummary:
     """Generate ``scenes`` synthetic SAR scenes with annotations and an AlphaEarth-layout field.
 
@@ -306,8 +307,9 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         region: WGS84 box the scenes are placed in; the default straddles UTM zones 50N/51N.
         overwrite: replace a non-empty ``out_dir``.
         preview: also write ``preview.png`` (scene 0: SAR, mask, optical, 3 embedding bands).
-        workers: processes generating sites in parallel (default: 2 for 24+ scenes on a
-            multi-core machine, else 1). Output bytes do not depend on it.
+        workers: processes generating sites in parallel; ``None`` picks 2 for 24+ scenes on a
+            multi-core machine, else 1. Workers are spawned, so a calling script needs the usual
+            ``if __name__ == "__main__":`` guard. Output bytes do not depend on it.
         polarizations: ``("VV",)`` or ``("VV", "VH")`` (a second, cross-polarised band).
 
     Returns:
@@ -318,7 +320,7 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
     n = int(scenes)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
-    n_workers = _default_workers(n) if workers is None else int(workers)
+    n_workers = default_workers(n) if workers is None else int(workers)
     out_dir = Path(out_dir)
     sites, footprints = place_scenes(n, int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region)
     jobs = []
