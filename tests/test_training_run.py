@@ -122,9 +122,9 @@ def test_run_dir_rules(tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     with pytest.raises(SarvlmError, match="holds no sarvlm run"):
-        prepare_run_dir(other, {"a": 1}, resume=False, overwrite=False)
+        prepare_run_dir(other, {"a": 1}, overwrite=False)
     assert (other / "notes.txt").read_text() == "mine"
-    prepare_run_dir(other, {"a": 1}, resume=False, overwrite=True)
+    prepare_run_dir(other, {"a": 1}, overwrite=True)
     assert not (other / "notes.txt").exists() and (other / "run.yaml").is_file()
 
 

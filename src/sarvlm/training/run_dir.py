@@ -47,8 +47,11 @@ def run_identity(recipe_yaml: str, model: str, data: str, priors: str | None) ->
     }
 
 
-def prepare_run_dir(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> Path:
-    """Create or reuse ``out`` following the rules above; writes ``run.yaml`` for a new run."""
+def prepare_run_dir(out: Path, identity: dict[str, Any], *, overwrite: bool) -> Path:
+    """Create or reuse ``out`` following the rules above; writes ``run.yaml`` for a new run.
+
+    Whether an interrupted stage may continue (``--resume``) is decided per stage by the caller.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SarvlmError(f"{out}: exists and is not a directory")

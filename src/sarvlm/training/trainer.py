@@ -146,11 +146,12 @@ def train(
     cache = _open_priors(priors, uses_priors, allow_missing_priors, log)
     settings = align_prior_settings(resolved, cache, settings)
     ds_config = resolve_deepspeed(deepspeed)
-    identity = run_identity(recipe.to_yaml(), str(model), str(data.resolve()), str(Path(priors).resolve()) if priors else None)
+    model_ref = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
+    identity = run_identity(recipe.to_yaml(), model_ref, str(data.resolve()), str(Path(priors).resolve()) if priors else None)
     identity["model_settings"] = settings
     run_dir = Path(out)
     if _is_main_process():
-        prepare_run_dir(run_dir, identity, resume=resume, overwrite=overwrite)
+        prepare_run_dir(run_dir, identity, overwrite=overwrite)
     _barrier()
     result = TrainResult(run_dir=run_dir)
     ran_any = False
