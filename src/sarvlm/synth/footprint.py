@@ -156,8 +156,12 @@ class Site:
 
 
 def cell_geometry(size: int, resolution_m: float) -> tuple[int, int]:
-    """(cell_px, offset_px) for a scene: margin of 10% of the extent + 30 m, in whole pixels."""
-    margin_m = 0.1 * size * resolution_m + 30.0
+    """(cell_px, offset_px) for a scene: margin of 5% of the extent + 20 m, in whole pixels.
+
+    The WGS84 box of a UTM square exceeds it by at most extent × sin(grid convergence) (≈ 3% at
+    the zone edge at 36°N); 20 m more keep box-corner anchor nodes two 10 m pixels inside.
+    """
+    margin_m = 0.05 * size * resolution_m + 20.0
     offset_px = int(math.ceil(margin_m / resolution_m))
     return size + 2 * offset_px, offset_px
 
