@@ -183,3 +183,9 @@ def test_stages_in_separate_invocations(world, tmp_path, capsys):
     assert main([*argv, "--stage", "2"]) == 0
     assert "starts from the result of stage1" in capsys.readouterr().out
     assert json.loads((tmp_path / "split" / "final" / "training.json").read_text())["stages"] == ["stage1", "stage2"]
+    # an unfinished earlier stage is not silently skipped
+    (tmp_path / "split" / "stage1" / "result.json").unlink()
+    (tmp_path / "split" / "stage2" / "result.json").unlink()
+    capsys.readouterr()
+    assert main([*argv, "--stage", "2", "--resume"]) == 2
+    assert "stage stage1 did not finish" in capsys.readouterr().err

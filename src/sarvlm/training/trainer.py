@@ -163,6 +163,10 @@ def train(
             continue
         if stage_started(stage_dir) and not resume:
             raise SarvlmError(f"{stage_dir}: stage {name} was started but did not finish; use --resume to continue it or --overwrite to start over")
+        for earlier in names[: names.index(name)]:
+            if earlier not in selected and stage_started(run_dir / earlier) and not stage_complete(run_dir / earlier):
+                # starting from the base model here would silently drop the unfinished stage
+                raise SarvlmError(f"{run_dir / earlier}: stage {earlier} did not finish; complete it first (--stage {earlier} --resume) before {name}")
         _run_stage(recipe, recipe.stage(name), model=str(model), settings=settings, data=data, cache=cache,
                    run_dir=run_dir, resume=resume, merge=merge, allow_missing_priors=allow_missing_priors,
                    ds_config=ds_config, log=log)
