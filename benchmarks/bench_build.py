@@ -10,8 +10,8 @@ process = one core; the CPU figure is the per-core rate and is not distorted whe
 the machine) and the child's peak RSS for each size: flat memory means the peak does not grow with
 the number of samples.
 
-    python benchmarks/bench_build.py            # 10k and 50k samples (~1.5 min on an idle core)
-    python benchmarks/bench_build.py --sizes 20000 200000
+    python benchmarks/bench_build.py                     # 5k and 25k samples (< 3 min even on a loaded machine)
+    python benchmarks/bench_build.py --sizes 10000 50000 # the figures in docs/bench/build.md
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def child(samples: str, out: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 50000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 25000])
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
