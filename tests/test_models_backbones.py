@@ -239,3 +239,27 @@ def test_bad_prior_shapes_are_reported(tiny):
         model(**batch, **_priors(2))
     with pytest.raises(ValueError, match="geo_positions must be"):
         model(**batch, geo_priors=torch.zeros(1, 4, 64), geo_positions=torch.zeros(1, 3, 2))
+
+
+def test_gradients_reach_the_fusion_only_through_images_with_priors(tiny):
+    """Stage-1 setup (only the fusion trains): the loss on the answer reaches the fusion's output layer
+    through images with a valid prior, and nothing reaches it from an image without one."""
+    name, _, processor = tiny
+    model, _ = load_model(name)
+    model.train()
+    for n, p in model.named_parameters():
+        p.requires_grad_("geo_fusion" in n)
+    enc = processor.encode([{"role": "user", "content": "<image>Count."}, {"role": "assistant", "content": "3 ships"}],
+                           [_image(10)])
+    ids = torch.tensor([enc["input_ids"]])
+    labels = torch.where(torch.tensor([enc["assistant_mask"]]), ids, torch.full_like(ids, -100))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
+             "mm_token_type_ids": torch.tensor([enc["mm_token_type_ids"]]), "pixel_values": enc["pixel_values"],
+             "image_grid_thw": enc["image_grid_thw"]}
+    model(**batch, **_priors(1)).loss.backward()
+    fusion = model.model.geo_fusion
+    assert fusion.mlp[2].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in model.named_parameters() if "geo_fusion" not in n)
+    # No valid prior: the fusion is not even in the graph (the loss does not depend on it).
+    loss = model(**batch, **_priors(1, valid=torch.zeros(1, 16, dtype=torch.bool))).loss
+    assert not loss.requires_grad
