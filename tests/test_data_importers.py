@@ -177,3 +177,27 @@ def test_cli_import(fixtures, tmp_path, capsys):
     assert cli_main(["import", "nope", str(srcs["voc"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "sarvlm: error: unknown import format 'nope'" in err and "Traceback" not in err
+
+
+def test_text_format_variants(fixtures, tmp_path):
+    root, _ = fixtures
+    vqa = tmp_path / "SARVQA2_test.json"
+    vqa.write_text(json.dumps([{"image": "img3.png", "question": "Is there water?", "answer": "no", "type": "others"}]))
+    import_dataset("sarlang", vqa, tmp_path / "a.jsonl", images=root / "images")
+    [rec] = read_samples(tmp_path / "a.jsonl")
+    assert rec.split == "test" and rec.qa[0].type == "others" and rec.captions == []
+    keyed = tmp_path / "geo.json"
+    keyed.write_text(json.dumps({"img2": {"Terrain": "flat", "Water": "none", "Roads": "a grid"}}))
+    import_dataset("geovl", keyed, tmp_path / "b.jsonl", images=root / "images")
+    [rec] = read_samples(tmp_path / "b.jsonl")
+    assert rec.captions[0].text == "Terrain: flat\nRoads: a grid\nWater: none"
+    lines = tmp_path / "geo.jsonl"
+    lines.write_text(json.dumps({"image_id": "img2.png", "Terrain": "flat"}) + "\n" + json.dumps({"image_id": "img3"}))
+    with pytest.raises(SarvlmError, match=r"geo.jsonl:2: none of the fields Terrain"):
+        import_dataset("geovl", lines, tmp_path / "c.jsonl", images=root / "images")
+    llava = tmp_path / "pairs.json"
+    llava.write_text(json.dumps([{"id": "p", "image": ["img1.png", "img2.png"], "conversations": [
+        {"from": "human", "value": "<image>\n<image>\nCompare."}, {"from": "gpt", "value": "Same place."}]}]))
+    import_dataset("llava", llava, tmp_path / "d.jsonl", images=root / "images")
+    [rec] = read_samples(tmp_path / "d.jsonl")
+    assert rec.optical.endswith("img2.png") and rec.dialogues[0].turns[0].content == "Compare."
