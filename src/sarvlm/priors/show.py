@@ -68,7 +68,7 @@ def field_rgb(
     return rgb.reshape(h, w, 3), ok.reshape(h, w)
 
 
-def _sar_display(image: np.ndarray) -> np.ndarray:
+def sar_display(image: np.ndarray) -> np.ndarray:
     """A grey display of a SAR band: dB for linear intensities, then a 2–98 % stretch."""
     img = np.asarray(image, dtype=np.float64)
     finite = np.isfinite(img)
@@ -103,7 +103,7 @@ def render_prior(
         sar = sar[0]
     height, width = sar.shape
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.2 * max(0.4, height / width)), dpi=110)
-    axes[0].imshow(_sar_display(sar), cmap="gray", extent=(0, width, height, 0), interpolation="nearest")
+    axes[0].imshow(sar_display(sar), cmap="gray", extent=(0, width, height, 0), interpolation="nearest")
     axes[0].set_title("SAR image", pad=12)
     if field is not None:
         axes[1].imshow(field, extent=(0, width, height, 0), interpolation="nearest")
