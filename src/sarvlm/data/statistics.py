@@ -19,7 +19,9 @@ sample sizes and pair counts are reported next to the numbers.
 - MTLD (McCarthy & Jarvis 2010, as FUSAR-KLIP reports text richness): forward and backward factor
   counts with the 0.72 type-token-ratio threshold and partial final factors, averaged; computed on
   the concatenated lower-cased word stream of the sampled reference texts (the same seeded sample as
-  the text similarity; MTLD is built to be insensitive to text length).
+  the text similarity; MTLD is built to be insensitive to text length). The algorithm is the one of
+  the ``lexicalrichness`` package (0.5.1, ``LexicalRichness.mtld``), whose values it reproduces exactly on
+  the same word list; sarvlm does not depend on that package (it pulls in textblob and pandas).
 - Tokens: the MiniLM WordPiece tokenizer's count per reference text (no special tokens).
 """
 
