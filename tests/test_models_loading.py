@@ -182,3 +182,17 @@ def test_settings_defaults_and_serialisation():
     assert s.coords == "qwen3" and SarvlmSettings().coords == "qwen2.5"
     assert s.num_prior_tokens == 64
     assert SarvlmSettings.parse(json.loads(s.to_json())) == s
+
+
+def test_concat_fusion_under_peft_modules_to_save():
+    from peft import LoraConfig, get_peft_model
+
+    base, processor = load_model("tiny-qwen3-vl", settings={"fusion": "concat"})
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], exclude_modules=r".*\.(visual|geo_fusion)\..*",
+                                                 modules_to_save=["geo_fusion"]))
+    assert type(peft_model.base_model.model.model.geo_fusion).__name__ == "ModulesToSaveWrapper"
+    batch = _inputs(processor)
+    with torch.no_grad():
+        plain = peft_model(**batch).logits
+        fused = peft_model(**batch, **_priors()).logits
+    assert not torch.allclose(plain, fused)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import initialization as hf_init
 
-from sarvlm.models.fusion import ConcatFusion, build_fusion
+from sarvlm.models.fusion import build_fusion
 from sarvlm.models.settings import CONFIG_KEY, SarvlmSettings
 from sarvlm.models.tlm import ZERO_INIT_ATTR
 
@@ -80,7 +80,9 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
                           geo_mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Apply ``geo_fusion`` to each image's merged tokens (a tuple, one tensor per image)."""
         fusion = getattr(self, GEO_FUSION_ATTR)
-        if geo_priors is None or isinstance(fusion, ConcatFusion):
+        # Attribute checks, not isinstance: under PEFT ``modules_to_save`` the module is a wrapper
+        # that forwards attribute lookups to the active copy.
+        if geo_priors is None or getattr(fusion, "appends_tokens", False):
             return embeds
         geo_mask = self._check_geo_inputs(len(embeds), geo_priors, geo_positions, geo_mask)
         merge = self.visual.spatial_merge_size
@@ -100,7 +102,7 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
                             geo_positions: torch.Tensor | None, geo_mask: torch.Tensor | None) -> None:
         """``concat`` fusion: store each image's projected prior tokens on the encoder output."""
         fusion = getattr(self, GEO_FUSION_ATTR)
-        if not isinstance(fusion, ConcatFusion):
+        if not getattr(fusion, "appends_tokens", False):
             return
         settings = self.sarvlm_settings
         s = settings.num_prior_tokens
