@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from sarvlm.synth.landcover import BARE, FARMLAND, GRASSLAND, URBAN, WATER, Layout
 from sarvlm.synth.shapes import mask_box, place, polygon_mask
-from sarvlm.synth.target_shapes import BUILDERS, FINE_TYPES, Shape, bridge, pier
+from sarvlm.synth.target_shapes import BUILDERS, Shape, bridge, pier
 
 # (min, max) count of each target kind per scene kind.
 COUNTS: dict[str, dict[str, tuple[int, int]]] = {
