@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import rasterio
@@ -63,7 +65,7 @@ def test_several_images_in_order(processors):
     counts = (enc["image_grid_thw"].prod(-1) // 4).tolist()
     assert counts[0] != counts[1]
     types = enc["mm_token_type_ids"]
-    runs = [len(list(g)) for k, g in __import__("itertools").groupby(types) if k == 1]
+    runs = [len(list(g)) for k, g in itertools.groupby(types) if k == 1]
     assert runs == counts
 
 
