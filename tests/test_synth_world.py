@@ -224,3 +224,10 @@ def test_dual_pol_adds_a_vh_band_without_changing_vv(tmp_path):
     with pytest.raises(SystemExit) as exc:  # argparse rejects unknown choices with exit code 2
         main(["synth", str(tmp_path / "y"), "--scenes", "1", "--pols", "HV"])
     assert exc.value.code == 2
+
+
+def test_existing_empty_directory_is_filled(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()  # e.g. a pipeline step's fresh work directory
+    summary = generate_world(out, 1, seed=0, size=48, optical=False)
+    assert summary.scenes == 1 and (out / "samples.jsonl").is_file() and (out / "aef" / "aef_index.csv").is_file()
