@@ -189,6 +189,9 @@ def test_cli_predict_and_ask(dataset, trained, tmp_path, capsys):
     assert cli_main(["ask", "--model", str(tmp_path / "nomodel"), str(image), "How many?"]) == 2
     assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3,4", "--year", "2021"]) == 2
     assert "no prior source" in capsys.readouterr().err
+    assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3,4",
+                     "--prior-source", "aef-cog:/nowhere"]) == 2
+    assert "--bbox needs --year" in capsys.readouterr().err
 
 
 def test_ask_with_optical_and_prior(dataset, trained, monkeypatch):

@@ -1,8 +1,9 @@
 """Ask a model one question about one SAR image (optionally with an optical partner and a prior).
 
-The prior comes from ``--bbox`` + ``--year`` + a prior source (``sarvlm.priors.open_source``);
-for a georeferenced GeoTIFF the footprint is read from the file when no box is given. Without
-a box or a georeferenced image, or with ``no_prior``, the model runs without a prior.
+The prior comes from ``--bbox`` + ``--year`` + a prior source (``sarvlm.priors.open_source``, default:
+the source saved with the model); for a georeferenced GeoTIFF the footprint is read from the file
+when no box is given. Without a box or a georeferenced image, without a year, or with
+``no_prior``, the model runs without a prior (the answer reports how many anchors were valid).
 """
 
 from __future__ import annotations
@@ -41,15 +42,24 @@ def _image_georef(path: Path) -> Any:
 
 def sample_prior(settings: Any, image_path: Path, width: int, height: int, *, bbox: list[float] | None,
                  year: int | None, prior_source: str | None) -> Any:
-    """The anchor-grid prior of the image, or None when there is nothing to place it with."""
-    georef = _image_georef(image_path)
-    if bbox is None and georef is None:
-        return None
+    """The anchor-grid prior of the image, or None when there is nothing to sample it with.
+
+    An explicit ``bbox`` needs a source (argument or the model's saved ``prior_source``) and a year,
+    else it is an error. A georeferenced GeoTIFF without a box is used when both are available.
+    """
     spec = prior_source or settings.prior_source
-    if not spec:
-        raise SarvlmError("prior: no prior source (pass --prior-source SPEC, or --no-prior)")
-    if year is None:
-        raise SarvlmError("prior: --year is required with a prior (the AlphaEarth layer to use)")
+    if bbox is not None:
+        if not spec:
+            raise SarvlmError("prior: --bbox given but no prior source (pass --prior-source SPEC, or --no-prior)")
+        if year is None:
+            raise SarvlmError("prior: --bbox needs --year (the AlphaEarth layer to use)")
+        georef = None
+    else:
+        if not spec or year is None:
+            return None
+        georef = _image_georef(image_path)
+        if georef is None:
+            return None
     from sarvlm.priors import open_source, sample_grid
 
     n_lon, n_lat = settings.prior_grid
