@@ -188,3 +188,39 @@ def test_cross_pol_offsets_follow_scattering_mechanisms():
     # One value for farmland and grassland (VH does not separate them); volume scattering depolarises more.
     assert np.unique(off[fields]).size == 1
     assert off[lay.classes == FOREST].mean() > off[fields].mean() > off[lay.classes == WATER].mean()
+
+
+def test_moving_ships_leave_a_dark_turbulent_wake_in_calm_water():
+    from sarvlm.synth.footprint import place_scenes
+    from sarvlm.synth.world import make_scene
+
+    _, fps = place_scenes(40, 160, 2.0, np.random.default_rng(0))
+    ratios = []
+    for i, fp in enumerate(fps):
+        sc = make_scene(i, fp, 1, 8.0, [2021], optical=False)
+        if sc.record.meta.get("sea_state") != "calm" or not sc.record.meta["moving"]:
+            continue
+        img, water = sc.intensity[0], sc.mask == WATER
+        for o in sc.record.objects:
+            if o.id not in sc.record.meta["moving"]:
+                continue
+            xs, ys = np.array(o.polygon[0::2]), np.array(o.polygon[1::2])
+            cx, cy = xs.mean(), ys.mean()
+            ux, uy = xs[1] - xs[0], ys[1] - ys[0]
+            length = math.hypot(ux, uy)
+            ux, uy = ux / length, uy / length
+            behind, beside = [], []
+            for t in np.arange(0.7, 1.6, 0.05) * length:  # along the wake, behind the stern
+                for side, store in ((0.0, behind), (4.0, beside)):
+                    beam = math.hypot(xs[2] - xs[1], ys[2] - ys[1])
+                    x = cx - ux * t - uy * side * beam
+                    y = cy - uy * t + ux * side * beam
+                    r, c = int(y), int(x)
+                    if 0 <= r < 160 and 0 <= c < 160 and water[r, c]:
+                        store.append(img[r, c])
+            if len(behind) > 10 and len(beside) > 10:
+                ratios.append(np.mean(behind) / np.mean(beside))
+        if len(ratios) >= 6:
+            break
+    assert len(ratios) >= 3
+    assert np.median(ratios) < 0.8  # the turbulent wake is darker than the sea beside it

@@ -47,6 +47,10 @@ SEA_STATES: dict[str, SeaState] = {
 }
 SEA_STATE_P = {"calm": 0.35, "moderate": 0.3, "rough": 0.35}
 
+# Wake contrast relative to the surrounding sea, dB: (turbulent wake, Kelvin arms). Wind
+# waves wash wakes out: visible in calm water, faint in a moderate sea, gone in a rough one.
+WAKE_CONTRAST_DB = {"calm": (-6.0, 4.0), "moderate": (-3.0, 2.0), "rough": (0.0, 0.0)}
+
 FIELD_SIGMA0_DB = (-11.0, 1.8)  # mean, std over parcels — farmland and grassland alike
 FIELD_NU = 12.0
 
@@ -157,6 +161,19 @@ def _edge_lights(sigma: np.ndarray, runway, res: float) -> None:
             col, row = int(x), int(y)
             if 0 <= row < h and 0 <= col < w:
                 sigma[row, col] = max(sigma[row, col], db_to_linear(5.0))
+
+
+def modulate(sigma: np.ndarray, poly_xy: np.ndarray, db: float, where: np.ndarray) -> None:
+    """Multiply σ0 by ``10^(db/10)`` on the polygon's pixels where ``where`` holds (wakes on water)."""
+    from sarvlm.synth.shapes import polygon_mask
+
+    if db == 0.0:
+        return
+    sub, (r0, c0) = polygon_mask(poly_xy, *sigma.shape)
+    if sub.size:
+        win = (slice(r0, r0 + sub.shape[0]), slice(c0, c0 + sub.shape[1]))
+        sel = sub & where[win]
+        sigma[win][sel] *= np.float32(db_to_linear(db))
 
 
 def add_point_scatterers(sigma: np.ndarray, points: list[tuple[float, float, float]]) -> None:

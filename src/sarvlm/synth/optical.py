@@ -9,7 +9,8 @@ Same layout and targets as the SAR scene, seen by a nadir optical camera in the 
 - urban: roofs per building (tiles, concrete, metal), asphalt streets, building shadows cast
   to the north-west; bare ground tan; pavement grey;
 - targets painted with their parts' colours (SAR-only artefacts such as bridge multipath
-  ghosts are not drawn); ships and aircraft are not hidden by clouds — the scene is clear.
+  ghosts are not drawn), with white foam along the turbulent wakes of moving ships; the sky
+  is clear.
 
 A light blur stands in for the camera's point-spread function.
 """
@@ -22,7 +23,7 @@ from scipy import ndimage
 from sarvlm.synth.embedding_field import crop_in_cell
 from sarvlm.synth.landcover import BARE, FARMLAND, FOREST, GRASSLAND, URBAN, WATER, Layout
 from sarvlm.synth.noise import smooth_noise
-from sarvlm.synth.shapes import paint
+from sarvlm.synth.shapes import paint, polygon_mask
 from sarvlm.synth.targets import PlacedTarget
 
 CROP_RGB = np.array([(196, 170, 92), (96, 146, 58), (120, 160, 95), (150, 118, 86)], dtype=np.float32)  # wheat, maize, rice, fallow
@@ -75,6 +76,15 @@ def render_optical(layout: Layout, targets: list[PlacedTarget], year: int, cell_
             shadow &= ~bl & urban
             img[shadow] *= 0.55
 
+    # Foam of the turbulent wakes of moving ships (on water only), under the ships themselves.
+    for t in targets:
+        for poly, part in t.wake:
+            if part == "turbulent":
+                sub, (r0, c0) = polygon_mask(poly, h, w)
+                if sub.size:
+                    win = (slice(r0, r0 + sub.shape[0]), slice(c0, c0 + sub.shape[1]))
+                    sel = sub & (cls[win] == WATER)
+                    img[win][sel] = 0.65 * img[win][sel] + 0.35 * 235.0
     for t in targets:
         for poly, _db, rgb, in_box in t.parts:
             if in_box:

@@ -46,6 +46,8 @@ FINE_P = {
     "car": {"sedan": 0.6, "truck": 0.3, "bus": 0.1},
 }
 CLUTTER_LOOKS_LIKE = ("cargo", "fishing", "warship")
+MOVING_P = 0.5  # share of ships at sea (not moored) that are under way and leave a wake
+KELVIN_HALF_ANGLE = math.radians(19.47)  # the Kelvin wake's arms, for any speed in deep water
 _SHED_RGB = ((196, 198, 204), (168, 172, 180))
 
 
@@ -62,6 +64,17 @@ class PlacedTarget:
     outline: list[float]  # oriented rectangle x1, y1, ..., x4, y4 in pixels
     annotated: bool = True
     members: list[PlacedTarget] = field(default_factory=list)  # piers of a harbor
+    wake: list[tuple[np.ndarray, str]] = field(default_factory=list)  # (poly xy px, "turbulent"|"kelvin")
+
+    @property
+    def heading(self) -> float:
+        """Direction of the object's axis (radians, image x → y), from its outline."""
+        x0, y0, x1, y1 = self.outline[:4]
+        return math.atan2(y1 - y0, x1 - x0)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return float(np.mean(self.outline[0::2])), float(np.mean(self.outline[1::2]))
 
 
 def _place_shape(shape: Shape, center: tuple[float, float], heading: float, res: float,
@@ -177,7 +190,10 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
         fine = pl.pick_fine("ship")
         if layout.kind == "river" and fine != "fishing" and rng.random() < 0.7:
             fine = "fishing"
-        pl.try_place(BUILDERS["ship"](fine, rng), _cands(water), water)
+        shape = BUILDERS["ship"](fine, rng)
+        t = pl.try_place(shape, _cands(water), water)
+        if t is not None and rng.random() < MOVING_P:
+            t.wake = _wake(t, shape.length, shape.width, float(rng.uniform(2.0, 5.0)), res)
 
     if counts.get("aircraft"):
         _place_aircraft(pl, layout, counts["aircraft"])
@@ -207,6 +223,28 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
                 # In optical it is what it is: metal roofs, not a hull with containers.
                 t.parts = [(xy, db, _SHED_RGB[k % 2], inb) for k, (xy, db, _rgb, inb) in enumerate(t.parts)]
     return pl.targets
+
+
+def _wake(t: PlacedTarget, length_m: float, beam_m: float, wake_lengths: float, res: float) -> list[tuple[np.ndarray, str]]:
+    """Wake polygons of a moving ship: the turbulent (centre-line) wake and the two Kelvin arms.
+
+    The turbulent wake trails ``wake_lengths`` ship lengths behind the stern, widening from the
+    beam to twice the beam; the Kelvin arms leave the stern at ±19.47° for 1.5 ship lengths.
+    """
+    tail = wake_lengths * length_m
+    turbulent = np.array([[-length_m / 2, -beam_m / 2], [-length_m / 2 - tail, -beam_m],
+                          [-length_m / 2 - tail, beam_m], [-length_m / 2, beam_m / 2]])
+    parts = [(place(turbulent, t.centre, t.heading, res), "turbulent")]
+    arm_w = max(2.0, 1.5 * res)
+    arm_len = 1.5 * length_m
+    for sign in (-1.0, 1.0):
+        a = math.pi - sign * KELVIN_HALF_ANGLE  # pointing backwards, opened by ±19.47°
+        du, dv = math.cos(a) * arm_len, math.sin(a) * arm_len
+        nu, nv = -math.sin(a) * arm_w / 2, math.cos(a) * arm_w / 2
+        u0 = -length_m / 2
+        arm = np.array([[u0 - nu, -nv], [u0 + du - nu, dv - nv], [u0 + du + nu, dv + nv], [u0 + nu, nv]])
+        parts.append((place(arm, t.centre, t.heading, res), "kelvin"))
+    return parts
 
 
 def _place_harbor(pl: _Placer, layout: Layout, water: np.ndarray) -> None:

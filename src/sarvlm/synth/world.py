@@ -36,9 +36,11 @@ from sarvlm.io.atomic import atomic_dir, atomic_open
 from sarvlm.progress import track
 from sarvlm.synth.backscatter import (
     VH_MINUS_VV_TARGET_DB,
+    WAKE_CONTRAST_DB,
     add_point_scatterers,
     cross_pol_offset_db,
     db_to_linear,
+    modulate,
     pick_sea_state,
     sigma0_map,
     speckle,
@@ -170,6 +172,14 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
 
     sea = pick_sea_state(rng, kind)
     sigma, nu = sigma0_map(scene, rng, sea)
+    # Wakes first (relative to the sea, only on open water not covered by an object), then objects.
+    open_water = scene.classes == WATER
+    for t in targets:
+        open_water &= ~t.mask
+    turbulent_db, kelvin_db = WAKE_CONTRAST_DB[sea.name]
+    for t in targets:
+        for poly, part in t.wake:
+            modulate(sigma, poly, turbulent_db if part == "turbulent" else kelvin_db, open_water)
     dual = "VH" in polarizations
     xpol = cross_pol_offset_db(scene) if dual else None
     points = []
@@ -191,11 +201,14 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
 
     objects = []
     clutter = []
+    moving = []
     for t in targets:
         if t.annotated:
+            oid = f"{sid}-{len(objects)}"
             objects.append(ObjectAnnotation(category=t.category, fine_category=t.fine, bbox=t.bbox,
-                                            polygon=None if t.category == "harbor" else t.outline,
-                                            id=f"{sid}-{len(objects)}"))
+                                            polygon=None if t.category == "harbor" else t.outline, id=oid))
+            if t.wake:
+                moving.append(oid)
         else:
             clutter.append({"bbox": t.bbox, "looks_like": t.fine})
     mask = np.ascontiguousarray(scene.classes)
@@ -210,6 +223,7 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
         "center_lonlat": [round(lon, 6), round(lat, 6)],
         "landcover_fractions": fractions,
         "clutter": clutter,
+        "moving": moving,
     }
     if (mask == WATER).any():
         meta["sea_state"] = sea.name
