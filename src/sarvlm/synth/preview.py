@@ -20,7 +20,7 @@ CATEGORY_COLOURS = {"ship": "#ff3b30", "aircraft": "#ffcc00", "oil_tank": "#ff95
 
 
 def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int, np.ndarray]) -> Path:
-    """Write a PNG: SAR (dB, boxes; dashed = unannotated clutter), mask, optical, 3 AEF bands.
+    """Write a PNG: SAR (dB, boxes; dashed cyan = unannotated clutter), mask, optical, 3 AEF bands.
 
     The embedding panels show the scene's whole site tile at 10 m (``fields``: year → (64, H, W))
     with the scene footprint outlined, using the three bands that vary most over the site.
@@ -48,15 +48,15 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
                                ec=CATEGORY_COLOURS.get(o.category, "w")))
     for c in rec.meta.get("clutter", []):
         x1, y1, x2, y2 = c["bbox"]
-        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=0.9, ls="--", ec="w"))
+        ax.add_patch(Rectangle((x1 - 1.5, y1 - 1.5), x2 - x1 + 2, y2 - y1 + 2, fill=False, lw=1.1, ls="--", ec="#00e5ff"))
     sea = rec.meta.get("sea_state")
     ax.set_title(f"SAR VV intensity (dB), L={rec.meta['looks']:g}" + (f", {sea} sea" if sea else ""), fontsize=9)
     present = {o.category for o in rec.objects}
     handles = [Patch(fc="none", ec=c, label=k) for k, c in CATEGORY_COLOURS.items() if k in present]
     if rec.meta.get("clutter"):
-        handles.append(Patch(fc="none", ec="k", ls="--", label="clutter (not annotated)"))
+        handles.append(Patch(fc="none", ec="#00e5ff", ls="--", label="clutter (not annotated)"))
     if handles:
-        ax.legend(handles=handles, fontsize=6, loc="lower left", framealpha=0.5)
+        ax.legend(handles=handles, fontsize=6, loc="upper right", framealpha=0.5)
 
     ax = axes[0, 1]
     ax.imshow(scene.mask, cmap=ListedColormap(CLASS_COLOURS), vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest")
