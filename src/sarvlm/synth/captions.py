@@ -81,8 +81,8 @@ def make_captions(kind: str, objects: Sequence[ObjectAnnotation], fractions: dic
         if objs:
             target_parts.append(f"{_count_phrase(cat, len(objs))}{_fine_phrase(objs)} {_where(objs, width, height)}")
     if target_parts:
-        sentences.append("There " + ("is " if len(by_cat[next(c for c in CATEGORY_ORDER if c in by_cat)]) == 1 else "are ")
-                         + _join(target_parts) + ".")
+        first = len(by_cat[next(c for c in CATEGORY_ORDER if c in by_cat)])
+        sentences.append(f"There {'is' if first == 1 else 'are'} {_join(target_parts)}.")
     else:
         sentences.append("No ships, aircraft, vehicles or other targets are visible.")
     template = " ".join(sentences)
