@@ -41,6 +41,7 @@ from sarvlm.synth.backscatter import (
     cross_pol_offset_db,
     db_to_linear,
     modulate,
+    SeaState,
     pick_sea_state,
     sigma0_map,
     speckle,
@@ -52,7 +53,7 @@ from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, Site, place_s
 from sarvlm.synth.landcover import CLASSES, WATER, Layout, generate_layout, pick_kind
 from sarvlm.synth.optical import render_optical
 from sarvlm.synth.shapes import paint
-from sarvlm.synth.targets import place_targets
+from sarvlm.synth.targets import PlacedTarget, place_targets
 
 SENSOR = "sarvlm-synth"
 BAND = "C"
@@ -152,6 +153,38 @@ class Scene:
     clutter: int
 
 
+def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, looks: float,
+               rng: np.random.Generator, vh_rng: np.random.Generator | None = None) -> np.ndarray:
+    """(P, H, W) float32 intensity of a scene window: VV, and VH when ``vh_rng`` is given.
+
+    Order: background σ0 and texture parameter; wakes (relative to the sea, on open water not
+    covered by an object); object parts and their bright points; texture and speckle. VH
+    shares the VV texture and draws its own speckle from ``vh_rng``.
+    """
+    sigma, nu = sigma0_map(scene, rng, sea)
+    open_water = scene.classes == WATER
+    for t in targets:
+        open_water &= ~t.mask
+    turbulent_db, kelvin_db = WAKE_CONTRAST_DB[sea.name]
+    for t in targets:
+        for poly, part in t.wake:
+            modulate(sigma, poly, turbulent_db if part == "turbulent" else kelvin_db, open_water)
+    xpol = cross_pol_offset_db(scene) if vh_rng is not None else None
+    points = []
+    for t in targets:
+        for poly, db, _rgb, in_box in t.parts:
+            paint(sigma, poly, np.float32(10.0 ** (db / 10.0)))
+            if xpol is not None and in_box:
+                paint(xpol, poly, VH_MINUS_VV_TARGET_DB)
+        points.extend(t.points)
+    add_point_scatterers(sigma, points)
+    tau = texture(nu, rng)
+    bands = [speckle(sigma, nu, looks, rng, tau=tau)]
+    if xpol is not None:
+        bands.append(speckle(sigma * db_to_linear(xpol), nu, looks, vh_rng, tau=tau))
+    return np.stack(bands)
+
+
 def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: Sequence[int],
                optical: bool = True, polarizations: Sequence[str] = ("VV",)) -> Scene:
     """Generate scene ``index`` of the world with ``seed`` inside footprint ``fp`` (no I/O).
@@ -171,37 +204,12 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
     targets = place_targets(scene, rng)
 
     sea = pick_sea_state(rng, kind)
-    sigma, nu = sigma0_map(scene, rng, sea)
-    # Wakes first (relative to the sea, only on open water not covered by an object), then objects.
-    open_water = scene.classes == WATER
-    for t in targets:
-        open_water &= ~t.mask
-    turbulent_db, kelvin_db = WAKE_CONTRAST_DB[sea.name]
-    for t in targets:
-        for poly, part in t.wake:
-            modulate(sigma, poly, turbulent_db if part == "turbulent" else kelvin_db, open_water)
     dual = "VH" in polarizations
-    xpol = cross_pol_offset_db(scene) if dual else None
-    points = []
-    for t in targets:
-        for poly, db, _rgb, in_box in t.parts:
-            paint(sigma, poly, np.float32(10.0 ** (db / 10.0)))
-            if xpol is not None and in_box:
-                paint(xpol, poly, VH_MINUS_VV_TARGET_DB)
-        points.extend(t.points)
-    add_point_scatterers(sigma, points)
-    tau = texture(nu, rng)
-    bands = [speckle(sigma, nu, looks, rng, tau=tau)]
-    if xpol is not None:
-        vh_rng = np.random.default_rng(scene_seed + [2])
-        bands.append(speckle(sigma * db_to_linear(xpol), nu, looks, vh_rng, tau=tau))
-    intensity = np.stack(bands)
+    intensity = render_sar(scene, targets, sea, looks, rng, np.random.default_rng(scene_seed + [2]) if dual else None)
     key = cell_key(seed, index)
     rgb = render_optical(scene, targets, year, key, rng) if optical else None
 
-    objects = []
-    clutter = []
-    moving = []
+    objects, clutter, moving = [], [], []
     for t in targets:
         if t.annotated:
             oid = f"{sid}-{len(objects)}"
