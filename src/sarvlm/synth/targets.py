@@ -166,7 +166,12 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
     classes under harbour piers (they are built-up land)."""
     pl = _Placer(layout, rng)
     cls = layout.classes
-    counts = {k: int(rng.integers(lo, hi + 1)) for k, (lo, hi) in COUNTS[layout.kind].items()}
+    # Counts are per 512 m × 512 m of scene (the default scene); larger scenes hold more, up to 8×.
+    scale = min(8.0, max(1.0, (layout.classes.shape[0] * layout.resolution_m / 512.0) ** 2))
+    # Bridges go with the river's length (√area), the harbor stays one.
+    per_kind = {"harbor": 1.0, "bridge": math.sqrt(scale)}
+    counts = {k: int(rng.integers(round(lo * per_kind.get(k, scale)), round(hi * per_kind.get(k, scale)) + 1))
+              for k, (lo, hi) in COUNTS[layout.kind].items()}
     water = cls == WATER
     land = ~water
     res = layout.resolution_m
