@@ -224,3 +224,14 @@ def test_moving_ships_leave_a_dark_turbulent_wake_in_calm_water():
             break
     assert len(ratios) >= 3
     assert np.median(ratios) < 0.8  # the turbulent wake is darker than the sea beside it
+
+
+def test_larger_scenes_hold_more_targets():
+    def ships(size):
+        n = 0
+        for s in range(4):
+            rng = np.random.default_rng([s, 5])
+            n += sum(t.category == "ship" for t in place_targets(generate_layout(rng, size, 2.0, "coast"), rng))
+        return n
+
+    assert ships(640) > 2 * ships(200)
