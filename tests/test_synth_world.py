@@ -156,6 +156,10 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
         generate_world(tmp_path / "x", 1, resolution_m=0)
     with pytest.raises(SarvlmError, match="--years"):
         generate_world(tmp_path / "x", 1, years=(2010,))
+    with pytest.raises(SarvlmError, match="--seed"):
+        generate_world(tmp_path / "x", 1, seed=-1)
+    with pytest.raises(SarvlmError, match="--size"):
+        generate_world(tmp_path / "x", 1, size=4096)
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("user data")

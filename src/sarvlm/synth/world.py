@@ -339,6 +339,8 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
     """
     ys = _check(scenes, size, looks, resolution_m, years)
     pols = _check_pols(polarizations)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SarvlmError(f"--seed: must be a non-negative integer, got {seed!r}")
     n = int(scenes)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
