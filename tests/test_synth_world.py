@@ -179,6 +179,8 @@ def test_output_under_a_file_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "file.txt" in err and err.count("\n") == 1
     assert blocker.read_text() == "x"
+    assert main(["synth", str(blocker), "--scenes", "1", "--size", "48"]) == 2
+    assert "not a directory" in capsys.readouterr().err and blocker.read_text() == "x"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")

@@ -346,6 +346,8 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
     n_workers = default_workers(n) if workers is None else int(workers)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SarvlmError(f"{out_dir}: exists and is not a directory")
     sites, footprints = place_scenes(n, int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region)
     jobs = []
     for site in sites:
