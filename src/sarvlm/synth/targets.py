@@ -191,12 +191,13 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
                 break
             if _moor_ship(pl, layout, p, water):
                 n_ships -= 1
+    water_px = _cands(water)
     for _ in range(n_ships):
         fine = pl.pick_fine("ship")
         if layout.kind == "river" and fine != "fishing" and rng.random() < 0.7:
             fine = "fishing"
         shape = BUILDERS["ship"](fine, rng)
-        t = pl.try_place(shape, _cands(water), water)
+        t = pl.try_place(shape, water_px, water)
         if t is not None and rng.random() < MOVING_P:
             t.wake = _wake(t, shape.length, shape.width, float(rng.uniform(2.0, 5.0)), res)
 
@@ -211,17 +212,19 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
 
     if counts.get("car"):
         roads = layout.roads | layout.pavement
+        road_px = _cands(roads)
         for _ in range(counts["car"]):
             fine = pl.pick_fine("car")
             heading = layout.street_heading + (math.pi / 2) * int(rng.integers(4)) if not layout.pavement.any() else None
-            pl.try_place(BUILDERS["car"](fine, rng), _cands(roads), roads, heading=heading, margin_px=0)
+            pl.try_place(BUILDERS["car"](fine, rng), road_px, roads, heading=heading, margin_px=0)
 
     if counts.get("clutter"):
         far = ~ndimage.binary_dilation(water, iterations=max(1, int(round(30.0 / res))))
         ground = np.isin(cls, (FARMLAND, GRASSLAND, BARE)) & ~layout.pavement & far & land
+        ground_px = _cands(ground)
         for _ in range(counts["clutter"]):
             fine = CLUTTER_LOOKS_LIKE[int(rng.integers(len(CLUTTER_LOOKS_LIKE)))]
-            t = pl.try_place(BUILDERS["ship"](fine, rng), _cands(ground), ground)
+            t = pl.try_place(BUILDERS["ship"](fine, rng), ground_px, ground)
             if t is not None:
                 t.annotated = False
                 t.category, t.fine = "clutter", fine
@@ -362,6 +365,7 @@ def _place_bridge(pl: _Placer, layout: Layout, water: np.ndarray) -> None:
 def _place_aircraft(pl: _Placer, layout: Layout, n: int) -> None:
     rng = pl.rng
     pave = layout.pavement
+    pave_px = _cands(pave)
     for _ in range(n):
         fine = pl.pick_fine("aircraft")
         shape = BUILDERS["aircraft"](fine, rng)
@@ -370,7 +374,7 @@ def _place_aircraft(pl: _Placer, layout: Layout, n: int) -> None:
             # Parked on the apron, nose towards the taxiway (perpendicular to the runway).
             ap = layout.aprons[0]
             heading = ap.heading + (math.pi / 2 if rng.random() < 0.5 else -math.pi / 2)
-        pl.try_place(shape, _cands(pave), pave, heading=heading, margin_px=0)
+        pl.try_place(shape, pave_px, pave, heading=heading, margin_px=0)
 
 
 def _place_tank_farm(pl: _Placer, layout: Layout, n: int, ground: np.ndarray) -> None:
