@@ -33,6 +33,7 @@ class DemoConfig:
     stage2_lr: float = 2e-3
     test_per_task: int = 40  # test examples per task scored for every run
     predict_batch_size: int = 16
+    workers: int = 2  # training / prediction jobs side by side (one thread each)
     runs: tuple[str, ...] = ("stage2-only", "stage1+stage2", "stage2+tlm", "full", "fusion-sum", "fusion-concat", "fusion-tlm")
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,13 +51,15 @@ class DemoConfig:
             "stage2.batch_size": self.batch_size,
             "stage2.save_steps": 100000,
             "stage2.tasks": list(STAGE2_TASKS),
+            "stage1.lora.dropout": 0.0,
+            "stage2.lora.dropout": 0.0,
             "precision": "fp32",
         }
 
 
-FULL = DemoConfig(scenes=120, size=112, seeds=2)
+FULL = DemoConfig(scenes=120, size=112, seeds=2, base_steps=300, stage1_steps=80, stage2_steps=160, test_per_task=25)
 QUICK = DemoConfig(scenes=20, size=112, seeds=1, base_steps=30, stage1_steps=8, stage2_steps=16,
-                   test_per_task=6, runs=("stage2-only", "full", "fusion-sum", "fusion-tlm"))
+                   test_per_task=4, runs=("stage2-only", "stage2+tlm", "full"))
 
 
 def demo_config(quick: bool, seeds: int | None = None) -> DemoConfig:

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
+from sarvlm.demo.report import run_tag
 from sarvlm.demo.steps import StepRunner
 from sarvlm.errors import SarvlmError
 from sarvlm.io.atomic import ensure_writable_dir
@@ -43,22 +44,34 @@ def _check_disk(out: Path, quick: bool) -> None:
         raise SarvlmError(f"{out}: not enough free disk space ({free / 1e9:.2f} GB free, the demo needs about {need / 1e9:.1f} GB)")
 
 
-def _optical_samples(pre_samples: Path, out: Path) -> Path:
-    """The same scenes with the paired optical rendering as the image (for the base model)."""
+def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
+    """Assign every scene to train/val/test (exactly 8:1:1, seeded) and write two sample files
+    with those splits: ``sar.jsonl`` (the preprocessed SAR scenes) and ``optical.jsonl`` (their
+    optical twins, for the base model). Sharing the split keeps every test scene, SAR or optical,
+    out of all training."""
+    import numpy as np
+
     from sarvlm.data.record import read_samples, write_samples
 
-    def optical_records():
-        for rec in read_samples(pre_samples):
-            if rec.optical is None:
-                raise SarvlmError(f"{pre_samples}: record {rec.id!r}: field 'optical': the demo needs paired optical images")
-            rebase = lambda rel: (Path("..") / pre_samples.parent.name / rel).as_posix()  # noqa: E731
-            landcover = rec.landcover.model_copy(update={"mask": rebase(rec.landcover.mask)}) if rec.landcover else None
-            yield rec.model_copy(update={"image": rebase(rec.optical), "optical": None, "landcover": landcover,
-                                         "polarizations": [], "sensor": "optical-render"})
+    records = sorted(read_samples(pre_samples), key=lambda r: r.id)
+    n = len(records)
+    if n < 10:
+        raise SarvlmError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = n_val = max(1, round(0.1 * n))
+    split_of = {records[i].id: ("test" if k < n_test else "val" if k < n_test + n_val else "train") for k, i in enumerate(order)}
+    rebase = lambda rel: (Path("..") / pre_samples.parent.name / rel).as_posix()  # noqa: E731
 
-    path = out / "samples.jsonl"
-    write_samples(path, optical_records())
-    return path
+    def moved(rec, image: str, optical: str | None, **extra):
+        landcover = rec.landcover.model_copy(update={"mask": rebase(rec.landcover.mask)}) if rec.landcover else None
+        return rec.model_copy(update={"image": image, "optical": optical, "landcover": landcover, "split": split_of[rec.id], **extra})
+
+    write_samples(out / "sar.jsonl", (moved(r, rebase(r.image), rebase(r.optical) if r.optical else None) for r in records))
+    for r in records:
+        if r.optical is None:
+            raise SarvlmError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
+    write_samples(out / "optical.jsonl", (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render")
+                                          for r in records))
 
 
 def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
@@ -78,6 +91,94 @@ def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
     return out / "test.jsonl"
 
 
+def _worker_init() -> None:
+    """Each worker process is single-threaded: two tiny-model jobs side by side use both cores
+    far better than one job with two threads."""
+    import torch
+
+    torch.set_num_threads(1)
+    _quiet_libraries()
+
+
+def _ablation_job(job: tuple) -> str:
+    import contextlib
+
+    from sarvlm.training.ablation import run_ablation
+
+    model, data, out, priors, name, seed, overrides = job
+    _worker_init()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        run_ablation(model, data, out, priors=priors, seeds=[seed], runs=[name], recipe="fusar-gpt",
+                     overrides=overrides, resume=True, log=lambda msg: print(msg, file=log))
+    return f"{name} (seed {seed})"
+
+
+def _predict_job(job: tuple) -> str:
+    from sarvlm.inference.predict import predict
+
+    model, test, out, priors, batch_size, seed = job
+    _worker_init()
+    predict(model, test, out, priors_dir=priors, batch_size=batch_size, seed=seed)
+    return Path(out).stem
+
+
+def _in_parallel(fn: Any, jobs: list[tuple], workers: int, console: Console, verb: str) -> None:
+    """Run ``fn`` over ``jobs`` in ``workers`` spawned processes, reporting each finished job."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    start = time.perf_counter()
+    if workers <= 1:
+        for i, job in enumerate(jobs, 1):
+            console.print(f"    {verb} {fn(job)} [dim]({i}/{len(jobs)}, {time.perf_counter() - start:.0f} s)[/dim]")
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, job) for job in jobs]
+        for i, fut in enumerate(as_completed(futures), 1):
+            console.print(f"    {verb} {fut.result()} [dim]({i}/{len(jobs)}, {time.perf_counter() - start:.0f} s)[/dim]")
+
+
+def _train_ablation(model: Path, data: Path, priors: Path, out: Path, cfg: DemoConfig, console: Console) -> None:
+    """Train every (run, seed) of the ablation grid as its own job and index them in out/runs.json."""
+    from sarvlm.training.ablation import ABLATION_RUNS, read_runs
+
+    wanted = [r for r in ABLATION_RUNS if r.name in cfg.runs]
+    trained = [r for r in wanted if not r.alias_of]
+    jobs = [(str(model), str(data), str(out / f"{r.name}-seed{seed}"), str(priors) if r.fusion != "none" else None, r.name, seed,
+             cfg.recipe_overrides()) for seed in range(cfg.seeds) for r in trained]
+    _in_parallel(_ablation_job, jobs, cfg.workers, console, "trained")
+    entries = []
+    for seed in range(cfg.seeds):
+        for r in wanted:
+            target = r.alias_of or r.name
+            (e,) = read_runs(out / f"{target}-seed{seed}")
+            run_dir = Path(e["run_dir"]).relative_to(out.resolve()).as_posix()
+            entries.append({"name": r.name, "table": r.table, "sft1": r.sft1, "sft2": r.sft2, "fusion": r.fusion,
+                            "seed": seed, "alias_of": r.alias_of, "run_dir": run_dir})
+    (out / "runs.json").write_text(json.dumps({"runs": entries}, indent=2) + "\n")
+
+
+def _quietly(log_path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` with its console output (the Trainer's per-step dicts) going to ``log_path``."""
+    import contextlib
+
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+        return fn(*args, **kwargs)
+
+
+def _quiet_libraries() -> None:
+    """The demo prints its own progress; library load reports and shard bars would drown it."""
+    import warnings
+
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
 def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, console: Console | None = None) -> DemoResult:
     """Run the whole demo into ``out_dir`` and return where the report is."""
     import torch
@@ -85,15 +186,14 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     from sarvlm.data.builder import BuildOptions, build_dataset
     from sarvlm.demo.report import write_demo_report
     from sarvlm.eval import compare, evaluate
-    from sarvlm.inference.predict import predict
     from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_samples
     from sarvlm.priors.cache import build_prior_cache
     from sarvlm.synth import generate_world
-    from sarvlm.training.ablation import run_ablation
     from sarvlm.training.recipe import load_recipe
     from sarvlm.training.trainer import train
 
     console = console or Console(stderr=True)
+    _quiet_libraries()
     out = ensure_writable_dir(out_dir)
     _check_disk(out, quick=cfg.scenes < 50)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -110,45 +210,41 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
                          filter="refined-lee", window=7, looks=cfg.looks, stretch=True, uint8=True, overwrite=True)),
                      title="2/7 preprocessing (refined Lee 7×7, log + percentile stretch, uint8)")
     build = lambda samples: (lambda d: build_dataset(samples, d, BuildOptions(  # noqa: E731
-        tasks=list(BUILD_TASKS), seed=cfg.world_seed, split="8:1:1", coords="qwen2.5", overwrite=True)))
-    data = runner.run("data", {"pre": runner.key_of("preprocessed"), "tasks": BUILD_TASKS},
-                      build(pre / "samples.jsonl"), title="3/7 instruction data from SAR (8:1:1 split by scene)")
-    optical = runner.run("optical", {"pre": runner.key_of("preprocessed")},
-                         lambda d: _optical_samples(pre / "samples.jsonl", d), title="    optical twins of the scenes")
-    optical_data = runner.run("optical-data", {"optical": runner.key_of("optical"), "tasks": BUILD_TASKS},
-                              build(optical / "samples.jsonl"), title="    instruction data from the optical twins")
+        tasks=list(BUILD_TASKS), seed=cfg.world_seed, split="keep", coords="qwen2.5", overwrite=True)))
+    scenes = runner.run("scenes", {"pre": runner.key_of("preprocessed"), "seed": cfg.world_seed},
+                        lambda d: _scene_splits(pre / "samples.jsonl", d, cfg.world_seed),
+                        title="    8:1:1 split by scene (SAR scenes and their optical twins together)")
+    data = runner.run("data", {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
+                      build(scenes / "sar.jsonl"), title="3/7 instruction data from the SAR scenes")
+    optical_data = runner.run("optical-data", {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
+                              build(scenes / "optical.jsonl"), title="    instruction data from the optical twins (base model)")
     priors = runner.run("priors", {"data": runner.key_of("data"), "grid": cfg.grid},
                         lambda d: build_prior_cache(data, f"aef-cog:{world / 'aef'}", grid=cfg.grid, out_dir=d, overwrite=True),
                         title=f"4/7 AlphaEarth priors on {cfg.grid[0]}×{cfg.grid[1]} anchor grids (aef-cog reader)")
     base_recipe = load_recipe(BASE_RECIPE, {"pretrain.max_steps": cfg.base_steps, "pretrain.lr": cfg.base_lr,
                                             "pretrain.batch_size": cfg.batch_size})
     base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr},
-                      lambda d: train(base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d, overwrite=True, log=quiet),
+                      lambda d: _quietly(d / "train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
+                                         overwrite=True, log=quiet),
                       title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")
     ablation_params = {"base": runner.key_of("base"), "priors": runner.key_of("priors"), "seeds": cfg.seeds,
                        "runs": cfg.runs, "overrides": cfg.recipe_overrides()}
     ablation = runner.run("ablation", ablation_params,
-                          lambda d: run_ablation(str(base / "final"), data, d, priors=priors, seeds=cfg.seeds, runs=list(cfg.runs),
-                                                 recipe="fusar-gpt", overrides=cfg.recipe_overrides(), resume=True, log=quiet),
+                          lambda d: _train_ablation(base / "final", data, priors, d, cfg, console),
                           title=f"6/7 FUSAR-GPT ablation grid ({len(cfg.runs)} runs × {cfg.seeds} seed(s))", in_place=True)
 
     def predict_and_score(d: Path) -> None:
         test = _test_subset(data / "test.jsonl", d, cfg.test_per_task)
         runs = json.loads((ablation / "runs.json").read_text())["runs"]
-        done: dict[str, Path] = {}
-        for entry in runs:
-            run_dir = (ablation / entry["run_dir"]).resolve()
-            tag = f"{entry['name']}-seed{entry['seed']}"
-            pred_path = d / "predictions" / f"{run_dir.name}.jsonl"
-            if str(run_dir) not in done:
-                pred_path.parent.mkdir(parents=True, exist_ok=True)
-                uses_priors = entry.get("fusion", "none") != "none"
-                predict(str(run_dir / "final"), test, pred_path, priors_dir=priors if uses_priors else None,
-                        batch_size=cfg.predict_batch_size, seed=entry["seed"])
-                done[str(run_dir)] = pred_path
-            evaluate(done[str(run_dir)], test, d / "reports" / tag, run_name=entry["name"], plots=False)
-        report_dirs = [d / "reports" / f"{e['name']}-seed{e['seed']}" for e in runs]
-        compare(report_dirs, out=d / "compare")
+        jobs = {}
+        for e in runs:  # aliases share their target's run directory: predicted once
+            jobs.setdefault(e["run_dir"], (str(ablation / e["run_dir"] / "final"), str(test), str(d / "predictions" / f"{run_tag(e)}.jsonl"),
+                                           str(priors) if e["fusion"] != "none" else None, cfg.predict_batch_size, e["seed"]))
+        (d / "predictions").mkdir(exist_ok=True)
+        _in_parallel(_predict_job, list(jobs.values()), cfg.workers, console, "predicted")
+        for e in runs:
+            evaluate(jobs[e["run_dir"]][2], test, d / "reports" / run_tag(e, alias=True), run_name=e["name"], plots=False)
+        compare([d / "reports" / run_tag(e, alias=True) for e in runs], out=d / "compare")
 
     scored = runner.run("evaluation", {"ablation": runner.key_of("ablation"), "per_task": cfg.test_per_task},
                         predict_and_score, title="7/7 predictions on the test split and evaluation of every run", in_place=True)

@@ -33,6 +33,13 @@ TLM_PAIRS = (("full", "stage1+stage2"), ("stage2+tlm", "stage2-only"))
 PRIOR_CLASSES = ("farmland", "grassland")
 
 
+def run_tag(entry: dict[str, Any], alias: bool = False) -> str:
+    """File-name tag of an ablation entry: ``<name>-seed<k>``; for an alias entry (fusion-tlm is
+    the full run) the run it points to, unless ``alias`` asks for the entry's own name."""
+    name = entry["name"] if alias or not entry.get("alias_of") else entry["alias_of"]
+    return f"{name}-seed{entry['seed']}"
+
+
 def _get(d: Any, path: tuple[str, ...]) -> float | None:
     for p in path:
         if not isinstance(d, dict) or p not in d:
@@ -165,7 +172,7 @@ def _sample_plot(world: Path, data: Path, scored: Path, runs: list[dict[str, Any
     answers: dict[str, dict[str, str]] = defaultdict(dict)
     shown = {e["name"]: e for e in runs if not e.get("alias_of") and e["seed"] == runs[0]["seed"]}
     for name, entry in shown.items():
-        pred_file = scored / "predictions" / f"{Path(entry['run_dir']).name}.jsonl"
+        pred_file = scored / "predictions" / f"{run_tag(entry)}.jsonl"
         if pred_file.exists():
             for p in read_predictions(pred_file):
                 answers[p.id][name] = p.prediction
@@ -218,7 +225,7 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, data: Path, pr
             if v is not None:
                 headline[entry["name"]][title].append(v)
                 row[title] = v
-        sub = _subset_scores(scored / "predictions" / f"{Path(entry['run_dir']).name}.jsonl", scored / "test.jsonl")
+        sub = _subset_scores(scored / "predictions" / f"{run_tag(entry)}.jsonl", scored / "test.jsonl")
         for k, v in sub.items():
             if not k.endswith(" n"):
                 subsets[entry["name"]][k].append(v)
@@ -368,4 +375,7 @@ def _print_summary(order: list[str], headline: dict[str, dict[str, list[float]]]
         t.add_column(c, justify="right")
     for n in order:
         t.add_row(n, *[_fmt(headline[n].get(c)) for c in columns])
-    Console().print(t)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # logs and CI: do not squeeze the table to 80 columns
+    console.print(t)

@@ -60,6 +60,7 @@ class StageSpec(_Strict):
     tasks: list[str]  # task names of the dataset this stage trains on; ["*"] = all
     train_fusion: bool = False  # the geo-prior fusion module (TLM / sum / concat) trains in full
     train_merger: bool = False  # the vision-language adapter trains in full
+    full_model: bool = False  # full fine-tuning: every parameter trains (exclusive with LoRA)
     lora: LoraSpec = Field(default_factory=LoraSpec)
     lr: float = Field(gt=0)
     epochs: float = Field(gt=0)
@@ -83,9 +84,15 @@ class StageSpec(_Strict):
             raise ValueError("tasks must be a non-empty list of task names (or ['*'])")
         return v
 
+    @model_validator(mode="after")
+    def _full_excludes_lora(self) -> StageSpec:
+        if self.full_model and self.lora.enabled:
+            raise ValueError("full_model trains every parameter; it cannot be combined with lora.enabled")
+        return self
+
     @property
     def trains_anything(self) -> bool:
-        return self.lora.enabled or self.train_fusion or self.train_merger
+        return self.lora.enabled or self.train_fusion or self.train_merger or self.full_model
 
 
 class Recipe(_Strict):

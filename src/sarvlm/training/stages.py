@@ -84,12 +84,15 @@ class StagePlan:
             parts = OrderedDict.fromkeys(module_part(n) for n in self.lora_targets)
             lines.append(f"LoRA on {len(self.lora_targets)} linear layers in: {', '.join(parts)}")
         for m in self.full_modules:
-            lines.append(f"trained in full: {m}")
+            lines.append(f"trained in full: {m or 'the whole model (full fine-tuning)'}")
         return "\n".join(lines)
 
 
 def plan_stage(model: nn.Module, spec: StageSpec, fusion: str) -> StagePlan:
     """Resolve a stage spec against ``model``; errors when the stage would train nothing."""
+    if spec.full_model:
+        # "" is the model itself: every parameter trains (full fine-tuning)
+        return StagePlan(lora_targets=[], full_modules=[""])
     full: list[str] = []
     if spec.train_fusion and fusion != "none":
         found = fusion_module_names(model)
@@ -170,8 +173,9 @@ def trained_full_state(model: nn.Module, plan: StagePlan) -> dict[str, torch.Ten
     base = unwrap(model)
     out: dict[str, torch.Tensor] = {}
     for name in plan.full_modules:
+        prefix = f"{name}." if name else ""
         for key, t in base.get_submodule(name).state_dict().items():
-            out[f"{name}.{key}"] = t.detach().to("cpu").contiguous().clone()
+            out[f"{prefix}{key}"] = t.detach().to("cpu").contiguous().clone()
     return out
 
 

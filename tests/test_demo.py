@@ -1,0 +1,99 @@
+"""`sarvlm demo`: resumable steps, the --quick smoke run (report structure, not numbers), bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sarvlm.demo.steps import MARKER, StepRunner
+
+
+def _runner(root: Path, fresh: bool = False) -> StepRunner:
+    return StepRunner(root, Console(file=open(os.devnull, "w")), fresh=fresh)
+
+
+def test_step_runner_reuses_recomputes_and_never_leaves_partial_output(tmp_path):
+    calls = []
+
+    def make(d: Path) -> None:
+        calls.append(d.name)
+        (d / "out.txt").write_text("x")
+
+    r = _runner(tmp_path)
+    out = r.run("a", {"p": 1}, make, title="a")
+    assert (out / "out.txt").read_text() == "x" and (out / MARKER).exists()
+    r.run("a", {"p": 1}, make, title="a")
+    assert len(calls) == 1  # reused
+    r.run("a", {"p": 2}, make, title="a")
+    assert len(calls) == 2  # parameters changed: recomputed
+    _runner(tmp_path, fresh=True).run("a", {"p": 2}, make, title="a")
+    assert len(calls) == 3  # --fresh
+
+    def broken(d: Path) -> None:
+        (d / "half.txt").write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        r.run("b", {}, broken, title="b")
+    assert not (tmp_path / "b").exists()  # nothing half-written under the final name
+    # an in-place step that was interrupted has no marker, so it runs again (and may resume)
+    with pytest.raises(RuntimeError):
+        r.run("c", {}, broken, title="c", in_place=True)
+    assert (tmp_path / "c" / "half.txt").exists() and not (tmp_path / "c" / MARKER).exists()
+    r.run("c", {}, make, title="c", in_place=True)
+    assert (tmp_path / "c" / MARKER).exists()
+
+
+def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SARVLM_NO_PROGRESS": "1"}
+    return subprocess.run([sys.executable, "-m", "sarvlm.cli.main", "demo", "--quick", "--out", str(out), *extra],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
+    out = tmp_path / "demo"
+    proc = _demo(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    for heading in ("# sarvlm demo report", "## Summary", "## Questions that need the prior",
+                    "## FUSAR-GPT Table 9 layout", "## FUSAR-GPT Table 6 layout", "## Plots"):
+        assert heading in report
+    for run in ("stage2-only", "stage2+tlm", "full"):
+        assert f"| {run} |" in report
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"config", "headline", "prior_subsets", "tlm_verdicts", "runs", "timings_s"} <= set(metrics)
+    assert metrics["config"]["scenes"] == 20
+    assert {r["name"] for r in metrics["runs"]} == {"stage2-only", "stage2+tlm", "full"}
+    assert any(v["with"] == "stage2+tlm" and v["without"] == "stage2-only" for v in metrics["tlm_verdicts"])
+    for png in ("loss_curves.png", "per_task_by_run.png", "sample_scene.png"):
+        assert (out / png).stat().st_size > 1000
+    # every run was evaluated with the papers' report layout
+    assert (out / "evaluation" / "compare" / "compare.md").exists()
+    # the data never mixes scenes across splits (SAR and optical twins share the scene split)
+    splits = {}
+    for name in ("train", "val", "test"):
+        for line in (out / "data" / f"{name}.jsonl").read_text().splitlines():
+            sid = json.loads(line)["sample_id"]
+            assert splits.setdefault(sid, name) == name
+    for line in (out / "optical-data" / "train.jsonl").read_text().splitlines():
+        assert splits.get(json.loads(line)["sample_id"]) == "train"
+
+    again = _demo(out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("reused") >= 7
+
+
+def test_demo_bad_output_directory_is_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = _demo(blocker / "demo")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert str(blocker) in proc.stderr
