@@ -93,3 +93,20 @@ def test_lora_init_is_seeded():
     b, _ = prepare_stage(_model(), recipe.stage("stage2"), "tlm", seed=3)
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_full_model_stage_trains_every_parameter_and_excludes_lora():
+    from sarvlm.demo.pipeline import BASE_RECIPE
+    from sarvlm.training.stages import trained_full_state
+
+    model = _model(fusion="none")
+    recipe = load_recipe(BASE_RECIPE)
+    trained, plan = prepare_stage(model, recipe.stage("pretrain"), "none")
+    assert plan.full_modules == [""] and not plan.lora_targets
+    assert all(p.requires_grad for p in trained.parameters())
+    per_part, n, total = trainable_summary(trained)
+    assert n == total and {"language_model", "lm_head", "vision", "merger"} <= set(per_part)
+    state = trained_full_state(trained, plan)
+    assert set(state) == set(model.state_dict())  # saved under the model's own names, no "." prefix
+    with pytest.raises(SarvlmError, match="full_model"):
+        load_recipe(BASE_RECIPE, {"pretrain.lora.enabled": True})
