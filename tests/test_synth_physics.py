@@ -194,21 +194,27 @@ def test_moving_ships_leave_a_dark_turbulent_wake_in_calm_water():
     from sarvlm.synth.footprint import place_scenes
     from sarvlm.synth.world import make_scene
 
-    _, fps = place_scenes(40, 160, 2.0, np.random.default_rng(0))
+    _, fps = place_scenes(80, 160, 2.0, np.random.default_rng(0))
     ratios = []
     for i, fp in enumerate(fps):
         sc = make_scene(i, fp, 1, 8.0, [2021], optical=False)
         if sc.record.meta.get("sea_state") != "calm" or not sc.record.meta["moving"]:
             continue
         img, water = sc.intensity[0], sc.mask == WATER
+        moving = {m["id"]: m for m in sc.record.meta["moving"]}
         for o in sc.record.objects:
-            if o.id not in sc.record.meta["moving"]:
+            if o.id not in moving:
                 continue
             xs, ys = np.array(o.polygon[0::2]), np.array(o.polygon[1::2])
-            cx, cy = xs.mean(), ys.mean()
+            # The wake starts at the ship's true position: azimuth-displaced from its image.
+            dx, dy = moving[o.id]["wake_offset_px"]
+            assert moving[o.id]["speed_ms"] > 0
+            cx, cy = xs.mean() + dx, ys.mean() + dy
             ux, uy = xs[1] - xs[0], ys[1] - ys[0]
             length = math.hypot(ux, uy)
             ux, uy = ux / length, uy / length
+            # Azimuth displacement (R/V)·v_r with R/V = 110 s and range along +x, at 2 m pixels.
+            assert dx == 0.0 and dy == pytest.approx(110.0 * moving[o.id]["speed_ms"] * ux / 2.0, abs=0.05)
             behind, beside = [], []
             for t in np.arange(0.7, 1.6, 0.05) * length:  # along the wake, behind the stern
                 for side, store in ((0.0, behind), (4.0, beside)):

@@ -47,6 +47,7 @@ FINE_P = {
 }
 CLUTTER_LOOKS_LIKE = ("cargo", "fishing", "warship")
 MOVING_P = 0.5  # share of ships at sea (not moored) that are under way and leave a wake
+SLANT_RANGE_OVER_VELOCITY_S = 110.0  # R / V of a C-band satellite (~850 km / 7.6 km/s)
 KELVIN_HALF_ANGLE = math.radians(19.47)  # the Kelvin wake's arms, for any speed in deep water
 _SHED_RGB = ((196, 198, 204), (168, 172, 180))
 
@@ -64,7 +65,11 @@ class PlacedTarget:
     outline: list[float]  # oriented rectangle x1, y1, ..., x4, y4 in pixels
     annotated: bool = True
     members: list[PlacedTarget] = field(default_factory=list)  # piers of a harbor
-    wake: list[tuple[np.ndarray, str]] = field(default_factory=list)  # (poly xy px, "turbulent"|"kelvin")
+    # (poly xy px, "turbulent"|"kelvin") behind the ship as an optical camera sees it; SAR images
+    # the wake shifted by ``wake_offset_px`` relative to the (azimuth-displaced) ship.
+    wake: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    speed_ms: float = 0.0  # ground speed of a moving ship
+    wake_offset_px: tuple[float, float] = (0.0, 0.0)  # where the wake (true position) is, relative to the image
 
     @property
     def heading(self) -> float:
@@ -199,6 +204,11 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
         shape = BUILDERS["ship"](fine, rng)
         t = pl.try_place(shape, water_px, water)
         if t is not None and rng.random() < MOVING_P:
+            # A target with a range velocity v_r is imaged displaced in azimuth by (R/V)·v_r: the
+            # ship appears beside its own wake. Range grows with x (sensor in the west), azimuth is y.
+            t.speed_ms = round(float(rng.uniform(2.0, 8.0)), 2)
+            v_range = t.speed_ms * math.cos(t.heading)
+            t.wake_offset_px = (0.0, round(SLANT_RANGE_OVER_VELOCITY_S * v_range / res, 2))
             t.wake = _wake(t, shape.length, shape.width, float(rng.uniform(2.0, 5.0)), res)
 
     if counts.get("aircraft"):

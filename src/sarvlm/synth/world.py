@@ -158,7 +158,8 @@ def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, lo
     """(P, H, W) float32 intensity of a scene window: VV, and VH when ``vh_rng`` is given.
 
     Order: background σ0 and texture parameter; wakes (relative to the sea, on open water not
-    covered by an object); object parts and their bright points; texture and speckle. VH
+    covered by an object, at the ship's true position: moving ships are imaged displaced in
+    azimuth from their wakes); object parts and their bright points; texture and speckle. VH
     shares the VV texture and draws its own speckle from ``vh_rng``.
     """
     sigma, nu = sigma0_map(scene, rng, sea)
@@ -168,7 +169,8 @@ def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, lo
     turbulent_db, kelvin_db = WAKE_CONTRAST_DB[sea.name]
     for t in targets:
         for poly, part in t.wake:
-            modulate(sigma, poly, turbulent_db if part == "turbulent" else kelvin_db, open_water)
+            modulate(sigma, poly + np.asarray(t.wake_offset_px), turbulent_db if part == "turbulent" else kelvin_db,
+                     open_water)
     xpol = cross_pol_offset_db(scene) if vh_rng is not None else None
     points = []
     for t in targets:
@@ -216,7 +218,7 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
             objects.append(ObjectAnnotation(category=t.category, fine_category=t.fine, bbox=t.bbox,
                                             polygon=None if t.category == "harbor" else t.outline, id=oid))
             if t.wake:
-                moving.append(oid)
+                moving.append({"id": oid, "speed_ms": t.speed_ms, "wake_offset_px": list(t.wake_offset_px)})
         else:
             clutter.append({"bbox": t.bbox, "looks_like": t.fine})
     mask = np.ascontiguousarray(scene.classes)
