@@ -163,6 +163,7 @@ def _quietly(log_path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn`` with its console output (the Trainer's per-step dicts) going to ``log_path``."""
     import contextlib
 
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log, contextlib.redirect_stdout(log):
         return fn(*args, **kwargs)
 
@@ -224,7 +225,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     base_recipe = load_recipe(BASE_RECIPE, {"pretrain.max_steps": cfg.base_steps, "pretrain.lr": cfg.base_lr,
                                             "pretrain.batch_size": cfg.batch_size})
     base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr},
-                      lambda d: _quietly(d / "train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
+                      lambda d: _quietly(out / "logs" / "base-train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
                                          overwrite=True, log=quiet),
                       title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")
     ablation_params = {"base": runner.key_of("base"), "priors": runner.key_of("priors"), "seeds": cfg.seeds,

@@ -16,6 +16,18 @@ from pathlib import Path
 from sarvlm.errors import SarvlmError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(is_dir: bool) -> int:
+    """The mode a plain open()/mkdir() would give: mkstemp/mkdtemp use 0600/0700, which would
+    make outputs unreadable to the user's group where a normal file would not be."""
+    return (0o777 if is_dir else 0o666) & ~_umask()
+
+
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create ``path`` (and parents) or fail with a one-line error naming it."""
     path = Path(path)
@@ -40,6 +52,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _default_mode(is_dir=False))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -65,10 +78,13 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     If ``path`` exists and ``overwrite`` is false, fail before doing any work.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SarvlmError(f"{path}: exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SarvlmError(f"{path}: output directory exists and is not empty (use --overwrite)")
     ensure_writable_dir(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, _default_mode(is_dir=True))
     try:
         yield tmp
         if path.exists():

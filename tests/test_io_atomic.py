@@ -1,0 +1,45 @@
+"""Atomic outputs: nothing half-written, normal permissions, clear errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from sarvlm.errors import SarvlmError
+from sarvlm.io.atomic import atomic_dir, atomic_open
+
+
+def test_atomic_outputs_get_the_modes_plain_files_would_get(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "a.txt") as fh:
+            fh.write("x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_atomic_dir_refuses_a_file_and_a_nonempty_dir_and_cleans_up(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    with pytest.raises(SarvlmError, match="not a directory"):
+        with atomic_dir(f):
+            pass
+    assert f.read_text() == "keep me"
+    d = tmp_path / "full"
+    d.mkdir()
+    (d / "old").write_text("old")
+    with pytest.raises(SarvlmError, match="not empty"):
+        with atomic_dir(d):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_dir(d, overwrite=True) as tmp:
+            (tmp / "new").write_text("new")
+            raise RuntimeError("fail mid-way")
+    assert [p.name for p in d.iterdir()] == ["old"]  # the user's data is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"]  # no temp left behind
