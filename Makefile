@@ -33,7 +33,7 @@ test: setup
 	$(VENV)/bin/pytest -n 2 -q
 
 bench: setup
-	$(PIP) install -q -e ".[test,bench]"
+	$(PIP) install -q --no-deps polsartools
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:

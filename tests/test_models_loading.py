@@ -196,3 +196,15 @@ def test_concat_fusion_under_peft_modules_to_save():
         plain = peft_model(**batch).logits
         fused = peft_model(**batch, **_priors()).logits
     assert not torch.allclose(plain, fused)
+
+
+def test_a_training_run_directory_loads_its_final_model(tmp_path):
+    import torch
+
+    from sarvlm.models.loading import load_model, save_model
+
+    model, processor = load_model("tiny-qwen2.5-vl", seed=3)
+    save_model(model, processor, tmp_path / "run" / "final")
+    loaded, _ = load_model(tmp_path / "run")
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -125,7 +125,8 @@ def load_model(name_or_path: str | Path, *, settings: SarvlmSettings | dict | No
 
     Args:
         name_or_path: ``tiny-qwen2.5-vl``, ``tiny-qwen3-vl``, a stock Qwen2.5-VL / Qwen3-VL directory,
-            a directory written by :func:`save_model`, or a PEFT adapter directory.
+            a directory written by :func:`save_model`, a PEFT adapter directory, or a ``sarvlm train``
+            run directory (its ``final`` model).
         settings: overrides of the saved (or default) :class:`SarvlmSettings`, e.g. ``{"fusion": "sum"}``.
         dtype: ``torch.bfloat16``, ``"bf16"``, ... (default: as built / as saved, float32 for tiny).
         device: where to move the model.
@@ -141,6 +142,8 @@ def load_model(name_or_path: str | Path, *, settings: SarvlmSettings | dict | No
     path = Path(name_or_path)
     if not path.exists():
         raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
+    if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
+        path = path / "final"  # a `sarvlm train` run directory: its final (merged) model
     if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
         return _load_adapter(path, settings, dtype, device, seed)
     resolved = read_checkpoint_settings(path, settings)
