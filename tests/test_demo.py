@@ -70,7 +70,7 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"config", "headline", "prior_subsets", "tlm_verdicts", "runs", "timings_s"} <= set(metrics)
     assert metrics["config"]["scenes"] == 20
-    assert {r["name"] for r in metrics["runs"]} == {"stage2-only", "stage2+tlm", "full"}
+    assert {r["name"] for r in metrics["runs"]} == {"majority-answer", "stage2-only", "stage2+tlm", "full"}
     assert any(v["with"] == "stage2+tlm" and v["without"] == "stage2-only" for v in metrics["tlm_verdicts"])
     for png in ("loss_curves.png", "per_task_by_run.png", "sample_scene.png"):
         assert (out / png).stat().st_size > 1000

@@ -57,7 +57,8 @@ class DemoConfig:
         }
 
 
-FULL = DemoConfig(scenes=120, size=112, seeds=2, base_steps=300, stage1_steps=80, stage2_steps=160, test_per_task=25)
+FULL = DemoConfig(scenes=120, size=112, seeds=2, base_steps=600, stage1_steps=80, stage2_steps=200, test_per_task=25,
+                  base_lr=5e-3, stage1_lr=1e-2, stage2_lr=5e-3)
 QUICK = DemoConfig(scenes=20, size=112, seeds=1, base_steps=30, stage1_steps=8, stage2_steps=16,
                    test_per_task=4, runs=("stage2-only", "stage2+tlm", "full"))
 

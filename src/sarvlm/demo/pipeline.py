@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
-from sarvlm.demo.report import run_tag
+from sarvlm.demo.report import MAJORITY, run_tag
 from sarvlm.demo.steps import StepRunner
 from sarvlm.errors import SarvlmError
 from sarvlm.io.atomic import ensure_writable_dir
@@ -72,6 +72,21 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
             raise SarvlmError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
     write_samples(out / "optical.jsonl", (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render")
                                           for r in records))
+
+
+def _majority_predictions(train_jsonl: Path, test_jsonl: Path, out: Path) -> None:
+    """The no-model baseline: every test question answered with its task's most frequent training
+    answer (ties: the alphabetically first). A run that does not beat it has learnt nothing image-specific."""
+    from collections import Counter
+
+    from sarvlm.data.example import Prediction, read_examples, write_jsonl
+
+    answers: dict[str, Counter] = defaultdict(Counter)
+    for ex in read_examples(train_jsonl):
+        if ex.reference is not None:
+            answers[ex.task][ex.reference] += 1
+    best = {task: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for task, c in answers.items()}
+    write_jsonl(out, (Prediction(id=ex.id, task=ex.task, prediction=best.get(ex.task, "")) for ex in read_examples(test_jsonl)))
 
 
 def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
@@ -222,9 +237,12 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     priors = runner.run("priors", {"data": runner.key_of("data"), "grid": cfg.grid},
                         lambda d: build_prior_cache(data, f"aef-cog:{world / 'aef'}", grid=cfg.grid, out_dir=d, overwrite=True),
                         title=f"4/7 AlphaEarth priors on {cfg.grid[0]}×{cfg.grid[1]} anchor grids (aef-cog reader)")
+    # The base learns the answer formats and generic vision on the short-answer tasks; captions
+    # (10× longer in byte-level tokens) are left to stage 1, as in the recipe.
     base_recipe = load_recipe(BASE_RECIPE, {"pretrain.max_steps": cfg.base_steps, "pretrain.lr": cfg.base_lr,
-                                            "pretrain.batch_size": cfg.batch_size})
-    base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr},
+                                            "pretrain.batch_size": cfg.batch_size, "pretrain.tasks": list(STAGE2_TASKS)})
+    base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr,
+                               "tasks": STAGE2_TASKS},
                       lambda d: _quietly(out / "logs" / "base-train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
                                          overwrite=True, log=quiet),
                       title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")
@@ -243,9 +261,11 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
                                            str(priors) if e["fusion"] != "none" else None, cfg.predict_batch_size, e["seed"]))
         (d / "predictions").mkdir(exist_ok=True)
         _in_parallel(_predict_job, list(jobs.values()), cfg.workers, console, "predicted")
+        _majority_predictions(data / "train.jsonl", test, d / "predictions" / f"{MAJORITY}.jsonl")
+        evaluate(d / "predictions" / f"{MAJORITY}.jsonl", test, d / "reports" / MAJORITY, run_name=MAJORITY, plots=False)
         for e in runs:
             evaluate(jobs[e["run_dir"]][2], test, d / "reports" / run_tag(e, alias=True), run_name=e["name"], plots=False)
-        compare([d / "reports" / run_tag(e, alias=True) for e in runs], out=d / "compare")
+        compare([d / "reports" / MAJORITY] + [d / "reports" / run_tag(e, alias=True) for e in runs], out=d / "compare")
 
     scored = runner.run("evaluation", {"ablation": runner.key_of("ablation"), "per_task": cfg.test_per_task},
                         predict_and_score, title="7/7 predictions on the test split and evaluation of every run", in_place=True)

@@ -28,6 +28,7 @@ HEADLINE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Landform region", "landform_region", ("top1",)),
 )
 NO_TLM = ("stage2-only", "stage1+stage2")
+MAJORITY = "majority-answer"  # the no-model baseline: each task's most frequent training answer
 # Pairs that differ only in the prior fusion: (with TLM, without).
 TLM_PAIRS = (("full", "stage1+stage2"), ("stage2+tlm", "stage2-only"))
 PRIOR_CLASSES = ("farmland", "grassland")
@@ -212,20 +213,22 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, data: Path, pr
                       scored: Path, timings: dict[str, float]) -> Path:
     """Write ``out/report.md``, ``out/metrics.json`` and the PNG plots; print the summary table."""
     runs = json.loads((ablation / "runs.json").read_text())["runs"]
-    order: list[str] = list(dict.fromkeys(e["name"] for e in runs))
+    order: list[str] = [MAJORITY, *dict.fromkeys(e["name"] for e in runs)]
     headline: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     subsets: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     per_run: list[dict[str, Any]] = []
-    for entry in runs:
-        tag = f"{entry['name']}-seed{entry['seed']}"
-        metrics = json.loads((scored / "reports" / tag / "metrics.json").read_text())
+    baseline = {"name": MAJORITY, "seed": 0, "fusion": "none", "sft1": False, "sft2": False, "report": MAJORITY, "predictions": MAJORITY}
+    for entry in [baseline, *runs]:
+        report_tag = entry.get("report") or run_tag(entry, alias=True)
+        pred_tag = entry.get("predictions") or run_tag(entry)
+        metrics = json.loads((scored / "reports" / report_tag / "metrics.json").read_text())
         row = {"name": entry["name"], "seed": entry["seed"], "fusion": entry["fusion"], "sft1": entry["sft1"], "tlm": entry["fusion"] == "tlm"}
         for title, task, path in HEADLINE:
             v = _get(metrics.get("tasks", {}).get(task, {}), path)
             if v is not None:
                 headline[entry["name"]][title].append(v)
                 row[title] = v
-        sub = _subset_scores(scored / "predictions" / f"{run_tag(entry)}.jsonl", scored / "test.jsonl")
+        sub = _subset_scores(scored / "predictions" / f"{pred_tag}.jsonl", scored / "test.jsonl")
         for k, v in sub.items():
             if not k.endswith(" n"):
                 subsets[entry["name"]][k].append(v)
@@ -289,7 +292,7 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, data: Path, pr
         f"Synthetic SAR world: {cfg.scenes} scenes of {cfg.size}×{cfg.size} px (seed {cfg.world_seed}), "
         f"refined-Lee 7×7 + log stretch + uint8; instruction data split 8:1:1 by scene; priors from the "
         f"AlphaEarth-layout COGs through the `aef-cog:` reader on {cfg.grid[0]}×{cfg.grid[1]} anchor grids "
-        f"({prior_summary.get('nodes_valid', '?')}/{prior_summary.get('nodes_total', '?')} nodes valid). "
+        f"({prior_summary['nodes_valid']}/{prior_summary['nodes_valid'] + prior_summary['nodes_invalid']} nodes valid). "
         f"Model: tiny Qwen2.5-VL (random init) pretrained on the optical twins for {cfg.base_steps} steps, then the "
         f"`fusar-gpt` recipe per ablation run ({cfg.seeds} seed(s) each). Scored on {n_test} test examples "
         f"(first {cfg.test_per_task} per task). Numbers are as measured; nothing was tuned on the test split.",
@@ -299,13 +302,17 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, data: Path, pr
         "",
         "## Summary (mean ± std over seeds, %)",
         "",
+        f"`{MAJORITY}` is the no-model baseline: every question gets its task's most frequent training answer.",
+        "",
         *table(headline, columns),
         "",
         "## Questions that need the prior",
         "",
         "The world hides some facts from SAR: farmland and grassland have identical backscatter statistics "
         "but orthogonal embeddings; ship-shaped clutter stands on land (see docs/synthetic-world.md). "
-        "Accuracy on those questions:",
+        "Accuracy on those questions"
+        + (f" (test examples: {', '.join(f'{k[:-2]} n = {v}' for k, v in per_run[0]['prior_subsets'].items() if k.endswith(' n'))})"
+           if per_run else "") + ":",
         "",
         *table(subsets, sub_cols),
         "",
