@@ -9,14 +9,14 @@ is documented in docs/dataset-format.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from sarvlm.data.record import GeoRef, format_validation_error
-from sarvlm.errors import SarvlmError
+from sarvlm.data.jsonl import read_jsonl, write_jsonl
+from sarvlm.data.record import GeoRef
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -80,45 +80,13 @@ class Prediction(BaseModel):
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
 
 
-def _read_jsonl(path: str | Path, model: type[BaseModel]) -> Iterator[Any]:
-    path = Path(path)
-    if not path.exists():
-        raise SarvlmError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SarvlmError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(data, dict):
-                raise SarvlmError(f"{where}: expected a JSON object")
-            try:
-                yield model.model_validate(data)
-            except ValidationError as exc:
-                rid = data.get("id") if isinstance(data.get("id"), str) else None
-                raise SarvlmError(f"{where}: " + format_validation_error(exc, rid)) from None
-
-
 def read_examples(path: str | Path) -> Iterator[InstructionExample]:
     """Stream instruction examples; errors name the file, line, record id and field."""
-    return _read_jsonl(path, InstructionExample)
+    return read_jsonl(path, InstructionExample)
 
 
 def read_predictions(path: str | Path) -> Iterator[Prediction]:
-    return _read_jsonl(path, Prediction)
+    return read_jsonl(path, Prediction)
 
 
-def write_jsonl(path: str | Path, items: Iterable[BaseModel]) -> int:
-    """Write any of these records as JSONL atomically. Returns the count."""
-    from sarvlm.io.atomic import atomic_open
-
-    n = 0
-    with atomic_open(path) as fh:
-        for item in items:
-            fh.write(item.to_json())  # type: ignore[attr-defined]
-            fh.write("\n")
-            n += 1
-    return n
+__all__ = ["IMAGE_PLACEHOLDER", "InstructionExample", "Message", "Prediction", "read_examples", "read_predictions", "write_jsonl"]

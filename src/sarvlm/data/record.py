@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sarvlm.errors import SarvlmError
+from sarvlm.data.jsonl import parse_record, read_jsonl, write_jsonl
 
 SCHEMA_VERSION = 1
 POLARIZATIONS = ("HH", "HV", "VH", "VV")
@@ -224,57 +224,16 @@ class SampleRecord(_Strict):
         return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=False)
 
 
-def format_validation_error(exc: ValidationError, record_id: str | None) -> str:
-    """Turn a pydantic error into ``record 'id': field 'a.b.0': message``."""
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "<record>"
-    msg = err["msg"].removeprefix("Value error, ")
-    who = f"record {record_id!r}" if record_id else "record"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{who}: field {field!r}: {msg}{more}"
-
-
 def parse_sample(data: dict[str, Any] | str, where: str = "") -> SampleRecord:
     """Validate one record (dict or JSON text); errors name ``where``, the record id and the field."""
-    prefix = f"{where}: " if where else ""
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise SarvlmError(f"{prefix}malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise SarvlmError(f"{prefix}expected a JSON object, got {type(data).__name__}")
-    try:
-        return SampleRecord.model_validate(data)
-    except ValidationError as exc:
-        rid = data.get("id") if isinstance(data.get("id"), str) else None
-        raise SarvlmError(prefix + format_validation_error(exc, rid)) from None
+    return parse_record(data, SampleRecord, where)
 
 
 def read_samples(path: str | Path) -> Iterator[SampleRecord]:
     """Stream sample records from a JSONL file; errors name the file and line number."""
-    path = Path(path)
-    if not path.exists():
-        raise SarvlmError(f"{path}: no such file")
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror})") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            yield parse_sample(line, where=f"{path}:{lineno}")
+    return read_jsonl(path, SampleRecord)
 
 
 def write_samples(path: str | Path, records: Iterable[SampleRecord]) -> int:
     """Write records as JSONL atomically (temp file + rename). Returns the count."""
-    from sarvlm.io.atomic import atomic_open
-
-    n = 0
-    with atomic_open(path) as fh:
-        for rec in records:
-            fh.write(rec.to_json())
-            fh.write("\n")
-            n += 1
-    return n
+    return write_jsonl(path, records)

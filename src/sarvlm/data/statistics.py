@@ -336,7 +336,7 @@ def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
             ax.set_title(f"overall {label} similarity")
             save(fig, name)
 
-    lines = [f"# Dataset statistics\n", f"Files: {', '.join(stats.files)}\n",
+    lines = ["# Dataset statistics\n", f"Files: {', '.join(stats.files)}\n",
              f"**{stats.examples}** examples over **{stats.images}** images.\n", "## Examples per task and split\n",
              "| task | " + " | ".join(splits) + " | total |", "|---|" + "---:|" * (len(splits) + 1)]
     for t in tasks:

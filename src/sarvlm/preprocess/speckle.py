@@ -322,7 +322,6 @@ def refined_lee(intensity: np.ndarray, window: int = 7, looks: float = 1.0) -> n
     looks = _check_looks(looks)
     img = _check_image(intensity)
     height, width = img.shape
-    c = n // 2
     rows_per_chunk = min(height, max(8, _CHUNK_PIXELS // max(width, 1)))
     chunker = _RefinedLeeChunker(n, rows_per_chunk, width, looks)
     out = np.empty((height, width), dtype=np.float32)
