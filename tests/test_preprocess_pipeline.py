@@ -114,6 +114,8 @@ def test_bad_input_one_line_errors_and_no_partial_output(world, tmp_path, capsys
     root = world.parent
     assert "window size must be an odd integer" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--filter", "lee", "--window", "4"])
     assert "window size" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--filter", "refined-lee", "--window", "33"])
+    # an invalid window is an error even when no filter would use it (never silently ignored)
+    assert "window size" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--window", "4"])
     assert "unknown polarisation 'QQ'" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--pol", "QQ"])
     assert "no such file" in _cli_error(capsys, ["preprocess", str(tmp_path / "nope.jsonl"), "--out", str(out)])
 

@@ -89,10 +89,10 @@ class PreprocessConfig:
                                      ("filter", self.filter, FILTERS), ("format", self.format, ("auto", "png", "tif"))):
             if value not in allowed:
                 raise SarvlmError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
-        if self.filter != "none":
-            check_window(self.window)
-            if not (isinstance(self.looks, (int, float)) and math.isfinite(self.looks) and self.looks > 0):
-                raise SarvlmError(f"looks: must be a positive number, got {self.looks}")
+        # checked even without a filter: an invalid value the user typed is never silently ignored
+        check_window(self.window)
+        if not (isinstance(self.looks, (int, float)) and math.isfinite(self.looks) and self.looks > 0):
+            raise SarvlmError(f"looks: must be a positive number, got {self.looks}")
         for name, lo, hi in (("stretch", self.stretch_low, self.stretch_high), ("clip", self.clip_low, self.clip_high)):
             if not 0 <= lo < hi <= 100:
                 raise SarvlmError(f"{name} percentiles: need 0 <= low < high <= 100, got {lo}, {hi}")
