@@ -237,12 +237,12 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     priors = runner.run("priors", {"data": runner.key_of("data"), "grid": cfg.grid},
                         lambda d: build_prior_cache(data, f"aef-cog:{world / 'aef'}", grid=cfg.grid, out_dir=d, overwrite=True),
                         title=f"4/7 AlphaEarth priors on {cfg.grid[0]}×{cfg.grid[1]} anchor grids (aef-cog reader)")
-    # The base learns the answer formats and generic vision on the short-answer tasks; captions
-    # (10× longer in byte-level tokens) are left to stage 1, as in the recipe.
+    # The base is a generalist, as a stock VLM is: it describes images and answers questions about
+    # them (optical ones). Without captioning ability, stage 1's TLM would have nothing to steer.
     base_recipe = load_recipe(BASE_RECIPE, {"pretrain.max_steps": cfg.base_steps, "pretrain.lr": cfg.base_lr,
-                                            "pretrain.batch_size": cfg.batch_size, "pretrain.tasks": list(STAGE2_TASKS)})
+                                            "pretrain.batch_size": cfg.batch_size, "pretrain.tasks": list(BUILD_TASKS)})
     base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr,
-                               "tasks": STAGE2_TASKS},
+                               "tasks": BUILD_TASKS},
                       lambda d: _quietly(out / "logs" / "base-train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
                                          overwrite=True, log=quiet),
                       title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")

@@ -107,21 +107,22 @@ def _loss_plot(ablation: Path, runs: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    trained = [e for e in runs if not e.get("alias_of")]
+    colors = plt.get_cmap("tab20")
     for ax, stage in zip(axes, ("stage1", "stage2"), strict=True):
-        for entry in runs:
-            if entry.get("alias_of"):
-                continue
+        for i, entry in enumerate(trained):  # one colour per run, the same in both panels
             log = ablation / entry["run_dir"] / stage / "log.csv"
             if not log.exists():
                 continue
             with open(log) as fh:
                 rows = [r for r in csv.DictReader(fh) if r.get("loss")]
-            ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=f"{entry['name']} s{entry['seed']}", lw=1)
-        ax.set_title(f"{stage} training loss")
+            ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], color=colors(i % 20),
+                    label=f"{entry['name']} s{entry['seed']}", lw=1)
+        ax.set_title(f"{stage} training loss" + (" (runs with a stage 1)" if stage == "stage1" else ""))
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-    axes[1].legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
