@@ -154,3 +154,24 @@ def test_cli_refuses_to_overwrite_a_report_without_flag(files, tmp_path, capsys)
     assert "--overwrite" in capsys.readouterr().err
     assert main(["eval", str(pr), "--data", str(data), "--out", str(out), "--no-plots", "--overwrite"]) == 0
     assert (out / "metrics.json").read_bytes() == before
+
+
+def test_table3_groups_fine_classes_under_their_coarse_category(tmp_path):
+    from sarvlm.eval import evaluate
+
+    rows = [("a", "coarse", "ship", None), ("b", "fine", "cargo", "ship"), ("c", "fine", "tanker", "ship"),
+            ("d", "fine", "fighter", "aircraft")]
+    data = [InstructionExample(id=i, sample_id="s", task="classify_box",
+                               messages=[Message(role="user", content="<image>q"), Message(role="assistant", content=ans)],
+                               images=["x.png"], answer=ans,
+                               params={"box": [0, 0, 1, 1], "level": lvl, **({"category": parent} if parent else {})})
+            for i, lvl, ans, parent in rows]
+    write_jsonl(tmp_path / "test.jsonl", data)
+    write_jsonl(tmp_path / "pred.jsonl", [Prediction(id=i, task="classify_box", prediction=ans if i != "c" else "cargo")
+                                          for i, _, ans, _ in rows])
+    m = evaluate(tmp_path / "pred.jsonl", tmp_path / "test.jsonl", tmp_path / "rep", plots=False)
+    fine = m["tasks"]["classify_box"]["fine"]
+    assert fine["parent"] == {"cargo": "ship", "fighter": "aircraft", "tanker": "ship"}
+    assert fine["top1"] == pytest.approx(2 / 3)
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "| Model | aircraft: fighter | ship: cargo | ship: tanker |" in report

@@ -173,6 +173,11 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
             res = {}
             for level, idx in sorted(levels.items()):
                 res[level] = classification_scores([_canon(gts[i]) for i in idx], [_canon(vals[i]) for i in idx])
+                # fine classes under their coarse parent, when the data names it (FUSAR-GPT Table 3)
+                parents = {str(_canon(gts[i])): str(rows[i][0].params["category"]) for i in idx
+                           if level == "fine" and rows[i][0].params.get("category")}
+                if parents:
+                    res[level]["parent"] = dict(sorted(parents.items()))
             tasks[task] = res if len(res) > 1 else next(iter(res.values()))
             if len(res) > 1:
                 tasks[task]["top1"] = sum(r["top1"] * r["n"] for r in res.values()) / len(rows)

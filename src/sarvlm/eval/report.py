@@ -82,7 +82,13 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         for level, res in sorted(_classification_levels(t["classify_box"]).items()):
             classes = list(res["per_class"])
             lines += [f"Level: **{level}** — top-1 {_pct(res['top1'])}" + (f", top-3 {_pct(res['top3'])}" if "top3" in res else ""), ""]
-            lines += _table(["Model", *classes], [[name, *(_pct(res["per_class"][k]) for k in classes)]])
+            parent = res.get("parent") or {}
+            if parent:  # Table 3 groups fine classes under their coarse category ("Fine-grained-plane", ...)
+                classes = sorted(classes, key=lambda k: (parent.get(k, "~"), k))
+                header = [f"{parent.get(k, '?')}: {k}" for k in classes]
+            else:
+                header = classes
+            lines += _table(["Model", *header], [[name, *(_pct(res["per_class"][k]) for k in classes)]])
 
     if "detect" in t:
         d = t["detect"]

@@ -103,4 +103,5 @@ def _classify_box(view: SampleView, ctx: TaskContext, rng: random.Random) -> Ite
         yield single_turn("classify_box", prompt, t.category, t.category, {"box": box, "level": "coarse"})
         if t.fine:
             prompt = _CLASSIFY_PROMPTS["fine"].format(box=box_text, category=t.category)
-            yield single_turn("classify_box", prompt, t.fine, t.fine, {"box": box, "level": "fine"})
+            # the coarse parent lets reports group fine classes under it (FUSAR-GPT Table 3)
+            yield single_turn("classify_box", prompt, t.fine, t.fine, {"box": box, "level": "fine", "category": t.category})
