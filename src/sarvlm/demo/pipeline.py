@@ -269,7 +269,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
 
     scored = runner.run("evaluation", {"ablation": runner.key_of("ablation"), "per_task": cfg.test_per_task},
                         predict_and_score, title="7/7 predictions on the test split and evaluation of every run", in_place=True)
-    report = write_demo_report(out, cfg, world=world, data=data, priors=priors, base=base, ablation=ablation,
+    report = write_demo_report(out, cfg, world=world, pre=pre, data=data, priors=priors, base=base, ablation=ablation,
                                scored=scored, timings=runner.timings)
     seconds = time.perf_counter() - started
     console.print(f"[bold]report:[/bold] {report}  ({seconds:.0f} s)")

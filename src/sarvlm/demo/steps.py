@@ -38,20 +38,21 @@ class StepRunner:
         """The parameter hash of a step that already ran in this pipeline."""
         return self._keys[name]
 
-    def _done(self, out: Path, key: str) -> bool:
+    def _marker(self, out: Path) -> dict[str, Any]:
         try:
-            return json.loads((out / MARKER).read_text()).get("key") == key
+            return json.loads((out / MARKER).read_text())
         except (OSError, json.JSONDecodeError):
-            return False
+            return {}
 
     def run(self, name: str, params: dict[str, Any], fn: Callable[[Path], Any], *, title: str, in_place: bool = False) -> Path:
         """Produce ``root/name`` with ``fn(directory)`` unless it is already done with the same params."""
         out = self.root / name
         key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self._keys[name] = key
-        if not self.fresh and self._done(out, key):
+        marker = self._marker(out)
+        if not self.fresh and marker.get("key") == key:
             self.console.print(f"[dim]✓ {title}: reused {out}[/dim]")
-            self.timings[name] = 0.0
+            self.timings[name] = float(marker.get("seconds", 0.0))  # what it took when it was computed
             return out
         if in_place:
             # Resumes inside itself; a different parameter set (or --fresh) starts clean.
