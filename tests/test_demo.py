@@ -68,7 +68,11 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
     for run in ("stage2-only", "stage2+tlm", "full"):
         assert f"| {run} |" in report
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"config", "headline", "prior_subsets", "tlm_verdicts", "runs", "timings_s"} <= set(metrics)
+    assert {"config", "headline", "prior_subsets", "tlm_verdicts", "prior_probe", "runs", "timings_s"} <= set(metrics)
+    # the information check: the prior separates land covers far better than SAR pixels do
+    assert "Is the information there?" in report
+    probe = metrics["prior_probe"]
+    assert 0.0 <= probe["sar all"] <= 1.0 and probe["prior all"] > probe["sar all"]
     assert metrics["config"]["scenes"] == 20
     assert {r["name"] for r in metrics["runs"]} == {"majority-answer", "stage2-only", "stage2+tlm", "full"}
     assert any(v["with"] == "stage2+tlm" and v["without"] == "stage2-only" for v in metrics["tlm_verdicts"])
