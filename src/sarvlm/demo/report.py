@@ -141,7 +141,8 @@ def _prior_probe(pre: Path, data: Path, priors: Path) -> dict[str, float]:
         a, b = np.asarray(feats["train"][name], dtype=np.float64), np.asarray(feats["test"][name], dtype=np.float64)
         mu, sd = a.mean(axis=0), a.std(axis=0) + 1e-9  # standardise with training statistics
         a, b = (a - mu) / sd, (b - mu) / sd
-        nearest = np.argmin(((b[:, None, :] - a[None, :, :]) ** 2).sum(-1), axis=1)
+        # squared distances as |b|² - 2 b·a + |a|²: no (test × train × dim) temporary
+        nearest = np.argmin((a**2).sum(1)[None, :] - 2.0 * b @ a.T, axis=1)
         hit = train_labels[nearest] == test_labels
         out[f"{name} all"] = float(hit.mean())
         if hidden.any():
