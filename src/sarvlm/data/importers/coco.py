@@ -19,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.data.importers.common import ImportContext, load_json, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
+from sarvlm.data.importers.common import ImportContext, load_json
+from sarvlm.data.record import SampleRecord
 from sarvlm.errors import SarvlmError
 
 
@@ -76,15 +76,5 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
         info = ctx.image(str(im["file_name"]), who, im.get("width"), im.get("height"))
         if info is None:
             continue
-        rec = {
-            "id": record_id(ctx.source, str(im["file_name"])),
-            "image": info.rel, "width": info.width, "height": info.height,
-            "objects": objects.get(image_id, []),
-            "split": ctx.split, "source": ctx.source,
-            "meta": {"coco_image_id": image_id},
-        }
-        if info.georef is not None:
-            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
-        ctx.counts["records"] += 1
-        ctx.counts["objects"] += len(rec["objects"])
-        yield parse_sample({k: v for k, v in rec.items() if v is not None}, who)
+        yield ctx.record(str(im["file_name"]), info, who, objects=objects.get(image_id, []),
+                         meta={"coco_image_id": image_id})

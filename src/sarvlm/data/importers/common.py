@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.record import GeoRef
+from sarvlm.data.record import GeoRef, SampleRecord, parse_sample
 from sarvlm.errors import SarvlmError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -81,6 +81,19 @@ class ImportContext:
         except SarvlmError as exc:
             raise SarvlmError(f"{who}: {exc}") from None
         return ImageInfo(rel, info.width, info.height, info.georef)
+
+    def record(self, name: str, info: ImageInfo, who: str, **fields: Any) -> SampleRecord:
+        """The sample record of one imported image: id, image path, size, georeference, split and
+        source from this context and ``info``, plus the format's ``fields`` (objects, captions, ...;
+        a ``georef`` there is used only when the image has none). Counts records and objects."""
+        rec: dict[str, Any] = {"id": record_id(self.source, name), "image": info.rel, "width": info.width,
+                               "height": info.height, "split": self.split, "source": self.source, **fields}
+        if info.georef is not None:
+            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
+        self.counts["records"] += 1
+        if "objects" in fields:
+            self.counts["objects"] += len(fields["objects"])
+        return parse_sample({k: v for k, v in rec.items() if v is not None}, who)
 
     def find_image(self, stem: str, who: str) -> Path | None:
         """An image in ``images_dir`` with this stem and a usual suffix (for DOTA/YOLO/VOC layouts)."""

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.data.importers.common import ImportContext, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
+from sarvlm.data.importers.common import ImportContext
+from sarvlm.data.record import SampleRecord
 from sarvlm.errors import SarvlmError
 
 
@@ -70,10 +70,4 @@ def read_dota(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
         info = ctx.image(str(image), str(path))
         if info is None:
             continue
-        rec = {"id": record_id(ctx.source, path.stem), "image": info.rel, "width": info.width, "height": info.height,
-               "resolution_m": gsd, "objects": objs, "split": ctx.split, "source": ctx.source}
-        if info.georef is not None:
-            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
-        ctx.counts["records"] += 1
-        ctx.counts["objects"] += len(objs)
-        yield parse_sample({k: v for k, v in rec.items() if v is not None}, str(path))
+        yield ctx.record(path.stem, info, str(path), resolution_m=gsd, objects=objs)

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sarvlm.data.export import iter_rows
-from sarvlm.data.importers.common import ImportContext, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
+from sarvlm.data.importers.common import ImportContext
+from sarvlm.data.record import SampleRecord
 from sarvlm.data.tasks.caption import GEOVL_FIELDS, structured_text
 from sarvlm.errors import SarvlmError
 
@@ -73,13 +73,8 @@ def read_geovl(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
             info = ctx.image(str(found), where) if found is not None else None
         if info is None:
             continue
-        rec = {"id": record_id(ctx.source, name), "image": info.rel, "width": info.width, "height": info.height,
-               "captions": [{"text": structured_text(fields), "style": "structured", "fields": fields,
-                             "source": "FUSAR-GEOVL-1M"}],
-               "split": ctx.split, "source": ctx.source or "FUSAR-GEOVL-1M"}
-        if info.georef is not None:
-            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
-        elif isinstance(entry.get("bbox_wgs84"), list):
-            rec["georef"] = {"bbox_wgs84": entry["bbox_wgs84"]}
-        ctx.counts["records"] += 1
-        yield parse_sample({k: v for k, v in rec.items() if v is not None}, where)
+        box = entry.get("bbox_wgs84")
+        yield ctx.record(name, info, where, source=ctx.source or "FUSAR-GEOVL-1M",
+                         georef={"bbox_wgs84": box} if isinstance(box, list) else None,
+                         captions=[{"text": structured_text(fields), "style": "structured", "fields": fields,
+                                    "source": "FUSAR-GEOVL-1M"}])

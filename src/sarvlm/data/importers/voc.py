@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.data.importers.common import ImportContext, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
+from sarvlm.data.importers.common import ImportContext
+from sarvlm.data.record import SampleRecord
 from sarvlm.errors import SarvlmError
 
 
@@ -88,10 +88,4 @@ def read_voc(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
                 o["difficult"] = True
             objs.append(o)
         stem = Path(fname).stem if fname else path.stem
-        rec = {"id": record_id(ctx.source, stem), "image": info.rel, "width": info.width, "height": info.height,
-               "objects": objs, "split": ctx.split, "source": ctx.source}
-        if info.georef is not None:
-            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
-        ctx.counts["records"] += 1
-        ctx.counts["objects"] += len(objs)
-        yield parse_sample({k: v for k, v in rec.items() if v is not None}, where)
+        yield ctx.record(stem, info, where, objects=objs)

@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.data.importers.common import ImportContext, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
+from sarvlm.data.importers.common import ImportContext
+from sarvlm.data.record import SampleRecord
 from sarvlm.errors import SarvlmError
 
 _CLASS_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")
@@ -85,10 +85,4 @@ def read_yolo(src: Path, ctx: ImportContext, classes: Path | None = None) -> Ite
             W, H = info.width, info.height
             objs.append({"category": names[cls], "bbox": [(cx - w / 2) * W, (cy - h / 2) * H,
                                                           (cx + w / 2) * W, (cy + h / 2) * H]})
-        rec = {"id": record_id(ctx.source, path.stem), "image": info.rel, "width": info.width, "height": info.height,
-               "objects": objs, "split": ctx.split, "source": ctx.source}
-        if info.georef is not None:
-            rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
-        ctx.counts["records"] += 1
-        ctx.counts["objects"] += len(objs)
-        yield parse_sample({k: v for k, v in rec.items() if v is not None}, where)
+        yield ctx.record(path.stem, info, where, objects=objs)
