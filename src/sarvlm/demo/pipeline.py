@@ -116,16 +116,12 @@ def _worker_init() -> None:
 
 
 def _ablation_job(job: tuple) -> str:
-    import contextlib
-
     from sarvlm.training.ablation import run_ablation
 
     model, data, out, priors, name, seed, overrides = job
     _worker_init()
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with open(Path(out) / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        run_ablation(model, data, out, priors=priors, seeds=[seed], runs=[name], recipe="fusar-gpt",
-                     overrides=overrides, resume=True, log=lambda msg: print(msg, file=log))
+    _quietly(Path(out) / "train.log", run_ablation, model, data, out, priors=priors, seeds=[seed], runs=[name],
+             recipe="fusar-gpt", overrides=overrides, resume=True, log=print)
     return f"{name} (seed {seed})"
 
 
@@ -175,11 +171,11 @@ def _train_ablation(model: Path, data: Path, priors: Path, out: Path, cfg: DemoC
 
 
 def _quietly(log_path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn`` with its console output (the Trainer's per-step dicts) going to ``log_path``."""
+    """Run ``fn`` with its console output (the Trainer's per-step dicts, warnings) going to ``log_path``."""
     import contextlib
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         return fn(*args, **kwargs)
 
 
@@ -215,7 +211,6 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     started = time.perf_counter()
     runner = StepRunner(out.resolve(), console, fresh=fresh)
-    quiet = lambda *_a, **_k: None  # noqa: E731 - training logs go to the run dirs, not the console
 
     world = runner.run("world", {"scenes": cfg.scenes, "size": cfg.size, "seed": cfg.world_seed, "looks": cfg.looks},
                        lambda d: generate_world(d, cfg.scenes, seed=cfg.world_seed, size=cfg.size, looks=cfg.looks,
@@ -244,7 +239,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr,
                                "tasks": BUILD_TASKS},
                       lambda d: _quietly(out / "logs" / "base-train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
-                                         overwrite=True, log=quiet),
+                                         overwrite=True, log=print),
                       title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")
     ablation_params = {"base": runner.key_of("base"), "priors": runner.key_of("priors"), "seeds": cfg.seeds,
                        "runs": cfg.runs, "overrides": cfg.recipe_overrides()}
