@@ -44,23 +44,33 @@ def make_samples(path: Path, n: int, n_images: int = 1000, seed: int = 0) -> Non
             xy = rng.integers(0, 480, size=(k, 2))
             wh = rng.integers(4, 32, size=(k, 2))
             cats = rng.integers(0, len(CATS), size=k)
-            objs = [{"category": CATS[c], "bbox": [float(x), float(y), float(x + w), float(y + h)], "id": str(j)}
-                    for j, ((x, y), (w, h), c) in enumerate(zip(xy.tolist(), wh.tolist(), cats.tolist()))]
-            rec = {"schema_version": 1, "id": f"sardet/{i:07d}", "image": f"img/{i % n_images:05d}.png",
-                   "width": 512, "height": 512, "objects": objs, "source": "SARDet-100k",
-                   "meta": {"coco_image_id": i}}
+            objs = [
+                {"category": CATS[c], "bbox": [float(x), float(y), float(x + w), float(y + h)], "id": str(j)}
+                for j, ((x, y), (w, h), c) in enumerate(zip(xy.tolist(), wh.tolist(), cats.tolist()))
+            ]
+            rec = {
+                "schema_version": 1,
+                "id": f"sardet/{i:07d}",
+                "image": f"img/{i % n_images:05d}.png",
+                "width": 512,
+                "height": 512,
+                "objects": objs,
+                "source": "SARDet-100k",
+                "meta": {"coco_image_id": i},
+            }
             fh.write(json.dumps(rec) + "\n")
 
 
 def child(samples: str, out: str) -> None:
     """Run one build and print its figures as JSON (runs in a fresh process)."""
+    from sarvlm.core.coords import smart_resize
     from sarvlm.data.builder import BuildOptions, build_dataset
-    from sarvlm.data.coords import smart_resize
 
     smart_resize(512, 512)  # import transformers' smart_resize before timing (one-off ~5 s)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = build_dataset(samples, out, BuildOptions(tasks=TASKS.split(","), coords="qwen2.5", seed=0),
-                        progress=lambda it, **_: it)
+    res = build_dataset(
+        samples, out, BuildOptions(tasks=TASKS.split(","), coords="qwen2.5", seed=0), progress=lambda it, **_: it
+    )
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"examples": res.total, "seconds": dt, "cpu_seconds": cpu, "peak_rss_mb": rss_mb}))
@@ -81,20 +91,30 @@ def main() -> None:
             samples = Path(tmp) / f"s{n}" / "samples.jsonl"
             samples.parent.mkdir()
             make_samples(samples, n)
-            out = subprocess.run([sys.executable, __file__, "--child", str(samples), str(Path(tmp) / f"out{n}")],
-                                 env=env, check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(samples), str(Path(tmp) / f"out{n}")],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             r["samples"] = n
             r["examples_per_s"] = r["examples"] / r["seconds"]
             r["examples_per_cpu_s"] = r["examples"] / r["cpu_seconds"]
             rows.append(r)
-            print(f"{n:>8} samples  {r['examples']:>9} examples  wall {r['seconds']:6.1f} s "
-                  f"({r['examples_per_s']:>6.0f}/s)  CPU {r['cpu_seconds']:6.1f} s ({r['examples_per_cpu_s']:>6.0f} "
-                  f"examples per CPU-second = per core)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{n:>8} samples  {r['examples']:>9} examples  wall {r['seconds']:6.1f} s "
+                f"({r['examples_per_s']:>6.0f}/s)  CPU {r['cpu_seconds']:6.1f} s ({r['examples_per_cpu_s']:>6.0f} "
+                f"examples per CPU-second = per core)  peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     if len(rows) > 1:
         growth = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-        print(f"peak RSS ratio {rows[-1]['samples']}/{rows[0]['samples']} samples: {growth:.2f}x "
-              f"(samples ratio {rows[-1]['samples'] / rows[0]['samples']:.0f}x)")
+        print(
+            f"peak RSS ratio {rows[-1]['samples']}/{rows[0]['samples']} samples: {growth:.2f}x "
+            f"(samples ratio {rows[-1]['samples'] / rows[0]['samples']:.0f}x)"
+        )
 
 
 if __name__ == "__main__":

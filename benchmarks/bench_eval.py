@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 def cpu() -> float:
     """CPU seconds of this process and its finished children (the Java tokenizer runs as one)."""
     import resource
@@ -26,10 +27,12 @@ def cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-WORDS = ("the a an of in on at with and several many two three 12 5 3.5 ship ships plane aircraft harbor harbour port "
-         "oil tank tanks bridge runway water river urban buildings farmland forest grassland dark bright speckled SAR "
-         "image scene area region near left right top bottom center large small it's isn't there's ship's U.S. e.g. "
-         "well-known L-shaped north-east 50% and/or").split()
+WORDS = (
+    "the a an of in on at with and several many two three 12 5 3.5 ship ships plane aircraft harbor harbour port "
+    "oil tank tanks bridge runway water river urban buildings farmland forest grassland dark bright speckled SAR "
+    "image scene area region near left right top bottom center large small it's isn't there's ship's U.S. e.g. "
+    "well-known L-shaped north-east 50% and/or"
+).split()
 PUNCT = ["", "", "", "", "", "", ",", ".", ";", ")", "'s", "..."]
 
 
@@ -39,12 +42,22 @@ def caption(r: random.Random) -> str:
 
 
 def build_task_files(tmp: Path, n: int = 10_000, seed: int = 0) -> tuple[Path, Path]:
-    from sarvlm.data.coords import to_model_coords
-    from sarvlm.data.example import InstructionExample, Message, Prediction, write_jsonl
+    from sarvlm.core.coords import to_model_coords
+    from sarvlm.core.example import InstructionExample, Message, Prediction, write_jsonl
 
     r = random.Random(seed)
-    tasks = ["count", "grid", "classify_box", "detect", "identify", "position", "landform_main", "landform_all",
-             "caption", "vqa"]
+    tasks = [
+        "count",
+        "grid",
+        "classify_box",
+        "detect",
+        "identify",
+        "position",
+        "landform_main",
+        "landform_all",
+        "caption",
+        "vqa",
+    ]
     cats = ["ship", "aircraft", "oil tank", "bridge", "harbor"]
     lands = ["water", "urban", "farmland", "forest", "grassland"]
     ex, pr = [], []
@@ -73,7 +86,11 @@ def build_task_files(tmp: Path, n: int = 10_000, seed: int = 0) -> tuple[Path, P
                 x, y = r.uniform(0, 700), r.uniform(0, 500)
                 ans.append([x, y, x + r.uniform(10, 90), y + r.uniform(10, 90)])
             conv = r.choice(["qwen2.5", "qwen3"])
-            boxes = [to_model_coords([b[0] + r.uniform(-5, 5), b[1], b[2], b[3]], conv, w, h) for b in ans if r.random() < 0.8]
+            boxes = [
+                to_model_coords([b[0] + r.uniform(-5, 5), b[1], b[2], b[3]], conv, w, h)
+                for b in ans
+                if r.random() < 0.8
+            ]
             text = json.dumps([{"bbox_2d": b, "label": "ship"} for b in boxes])
             kw.update(params={"category": r.choice(cats)}, coords=conv, width=w, height=h)
         elif task == "identify":
@@ -88,9 +105,20 @@ def build_task_files(tmp: Path, n: int = 10_000, seed: int = 0) -> tuple[Path, P
         else:
             ans = r.choice(["oval", "pond", "two", "large"])
             text = r.choice(["Oval.", "a pond", "2", "small"])
-        ex.append(InstructionExample(id=f"e{i}", sample_id=f"s{i}", task=task, images=["x.png"], answer=ans,
-                                     messages=[Message(role="user", content="<image>Question?"),
-                                               Message(role="assistant", content=str(ans))], **kw))
+        ex.append(
+            InstructionExample(
+                id=f"e{i}",
+                sample_id=f"s{i}",
+                task=task,
+                images=["x.png"],
+                answer=ans,
+                messages=[
+                    Message(role="user", content="<image>Question?"),
+                    Message(role="assistant", content=str(ans)),
+                ],
+                **kw,
+            )
+        )
         pr.append(Prediction(id=f"e{i}", task=task, prediction=text))
     write_jsonl(tmp / "test.jsonl", ex)
     write_jsonl(tmp / "pred.jsonl", pr)
@@ -98,7 +126,7 @@ def build_task_files(tmp: Path, n: int = 10_000, seed: int = 0) -> tuple[Path, P
 
 
 def bench_evaluate() -> tuple[float, float]:
-    from sarvlm.data.coords import smart_resize
+    from sarvlm.core.coords import smart_resize
     from sarvlm.eval import evaluate
 
     smart_resize(600, 800)  # import transformers' resize rule outside the timed region
@@ -146,8 +174,17 @@ def bench_captions(n_images: int = 5000, n_refs: int = 5) -> dict:
     tokenize({k: [preds[k]] for k in refs})
     t_tok_mine = time.perf_counter() - t0
     equal = all(mine[k] == peer[k] for k in peer)
-    return {"peer_s": t_peer, "mine_s": t_mine, "peer_cpu": c_peer, "mine_cpu": c_mine, "peer_tok_s": t_tok_peer, "mine_tok_s": t_tok_mine, "equal": equal,
-            "cider": mine["cider"], "bleu_4": mine["bleu_4"]}
+    return {
+        "peer_s": t_peer,
+        "mine_s": t_mine,
+        "peer_cpu": c_peer,
+        "mine_cpu": c_mine,
+        "peer_tok_s": t_tok_peer,
+        "mine_tok_s": t_tok_mine,
+        "equal": equal,
+        "cider": mine["cider"],
+        "bleu_4": mine["bleu_4"],
+    }
 
 
 def main() -> int:
@@ -155,13 +192,21 @@ def main() -> int:
     cap = bench_captions()
     print("| measurement | value |")
     print("|---|---|")
-    print(f"| evaluate(): 10,000 predictions, all tasks, no METEOR/judges/plots | {t_eval:.2f} s wall, {c_eval:.2f} s CPU ({10000 / t_eval:,.0f} predictions/s wall) |")
-    print(f"| captions 5,000 x 5 refs: pycocoevalcap (Java PTB tokenizer + Bleu/Rouge/Cider) | {cap['peer_s']:.2f} s wall, {cap['peer_cpu']:.2f} s CPU incl. JVM (tokenizer {cap['peer_tok_s']:.2f} s wall) |")
-    print(f"| captions 5,000 x 5 refs: sarvlm caption_scores (Python PTB tokenizer + same scorers) | {cap['mine_s']:.2f} s wall, {cap['mine_cpu']:.2f} s CPU (tokenizer {cap['mine_tok_s']:.2f} s wall) |")
+    print(
+        f"| evaluate(): 10,000 predictions, all tasks, no METEOR/judges/plots | {t_eval:.2f} s wall, {c_eval:.2f} s CPU ({10000 / t_eval:,.0f} predictions/s wall) |"
+    )
+    print(
+        f"| captions 5,000 x 5 refs: pycocoevalcap (Java PTB tokenizer + Bleu/Rouge/Cider) | {cap['peer_s']:.2f} s wall, {cap['peer_cpu']:.2f} s CPU incl. JVM (tokenizer {cap['peer_tok_s']:.2f} s wall) |"
+    )
+    print(
+        f"| captions 5,000 x 5 refs: sarvlm caption_scores (Python PTB tokenizer + same scorers) | {cap['mine_s']:.2f} s wall, {cap['mine_cpu']:.2f} s CPU (tokenizer {cap['mine_tok_s']:.2f} s wall) |"
+    )
     print(f"| time ratio sarvlm / pycocoevalcap, wall (< 1 is faster) | {cap['mine_s'] / cap['peer_s']:.2f} |")
     print(f"| time ratio sarvlm / pycocoevalcap, CPU (< 1 is faster) | {cap['mine_cpu'] / cap['peer_cpu']:.2f} |")
     print(f"| tokenizer ratio sarvlm / Java | {cap['mine_tok_s'] / cap['peer_tok_s']:.2f} |")
-    print(f"| identical numbers (BLEU-1..4, ROUGE-L, CIDEr) | {cap['equal']} (CIDEr {cap['cider']:.6f}, BLEU-4 {cap['bleu_4']:.6f}) |")
+    print(
+        f"| identical numbers (BLEU-1..4, ROUGE-L, CIDEr) | {cap['equal']} (CIDEr {cap['cider']:.6f}, BLEU-4 {cap['bleu_4']:.6f}) |"
+    )
     return 0 if cap["equal"] and t_eval < 10 else 1
 
 

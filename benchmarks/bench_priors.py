@@ -36,9 +36,16 @@ import numpy as np  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from rasterio.transform import Affine  # noqa: E402
 
-from sarvlm.data.record import GeoRef, SampleRecord, write_samples  # noqa: E402
+from sarvlm.core.record import GeoRef, SampleRecord, write_samples  # noqa: E402
 from sarvlm.priors import open_source, sample_grid  # noqa: E402
-from sarvlm.priors.aef_layout import AEF_NODATA, dequantize_aef, quantize_aef, read_aef_index, write_aef_index, write_aef_tile  # noqa: E402
+from sarvlm.priors.aef_layout import (
+    AEF_NODATA,
+    dequantize_aef,
+    quantize_aef,
+    read_aef_index,
+    write_aef_index,
+    write_aef_tile,
+)  # noqa: E402
 from sarvlm.priors.cache import build_prior_cache  # noqa: E402
 
 TILE = 512
@@ -90,7 +97,11 @@ def make_samples(n: int, areas, rng: np.random.Generator) -> list[SampleRecord]:
             x, y = Transformer.from_crs(4326, 32600 + zone, always_xy=True).transform(lon0, lat0 + dlat)
             res = size_km * 1000 / width
             georef = GeoRef(crs=f"EPSG:{32600 + zone}", transform=[res, 0, x, 0, -res, y])
-        recs.append(SampleRecord(id=f"s{i:06d}", image=f"img/{i}.png", width=width, height=height, date=str(year), georef=georef))
+        recs.append(
+            SampleRecord(
+                id=f"s{i:06d}", image=f"img/{i}.png", width=width, height=height, date=str(year), georef=georef
+            )
+        )
     return recs
 
 
@@ -142,7 +153,9 @@ def main() -> int:
         recs = make_samples(args.samples, areas, rng)
         write_samples(Path(tmp) / "samples.jsonl", recs)
         load0 = os.getloadavg()[0]
-        print(f"setup: {len(list(root.rglob('*.tiff')))} tiles, {len(recs)} samples in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"setup: {len(list(root.rglob('*.tiff')))} tiles, {len(recs)} samples in {time.perf_counter() - t0:.1f} s"
+        )
 
         src = open_source(f"aef-cog:{root}")
         # Warm-up (dataset opening, transformer creation) is part of neither figure.
@@ -152,7 +165,6 @@ def main() -> int:
         t0, c0 = time.perf_counter(), time.process_time()
         grids = [sample_grid(src, None, r.year, 8, 8, r.width, r.height, r.georef) for r in recs]
         t_fast, c_fast = time.perf_counter() - t0, time.process_time() - c0
-        fast_rate = len(recs) / t_fast
         valid = np.mean([g.valid.mean() for g in grids])
 
         uncached = open_source(f"aef-cog:{root}", block_cache_mb=0)
@@ -166,7 +178,6 @@ def main() -> int:
                 print(f"MISMATCH (uncached) on {r.id}", file=sys.stderr)
                 return 1
         t_unc, c_unc = time.perf_counter() - t0, time.process_time() - c0
-        unc_rate = len(sub_u) / t_unc
 
         naive = NaiveSampler(root)
         sub = recs[: args.naive]
@@ -181,22 +192,32 @@ def main() -> int:
                 print(f"MISMATCH on {r.id}", file=sys.stderr)
                 return 1
         t_naive, c_naive = time.perf_counter() - t0, time.process_time() - c0
-        naive_rate = len(sub) / t_naive
 
         out = Path(tmp) / "cache"
         write_samples(Path(tmp) / "subset.jsonl", recs[: args.subset])
         t0, c0 = time.perf_counter(), time.process_time()
         summary = build_prior_cache(Path(tmp) / "subset.jsonl", src, (8, 8), out)
         t_cache, c_cache = time.perf_counter() - t0, time.process_time() - c0
-        cache_rate = summary["samples"] / t_cache
 
     n_cache = summary["samples"]
-    print(f"load average at start: {load0:.1f} on {os.cpu_count()} cores; rates: wall-clock | per CPU-second of this process")
-    print(f"sample_grid 8x8:      {len(recs) / t_fast:7.0f} | {len(recs) / c_fast:7.0f} samples/s  ({len(recs)} samples, {100 * valid:.1f}% nodes valid, block cache)")
-    print(f"  without block cache:{len(sub_u) / t_unc:7.0f} | {len(sub_u) / c_unc:7.0f} samples/s  ({len(sub_u)} samples, identical vectors)")
-    print(f"naive per-node loop:  {len(sub) / t_naive:7.1f} | {len(sub) / c_naive:7.1f} samples/s  ({len(sub)} samples, identical vectors)")
-    print(f"ratio (CPU):          {(len(recs) / c_fast) / (len(sub) / c_naive):7.0f}x faster than the naive loop ({(len(sub_u) / c_unc) / (len(sub) / c_naive):.0f}x without block cache)")
-    print(f"build_prior_cache:    {n_cache / t_cache:7.0f} | {n_cache / c_cache:7.0f} samples/s  ({n_cache} samples, JSONL in, safetensors shards out; {summary['with_prior']} with prior)")
+    print(
+        f"load average at start: {load0:.1f} on {os.cpu_count()} cores; rates: wall-clock | per CPU-second of this process"
+    )
+    print(
+        f"sample_grid 8x8:      {len(recs) / t_fast:7.0f} | {len(recs) / c_fast:7.0f} samples/s  ({len(recs)} samples, {100 * valid:.1f}% nodes valid, block cache)"
+    )
+    print(
+        f"  without block cache:{len(sub_u) / t_unc:7.0f} | {len(sub_u) / c_unc:7.0f} samples/s  ({len(sub_u)} samples, identical vectors)"
+    )
+    print(
+        f"naive per-node loop:  {len(sub) / t_naive:7.1f} | {len(sub) / c_naive:7.1f} samples/s  ({len(sub)} samples, identical vectors)"
+    )
+    print(
+        f"ratio (CPU):          {(len(recs) / c_fast) / (len(sub) / c_naive):7.0f}x faster than the naive loop ({(len(sub_u) / c_unc) / (len(sub) / c_naive):.0f}x without block cache)"
+    )
+    print(
+        f"build_prior_cache:    {n_cache / t_cache:7.0f} | {n_cache / c_cache:7.0f} samples/s  ({n_cache} samples, JSONL in, safetensors shards out; {summary['with_prior']} with prior)"
+    )
     return 0
 
 

@@ -84,9 +84,11 @@ def main() -> None:
     best = min(cpus)
     ours = img.size / best / 1e6
     # CPU time of this (single-threaded) process: robust on a machine shared with other jobs.
-    print(f"sarvlm refined_lee {args.size}x{args.size} float32, window {args.window}, 1 thread: "
-          f"best CPU {best:.3f} s of {args.repeats} -> {ours:.1f} MP/s (best wall {min(walls):.3f} s -> "
-          f"{img.size / min(walls) / 1e6:.1f} MP/s)")
+    print(
+        f"sarvlm refined_lee {args.size}x{args.size} float32, window {args.window}, 1 thread: "
+        f"best CPU {best:.3f} s of {args.repeats} -> {ours:.1f} MP/s (best wall {min(walls):.3f} s -> "
+        f"{img.size / min(walls) / 1e6:.1f} MP/s)"
+    )
 
     peer = load_peer()
     if peer is None:
@@ -100,8 +102,10 @@ def main() -> None:
     refined_lee(crop, args.window)
     ours_crop = time.process_time() - t0
     theirs = crop.size / peer_time / 1e6
-    print(f"polsartools process_chunk_refined_lee {args.peer_size}x{args.peer_size}: {peer_time:.2f} s CPU -> "
-          f"{theirs * 1e3:.2f} kP/s")
+    print(
+        f"polsartools process_chunk_refined_lee {args.peer_size}x{args.peer_size}: {peer_time:.2f} s CPU -> "
+        f"{theirs * 1e3:.2f} kP/s"
+    )
     print(f"ratio (per-pixel rate, sarvlm on {args.size}^2 / polsartools on {args.peer_size}^2): {ours / theirs:,.0f}x")
     print(f"(sarvlm on the same {args.peer_size}^2 crop: {ours_crop * 1e3:.1f} ms, {peer_time / ours_crop:,.0f}x)")
 
@@ -115,8 +119,10 @@ def main() -> None:
     m0 = part[inner].mean()
     ours_mean = refined_lee(part, args.window)[inner].mean() / m0 - 1
     peer_mean = peer_filter(peer, part, args.window)[inner].mean() / m0 - 1
-    print(f"real Sentinel-1 (Shanghai 128^2, window {args.window}): interior mean change sarvlm {ours_mean:+.1%}, "
-          f"polsartools {peer_mean:+.1%}")
+    print(
+        f"real Sentinel-1 (Shanghai 128^2, window {args.window}): interior mean change sarvlm {ours_mean:+.1%}, "
+        f"polsartools {peer_mean:+.1%}"
+    )
 
 
 if __name__ == "__main__":

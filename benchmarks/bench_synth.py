@@ -71,7 +71,11 @@ def _stages(size: int, n: int = 18) -> dict[str, float]:
         tiles = (time.process_time() - t) / len(idx)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"generate (in memory)": gen * 1e3, "write scene files": write * 1e3, "embedding tiles (2 years)": tiles * 1e3}
+    return {
+        "generate (in memory)": gen * 1e3,
+        "write scene files": write * 1e3,
+        "embedding tiles (2 years)": tiles * 1e3,
+    }
 
 
 def main() -> None:
@@ -82,13 +86,17 @@ def main() -> None:
     repeat = 1 if args.quick else args.repeat
     configs = [(30, 224, (1, 2)), (30, 256, (1,))] if args.quick else [(120, 224, (1, 2)), (60, 256, (1,))]
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
     print("| world | workers | wall s | scenes/s (wall) | CPU s (all processes) | scenes per CPU-second |")
     print("|---|---|---|---|---|---|")
     for scenes, size, worker_counts in configs:
         for workers in worker_counts:
             wall, cpu = _run(scenes, size, workers, repeat)
-            print(f"| {scenes} × {size}² px | {workers} | {wall:.2f} | {scenes / wall:.1f} | {cpu:.2f} | {scenes / cpu:.1f} |")
+            print(
+                f"| {scenes} × {size}² px | {workers} | {wall:.2f} | {scenes / wall:.1f} | {cpu:.2f} | {scenes / cpu:.1f} |"
+            )
     print()
     print("| stage (224² px scene, CPU ms per scene) | ms |")
     print("|---|---|")

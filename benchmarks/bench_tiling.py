@@ -45,7 +45,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 def make_scene(path: Path, size: int) -> None:
     from rasterio.windows import Window
 
-    from sarvlm.data.record import GeoRef
+    from sarvlm.core.record import GeoRef
     from sarvlm.io.raster import open_raster_writer
 
     rng = np.random.default_rng(0)
@@ -71,10 +71,16 @@ def main() -> None:
         t0 = time.perf_counter()
         make_scene(src, args.size)
         size_mb = src.stat().st_size / 1e6
-        print(f"generated {args.size}x{args.size} float32 GeoTIFF: {size_mb:,.0f} MB in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {args.size}x{args.size} float32 GeoTIFF: {size_mb:,.0f} MB in {time.perf_counter() - t0:.1f} s"
+        )
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(src), str(tmp / "tiles"), str(args.tile_m), args.target_res_m],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(src), str(tmp / "tiles"), str(args.tile_m), args.target_res_m],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode:
             sys.exit(f"tiling failed: {proc.stderr.strip()}")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -82,9 +88,11 @@ def main() -> None:
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
         tiles = sum(1 for _ in (tmp / "tiles" / "images").iterdir())
-        print(f"SRC tiling ({args.tile_m:g} m tiles, target {args.target_res_m} m): {tiles} tiles in {seconds:.1f} s -> "
-              f"{size_mb / seconds:,.0f} MB/s of input (wall; {size_mb / cpu:,.0f} MB per CPU-second, {cpu:.1f} s CPU incl. "
-              f"interpreter start); peak RSS of the tiling process {peak_mb:,.0f} MB (input {size_mb:,.0f} MB)")
+        print(
+            f"SRC tiling ({args.tile_m:g} m tiles, target {args.target_res_m} m): {tiles} tiles in {seconds:.1f} s -> "
+            f"{size_mb / seconds:,.0f} MB/s of input (wall; {size_mb / cpu:,.0f} MB per CPU-second, {cpu:.1f} s CPU incl. "
+            f"interpreter start); peak RSS of the tiling process {peak_mb:,.0f} MB (input {size_mb:,.0f} MB)"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -96,8 +96,10 @@ def main() -> None:
         t_peer = time_fwd_bwd(peer_step, max(2, args.reps // 2))
         flops = 3 * tlm_flops_forward(tokens)
         rows.append((str(dtype).removeprefix("torch."), t_tlm, t_peer, flops / t_tlm / 1e9))
-        print(f"{dtype}: TLM fwd+bwd {t_tlm * 1e3:.1f} ms ({flops / t_tlm / 1e9:.1f} GFLOP/s); "
-              f"peer Linear({C},{C}) fwd+bwd {t_peer * 1e3:.1f} ms; ratio TLM/peer {t_tlm / t_peer:.3f}")
+        print(
+            f"{dtype}: TLM fwd+bwd {t_tlm * 1e3:.1f} ms ({flops / t_tlm / 1e9:.1f} GFLOP/s); "
+            f"peer Linear({C},{C}) fwd+bwd {t_peer * 1e3:.1f} ms; ratio TLM/peer {t_tlm / t_peer:.3f}"
+        )
 
     # Share of one 7B training step (one sample: the image's 1296 tokens + 200 text tokens).
     text_tokens = 200
@@ -106,8 +108,10 @@ def main() -> None:
     llm_step = 3 * llm_flops_forward(seq)  # forward + backward (activation and weight grads)
     vision_fwd = vision_flops_forward(tokens * 4)  # frozen vision tower: forward only
     share = tlm_step_flops / (llm_step + vision_fwd + tlm_step_flops)
-    print(f"TLM fwd+bwd {tlm_step_flops / 1e9:.2f} GFLOP; 7B step {(llm_step + vision_fwd) / 1e12:.1f} TFLOP; "
-          f"TLM share {share * 100:.4f}%")
+    print(
+        f"TLM fwd+bwd {tlm_step_flops / 1e9:.2f} GFLOP; 7B step {(llm_step + vision_fwd) / 1e12:.1f} TFLOP; "
+        f"TLM share {share * 100:.4f}%"
+    )
 
     scaling = []
     if args.plot:
@@ -159,9 +163,13 @@ def main() -> None:
             f"- **TLM share: {share * 100:.4f}%** of the step",
         ]
         if scaling:
-            lines += ["", "TLM fwd+bwd (fp32) vs S: " + ", ".join(f"S={s}: {t * 1e3:.1f} ms" for s, t in scaling)
-                      + f" ([plot]({args.plot.split('/')[-1]}))"]
-        from sarvlm.io.atomic import atomic_open
+            lines += [
+                "",
+                "TLM fwd+bwd (fp32) vs S: "
+                + ", ".join(f"S={s}: {t * 1e3:.1f} ms" for s, t in scaling)
+                + f" ([plot]({args.plot.split('/')[-1]}))",
+            ]
+        from sarvlm.core.atomic import atomic_open
 
         with atomic_open(args.out) as fh:
             fh.write("\n".join(lines) + "\n")

@@ -45,17 +45,46 @@ def build_world(root: Path, scenes: int) -> tuple[Path, Path]:
     sys.stdout = quiet
     try:
         assert main(["synth", str(root / "world"), "--scenes", str(scenes), "--seed", "0", "--size", "112"]) == 0
-        assert main(["build", str(root / "world" / "samples.jsonl"), str(root / "ds"), "--tasks", "fusar-gpt,caption",
-                     "--min-pixels", str(56 * 56), "--max-pixels", str(112 * 112)]) == 0
-        assert main(["priors", str(root / "ds"), "--source", f"aef-cog:{root / 'world' / 'aef'}", "--grid", "4x4",
-                     "--out", str(root / "priors")]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    str(root / "world" / "samples.jsonl"),
+                    str(root / "ds"),
+                    "--tasks",
+                    "fusar-gpt,caption",
+                    "--min-pixels",
+                    str(56 * 56),
+                    "--max-pixels",
+                    str(112 * 112),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "priors",
+                    str(root / "ds"),
+                    "--source",
+                    f"aef-cog:{root / 'world' / 'aef'}",
+                    "--grid",
+                    "4x4",
+                    "--out",
+                    str(root / "priors"),
+                ]
+            )
+            == 0
+        )
     finally:
         sys.stdout = old
         quiet.close()
     return root / "ds", root / "priors"
 
 
-def measure_stage(stage: str, data: Path, priors: Path, out: Path, steps: int, warmup: int, workers: int) -> dict[str, float]:
+def measure_stage(
+    stage: str, data: Path, priors: Path, out: Path, steps: int, warmup: int, workers: int
+) -> dict[str, float]:
     import torch
     from transformers import Trainer, TrainerCallback
 
@@ -67,13 +96,23 @@ def measure_stage(stage: str, data: Path, priors: Path, out: Path, steps: int, w
     from sarvlm.training.stages import prepare_stage
     from sarvlm.training.trainer import training_arguments
 
-    recipe = apply_common_overrides(load_recipe("fusar-gpt", {f"{stage}.logging_steps": 1000, f"{stage}.save_steps": 100000}),
-                                    max_steps=warmup + steps, batch_size=4, workers=workers)
+    recipe = apply_common_overrides(
+        load_recipe("fusar-gpt", {f"{stage}.logging_steps": 1000, f"{stage}.save_steps": 100000}),
+        max_steps=warmup + steps,
+        batch_size=4,
+        workers=workers,
+    )
     spec = recipe.stage(stage)
     model, processor = load_model("tiny-qwen2.5-vl", settings={"fusion": "tlm"}, seed=0)
     trained, _ = prepare_stage(model, spec, "tlm", seed=0)
-    dataset = SftDataset(data / "train.jsonl", processor, tasks=spec.tasks, max_length=recipe.max_length,
-                         priors=PriorCache(priors), use_priors=True)
+    dataset = SftDataset(
+        data / "train.jsonl",
+        processor,
+        tasks=spec.tasks,
+        max_length=recipe.max_length,
+        priors=PriorCache(priors),
+        use_priors=True,
+    )
     collator = SftCollator(processor.pad_token_id)
 
     begins: list[float] = []
@@ -130,7 +169,16 @@ def measure_stage(stage: str, data: Path, priors: Path, out: Path, steps: int, w
     bare_ms = statistics.median(bare_times[warmup:]) * 1000
     bare_cpu_ms = statistics.median(bare_cpu[warmup:]) * 1000
     tokens = statistics.median(int(b["attention_mask"].sum()) for b in batches)
-    return {"step_cpu_ms": step_cpu_ms, "bare_cpu_ms": bare_cpu_ms, "step_ms": step_ms, "wait_ms": wait_ms, "data_ms": data_ms, "bare_ms": bare_ms, "tokens": tokens, "examples": len(dataset)}
+    return {
+        "step_cpu_ms": step_cpu_ms,
+        "bare_cpu_ms": bare_cpu_ms,
+        "step_ms": step_ms,
+        "wait_ms": wait_ms,
+        "data_ms": data_ms,
+        "bare_ms": bare_ms,
+        "tokens": tokens,
+        "examples": len(dataset),
+    }
 
 
 def main() -> None:
@@ -139,8 +187,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
-                        help="dataloader worker counts to measure (default 0,1)")
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[0, 1],
+        help="dataloader worker counts to measure (default 0,1)",
+    )
     parser.add_argument("--data", type=Path, help="a built dataset directory (skip world generation)")
     parser.add_argument("--priors", type=Path, help="its prior cache (with --data)")
     args = parser.parse_args()
@@ -161,14 +213,20 @@ def main() -> None:
                 r = measure_stage(stage, data, priors, root / "runs", args.steps, args.warmup, workers)
                 rows.append((stage, what, workers, r))
     print(f"\ntorch {torch.__version__}, {args.threads} thread(s), batch 4, fp32, median of {args.steps} steps\n")
-    print("| stage | trains | workers | tokens/batch | Trainer step wall (ms) | Trainer step CPU (ms) | bare loop wall (ms) "
-          "| bare loop CPU (ms) | Trainer / bare (wall) | data+collate per batch (ms) | data wait in step (ms) | data share of step |")
+    print(
+        "| stage | trains | workers | tokens/batch | Trainer step wall (ms) | Trainer step CPU (ms) | bare loop wall (ms) "
+        "| bare loop CPU (ms) | Trainer / bare (wall) | data+collate per batch (ms) | data wait in step (ms) | data share of step |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for stage, what, workers, r in rows:
-        print(f"| {stage} | {what} | {workers} | {r['tokens']:.0f} | {r['step_ms']:.1f} | {r['step_cpu_ms']:.1f} | {r['bare_ms']:.1f} "
-              f"| {r['bare_cpu_ms']:.1f} | {r['step_ms'] / r['bare_ms']:.2f}× | {r['data_ms']:.1f} | {r['wait_ms']:.1f} "
-              f"| {100 * r['wait_ms'] / r['step_ms']:.1f} % |")
-    print(f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times include waiting for a core)")
+        print(
+            f"| {stage} | {what} | {workers} | {r['tokens']:.0f} | {r['step_ms']:.1f} | {r['step_cpu_ms']:.1f} | {r['bare_ms']:.1f} "
+            f"| {r['bare_cpu_ms']:.1f} | {r['step_ms'] / r['bare_ms']:.2f}× | {r['data_ms']:.1f} | {r['wait_ms']:.1f} "
+            f"| {100 * r['wait_ms'] / r['step_ms']:.1f} % |"
+        )
+    print(
+        f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times include waiting for a core)"
+    )
 
 
 if __name__ == "__main__":

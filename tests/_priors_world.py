@@ -44,7 +44,9 @@ def build_tiles(root: Path, index: str = "parquet") -> dict[str, Path]:
     a[:, r - 2 : r + 3, c - 2 : c + 3] = AEF_NODATA
     out["a2020"] = write_aef_tile(root, 2020, 31, "N", "a", a, tr_a)
     x0b, y0b = _origin(32632, 5.995, 45.03)
-    out["b2020"] = write_aef_tile(root, 2020, 32, "N", "b", codes(2), Affine(PIX, 0.0, x0b, 0.0, -PIX, y0b), bottom_up=True)
+    out["b2020"] = write_aef_tile(
+        root, 2020, 32, "N", "b", codes(2), Affine(PIX, 0.0, x0b, 0.0, -PIX, y0b), bottom_up=True
+    )
     out["a2022"] = write_aef_tile(root, 2022, 31, "N", "a", codes(3), tr_a)
     csv, pq = write_aef_index(root)
     if index == "csv":

@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from sarvlm.cli.main import main as cli_main
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample, read_examples
+from sarvlm.core.record import SampleRecord, read_samples, write_samples
 from sarvlm.data.builder import BuildOptions, build_dataset
-from sarvlm.data.example import InstructionExample, read_examples
 from sarvlm.data.export import read_export
 from sarvlm.data.importers import import_dataset
-from sarvlm.data.record import SampleRecord, read_samples, write_samples
 from sarvlm.data.splits import SplitPlan
-from sarvlm.errors import SarvlmError
 
 CATS = ("ship", "tank", "aircraft")
 
@@ -38,9 +38,18 @@ def _world(root: Path, n: int = 60, seed: int = 0, shared: bool = True) -> Path:
         for _ in range(int(rng.integers(1, 5))):
             x, y = float(rng.integers(0, 70)), float(rng.integers(0, 50))
             objs.append({"category": str(rng.choice(CATS)), "bbox": [x, y, x + 8, y + 6]})
-        recs.append(SampleRecord(id=f"s{i}", image=img, width=80, height=60, date="2022-03-04",
-                                 source="A" if i % 2 else "B",
-                                 georef={"bbox_wgs84": [120.0, 30.0, 120.01, 30.01]}, objects=objs))
+        recs.append(
+            SampleRecord(
+                id=f"s{i}",
+                image=img,
+                width=80,
+                height=60,
+                date="2022-03-04",
+                source="A" if i % 2 else "B",
+                georef={"bbox_wgs84": [120.0, 30.0, 120.01, 30.01]},
+                objects=objs,
+            )
+        )
     path = root / "samples.jsonl"
     write_samples(path, recs)
     return path
@@ -62,8 +71,13 @@ def _all_rows(out: Path) -> list[dict]:
 def test_build_end_to_end(world, tmp_path):
     out = tmp_path / "out"
     res = build_dataset(world, out, BuildOptions(tasks=["fusar-gpt", "sarlang", "caption"], seed=3))
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "quality.md", "test.jsonl", "train.jsonl",
-                                                     "val.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        "quality.md",
+        "test.jsonl",
+        "train.jsonl",
+        "val.jsonl",
+    ]
     examples = [e for s in ("train", "val", "test") for e in read_examples(out / f"{s}.jsonl")]  # contract holds
     for s in ("train", "val", "test"):  # the fast writer is byte-identical to InstructionExample.to_json
         for line in (out / f"{s}.jsonl").read_text().splitlines():
@@ -73,8 +87,17 @@ def test_build_end_to_end(world, tmp_path):
     assert manifest["totals"] == {s: sum(1 for e in examples if e.split == s) for s in ("train", "val", "test")}
     assert manifest["seed"] == 3 and manifest["inputs"][0]["sha256"]
     per_task = Counter(e.task for e in examples)
-    assert set(per_task) == {"count", "grid", "classify_box", "detect", "identify", "classify", "position", "refer",
-                             "caption"}
+    assert set(per_task) == {
+        "count",
+        "grid",
+        "classify_box",
+        "detect",
+        "identify",
+        "classify",
+        "position",
+        "refer",
+        "caption",
+    }
     assert sum(sum(v.values()) for v in manifest["counts"].values()) == len(examples)
     for e in examples:
         assert e.georef.bbox_wgs84 == [120.0, 30.0, 120.01, 30.01] and e.year == 2022
@@ -119,8 +142,9 @@ def test_balanced_split_is_exact_per_source_and_keeps_images_together():
     got = {src: Counter(plan.assign(f"{src}/{i}.png", None, "r", src) for i in range(30)) for src in ("A", "B")}
     assert got == {"A": Counter(train=24, val=3, test=3), "B": Counter(train=24, val=3, test=3)}
     again = SplitPlan.parse("8:1:1", seed=5, method="balanced")
-    assert [again.assign(f"A/{i}.png", None, "r", "A") for i in range(30)] == \
-        [plan.assign(f"A/{i}.png", None, "r", "A") for i in range(30)]  # remembered, and seeded
+    assert [again.assign(f"A/{i}.png", None, "r", "A") for i in range(30)] == [
+        plan.assign(f"A/{i}.png", None, "r", "A") for i in range(30)
+    ]  # remembered, and seeded
     assert plan.assign("A/3.png", None, "r", "B") == plan.assign("A/3.png", None, "r", "A")
     assert SplitPlan.parse("0.7:0.3", method="balanced")._block().count("test") == 3
     with pytest.raises(SarvlmError, match="--split-method"):
@@ -152,20 +176,30 @@ def test_export_formats_round_trip(tmp_path, fmt):
     import_dataset(fmt, tmp_path / "ex" / "train.jsonl", samples, images=tmp_path / "ex")
     build_dataset(samples, tmp_path / "again", BuildOptions(tasks=["dialogue"], split="1:0"))
     again = list(read_examples(tmp_path / "again" / "train.jsonl"))
-    assert sorted(m.model_dump_json() for e in again for m in e.messages) == \
-        sorted(m.model_dump_json() for e in ref for m in e.messages)
+    assert sorted(m.model_dump_json() for e in again for m in e.messages) == sorted(
+        m.model_dump_json() for e in ref for m in e.messages
+    )
 
 
 def test_quality_control_report(tmp_path):
     Image.fromarray(np.zeros((50, 100), np.uint8)).save(tmp_path / "a.png")
-    rec = {"id": "q1", "image": "a.png", "width": 100, "height": 50,
-           "objects": [{"category": "vessel", "bbox": [90, 10, 120, 20]},      # mapped + clipped
-                       {"category": "ship", "bbox": [200, 10, 220, 20]},       # entirely outside
-                       {"category": "ship", "bbox": [5, 5, 5, 9]},             # zero area
-                       {"category": "tank", "bbox": [10, 10, 20, 20]}],
-           "captions": [{"text": "A red roof near 2 tanks.", "style": "concise"},
-                        {"text": "One ship on the right and one tank.", "style": "concise"},
-                        {"text": "One ship on the right and one tank.", "style": "concise"}]}
+    rec = {
+        "id": "q1",
+        "image": "a.png",
+        "width": 100,
+        "height": 50,
+        "objects": [
+            {"category": "vessel", "bbox": [90, 10, 120, 20]},  # mapped + clipped
+            {"category": "ship", "bbox": [200, 10, 220, 20]},  # entirely outside
+            {"category": "ship", "bbox": [5, 5, 5, 9]},  # zero area
+            {"category": "tank", "bbox": [10, 10, 20, 20]},
+        ],
+        "captions": [
+            {"text": "A red roof near 2 tanks.", "style": "concise"},
+            {"text": "One ship on the right and one tank.", "style": "concise"},
+            {"text": "One ship on the right and one tank.", "style": "concise"},
+        ],
+    }
     (tmp_path / "s.jsonl").write_text(json.dumps(rec) + "\n")
     res = build_dataset(tmp_path / "s.jsonl", tmp_path / "o", BuildOptions(tasks=["count", "caption"], split="1:0"))
     q = res.quality.counts
@@ -177,23 +211,36 @@ def test_quality_control_report(tmp_path):
     counts = {r["params"]["category"]: r["answer"] for r in rows if r["task"] == "count"}
     assert counts["ship"] == 1 and counts["tank"] == 1
     assert "colour_word" in (tmp_path / "o" / "quality.md").read_text()
-    res = build_dataset(tmp_path / "s.jsonl", tmp_path / "f", BuildOptions(tasks=["caption"], split="1:0", qc="flag",
-                                                                           boxes="drop"))
+    res = build_dataset(
+        tmp_path / "s.jsonl", tmp_path / "f", BuildOptions(tasks=["caption"], split="1:0", qc="flag", boxes="drop")
+    )
     assert res.quality.counts["box_partly_outside_dropped"] == 1
     assert len([r for r in _all_rows(tmp_path / "f") if r["task"] == "caption"]) == 2  # flagged, kept
-    res = build_dataset(tmp_path / "s.jsonl", tmp_path / "v", BuildOptions(tasks=["count"], split="1:0",
-                                                                           categories=["ship", "aircraft"]))
+    res = build_dataset(
+        tmp_path / "s.jsonl",
+        tmp_path / "v",
+        BuildOptions(tasks=["count"], split="1:0", categories=["ship", "aircraft"]),
+    )
     assert res.quality.counts["unknown_category"] == 1  # the tank
 
 
 def test_with_optical(tmp_path):
     Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "sar.png")
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "opt.png")
-    rec = {"id": "p", "image": "sar.png", "optical": "opt.png", "width": 30, "height": 20,
-           "captions": [{"text": "Craters. A smooth floor. Bright rims on the left.", "style": "complex"}]}
+    rec = {
+        "id": "p",
+        "image": "sar.png",
+        "optical": "opt.png",
+        "width": 30,
+        "height": 20,
+        "captions": [{"text": "Craters. A smooth floor. Bright rims on the left.", "style": "complex"}],
+    }
     (tmp_path / "s.jsonl").write_text(json.dumps(rec) + "\n")
-    build_dataset(tmp_path / "s.jsonl", tmp_path / "o", BuildOptions(tasks=["caption", "dialogue"], split="1:0",
-                                                                     with_optical=True))
+    build_dataset(
+        tmp_path / "s.jsonl",
+        tmp_path / "o",
+        BuildOptions(tasks=["caption", "dialogue"], split="1:0", with_optical=True),
+    )
     for e in read_examples(tmp_path / "o" / "train.jsonl"):
         assert e.images == ["../sar.png", "../opt.png"]
         assert e.messages[0].content.startswith("<image>\n<image>\n") and e.messages[0].content.count("<image>") == 2
@@ -210,8 +257,12 @@ def test_bad_input(world, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".out*"))  # no half-written directory
     missing = tmp_path / "w2" / "samples.jsonl"
     missing.parent.mkdir()
-    missing.write_text(lines[0].replace("img/im0.png", "img/nope.png") + "\n" +
-                       lines[2].replace("img/im1.png", "../world/img/im1.png") + "\n")
+    missing.write_text(
+        lines[0].replace("img/im0.png", "img/nope.png")
+        + "\n"
+        + lines[2].replace("img/im1.png", "../world/img/im1.png")
+        + "\n"
+    )
     with pytest.raises(SarvlmError, match=r"samples.jsonl:1: record 's0': image: .*nope.png: no such file"):
         build_dataset(missing, out, BuildOptions())
     res = build_dataset(missing, out, BuildOptions(skip_missing=True, check_images=True))
@@ -229,8 +280,24 @@ def test_bad_input(world, tmp_path):
 
 def test_cli_build(world, tmp_path, capsys):
     out = tmp_path / "o"
-    assert cli_main(["build", str(world), str(out), "--tasks", "count,grid", "--seed", "2", "--coords", "qwen3",
-                     "--split", "7:3"]) == 0
+    assert (
+        cli_main(
+            [
+                "build",
+                str(world),
+                str(out),
+                "--tasks",
+                "count,grid",
+                "--seed",
+                "2",
+                "--coords",
+                "qwen3",
+                "--split",
+                "7:3",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.glob("*.jsonl")) == ["test.jsonl", "train.jsonl"]
     e = next(read_examples(out / "train.jsonl"))
     assert e.coords == "qwen3"

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from sarvlm.cli.main import main as cli_main
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import read_samples
 from sarvlm.data.importers import IMPORTERS, import_dataset
-from sarvlm.data.record import read_samples
-from sarvlm.errors import SarvlmError
 
-_spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).parent / "data/importers/make_fixtures.py")
+_spec = importlib.util.spec_from_file_location(
+    "make_fixtures", Path(__file__).parent / "data/importers/make_fixtures.py"
+)
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
@@ -59,8 +61,11 @@ def test_coco_fine_from_supercategory(fixtures, tmp_path):
     src.write_text(json.dumps(data))
     import_dataset("coco", src, tmp_path / "s.jsonl", images=root / "images", fine_from_supercategory=True)
     recs = list(read_samples(tmp_path / "s.jsonl"))
-    assert {(o.category, o.fine_category) for r in recs for o in r.objects} == {("aircraft", "A120"), ("aircraft", "A220"),
-                                                                              ("aircraft", "A320")}
+    assert {(o.category, o.fine_category) for r in recs for o in r.objects} == {
+        ("aircraft", "A120"),
+        ("aircraft", "A220"),
+        ("aircraft", "A320"),
+    }
 
 
 def test_sarlang_captions_and_vqa(fixtures, tmp_path):
@@ -71,8 +76,11 @@ def test_sarlang_captions_and_vqa(fixtures, tmp_path):
     assert set(recs) == {"img1.png", "img2.png"}
     img1 = recs["img1.png"]
     assert [c.style for c in img1.captions] == ["concise", "complex"]
-    assert [(q.question, q.answer, q.type) for q in img1.qa][0] == ("How many ships are visible in the image?", "2",
-                                                                   "counting")
+    assert [(q.question, q.answer, q.type) for q in img1.qa][0] == (
+        "How many ships are visible in the image?",
+        "2",
+        "counting",
+    )
     assert img1.split == "train" and img1.source == "SARLANG-1M"
     assert recs["img2.png"].captions[0].style == "concise"  # Caption_test1 = concise test captions
     assert recs["img2.png"].split == "test"
@@ -107,16 +115,19 @@ def test_registry_has_all_formats():
     assert set(IMPORTERS) == {"coco", "dota", "voc", "yolo", "sarlang", "geovl", "llava", "swift"}
 
 
-
-
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["annotations"].append({"id": 99, "image_id": 42, "category_id": 1, "bbox": [1, 1, 2, 2]}),
-     "annotations[4] (id 99): image_id: no image with id 42"),
-    (lambda d: d["annotations"][0].update(bbox=[1, 1, -3, 2]), "bbox: negative size"),
-    (lambda d: d["annotations"][0].update(category_id=7), "category_id: no category with id 7"),
-    (lambda d: d["images"][0].update(width=65), "img1.png is 64x48 but the annotations say 65x48"),
-    (lambda d: d["images"][0].update(file_name="nope.png"), "nope.png: no such file"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d["annotations"].append({"id": 99, "image_id": 42, "category_id": 1, "bbox": [1, 1, 2, 2]}),
+            "annotations[4] (id 99): image_id: no image with id 42",
+        ),
+        (lambda d: d["annotations"][0].update(bbox=[1, 1, -3, 2]), "bbox: negative size"),
+        (lambda d: d["annotations"][0].update(category_id=7), "category_id: no category with id 7"),
+        (lambda d: d["images"][0].update(width=65), "img1.png is 64x48 but the annotations say 65x48"),
+        (lambda d: d["images"][0].update(file_name="nope.png"), "nope.png: no such file"),
+    ],
+)
 def test_coco_bad_input(fixtures, tmp_path, mutate, message):
     root, srcs = fixtures
     data = json.loads(srcs["coco"].read_text())
@@ -151,8 +162,10 @@ def test_unreadable_image_and_malformed_files(fixtures, tmp_path):
     with pytest.raises(SarvlmError, match=r"bad.json:2: malformed JSON"):
         import_dataset("coco", bad, tmp_path / "s.jsonl", images=root / "images")
     swift = tmp_path / "x.jsonl"
-    swift.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
-                     '"images": ["img1.png"]}\n{"messages": [\n')
+    swift.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
+        '"images": ["img1.png"]}\n{"messages": [\n'
+    )
     with pytest.raises(SarvlmError, match=r"x.jsonl:2: malformed JSON"):
         import_dataset("swift", swift, tmp_path / "s.jsonl", images=root / "images")
     with pytest.raises(SarvlmError, match="unknown import format 'kitti'"):
@@ -196,8 +209,20 @@ def test_text_format_variants(fixtures, tmp_path):
     with pytest.raises(SarvlmError, match=r"geo.jsonl:2: none of the fields Terrain"):
         import_dataset("geovl", lines, tmp_path / "c.jsonl", images=root / "images")
     llava = tmp_path / "pairs.json"
-    llava.write_text(json.dumps([{"id": "p", "image": ["img1.png", "img2.png"], "conversations": [
-        {"from": "human", "value": "<image>\n<image>\nCompare."}, {"from": "gpt", "value": "Same place."}]}]))
+    llava.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "p",
+                    "image": ["img1.png", "img2.png"],
+                    "conversations": [
+                        {"from": "human", "value": "<image>\n<image>\nCompare."},
+                        {"from": "gpt", "value": "Same place."},
+                    ],
+                }
+            ]
+        )
+    )
     import_dataset("llava", llava, tmp_path / "d.jsonl", images=root / "images")
     [rec] = read_samples(tmp_path / "d.jsonl")
     assert rec.optical.endswith("img2.png") and rec.dialogues[0].turns[0].content == "Compare."

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from sarvlm.cli.main import main as cli_main
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord, write_samples
 from sarvlm.data.builder import BuildOptions, build_dataset
-from sarvlm.data.record import SampleRecord, write_samples
 from sarvlm.data.image_features import efficientnet_lite0_features, resolve_extractor, sar_handcrafted_features
 from sarvlm.data.statistics import dataset_statistics, mtld, overall_similarity, sentence_embeddings, words
-from sarvlm.errors import SarvlmError
 
 
 def test_mtld_hand_computed():
@@ -85,8 +85,15 @@ def built(tmp_path):
     recs = []
     for i in range(12):
         Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
-        recs.append(SampleRecord(id=f"s{i}", image=f"img/{i}.png", width=40, height=40,
-                                 objects=[{"category": "ship" if i % 3 else "tank", "bbox": [2, 2, 10 + i, 12]}]))
+        recs.append(
+            SampleRecord(
+                id=f"s{i}",
+                image=f"img/{i}.png",
+                width=40,
+                height=40,
+                objects=[{"category": "ship" if i % 3 else "tank", "bbox": [2, 2, 10 + i, 12]}],
+            )
+        )
     write_samples(tmp_path / "s.jsonl", recs)
     build_dataset(tmp_path / "s.jsonl", tmp_path / "out", BuildOptions(tasks=["count", "caption"], split="2:1"))
     return tmp_path / "out"
@@ -97,7 +104,8 @@ def test_dataset_statistics(built):
     st = dataset_statistics(built, text_sample=5, image_sample=6)
     assert st.examples == sum(manifest["totals"].values())
     assert {t: sum(c.values()) for t, c in st.per_task_split.items()} == {
-        t: sum(manifest["counts"][s].get(t, 0) for s in manifest["counts"]) for t in ("caption", "count")}
+        t: sum(manifest["counts"][s].get(t, 0) for s in manifest["counts"]) for t in ("caption", "count")
+    }
     assert st.text_similarity["items"] == 5 and st.text_similarity["pairs"] == 10
     assert st.image_similarity["items"] == 6 and st.images == 12
     assert st.answer_tokens["texts"] == 5 and st.mtld > 0
@@ -109,8 +117,15 @@ def test_dataset_statistics(built):
 def test_stats_cli(built, capsys):
     assert cli_main(["stats", str(built), "--text-sample", "4", "--image-sample", "4"]) == 0
     out = built / "stats"
-    for name in ("stats.md", "stats.json", "tasks.png", "categories.png", "answer_length.png", "text_similarity.png",
-                 "image_similarity.png"):
+    for name in (
+        "stats.md",
+        "stats.json",
+        "tasks.png",
+        "categories.png",
+        "answer_length.png",
+        "text_similarity.png",
+        "image_similarity.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     md = (out / "stats.md").read_text()
     assert "| caption |" in md and "overall image similarity" in md and "4 images sampled, 6 pairs" in md

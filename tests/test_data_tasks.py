@@ -10,23 +10,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sarvlm.data.coords import CONVENTIONS, from_model_coords
+from sarvlm.core.coords import CONVENTIONS, from_model_coords
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import parse_sample
 from sarvlm.data.positions import cell_box, grid_cell, grid_cells, majority_region, region_of
 from sarvlm.data.quality import QualityReport, clean_targets, text_problems
-from sarvlm.data.record import parse_sample
 from sarvlm.data.tasks import GENERATORS, TASK_NAMES, resolve_tasks
 from sarvlm.data.tasks.base import SampleView, TaskContext
 from sarvlm.data.tasks.caption import KLIP_TEMPLATES
 from sarvlm.data.tasks.dialogue import sentences
-from sarvlm.errors import SarvlmError
 
 W, H = 90, 60  # cells are 30 x 20 pixels
 
 
 def _view(objects, tmp_path=None, **kw):
-    rec = parse_sample({"id": "s", "image": "s.png", "width": W, "height": H,
-                        "objects": [{"category": c, "bbox": b, **({"fine_category": f} if f else {})}
-                                    for c, b, f in objects], **kw})
+    rec = parse_sample(
+        {
+            "id": "s",
+            "image": "s.png",
+            "width": W,
+            "height": H,
+            "objects": [{"category": c, "bbox": b, **({"fine_category": f} if f else {})} for c, b, f in objects],
+            **kw,
+        }
+    )
     targets = clean_targets(rec, QualityReport())
     groups = {}
     for t in targets:
@@ -35,12 +42,14 @@ def _view(objects, tmp_path=None, **kw):
 
 
 def _run(task, view, ctx=None, seed=0):
-    ctx = ctx or TaskContext(coords="pixel", vocabulary=("aircraft", "ship", "tank"), max_per_sample=10,
-                             negative_rate=1.0)
+    ctx = ctx or TaskContext(
+        coords="pixel", vocabulary=("aircraft", "ship", "tank"), max_per_sample=10, negative_rate=1.0
+    )
     return list(GENERATORS[task](task, view, ctx, random.Random(seed)))
 
 
 # -- positions -------------------------------------------------------------------------------
+
 
 def test_grid_cells_row_major_and_borders():
     assert grid_cell(0, 0, W, H) == 1 and grid_cell(89.9, 59.9, W, H) == 9
@@ -69,10 +78,12 @@ def test_regions():
 
 # -- FUSAR-GPT ---------------------------------------------------------------------------------
 
-OBJS = [("ship", [0, 0, 20, 10], "cargo"),      # centre (10, 5): cell 1, left
-        ("ship", [28, 18, 34, 24], None),       # centre (31, 21): cell 5 (on the borders x=30, y=20)
-        ("ship", [70, 45, 90, 60], None),       # centre (80, 52.5): cell 9, right
-        ("tank", [40, 2, 50, 8], None)]         # centre (45, 5): cell 2, top
+OBJS = [
+    ("ship", [0, 0, 20, 10], "cargo"),  # centre (10, 5): cell 1, left
+    ("ship", [28, 18, 34, 24], None),  # centre (31, 21): cell 5 (on the borders x=30, y=20)
+    ("ship", [70, 45, 90, 60], None),  # centre (80, 52.5): cell 9, right
+    ("tank", [40, 2, 50, 8], None),
+]  # centre (45, 5): cell 2, top
 
 
 def test_count_grid_detect_answers():
@@ -120,6 +131,7 @@ def test_classify_box_coarse_and_fine():
 
 # -- SARLANG-1M --------------------------------------------------------------------------------
 
+
 def test_identify_classify_position_refer():
     view = _view(OBJS)
     ident = _run("identify", view)
@@ -130,8 +142,10 @@ def test_identify_classify_position_refer():
         assert d.messages[0][1].endswith("Answer the question concisely.")
         assert d.messages[0][1].split("\n", 1)[1].startswith("Question: ")
         if d.params["mode"] == "side":
-            truth = d.params["position"] in {region_of((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2, W, H)
-                                             for t in view.by_category[d.params["category"]]}
+            truth = d.params["position"] in {
+                region_of((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2, W, H)
+                for t in view.by_category[d.params["category"]]
+            }
             assert d.answer == ("yes" if truth else "no")
         if d.params["mode"] == "other":
             assert d.answer == "yes"
@@ -149,15 +163,23 @@ def test_class_hint():
     view = _view(OBJS)
     ctx = TaskContext(coords="pixel", vocabulary=("aircraft", "ship", "tank"), class_hint=True)
     main = _run("classify", view, ctx)[0]
-    assert main.messages[0][1] == ("<image>\nQuestion: The classes are: aircraft, ship, tank. What is the main object "
-                                   "in the image? Answer the question concisely.")
+    assert main.messages[0][1] == (
+        "<image>\nQuestion: The classes are: aircraft, ship, tank. What is the main object "
+        "in the image? Answer the question concisely."
+    )
     pos = _run("position", view, ctx)[0]
     assert "The classes are: top, center, bottom, left, right. Where are" in pos.messages[0][1]
 
 
 def test_refer_skips_ambiguous_regions_and_main_category_tie():
-    view = _view([("ship", [10, 10, 30, 30], None), ("tank", [11, 11, 31, 31], None), ("tank", [60, 40, 70, 50], None),
-                  ("ship", [60, 0, 80, 20], None)])
+    view = _view(
+        [
+            ("ship", [10, 10, 30, 30], None),
+            ("tank", [11, 11, 31, 31], None),
+            ("tank", [60, 40, 70, 50], None),
+            ("ship", [60, 0, 80, 20], None),
+        ]
+    )
     refer = _run("refer", view)
     assert [d.params["region"] for d in refer] == [[60, 40, 70, 50], [60, 0, 80, 20]]
     # two ships and two tanks: main = larger total area (ships: 400 + 400, tanks: 400 + 100)
@@ -166,12 +188,13 @@ def test_refer_skips_ambiguous_regions_and_main_category_tie():
 
 # -- landforms ---------------------------------------------------------------------------------
 
+
 def test_landform_tasks(tmp_path):
     mask = np.zeros((H, W), np.uint8)
-    mask[:, :30] = 1          # water: left third (cells 1, 4, 7)
-    mask[:, 30:] = 2          # urban: the rest
-    mask[40:, 60:] = 3        # forest: cell 9 only (1/9 of the image)
-    mask[0, 0] = 255          # unlabelled pixel: ignored
+    mask[:, :30] = 1  # water: left third (cells 1, 4, 7)
+    mask[:, 30:] = 2  # urban: the rest
+    mask[40:, 60:] = 3  # forest: cell 9 only (1/9 of the image)
+    mask[0, 0] = 255  # unlabelled pixel: ignored
     Image.fromarray(mask).save(tmp_path / "m.png")
     view = _view([], tmp_path, landcover={"mask": "m.png", "classes": {"1": "water", "2": "urban", "3": "forest"}})
     main = _run("landform_main", view)
@@ -179,13 +202,23 @@ def test_landform_tasks(tmp_path):
     alls = _run("landform_all", view)
     assert alls[0].answer == ["forest", "urban", "water"] and alls[0].messages[-1][1] == "forest, urban, water"
     regions = {d.params["cell"]: d.answer for d in _run("landform_region", view, TaskContext(max_per_sample=9))}
-    assert regions == {1: "water", 4: "water", 7: "water", 2: "urban", 3: "urban", 5: "urban", 6: "urban", 8: "urban",
-                       9: "forest"}
+    assert regions == {
+        1: "water",
+        4: "water",
+        7: "water",
+        2: "urban",
+        3: "urban",
+        5: "urban",
+        6: "urban",
+        8: "urban",
+        9: "forest",
+    }
     ctx = TaskContext(landform_min_fraction=0.12)
     assert _run("landform_all", view, ctx)[0].answer == ["urban", "water"]
 
 
 # -- captions and dialogues -------------------------------------------------------------------
+
 
 def test_captions_from_annotations_are_consistent():
     view = _view(OBJS)
@@ -198,21 +231,33 @@ def test_captions_from_annotations_are_consistent():
     for d in drafts:  # generated text passes the consistency checks
         assert text_problems(d.answer, view, ("ship", "tank")) == []
     assert {d.answer for d in (_run("caption", view, seed=s)[0] for s in range(40))} == {
-        t.format(objects="3 ships in the center and 1 tank at the top",
-                 Objects="3 ships in the center and 1 tank at the top", be="are") for t in KLIP_TEMPLATES}
+        t.format(
+            objects="3 ships in the center and 1 tank at the top",
+            Objects="3 ships in the center and 1 tank at the top",
+            be="are",
+        )
+        for t in KLIP_TEMPLATES
+    }
 
 
 def test_imported_and_structured_captions():
-    view = _view([], captions=[{"text": "A port.", "style": "concise"},
-                               {"text": "x", "style": "structured", "fields": {"Water": "a river", "Terrain": "flat"}}])
+    view = _view(
+        [],
+        captions=[
+            {"text": "A port.", "style": "concise"},
+            {"text": "x", "style": "structured", "fields": {"Water": "a river", "Terrain": "flat"}},
+        ],
+    )
     drafts = _run("caption", view)
     assert drafts[0].messages[0][1] == "<image>\nDescribe the content of this image in one sentence."
     assert drafts[1].answer == "Terrain: flat\nWater: a river" and drafts[1].params["style"] == "structured"
 
 
 def test_dialogue_from_caption_and_imported():
-    text = ("A cluster of dark craters lies in the upper right. The center is smooth. Bright scattering appears on "
-            "the left slopes. Small craters are everywhere.")
+    text = (
+        "A cluster of dark craters lies in the upper right. The center is smooth. Bright scattering appears on "
+        "the left slopes. Small craters are everywhere."
+    )
     view = _view([], captions=[{"text": text, "style": "complex"}])
     [d] = _run("dialogue", view)
     assert len(d.answer) == 3 and d.answer[0] == "A cluster of dark craters lies in the upper right."
@@ -225,8 +270,19 @@ def test_dialogue_from_caption_and_imported():
     view = _view([], captions=[{"text": "t", "style": "structured", "fields": fields}])
     [d] = _run("dialogue", view)
     assert len(d.answer) == 3 and set(d.answer) <= set(fields.values())
-    view = _view([], dialogues=[{"turns": [{"role": "user", "content": "<image>\nQ1"}, {"role": "assistant", "content": "A1"},
-                                           {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]}])
+    view = _view(
+        [],
+        dialogues=[
+            {
+                "turns": [
+                    {"role": "user", "content": "<image>\nQ1"},
+                    {"role": "assistant", "content": "A1"},
+                    {"role": "user", "content": "Q2"},
+                    {"role": "assistant", "content": "A2"},
+                ]
+            }
+        ],
+    )
     [d] = _run("dialogue", view)
     assert d.answer == ["A1", "A2"] and d.messages[0] == ("user", "<image>\nQ1")
 
@@ -278,8 +334,13 @@ def test_grid_cell_contains_the_point(w, h, fx, fy):
 
 
 @settings(max_examples=60, deadline=None)
-@given(boxes=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 50), st.integers(1, 10), st.integers(1, 10)),
-                      min_size=1, max_size=8))
+@given(
+    boxes=st.lists(
+        st.tuples(st.integers(0, 80), st.integers(0, 50), st.integers(1, 10), st.integers(1, 10)),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_answers_text_and_structure_agree(boxes):
     view = _view([("ship", [x, y, x + bw, y + bh], None) for x, y, bw, bh in boxes])
     ctx = TaskContext(coords="qwen3", vocabulary=("ship",), max_per_sample=5)

@@ -52,8 +52,13 @@ def test_step_runner_reuses_recomputes_and_never_leaves_partial_output(tmp_path)
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SARVLM_NO_PROGRESS": "1"}
-    return subprocess.run([sys.executable, "-m", "sarvlm.cli.main", "demo", "--quick", "--out", str(out), *extra],
-                          capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "sarvlm.cli.main", "demo", "--quick", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -62,8 +67,14 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
     proc = _demo(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
-    for heading in ("# sarvlm demo report", "## Summary", "## Questions that need the prior",
-                    "## FUSAR-GPT Table 9 layout", "## FUSAR-GPT Table 6 layout", "## Plots"):
+    for heading in (
+        "# sarvlm demo report",
+        "## Summary",
+        "## Questions that need the prior",
+        "## FUSAR-GPT Table 9 layout",
+        "## FUSAR-GPT Table 6 layout",
+        "## Plots",
+    ):
         assert heading in report
     for run in ("stage2-only", "stage2+tlm", "full"):
         assert f"| {run} |" in report

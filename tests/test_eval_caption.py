@@ -37,10 +37,12 @@ EDGE_CASES = [
 
 def _realistic(seed: int, n: int) -> list[str]:
     r = random.Random(seed)
-    words = ("the a an of in on at with and several many two 12 5 3.5 1,000 ship ships plane aircraft harbor harbour "
-             "port oil tank tanks bridge runway water river urban buildings farmland forest dark bright SAR image "
-             "scene left right top bottom it's isn't don't ship's ships' U.S. e.g. i.e. etc. vs. Mr. No. approx. "
-             "well-known L-shaped north-east 10-m 50% $5 km² 30° and/or 1/2 3x3 It The A I cannot gonna o'clock").split()
+    words = (
+        "the a an of in on at with and several many two 12 5 3.5 1,000 ship ships plane aircraft harbor harbour "
+        "port oil tank tanks bridge runway water river urban buildings farmland forest dark bright SAR image "
+        "scene left right top bottom it's isn't don't ship's ships' U.S. e.g. i.e. etc. vs. Mr. No. approx. "
+        "well-known L-shaped north-east 10-m 50% $5 km² 30° and/or 1/2 3x3 It The A I cannot gonna o'clock"
+    ).split()
     pre = ["", "", "", "", "(", '"', "'", "[", "“"]
     post = ["", "", "", "", "", ",", ".", ";", ":", "!", "?", ")", '"', "'", "]", "”", "...", "%", "--"]
     out = []
@@ -57,7 +59,7 @@ def corpus() -> tuple[dict[str, list[str]], dict[str, str]]:
     preds: dict[str, str] = {}
     r = random.Random(1)
     for i in range(0, len(lines) - 3, 4):
-        refs[f"img{i}"] = lines[i:i + 3]
+        refs[f"img{i}"] = lines[i : i + 3]
         preds[f"img{i}"] = lines[i + 3] if r.random() < 0.7 else lines[i]
     return refs, preds
 
@@ -114,7 +116,9 @@ def test_java_tokenizer_selectable(corpus):
 
 
 def test_tokenizer_facts():
-    assert tokenize_caption("It isn't (really) 50% U.S. e.g. done.") == "it is n't -lrb- really -rrb- 50 % u.s. e.g. done"
+    assert (
+        tokenize_caption("It isn't (really) 50% U.S. e.g. done.") == "it is n't -lrb- really -rrb- 50 % u.s. e.g. done"
+    )
     assert tokenize_caption("No. 5") == "no. 5" and tokenize_caption("no.") == "no"
 
 
@@ -124,7 +128,7 @@ def test_identical_caption_scores_perfect_bleu_and_missing_rules():
     assert s["bleu_1"] == pytest.approx(1.0) and s["rouge_l"] == pytest.approx(1.0)
     low = caption_scores(refs, {"a": "", "b": "two planes on a runway", "c": "an oil tank farm"})
     assert low["cider"] < s["cider"] and low["per_sample"]["a"]["cider"] == 0
-    from sarvlm.errors import SarvlmError
+    from sarvlm.core.errors import SarvlmError
 
     with pytest.raises(SarvlmError, match="c: prediction: missing"):
         caption_scores(refs, {"a": "x", "b": "y"})

@@ -10,9 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sarvlm.errors import SarvlmError
-from sarvlm.eval.judges import (LLMJudge, JudgeUnavailable, five_dimension_scores, parse_binary,
-                                parse_five_dimensions, sarlang_binary_judgements)
+from sarvlm.core.errors import SarvlmError
+from sarvlm.eval.judges import (
+    JudgeUnavailable,
+    LLMJudge,
+    five_dimension_scores,
+    parse_binary,
+    parse_five_dimensions,
+    sarlang_binary_judgements,
+)
 
 
 class FakeServer:
@@ -42,10 +48,23 @@ class FakeServer:
                         self._send(server.fail_status, {"error": {"message": "overloaded", "type": "server_error"}})
                         return
                     content = server.reply_fn(body["messages"][0]["content"], body["model"])
-                    self._send(200, {"id": f"c{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                                     "choices": [{"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": content}}],
-                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                    self._send(
+                        200,
+                        {
+                            "id": f"c{n}",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content},
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        },
+                    )
                 finally:
                     with server.lock:
                         server.in_flight -= 1
@@ -125,7 +144,9 @@ def test_endpoint_down_gives_clear_error_and_resume(server_factory, tmp_path):
     cache = tmp_path / "cache"
     items = [("q", f"gt{i}", f"p{i}") for i in range(4)]
     down = LLMJudge("j", base_url=srv.url, api_key="k", cache_dir=cache, max_retries=1, backoff=0.01, concurrency=2)
-    with pytest.raises(JudgeUnavailable, match=r"no reply after 2 attempts.*0 of 4 replies are cached.*rerun to resume"):
+    with pytest.raises(
+        JudgeUnavailable, match=r"no reply after 2 attempts.*0 of 4 replies are cached.*rerun to resume"
+    ):
         sarlang_binary_judgements(down, items)
     assert len(srv.requests) == 8  # 4 prompts x 2 attempts, bounded
     # The endpoint comes back for two prompts only: they are cached, the error says so.
@@ -166,8 +187,10 @@ def test_five_dimensions_several_judges_unparsable_counted_not_zero(server_facto
 
     srv = server_factory(reply)
     judges = [LLMJudge(m, base_url=srv.url, api_key="k", max_tokens=128) for m in ("strict-judge", "kind-judge")]
-    items = [{"question": "Describe.", "reference": "A crater.", "answer": "A crater."},
-             {"question": "Describe.", "reference": "A rille.", "answer": "broken answer"}]
+    items = [
+        {"question": "Describe.", "reference": "A crater.", "answer": "A crater."},
+        {"question": "Describe.", "reference": "A rille.", "answer": "broken answer"},
+    ]
     res = five_dimension_scores(judges, items)
     strict, kind = res["judges"]["strict-judge"], res["judges"]["kind-judge"]
     assert strict["overall"] == 76 and strict["unparsable"] == 0
@@ -177,19 +200,43 @@ def test_five_dimensions_several_judges_unparsable_counted_not_zero(server_facto
 
 def test_cli_eval_with_judge(server_factory, tmp_path, monkeypatch):
     from sarvlm.cli.main import main
-    from sarvlm.data.example import InstructionExample, Message, Prediction, write_jsonl
+    from sarvlm.core.example import InstructionExample, Message, Prediction, write_jsonl
 
     srv = server_factory(_match_reply)
     monkeypatch.setenv("SARVLM_JUDGE_API_KEY", "k")
-    ex = [InstructionExample(id=f"v{i}", sample_id="s", task="vqa", images=[], answer=a,
-                             messages=[Message(role="user", content="What is it?"), Message(role="assistant", content=a)])
-          for i, a in enumerate(["pond", "oval", "yes"])]
-    preds = [Prediction(id="v0", prediction="a pond"), Prediction(id="v1", prediction="circular"),
-             Prediction(id="v2", prediction="yes")]
+    ex = [
+        InstructionExample(
+            id=f"v{i}",
+            sample_id="s",
+            task="vqa",
+            images=[],
+            answer=a,
+            messages=[Message(role="user", content="What is it?"), Message(role="assistant", content=a)],
+        )
+        for i, a in enumerate(["pond", "oval", "yes"])
+    ]
+    preds = [
+        Prediction(id="v0", prediction="a pond"),
+        Prediction(id="v1", prediction="circular"),
+        Prediction(id="v2", prediction="yes"),
+    ]
     write_jsonl(tmp_path / "t.jsonl", ex)
     write_jsonl(tmp_path / "p.jsonl", preds)
-    rc = main(["eval", str(tmp_path / "p.jsonl"), "--data", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "rep"),
-               "--judge", f"gpt-judge@{srv.url}", "--vqa-protocol", "sarlang1m", "--no-plots"])
+    rc = main(
+        [
+            "eval",
+            str(tmp_path / "p.jsonl"),
+            "--data",
+            str(tmp_path / "t.jsonl"),
+            "--out",
+            str(tmp_path / "rep"),
+            "--judge",
+            f"gpt-judge@{srv.url}",
+            "--vqa-protocol",
+            "sarlang1m",
+            "--no-plots",
+        ]
+    )
     assert rc == 0
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     vqa = m["tasks"]["vqa"]
@@ -199,18 +246,29 @@ def test_cli_eval_with_judge(server_factory, tmp_path, monkeypatch):
 
 
 def test_evaluate_five_dimensions_table(server_factory, tmp_path):
-    from sarvlm.data.example import InstructionExample, Message, Prediction, write_jsonl
+    from sarvlm.core.example import InstructionExample, Message, Prediction, write_jsonl
     from sarvlm.eval import evaluate
     from sarvlm.eval.judges import judges_from_spec
 
     srv = server_factory(lambda p, m: json.dumps({"FL": 18, "QR": 17, "GTA": 16, "MC": 15, "PID": 14}))
-    ex = [InstructionExample(id=f"c{i}", sample_id="s", task="caption", images=[], answer=a,
-                             messages=[Message(role="user", content="<image>Describe."), Message(role="assistant", content=a)])
-          for i, a in enumerate(["a crater with ejecta", "a sinuous rille"])]
+    ex = [
+        InstructionExample(
+            id=f"c{i}",
+            sample_id="s",
+            task="caption",
+            images=[],
+            answer=a,
+            messages=[Message(role="user", content="<image>Describe."), Message(role="assistant", content=a)],
+        )
+        for i, a in enumerate(["a crater with ejecta", "a sinuous rille"])
+    ]
     write_jsonl(tmp_path / "t.jsonl", ex)
-    write_jsonl(tmp_path / "p.jsonl", [Prediction(id="c0", prediction="a crater"), Prediction(id="c1", prediction="a rille")])
+    write_jsonl(
+        tmp_path / "p.jsonl", [Prediction(id="c0", prediction="a crater"), Prediction(id="c1", prediction="a rille")]
+    )
     judges = judges_from_spec([f"j1@{srv.url}", f"j2@{srv.url}"], cache_dir=tmp_path / "cache", api_key="k")
-    m = evaluate(tmp_path / "p.jsonl", tmp_path / "t.jsonl", tmp_path / "rep", judge=judges, five_dimensions=True,
-                 plots=False)
+    m = evaluate(
+        tmp_path / "p.jsonl", tmp_path / "t.jsonl", tmp_path / "rep", judge=judges, five_dimensions=True, plots=False
+    )
     assert m["judges"]["caption"]["average"]["overall"] == 80
     assert "LunarOS-Mini Table I" in (tmp_path / "rep" / "report.md").read_text() and len(srv.requests) == 4

@@ -10,8 +10,16 @@ import random
 import numpy as np
 import pytest
 
-from sarvlm.eval import (classification_scores, count_scores, detection_scores, grid_scores, multilabel_scores,
-                         retrieval_scores, segmentation_scores, vqa_accuracy)
+from sarvlm.eval import (
+    classification_scores,
+    count_scores,
+    detection_scores,
+    grid_scores,
+    multilabel_scores,
+    retrieval_scores,
+    segmentation_scores,
+    vqa_accuracy,
+)
 from sarvlm.eval.detection import coco_map50, greedy_match, iou_matrix
 
 
@@ -102,14 +110,33 @@ def test_map50_equals_pycocotools_reference_pipeline():
     # Reference: the textbook pycocotools flow with the same rank-derived scores.
     cats = sorted({b[0] for g in gt for b in g})
     cid = {c: i + 1 for i, c in enumerate(cats)}
-    ds = {"images": [{"id": i + 1} for i in range(len(gt))], "categories": [{"id": v, "name": k} for k, v in cid.items()],
-          "annotations": []}
+    ds = {
+        "images": [{"id": i + 1} for i in range(len(gt))],
+        "categories": [{"id": v, "name": k} for k, v in cid.items()],
+        "annotations": [],
+    }
     for i, g in enumerate(gt):
         for c, x1, y1, x2, y2 in g:
-            ds["annotations"].append({"id": len(ds["annotations"]) + 1, "image_id": i + 1, "category_id": cid[c],
-                                      "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-    dets = [{"image_id": i + 1, "category_id": cid[b[0]], "bbox": [b[1], b[2], b[3] - b[1], b[4] - b[2]],
-             "score": 1 / (1 + k)} for i, p in enumerate(pred) for k, b in enumerate(p)]
+            ds["annotations"].append(
+                {
+                    "id": len(ds["annotations"]) + 1,
+                    "image_id": i + 1,
+                    "category_id": cid[c],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+    dets = [
+        {
+            "image_id": i + 1,
+            "category_id": cid[b[0]],
+            "bbox": [b[1], b[2], b[3] - b[1], b[4] - b[2]],
+            "score": 1 / (1 + k),
+        }
+        for i, p in enumerate(pred)
+        for k, b in enumerate(p)
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         cg = COCO()
         cg.dataset = ds
@@ -136,9 +163,7 @@ def test_segmentation_oa_miou_hand_computed():
 
 def test_retrieval_recall():
     # 3 images, 4 texts; text 3 also describes image 0.
-    sim = np.array([[0.9, 0.1, 0.3, 0.2],
-                    [0.8, 0.7, 0.1, 0.0],
-                    [0.1, 0.2, 0.05, 0.1]])
+    sim = np.array([[0.9, 0.1, 0.3, 0.2], [0.8, 0.7, 0.1, 0.0], [0.1, 0.2, 0.05, 0.1]])
     s = retrieval_scores(sim, [0, 1, 2, 0], ks=(1, 2))
     # text->image ranks: t0 img0 first; t1 img1 first; t2 truth 0.05 is last (rank 2); t3 img0 0.2 vs 0.0, 0.1 -> first.
     assert s["txt_r1"] == 75.0 and s["txt_r2"] == 75.0

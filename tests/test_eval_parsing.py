@@ -6,36 +6,79 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarvlm.data.coords import smart_resize, to_model_coords
+from sarvlm.core.coords import smart_resize, to_model_coords
 from sarvlm.eval.parsing import canonical_category, parse_prediction
 
-TASKS = ["count", "grid", "classify_box", "detect", "identify", "classify", "position", "refer", "landform_main",
-         "landform_all", "landform_region", "caption", "dialogue", "vqa"]
+TASKS = [
+    "count",
+    "grid",
+    "classify_box",
+    "detect",
+    "identify",
+    "classify",
+    "position",
+    "refer",
+    "landform_main",
+    "landform_all",
+    "landform_region",
+    "caption",
+    "dialogue",
+    "vqa",
+]
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("3", 3), ("There are 12 ships.", 12), ("I count twenty-one vessels", 21), ("three", 3),
-    ("There are often ships here, about 4.", 4), ("No ships are visible.", 0), ("none", 0), ("1,200 cars", 1200),
-    ("The 3x3 grid has 2 planes", 2), ("often", None), ("ten-ish? maybe", 10), ("", None), ("no", None),
-    ("<think>maybe 7</think> The answer is 5.", 5), ("2.5 ships", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("3", 3),
+        ("There are 12 ships.", 12),
+        ("I count twenty-one vessels", 21),
+        ("three", 3),
+        ("There are often ships here, about 4.", 4),
+        ("No ships are visible.", 0),
+        ("none", 0),
+        ("1,200 cars", 1200),
+        ("The 3x3 grid has 2 planes", 2),
+        ("often", None),
+        ("ten-ish? maybe", 10),
+        ("", None),
+        ("no", None),
+        ("<think>maybe 7</think> The answer is 5.", 5),
+        ("2.5 ships", None),
+    ],
+)
 def test_count(text, expected):
     assert parse_prediction("count", text) == expected
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Cells 2 and 5.", [2, 5]), ("[1, 4, 7]", [1, 4, 7]), ("the fifth cell", [5]), ("cell five and cell one", [1, 5]),
-    ("in grid 9 of the 3x3 grid", [9]), ("none", []), ("There are no targets.", []), ("10", None),
-    ("I am unsure", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Cells 2 and 5.", [2, 5]),
+        ("[1, 4, 7]", [1, 4, 7]),
+        ("the fifth cell", [5]),
+        ("cell five and cell one", [1, 5]),
+        ("in grid 9 of the 3x3 grid", [9]),
+        ("none", []),
+        ("There are no targets.", []),
+        ("10", None),
+        ("I am unsure", None),
+    ],
+)
 def test_grid(text, expected):
     assert parse_prediction("grid", text) == expected
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Yes.", "yes"), ("No, there is not.", "no"), ("There are no ships.", "no"), ("Yes, there is one.", "yes"),
-    ("maybe", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Yes.", "yes"),
+        ("No, there is not.", "no"),
+        ("There are no ships.", "no"),
+        ("Yes, there is one.", "yes"),
+        ("maybe", None),
+    ],
+)
 def test_yes_no(text, expected):
     assert parse_prediction("identify", text) == expected
 
@@ -60,14 +103,21 @@ def test_boxes_in_every_convention_map_back_to_original_pixels():
         got = parse_prediction("detect", f"[{m[0]}, {m[1]}, {m[2]}, {m[3]}]", coords=conv, width=w, height=h)
         assert len(got) == 1 and got[0] == pytest.approx(box, abs=3.5), conv
     rh, rw = smart_resize(h, w)
-    q25 = parse_prediction("detect", '```json\n[{"bbox_2d": [%d, %d, %d, %d], "label": "ship"}]\n```'
-                           % (0, 0, rw, rh), coords="qwen2.5", width=w, height=h)
+    q25 = parse_prediction(
+        "detect",
+        f'```json\n[{{"bbox_2d": [0, 0, {rw}, {rh}], "label": "ship"}}]\n```',
+        coords="qwen2.5",
+        width=w,
+        height=h,
+    )
     assert q25 == [[0.0, 0.0, 640.0, 480.0]]
     geo = parse_prediction("detect", "{<10><10><50><50>} and {<60><60><70><70>}", width=w, height=h)
     assert geo == [pytest.approx([64, 48, 320, 240]), pytest.approx([384, 288, 448, 336])]
     norm = parse_prediction("detect", "[0.1, 0.1, 0.5, 0.5]", width=w, height=h)
     assert norm == [pytest.approx([64, 48, 320, 240])]
-    qwen_tokens = parse_prediction("detect", "<|box_start|>(100,100),(500,500)<|box_end|>", coords="qwen3", width=w, height=h)
+    qwen_tokens = parse_prediction(
+        "detect", "<|box_start|>(100,100),(500,500)<|box_end|>", coords="qwen3", width=w, height=h
+    )
     assert qwen_tokens == [pytest.approx([64, 48, 320, 240])]
     assert parse_prediction("detect", "There are no ships in this image.", coords="qwen3", width=w, height=h) == []
     assert parse_prediction("detect", "I cannot tell", coords="qwen3", width=w, height=h) is None
@@ -82,9 +132,12 @@ def test_text_tasks():
 
 
 @settings(max_examples=300, deadline=None)
-@given(task=st.sampled_from(TASKS), text=st.text(max_size=200),
-       coords=st.sampled_from([None, "qwen2.5", "qwen3", "norm", "pixel", "geochat", "bogus"]),
-       size=st.sampled_from([(None, None), (0, 0), (1, 1), (640, 480)]))
+@given(
+    task=st.sampled_from(TASKS),
+    text=st.text(max_size=200),
+    coords=st.sampled_from([None, "qwen2.5", "qwen3", "norm", "pixel", "geochat", "bogus"]),
+    size=st.sampled_from([(None, None), (0, 0), (1, 1), (640, 480)]),
+)
 def test_parsers_never_raise(task, text, coords, size):
     parse_prediction(task, text, params={"mode": "all"}, coords=coords, width=size[0], height=size[1])
 

@@ -8,33 +8,62 @@ from pathlib import Path
 import pytest
 
 from sarvlm.cli.main import main
-from sarvlm.data.example import InstructionExample, Message, Prediction, write_jsonl
+from sarvlm.core.example import InstructionExample, Message, Prediction, write_jsonl
 from sarvlm.eval import compare, evaluate
 
 
 def _ex(i: str, task: str, answer, question: str = "Q?", reference: str | None = None, **kw) -> InstructionExample:
     ref = reference if reference is not None else (answer if isinstance(answer, str) else json.dumps(answer))
-    return InstructionExample(id=i, sample_id=f"s{i}", task=task, images=["img.png"], answer=answer,
-                              messages=[Message(role="user", content=f"<image>{question}"),
-                                        Message(role="assistant", content=ref)], **kw)
+    return InstructionExample(
+        id=i,
+        sample_id=f"s{i}",
+        task=task,
+        images=["img.png"],
+        answer=answer,
+        messages=[Message(role="user", content=f"<image>{question}"), Message(role="assistant", content=ref)],
+        **kw,
+    )
 
 
 def make_data() -> tuple[list[InstructionExample], list[Prediction]]:
     ex = [
-        _ex("c1", "count", 3), _ex("c2", "count", 5), _ex("c3", "count", 0), _ex("c4", "count", 2),
-        _ex("g1", "grid", [1, 2]), _ex("g2", "grid", [5]), _ex("g3", "grid", [3, 6, 9]),
+        _ex("c1", "count", 3),
+        _ex("c2", "count", 5),
+        _ex("c3", "count", 0),
+        _ex("c4", "count", 2),
+        _ex("g1", "grid", [1, 2]),
+        _ex("g2", "grid", [5]),
+        _ex("g3", "grid", [3, 6, 9]),
         _ex("b1", "classify_box", "ship", params={"box": [0, 0, 5, 5], "level": "coarse"}),
         _ex("b2", "classify_box", "aircraft", params={"box": [0, 0, 5, 5], "level": "coarse"}),
         _ex("b3", "classify_box", "A320", params={"box": [0, 0, 5, 5], "level": "fine"}),
-        _ex("d1", "detect", [[10, 10, 50, 50], [100, 100, 140, 140]], params={"category": "ship"}, coords="qwen3",
-            width=200, height=200),
-        _ex("i1", "identify", "yes"), _ex("i2", "identify", "no"),
+        _ex(
+            "d1",
+            "detect",
+            [[10, 10, 50, 50], [100, 100, 140, 140]],
+            params={"category": "ship"},
+            coords="qwen3",
+            width=200,
+            height=200,
+        ),
+        _ex("i1", "identify", "yes"),
+        _ex("i2", "identify", "no"),
         _ex("p1", "position", "left"),
         _ex("l1", "landform_all", ["urban", "water"]),
-        _ex("cap1", "caption", "several ships are docked in the harbor.", question="Describe the image.",
-            params={"style": "concise"}),
-        _ex("cap2", "caption", "an airport with two runways and parked aircraft.", question="Describe the image.",
-            params={"style": "complex"}),
+        _ex(
+            "cap1",
+            "caption",
+            "several ships are docked in the harbor.",
+            question="Describe the image.",
+            params={"style": "concise"},
+        ),
+        _ex(
+            "cap2",
+            "caption",
+            "an airport with two runways and parked aircraft.",
+            question="Describe the image.",
+            params={"style": "complex"},
+        ),
         _ex("v1", "vqa", "oval", question="What shape is the tank?", params={"type": "shape"}),
     ]
     preds = [
@@ -48,7 +77,9 @@ def make_data() -> tuple[list[InstructionExample], list[Prediction]]:
         Prediction(id="b1", prediction="A ship."),
         Prediction(id="b2", prediction="It is a plane."),
         Prediction(id="b3", prediction="This looks like an A320 airliner."),
-        Prediction(id="d1", prediction='[{"bbox_2d": [50, 50, 250, 250], "label": "ship"}, {"bbox_2d": [600, 600, 650, 650]}]'),
+        Prediction(
+            id="d1", prediction='[{"bbox_2d": [50, 50, 250, 250], "label": "ship"}, {"bbox_2d": [600, 600, 650, 650]}]'
+        ),
         Prediction(id="i1", prediction="Yes, there is."),
         Prediction(id="i2", prediction="yes"),
         Prediction(id="p1", prediction="On the left side."),
@@ -91,8 +122,14 @@ def test_evaluate_every_task(files, tmp_path):
     assert m["counts"]["missing"] == 1 and m["counts"]["unknown_ids"] == 1
     assert m["answers"]["grid"]["no_answer"] == 1
     rep = tmp_path / "rep"
-    for f in ("metrics.json", "report.md", "tasks.png", "count_errors.png", "detection_pr.png",
-              "confusion_classify_box_coarse.png"):
+    for f in (
+        "metrics.json",
+        "report.md",
+        "tasks.png",
+        "count_errors.png",
+        "detection_pr.png",
+        "confusion_classify_box_coarse.png",
+    ):
         assert (rep / f).stat().st_size > 0, f
     md = (rep / "report.md").read_text()
     assert "FUSAR-GPT Table 2" in md and "SARLANG-1M Table 8" in md and "FUSAR-KLIP Table 6" in md
@@ -114,8 +151,11 @@ def test_cli_and_compare_groups_seeds(files, tmp_path, capsys):
     m = json.loads((tmp_path / "full-s1" / "metrics.json").read_text())
     m["tasks"]["count"]["accuracy"] = 0.75
     (tmp_path / "full-s1" / "metrics.json").write_text(json.dumps(m))
-    res = compare([tmp_path / "full-s0", tmp_path / "full-s1", tmp_path / "base"], names=["full", "full", "stage2-only"],
-                  out=tmp_path / "cmp")
+    res = compare(
+        [tmp_path / "full-s0", tmp_path / "full-s1", tmp_path / "base"],
+        names=["full", "full", "stage2-only"],
+        out=tmp_path / "cmp",
+    )
     row = res["runs"]["full"]["Count @Acc"]
     assert row["n"] == 2 and row["mean"] == pytest.approx(0.625) and row["std"] == pytest.approx(0.1767766953)
     assert res["runs"]["stage2-only"]["Count @Acc"]["std"] is None
@@ -159,16 +199,29 @@ def test_cli_refuses_to_overwrite_a_report_without_flag(files, tmp_path, capsys)
 def test_table3_groups_fine_classes_under_their_coarse_category(tmp_path):
     from sarvlm.eval import evaluate
 
-    rows = [("a", "coarse", "ship", None), ("b", "fine", "cargo", "ship"), ("c", "fine", "tanker", "ship"),
-            ("d", "fine", "fighter", "aircraft")]
-    data = [InstructionExample(id=i, sample_id="s", task="classify_box",
-                               messages=[Message(role="user", content="<image>q"), Message(role="assistant", content=ans)],
-                               images=["x.png"], answer=ans,
-                               params={"box": [0, 0, 1, 1], "level": lvl, **({"category": parent} if parent else {})})
-            for i, lvl, ans, parent in rows]
+    rows = [
+        ("a", "coarse", "ship", None),
+        ("b", "fine", "cargo", "ship"),
+        ("c", "fine", "tanker", "ship"),
+        ("d", "fine", "fighter", "aircraft"),
+    ]
+    data = [
+        InstructionExample(
+            id=i,
+            sample_id="s",
+            task="classify_box",
+            messages=[Message(role="user", content="<image>q"), Message(role="assistant", content=ans)],
+            images=["x.png"],
+            answer=ans,
+            params={"box": [0, 0, 1, 1], "level": lvl, **({"category": parent} if parent else {})},
+        )
+        for i, lvl, ans, parent in rows
+    ]
     write_jsonl(tmp_path / "test.jsonl", data)
-    write_jsonl(tmp_path / "pred.jsonl", [Prediction(id=i, task="classify_box", prediction=ans if i != "c" else "cargo")
-                                          for i, _, ans, _ in rows])
+    write_jsonl(
+        tmp_path / "pred.jsonl",
+        [Prediction(id=i, task="classify_box", prediction=ans if i != "c" else "cargo") for i, _, ans, _ in rows],
+    )
     m = evaluate(tmp_path / "pred.jsonl", tmp_path / "test.jsonl", tmp_path / "rep", plots=False)
     fine = m["tasks"]["classify_box"]["fine"]
     assert fine["parent"] == {"cargo": "ship", "fighter": "aircraft", "tanker": "ship"}

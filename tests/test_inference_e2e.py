@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sarvlm.cli.main import main as cli_main
-from sarvlm.data.example import InstructionExample, Message, read_predictions, write_jsonl
-from sarvlm.data.record import read_samples
+from sarvlm.core.example import InstructionExample, Message, read_predictions, write_jsonl
+from sarvlm.core.record import read_samples
 from sarvlm.inference.ask import ask
 from sarvlm.inference.generate import GenerationOptions
 from sarvlm.inference.predict import predict
@@ -24,13 +24,26 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     generate_world(root / "world", scenes=2, seed=0, size=128)
     samples = list(read_samples(root / "world" / "samples.jsonl"))
-    examples = [InstructionExample(id=f"{s.id}/count", sample_id=s.id, task="count", images=[s.image], width=s.width,
-                                   height=s.height, year=s.year,
-                                   messages=[Message(role="user", content="<image>\nHow many ships are there?"),
-                                             Message(role="assistant", content="0")]) for s in samples]
+    examples = [
+        InstructionExample(
+            id=f"{s.id}/count",
+            sample_id=s.id,
+            task="count",
+            images=[s.image],
+            width=s.width,
+            height=s.height,
+            year=s.year,
+            messages=[
+                Message(role="user", content="<image>\nHow many ships are there?"),
+                Message(role="assistant", content="0"),
+            ],
+        )
+        for s in samples
+    ]
     write_jsonl(root / "world" / "test.jsonl", examples)
-    build_prior_cache(root / "world" / "samples.jsonl", f"aef-cog:{root / 'world' / 'aef'}", grid=(4, 4),
-                      out_dir=root / "priors")
+    build_prior_cache(
+        root / "world" / "samples.jsonl", f"aef-cog:{root / 'world' / 'aef'}", grid=(4, 4), out_dir=root / "priors"
+    )
     model, processor = load_model("tiny-qwen2.5-vl", settings={"prior_source": f"aef-cog:{root / 'world' / 'aef'}"})
     with torch.no_grad():
         for p in fusion_module(model).parameters():
@@ -58,7 +71,22 @@ def test_ask_samples_the_prior_from_the_geotiff_footprint(world, capsys):
     assert with_prior.prior_valid == 16 and with_prior.prior_year is not None
     plain = ask(str(root / "model"), image, "How many ships?", no_prior=True, options=opts)
     assert plain.prior_valid == 0 and plain.answer != with_prior.answer
-    assert cli_main(["ask", "--model", str(root / "model"), str(image), "How many ships?", "--year",
-                     str(samples[0].year), "--json", "--max-new-tokens", "6"]) == 0
+    assert (
+        cli_main(
+            [
+                "ask",
+                "--model",
+                str(root / "model"),
+                str(image),
+                "How many ships?",
+                "--year",
+                str(samples[0].year),
+                "--json",
+                "--max-new-tokens",
+                "6",
+            ]
+        )
+        == 0
+    )
     shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert shown["answer"] == with_prior.answer and shown["prior"]["valid_nodes"] == 16

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from sarvlm.cli.main import main as cli_main
-from sarvlm.data.example import InstructionExample, Message, read_predictions, write_jsonl
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample, Message, read_predictions, write_jsonl
 from sarvlm.inference.ask import ask
 from sarvlm.inference.generate import GenerationOptions, Query, generate_batch
 from sarvlm.inference.predict import PARTIAL_SUFFIX, predict
@@ -23,9 +23,16 @@ TASKS = ["count", "grid", "count", "detect", "caption", "count", "grid"]
 
 def _grid(seed: int, s: int = 16, valid: bool = True) -> PriorGrid:
     rng = np.random.default_rng(seed)
-    return PriorGrid(lon=np.zeros(s), lat=np.zeros(s), x=np.zeros(s), y=np.zeros(s),
-                     positions=rng.random((s, 2)).astype(np.float32), vectors=rng.normal(size=(s, 64)).astype(np.float32),
-                     valid=np.full(s, valid), year=2021)
+    return PriorGrid(
+        lon=np.zeros(s),
+        lat=np.zeros(s),
+        x=np.zeros(s),
+        y=np.zeros(s),
+        positions=rng.random((s, 2)).astype(np.float32),
+        vectors=rng.normal(size=(s, 64)).astype(np.float32),
+        valid=np.full(s, valid),
+        year=2021,
+    )
 
 
 class FakeCache:
@@ -48,12 +55,25 @@ def dataset(tmp_path_factory):
     examples = []
     for i, task in enumerate(TASKS):
         size = (112, 112) if i % 2 else (84, 140)
-        Image.fromarray((np.random.default_rng(i).random(size) * 255).astype(np.uint8)).save(root / "images" / f"s{i}.png")
-        examples.append(InstructionExample(
-            id=f"ex{i}", sample_id=f"s{i}", task=task, images=[f"images/s{i}.png"], width=size[1], height=size[0],
-            coords="qwen2.5", params={"category": "ship"},
-            messages=[Message(role="user", content=f"<image>\nQuestion {i} about ships?"),
-                      Message(role="assistant", content="2")]))
+        Image.fromarray((np.random.default_rng(i).random(size) * 255).astype(np.uint8)).save(
+            root / "images" / f"s{i}.png"
+        )
+        examples.append(
+            InstructionExample(
+                id=f"ex{i}",
+                sample_id=f"s{i}",
+                task=task,
+                images=[f"images/s{i}.png"],
+                width=size[1],
+                height=size[0],
+                coords="qwen2.5",
+                params={"category": "ship"},
+                messages=[
+                    Message(role="user", content=f"<image>\nQuestion {i} about ships?"),
+                    Message(role="assistant", content="2"),
+                ],
+            )
+        )
     write_jsonl(root / "test.jsonl", examples)
     return root
 
@@ -90,8 +110,13 @@ def test_batched_generation_equals_one_by_one(dataset, trained):
     queries = []
     for i in range(3):
         img = processor.load_image(dataset / "images" / f"s{i}.png")
-        queries.append(Query(messages=[{"role": "user", "content": f"<image>\nQuestion {i}" + "?" * i}], images=[img],
-                             prior=_grid(i) if i != 1 else None))
+        queries.append(
+            Query(
+                messages=[{"role": "user", "content": f"<image>\nQuestion {i}" + "?" * i}],
+                images=[img],
+                prior=_grid(i) if i != 1 else None,
+            )
+        )
     together = generate_batch(model, processor, queries, 5)
     alone = [generate_batch(model, processor, [q], 5)[0] for q in queries]
     assert together == alone
@@ -114,7 +139,9 @@ def test_predict_resumes_and_skips_done_ids(dataset, trained, tmp_path, monkeypa
 
     monkeypatch.setattr(mod, "generate_batch", counting)
     journal = out.with_name(out.name + PARTIAL_SUFFIX)
-    journal.write_text('{"id": "ex3", "task": "detect", "prediction": "from the journal", "parsed": null}\n{"id": "ex4", "ta')
+    journal.write_text(
+        '{"id": "ex3", "task": "detect", "prediction": "from the journal", "parsed": null}\n{"id": "ex4", "ta'
+    )
     summary = predict(loaded, dataset / "test.jsonl", out, max_new_tokens=3)
     assert (summary.generated, summary.skipped) == (3, 4) and sum(calls) == 3
     rows = {r.id: r for r in read_predictions(out)}
@@ -140,8 +167,14 @@ def test_predict_uses_priors_per_sample(dataset, trained, tmp_path, monkeypatch)
     del grids["s5"]
     with pytest.raises(SarvlmError, match="'s5' is not in the prior cache"):
         predict(loaded, dataset / "test.jsonl", tmp_path / "missing.jsonl", priors_dir="cache", max_new_tokens=2)
-    summary = predict(loaded, dataset / "test.jsonl", tmp_path / "allowed.jsonl", priors_dir="cache", max_new_tokens=2,
-                      allow_missing_priors=True)
+    summary = predict(
+        loaded,
+        dataset / "test.jsonl",
+        tmp_path / "allowed.jsonl",
+        priors_dir="cache",
+        max_new_tokens=2,
+        allow_missing_priors=True,
+    )
     assert summary.generated == 7
 
 
@@ -150,7 +183,9 @@ def test_predict_parses_answers(dataset, trained, tmp_path, monkeypatch):
     import sarvlm.inference.generate as gen
     import sarvlm.inference.predict as mod
 
-    monkeypatch.setattr(mod, "generate_batch", lambda m, p, queries, budget, options: ["There are 3 ships."] * len(queries))
+    monkeypatch.setattr(
+        mod, "generate_batch", lambda m, p, queries, budget, options: ["There are 3 ships."] * len(queries)
+    )
     predict(loaded, dataset / "test.jsonl", tmp_path / "parsed.jsonl")
     rows = {r.id: r for r in read_predictions(tmp_path / "parsed.jsonl")}
     assert rows["ex0"].parsed == 3
@@ -159,8 +194,12 @@ def test_predict_parses_answers(dataset, trained, tmp_path, monkeypatch):
 
 
 def test_predict_bad_input(dataset, tmp_path):
-    (tmp_path / "dup.jsonl").write_text((dataset / "test.jsonl").read_text().splitlines()[0] + "\n" +
-                                       (dataset / "test.jsonl").read_text().splitlines()[0] + "\n")
+    (tmp_path / "dup.jsonl").write_text(
+        (dataset / "test.jsonl").read_text().splitlines()[0]
+        + "\n"
+        + (dataset / "test.jsonl").read_text().splitlines()[0]
+        + "\n"
+    )
     with pytest.raises(SarvlmError, match="'ex0' appears twice"):
         predict("tiny-qwen2.5-vl", tmp_path / "dup.jsonl", tmp_path / "o.jsonl")
     line = json.loads((dataset / "test.jsonl").read_text().splitlines()[0])
@@ -176,12 +215,44 @@ def test_predict_bad_input(dataset, tmp_path):
 def test_cli_predict_and_ask(dataset, trained, tmp_path, capsys):
     path, _ = trained
     out = tmp_path / "cli.jsonl"
-    assert cli_main(["predict", "--model", str(path), "--data", str(dataset / "test.jsonl"), "--out", str(out),
-                     "--limit", "2", "--max-new-tokens", "3"]) == 0
+    assert (
+        cli_main(
+            [
+                "predict",
+                "--model",
+                str(path),
+                "--data",
+                str(dataset / "test.jsonl"),
+                "--out",
+                str(out),
+                "--limit",
+                "2",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert len(out.read_text().splitlines()) == 2
     image = dataset / "images" / "s0.png"
-    assert cli_main(["ask", "--model", str(path), str(image), "How many ships?", "--no-prior", "--json",
-                     "--task", "count", "--max-new-tokens", "3"]) == 0
+    assert (
+        cli_main(
+            [
+                "ask",
+                "--model",
+                str(path),
+                str(image),
+                "How many ships?",
+                "--no-prior",
+                "--json",
+                "--task",
+                "count",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(shown) == {"answer", "task", "parsed", "prior"} and shown["prior"]["valid_nodes"] == 0
     assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3"]) == 2
@@ -189,8 +260,22 @@ def test_cli_predict_and_ask(dataset, trained, tmp_path, capsys):
     assert cli_main(["ask", "--model", str(tmp_path / "nomodel"), str(image), "How many?"]) == 2
     assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3,4", "--year", "2021"]) == 2
     assert "no prior source" in capsys.readouterr().err
-    assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3,4",
-                     "--prior-source", "aef-cog:/nowhere"]) == 2
+    assert (
+        cli_main(
+            [
+                "ask",
+                "--model",
+                str(path),
+                str(image),
+                "How many?",
+                "--bbox",
+                "1,2,3,4",
+                "--prior-source",
+                "aef-cog:/nowhere",
+            ]
+        )
+        == 2
+    )
     assert "--bbox needs --year" in capsys.readouterr().err
 
 

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_dir, atomic_open
+from sarvlm.core.atomic import atomic_dir, atomic_open
+from sarvlm.core.errors import SarvlmError
 
 
 def test_atomic_outputs_get_the_modes_plain_files_would_get(tmp_path):

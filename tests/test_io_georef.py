@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.io.georef import (
     footprint_wgs84,
     georef_for_window,
@@ -31,7 +31,9 @@ def test_affine_round_trip_within_0_01_px(georef):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.floats(0, 1e5), st.floats(0, 1e5), st.integers(1, 60), st.sampled_from([32601, 32617, 32633, 32650, 32733, 3857]))
+@given(
+    st.floats(0, 1e5), st.floats(0, 1e5), st.integers(1, 60), st.sampled_from([32601, 32617, 32633, 32650, 32733, 3857])
+)
 def test_affine_round_trip_property(col, row, zone_res, epsg):
     georef = GeoRef(crs=f"EPSG:{epsg}", transform=[zone_res / 10, 0.0, 420000.0, 0.0, -zone_res / 10, 4000000.0])
     lon, lat = pixel_to_lonlat(georef, col, row)
@@ -63,8 +65,12 @@ def _grid_gcps(n_rows=5, n_cols=7, width=700, height=500):
     """GCPs sampled from a curved (UTM) mapping, as a SAR geolocation grid would be."""
     cols, rows = np.meshgrid(np.linspace(0, width, n_cols), np.linspace(0, height, n_rows))
     lon, lat = pixel_to_lonlat(ROTATED, cols.ravel() * 30, rows.ravel() * 30)
-    return GeoRef(gcps=[dict(row=float(r), col=float(c), x=float(x), y=float(y))
-                        for c, r, x, y in zip(cols.ravel(), rows.ravel(), lon, lat)])
+    return GeoRef(
+        gcps=[
+            dict(row=float(r), col=float(c), x=float(x), y=float(y))
+            for c, r, x, y in zip(cols.ravel(), rows.ravel(), lon, lat)
+        ]
+    )
 
 
 def test_gcp_tps_passes_through_gcps_and_inverts():

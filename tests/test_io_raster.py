@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.io.raster import open_raster_writer, raster_info, read_raster, write_raster
 
 UTM = GeoRef(crs="EPSG:32650", transform=[2.0, 0.0, 500000.0, 0.0, -2.0, 3500000.0])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from sarvlm.data.record import GeoRef, GroundControlPoint
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, GroundControlPoint
 from sarvlm.io.georef import footprint_wgs84, lonlat_to_pixel, pixel_to_lonlat
 from sarvlm.io.raster import raster_info, write_raster
 from sarvlm.io.sentinel1_safe import find_annotations, read_annotation, safe_annotation
@@ -54,8 +54,13 @@ def test_held_out_grid_nodes(path):
     ann = read_annotation(path)
     cols = sorted({p.pixel for p in ann.grid})
     keep = {c for i, c in enumerate(cols) if i % 2 == 0} | {cols[-1]}
-    fit = GeoRef(gcps=[GroundControlPoint(row=p.line, col=p.pixel, x=p.longitude, y=p.latitude)
-                       for p in ann.grid if p.pixel in keep])
+    fit = GeoRef(
+        gcps=[
+            GroundControlPoint(row=p.line, col=p.pixel, x=p.longitude, y=p.latitude)
+            for p in ann.grid
+            if p.pixel in keep
+        ]
+    )
     held = [p for p in ann.grid if p.pixel not in keep]
     geod = Geod(ellps="WGS84")
     errors = {}

@@ -19,14 +19,19 @@ def _image(seed: int, size=(112, 112)) -> Image.Image:
 
 def _batch(processor, prompts, add_generation_prompt=True):
     """Tensors for equal-length conversations (no padding needed). ``prompts``: [(text, [images])]."""
-    encs = [processor.encode([{"role": "user", "content": text}], imgs, add_generation_prompt=add_generation_prompt)
-            for text, imgs in prompts]
+    encs = [
+        processor.encode([{"role": "user", "content": text}], imgs, add_generation_prompt=add_generation_prompt)
+        for text, imgs in prompts
+    ]
     assert len({len(e["input_ids"]) for e in encs}) == 1
     ids = torch.tensor([e["input_ids"] for e in encs])
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-            "mm_token_type_ids": torch.tensor([e["mm_token_type_ids"] for e in encs]),
-            "pixel_values": torch.cat([e["pixel_values"] for e in encs]),
-            "image_grid_thw": torch.cat([e["image_grid_thw"] for e in encs])}
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "mm_token_type_ids": torch.tensor([e["mm_token_type_ids"] for e in encs]),
+        "pixel_values": torch.cat([e["pixel_values"] for e in encs]),
+        "image_grid_thw": torch.cat([e["image_grid_thw"] for e in encs]),
+    }
 
 
 def _priors(n_images, s=16, seed=0, valid=None):
@@ -123,8 +128,9 @@ def test_mixed_batch_with_and_without_priors(tiny):
         pri = _priors(2, valid=valid)
         with torch.no_grad():
             both = model(**batch, **pri).logits
-            alone_with = model(**_batch(processor, [(prompt, [_image(2)])]),
-                               **{k: v[:1] for k, v in pri.items()}).logits
+            alone_with = model(
+                **_batch(processor, [(prompt, [_image(2)])]), **{k: v[:1] for k, v in pri.items()}
+            ).logits
             alone_without = model(**_batch(processor, [(prompt, [_image(3)])])).logits
         torch.testing.assert_close(both[0], alone_with[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(both[1], alone_without[0], atol=1e-5, rtol=1e-5)
@@ -145,7 +151,7 @@ def test_sar_plus_optical_only_masked_rows_change(tiny):
         emb_plain, _ = _language_model_inputs(model, batch, {})
         counts = (batch["image_grid_thw"].prod(-1) // 4).tolist()
         image_pos = (batch["mm_token_type_ids"][0] == 1).nonzero()[:, 0]
-        sar, optical = image_pos[: counts[0]], image_pos[counts[0]:]
+        sar, optical = image_pos[: counts[0]], image_pos[counts[0] :]
         assert (emb_prior[0, sar] - emb_plain[0, sar]).abs().max() > 0
         assert torch.equal(emb_prior[0, optical], emb_plain[0, optical])
     finally:
@@ -161,20 +167,34 @@ def test_generate_equals_manual_greedy_decode(tiny):
         pri = _priors(1, seed=4)
         steps = 6
         with torch.no_grad():
-            generated = model.generate(**batch, **pri, max_new_tokens=steps, do_sample=False,
-                                       eos_token_id=None, pad_token_id=processor.pad_token_id)
+            generated = model.generate(
+                **batch,
+                **pri,
+                max_new_tokens=steps,
+                do_sample=False,
+                eos_token_id=None,
+                pad_token_id=processor.pad_token_id,
+            )
             ids, types, mask = batch["input_ids"], batch["mm_token_type_ids"], batch["attention_mask"]
             for _ in range(steps):
-                logits = model(input_ids=ids, attention_mask=mask, mm_token_type_ids=types, use_cache=False,
-                               pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"], **pri).logits
+                logits = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    mm_token_type_ids=types,
+                    use_cache=False,
+                    pixel_values=batch["pixel_values"],
+                    image_grid_thw=batch["image_grid_thw"],
+                    **pri,
+                ).logits
                 nxt = logits[:, -1].argmax(-1, keepdim=True)
                 ids = torch.cat([ids, nxt], 1)
                 types = torch.cat([types, torch.zeros_like(nxt)], 1)
                 mask = torch.cat([mask, torch.ones_like(nxt)], 1)
         assert generated.tolist() == ids.tolist()
         with torch.no_grad():  # and the priors matter for what is generated
-            plain = model.generate(**batch, max_new_tokens=steps, do_sample=False, eos_token_id=None,
-                                   pad_token_id=processor.pad_token_id)
+            plain = model.generate(
+                **batch, max_new_tokens=steps, do_sample=False, eos_token_id=None, pad_token_id=processor.pad_token_id
+            )
         assert plain.tolist() != generated.tolist()
     finally:
         model.model.geo_fusion.load_state_dict(saved)
@@ -192,8 +212,9 @@ def test_concat_fusion_appends_prior_tokens(name):
         invalid = model(**batch, **_priors(1, s=6, valid=torch.zeros(1, 6, dtype=torch.bool))).logits
         with_p = model(**batch, **pri).logits
         fewer = model(**batch, **_priors(1, s=4, valid=torch.zeros(1, 4, dtype=torch.bool))).logits
-        out = model.generate(**batch, **pri, max_new_tokens=3, do_sample=False, eos_token_id=None,
-                             pad_token_id=processor.pad_token_id)
+        out = model.generate(
+            **batch, **pri, max_new_tokens=3, do_sample=False, eos_token_id=None, pad_token_id=processor.pad_token_id
+        )
     assert torch.equal(without, invalid) and torch.equal(without, fewer)  # invalid slots keep the placeholder
     assert not torch.allclose(without, with_p)
     assert out.shape[1] == batch["input_ids"].shape[1] + 3
@@ -249,13 +270,19 @@ def test_gradients_reach_the_fusion_only_through_images_with_priors(tiny):
     model.train()
     for n, p in model.named_parameters():
         p.requires_grad_("geo_fusion" in n)
-    enc = processor.encode([{"role": "user", "content": "<image>Count."}, {"role": "assistant", "content": "3 ships"}],
-                           [_image(10)])
+    enc = processor.encode(
+        [{"role": "user", "content": "<image>Count."}, {"role": "assistant", "content": "3 ships"}], [_image(10)]
+    )
     ids = torch.tensor([enc["input_ids"]])
     labels = torch.where(torch.tensor([enc["assistant_mask"]]), ids, torch.full_like(ids, -100))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
-             "mm_token_type_ids": torch.tensor([enc["mm_token_type_ids"]]), "pixel_values": enc["pixel_values"],
-             "image_grid_thw": enc["image_grid_thw"]}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": labels,
+        "mm_token_type_ids": torch.tensor([enc["mm_token_type_ids"]]),
+        "pixel_values": enc["pixel_values"],
+        "image_grid_thw": enc["image_grid_thw"],
+    }
     model(**batch, **_priors(1)).loss.backward()
     fusion = model.model.geo_fusion
     assert fusion.mlp[2].weight.grad.abs().sum() > 0

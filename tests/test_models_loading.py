@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.loading import fusion_module, load_model, save_model
 from sarvlm.models.settings import SarvlmSettings
 from sarvlm.models.tiny import tiny_config, tiny_settings, tiny_tokenizer
@@ -28,14 +28,22 @@ def _inputs(processor, seed=0):
     img = Image.fromarray((np.random.default_rng(seed).random((112, 112)) * 255).astype(np.uint8))
     enc = processor.encode([{"role": "user", "content": "<image>Count the ships."}], [img], add_generation_prompt=True)
     ids = torch.tensor([enc["input_ids"]])
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": torch.tensor([enc["mm_token_type_ids"]]),
-            "pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"]}
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "mm_token_type_ids": torch.tensor([enc["mm_token_type_ids"]]),
+        "pixel_values": enc["pixel_values"],
+        "image_grid_thw": enc["image_grid_thw"],
+    }
 
 
 def _priors():
     g = torch.Generator().manual_seed(11)
-    return {"geo_priors": torch.randn(1, 16, 64, generator=g), "geo_positions": torch.rand(1, 16, 2, generator=g),
-            "geo_mask": torch.ones(1, 16, dtype=torch.bool)}
+    return {
+        "geo_priors": torch.randn(1, 16, 64, generator=g),
+        "geo_positions": torch.rand(1, 16, 2, generator=g),
+        "geo_mask": torch.ones(1, 16, dtype=torch.bool),
+    }
 
 
 def _stock_checkpoint(name, out_dir, legacy_keys=False):
@@ -63,7 +71,9 @@ def test_stock_checkpoint_loads_every_base_weight(name, tmp_path):
     model, processor = load_model(tmp_path / "stock")
     stock_state = stock.state_dict()
     ours = model.state_dict()
-    assert sorted(k for k in ours if k not in stock_state) == sorted(f"model.geo_fusion.{k}" for k in fusion_module(model).state_dict())
+    assert sorted(k for k in ours if k not in stock_state) == sorted(
+        f"model.geo_fusion.{k}" for k in fusion_module(model).state_dict()
+    )
     for key, value in stock_state.items():
         assert torch.equal(ours[key], value), key
     batch = _inputs(processor)
@@ -129,8 +139,14 @@ def test_peft_adapter_and_merged_round_trips(name, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     base, processor = load_model(name)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", exclude_modules=r".*\.(visual|geo_fusion)\..*",
-                      modules_to_save=["geo_fusion"], init_lora_weights=False)
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules="all-linear",
+        exclude_modules=r".*\.(visual|geo_fusion)\..*",
+        modules_to_save=["geo_fusion"],
+        init_lora_weights=False,
+    )
     peft_model = get_peft_model(base, lora)
     wrapped = [n for n, _ in peft_model.named_modules() if n.endswith("lora_A")]
     assert wrapped and not any(".visual." in n or "geo_fusion" in n for n in wrapped)
@@ -188,8 +204,15 @@ def test_concat_fusion_under_peft_modules_to_save():
     from peft import LoraConfig, get_peft_model
 
     base, processor = load_model("tiny-qwen3-vl", settings={"fusion": "concat"})
-    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], exclude_modules=r".*\.(visual|geo_fusion)\..*",
-                                                 modules_to_save=["geo_fusion"]))
+    peft_model = get_peft_model(
+        base,
+        LoraConfig(
+            r=2,
+            target_modules=["q_proj"],
+            exclude_modules=r".*\.(visual|geo_fusion)\..*",
+            modules_to_save=["geo_fusion"],
+        ),
+    )
     assert type(peft_model.base_model.model.model.geo_fusion).__name__ == "ModulesToSaveWrapper"
     batch = _inputs(processor)
     with torch.no_grad():

@@ -9,8 +9,8 @@ import pytest
 import rasterio
 from PIL import Image
 
-from sarvlm.data.example import Message
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import Message
 from sarvlm.models.loading import load_model
 from sarvlm.models.processor import load_image, stretch_to_uint8
 from sarvlm.models.tokenizer import byte_level_tokenizer
@@ -29,20 +29,31 @@ def test_tokenizer_round_trips_any_text():
     tok = byte_level_tokenizer()
     text = "Ship at [12, 40, 56, 90] — 3 vessels, 港口, ∆σ⁰ = -12.5 dB\n"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
-    assert tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|image_pad|>"]) == [256, 257, 258, 268]
+    assert tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|image_pad|>"]) == [
+        256,
+        257,
+        258,
+        268,
+    ]
 
 
 def test_encode_dialogue_masks_every_assistant_turn(processors):
     proc = processors["tiny-qwen2.5-vl"]
-    messages = [Message(role="user", content="<image>How many ships?"), Message(role="assistant", content="3"),
-                {"role": "user", "content": "Where?"}, {"role": "assistant", "content": "top left"}]
+    messages = [
+        Message(role="user", content="<image>How many ships?"),
+        Message(role="assistant", content="3"),
+        {"role": "user", "content": "Where?"},
+        {"role": "assistant", "content": "top left"},
+    ]
     enc = proc.encode(messages, [_img()])
     ids, mask = enc["input_ids"], enc["assistant_mask"]
     assert len(ids) == len(mask) == len(enc["mm_token_type_ids"])
     supervised = proc.decode([i for i, m in zip(ids, mask) if m], skip_special_tokens=False)
     assert supervised == "3<|im_end|>top left<|im_end|>"
     text = proc.decode(ids, skip_special_tokens=False)
-    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|>")
+    assert text.startswith(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|>"
+    )
     assert text.endswith("<|im_start|>assistant\ntop left<|im_end|>\n")
     n_image = int(enc["image_grid_thw"].prod()) // 4
     assert ids.count(proc.image_token_id) == n_image == sum(enc["mm_token_type_ids"])

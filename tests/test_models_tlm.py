@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.fusion import ConcatFusion, NoFusion, SumFusion, build_fusion
 from sarvlm.models.tlm import TLM
 
@@ -68,8 +68,9 @@ def test_tlm_matches_naive_loop(grid_hw, n_priors):
     w1, b1 = tlm.mlp[0].weight.detach().numpy(), tlm.mlp[0].bias.detach().numpy()
     w2, b2 = tlm.mlp[2].weight.detach().numpy(), tlm.mlp[2].bias.detach().numpy()
     for b in range(batch):
-        ref = naive_tlm(x[b].numpy(), grid_hw, priors[b].numpy(), positions[b].numpy(), mask[b].numpy(),
-                        w1, b1, w2, b2, sigma, 1e-6)
+        ref = naive_tlm(
+            x[b].numpy(), grid_hw, priors[b].numpy(), positions[b].numpy(), mask[b].numpy(), w1, b1, w2, b2, sigma, 1e-6
+        )
         np.testing.assert_allclose(out[b], ref, atol=1e-5, rtol=1e-5)
 
 
@@ -81,8 +82,19 @@ def test_tlm_float32_close_to_naive():
     pos = torch.from_numpy(rng.uniform(size=(1, 5, 2)).astype(np.float32))
     out = tlm(x, (4, 5), pri, pos).detach().numpy()[0]
     p = {k: v.detach().double().numpy() for k, v in tlm.state_dict().items()}
-    ref = naive_tlm(x[0].numpy(), (4, 5), pri[0].numpy(), pos[0].numpy(), [True] * 5, p["mlp.0.weight"], p["mlp.0.bias"],
-                    p["mlp.2.weight"], p["mlp.2.bias"], 1.0, 1e-6)
+    ref = naive_tlm(
+        x[0].numpy(),
+        (4, 5),
+        pri[0].numpy(),
+        pos[0].numpy(),
+        [True] * 5,
+        p["mlp.0.weight"],
+        p["mlp.0.bias"],
+        p["mlp.2.weight"],
+        p["mlp.2.bias"],
+        1.0,
+        1e-6,
+    )
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-4)
 
 

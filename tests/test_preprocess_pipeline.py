@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sarvlm.cli.main import main
-from sarvlm.data.record import GeoRef, SampleRecord, read_samples, write_samples
+from sarvlm.core.record import GeoRef, SampleRecord, read_samples, write_samples
 from sarvlm.io.raster import raster_info, read_raster, write_raster
 from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_raster, preprocess_samples
 
@@ -35,11 +35,22 @@ def world(tmp_path: Path) -> Path:
         write_raster(root / rel, _scene(rng), georef=GEOREF, band_descriptions=["VV", "VH"])
         mask = np.where(np.arange(128)[None] < 64, 1, 2).repeat(96, 0).astype(np.uint8)
         write_raster(root / f"masks/s{i}.png", mask)
-        records.append(SampleRecord(
-            id=f"s{i}", image=rel, width=128, height=96, sensor="test", polarizations=["VV", "VH"], resolution_m=2.0,
-            date="2021-05-01", georef=GEOREF, objects=[{"category": "ship", "bbox": [20, 40, 30, 44]}],
-            landcover={"mask": f"masks/s{i}.png", "classes": {1: "water", 2: "land"}},
-            captions=[{"text": "A ship on water next to land."}]))
+        records.append(
+            SampleRecord(
+                id=f"s{i}",
+                image=rel,
+                width=128,
+                height=96,
+                sensor="test",
+                polarizations=["VV", "VH"],
+                resolution_m=2.0,
+                date="2021-05-01",
+                georef=GEOREF,
+                objects=[{"category": "ship", "bbox": [20, 40, 30, 44]}],
+                landcover={"mask": f"masks/s{i}.png", "classes": {1: "water", 2: "land"}},
+                captions=[{"text": "A ship on water next to land."}],
+            )
+        )
     write_samples(root / "samples.jsonl", records)
     return root / "samples.jsonl"
 
@@ -95,7 +106,10 @@ def test_tiles_with_georef_objects_and_masks(world, tmp_path):
 def test_pixel_mode_warning_via_cli(tmp_path, capsys):
     img = np.random.default_rng(3).gamma(1.0, 1.0, (60, 90)).astype(np.float32)
     write_raster(tmp_path / "plain.tif", img)
-    assert main(["preprocess", str(tmp_path / "plain.tif"), "--out", str(tmp_path / "o"), "--tile-m", "30", "--uint8"]) == 0
+    assert (
+        main(["preprocess", str(tmp_path / "plain.tif"), "--out", str(tmp_path / "o"), "--tile-m", "30", "--uint8"])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "pixel mode" in err
     recs = list(read_samples(tmp_path / "o" / "samples.jsonl"))
@@ -112,11 +126,17 @@ def _cli_error(capsys, argv) -> str:
 def test_bad_input_one_line_errors_and_no_partial_output(world, tmp_path, capsys):
     out = tmp_path / "out"
     root = world.parent
-    assert "window size must be an odd integer" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--filter", "lee", "--window", "4"])
-    assert "window size" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--filter", "refined-lee", "--window", "33"])
+    assert "window size must be an odd integer" in _cli_error(
+        capsys, ["preprocess", str(world), "--out", str(out), "--filter", "lee", "--window", "4"]
+    )
+    assert "window size" in _cli_error(
+        capsys, ["preprocess", str(world), "--out", str(out), "--filter", "refined-lee", "--window", "33"]
+    )
     # an invalid window is an error even when no filter would use it (never silently ignored)
     assert "window size" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--window", "4"])
-    assert "unknown polarisation 'QQ'" in _cli_error(capsys, ["preprocess", str(world), "--out", str(out), "--pol", "QQ"])
+    assert "unknown polarisation 'QQ'" in _cli_error(
+        capsys, ["preprocess", str(world), "--out", str(out), "--pol", "QQ"]
+    )
     assert "no such file" in _cli_error(capsys, ["preprocess", str(tmp_path / "nope.jsonl"), "--out", str(out)])
 
     def broken(name: str, payload: bytes | None = None, array: np.ndarray | None = None) -> str:
@@ -134,9 +154,13 @@ def test_bad_input_one_line_errors_and_no_partial_output(world, tmp_path, capsys
     err = _cli_error(capsys, ["preprocess", broken("trunc", good[: len(good) // 2]), "--out", str(out)])
     assert "trunc.tif" in err
     assert "empty file" in _cli_error(capsys, ["preprocess", broken("empty", b""), "--out", str(out)])
-    assert "not a readable raster" in _cli_error(capsys, ["preprocess", broken("junk", b"II*\x00garbage" * 20), "--out", str(out)])
+    assert "not a readable raster" in _cli_error(
+        capsys, ["preprocess", broken("junk", b"II*\x00garbage" * 20), "--out", str(out)]
+    )
     nan = np.full((2, 96, 128), np.nan, np.float32)
-    assert "all pixels are NaN" in _cli_error(capsys, ["preprocess", broken("nan", array=nan), "--out", str(out), "--uint8"])
+    assert "all pixels are NaN" in _cli_error(
+        capsys, ["preprocess", broken("nan", array=nan), "--out", str(out), "--uint8"]
+    )
     assert not out.exists() and not list(tmp_path.glob(".out.*")), "nothing half-written"
 
     assert "cannot create output directory" in _cli_error(capsys, ["preprocess", str(world), "--out", "/proc/sarvlm/x"])
@@ -147,15 +171,18 @@ def test_bad_input_one_line_errors_and_no_partial_output(world, tmp_path, capsys
 def test_tiles_equal_the_filtered_scene(world, tmp_path):
     """Tiles are read with a filter halo: cutting after filtering the whole scene gives the same pixels."""
     whole = preprocess_samples(world, tmp_path / "whole", PreprocessConfig(pol="VV", filter="refined-lee", plots=False))
-    tiles = preprocess_samples(world, tmp_path / "tiles", PreprocessConfig(pol="VV", filter="refined-lee", tile_m=64.0,
-                                                                           plots=False))
+    tiles = preprocess_samples(
+        world, tmp_path / "tiles", PreprocessConfig(pol="VV", filter="refined-lee", tile_m=64.0, plots=False)
+    )
     scene = read_raster(whole.parent / "images" / "s0.tif")[0]
     recs = [r for r in read_samples(tiles) if r.meta["tile"]["source_id"] == "s0"]
     assert len(recs) == 4 * 3
     for rec in recs:
         t = rec.meta["tile"]
         px = read_raster(tiles.parent / rec.image)[0]
-        np.testing.assert_allclose(px, scene[t["row_off"]: t["row_off"] + 32, t["col_off"]: t["col_off"] + 32], rtol=1e-6)
+        np.testing.assert_allclose(
+            px, scene[t["row_off"] : t["row_off"] + 32, t["col_off"] : t["col_off"] + 32], rtol=1e-6
+        )
 
 
 def test_complex_slc_input(tmp_path):
@@ -194,9 +221,14 @@ def _mini_safe(tmp_path: Path) -> Path:
 
 def test_sentinel1_safe_input(tmp_path, capsys):
     safe = _mini_safe(tmp_path)
-    assert main(["preprocess", str(safe), "--out", str(tmp_path / "o"), "--to", "db", "--tile-m", "60000", "--no-plots"]) == 0
+    assert (
+        main(["preprocess", str(safe), "--out", str(tmp_path / "o"), "--to", "db", "--tile-m", "60000", "--no-plots"])
+        == 0
+    )
     recs = list(read_samples(tmp_path / "o" / "samples.jsonl"))
-    assert recs and all(r.polarizations == ["VV"] and r.date == "2021-04-01" and r.sensor == "Sentinel-1B" for r in recs)
+    assert recs and all(
+        r.polarizations == ["VV"] and r.date == "2021-04-01" and r.sensor == "Sentinel-1B" for r in recs
+    )
     assert recs[0].georef.gcps is not None and recs[0].meta["preprocess"]["input"] == "auto"
     amp = read_raster(next((safe / "measurement").glob("*.tiff")))[0].astype(np.float64)
     t = recs[0].meta["tile"]
@@ -206,4 +238,6 @@ def test_sentinel1_safe_input(tmp_path, capsys):
 
     lon, lat = pixel_to_lonlat(recs[0].georef, 0, 0)
     assert abs(float(lon) - 12.4327) < 0.01 and abs(float(lat) - 47.117) < 0.01  # the product's first grid node
-    assert "no annotation for polarisation VH" in _cli_error(capsys, ["preprocess", str(safe), "--out", str(tmp_path / "x"), "--pol", "VH"])
+    assert "no annotation for polarisation VH" in _cli_error(
+        capsys, ["preprocess", str(safe), "--out", str(tmp_path / "x"), "--pol", "VH"]
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.preprocess.quality import glcm, glcm_features, screen_tiles, tile_features
 
 

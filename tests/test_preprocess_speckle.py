@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.preprocess import boxcar, lee, refined_lee
 from sarvlm.preprocess.speckle import _SUBWINDOWS, _mask_segments
 
@@ -25,15 +25,27 @@ def _reference_refined_lee(img: np.ndarray, n: int, looks: float = 1.0) -> np.nd
     masks = np.zeros((8, n, n), bool)
     for m, segs in enumerate(_mask_segments(n)):
         for k, c0, length in segs:
-            masks[m, k, c0:c0 + length] = True
+            masks[m, k, c0 : c0 + length] = True
     s2 = 1.0 / looks
     out = np.empty_like(img)
     for i in range(img.shape[0]):
         for j in range(img.shape[1]):
-            win = p[i:i + n, j:j + n]
-            s = np.array([[win[k * step:k * step + sub, l * step:l * step + sub].mean() for l in range(3)] for k in range(3)])
-            pos = [s[0, 2] + s[1, 2] + s[2, 2], s[0, 1] + s[0, 2] + s[1, 2], s[0, 0] + s[0, 1] + s[0, 2], s[0, 0] + s[0, 1] + s[1, 0]]
-            neg = [s[0, 0] + s[1, 0] + s[2, 0], s[1, 0] + s[2, 0] + s[2, 1], s[2, 0] + s[2, 1] + s[2, 2], s[1, 2] + s[2, 1] + s[2, 2]]
+            win = p[i : i + n, j : j + n]
+            s = np.array(
+                [[win[k * step : k * step + sub, l * step : l * step + sub].mean() for l in range(3)] for k in range(3)]
+            )
+            pos = [
+                s[0, 2] + s[1, 2] + s[2, 2],
+                s[0, 1] + s[0, 2] + s[1, 2],
+                s[0, 0] + s[0, 1] + s[0, 2],
+                s[0, 0] + s[0, 1] + s[1, 0],
+            ]
+            neg = [
+                s[0, 0] + s[1, 0] + s[2, 0],
+                s[1, 0] + s[2, 0] + s[2, 1],
+                s[2, 0] + s[2, 1] + s[2, 2],
+                s[1, 2] + s[2, 1] + s[2, 2],
+            ]
             d = int(np.argmax(np.abs(np.subtract(pos, neg))))
             m = d + 4 * (abs(neg[d] / 3 - s[1, 1]) < abs(pos[d] / 3 - s[1, 1]))
             v = win[masks[m]]

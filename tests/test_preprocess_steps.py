@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.preprocess import (
     convert,
     dual_pol_composite,
@@ -92,7 +92,10 @@ def test_quantize_is_monotone_and_stretch_bounded():
     from hypothesis.extra.numpy import arrays
 
     @settings(max_examples=40, deadline=None)
-    @given(arrays(np.float32, (6, 7), elements=st.floats(float(np.float32(1e-6)), float(np.float32(1e6)), width=32)), st.booleans())
+    @given(
+        arrays(np.float32, (6, 7), elements=st.floats(float(np.float32(1e-6)), float(np.float32(1e6)), width=32)),
+        st.booleans(),
+    )
     def check(img, log):
         q = quantize_uint8(img, 1, 99, log=log)
         order = np.argsort(img, axis=None, kind="stable")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from sarvlm.data.record import GeoRef, ObjectAnnotation, SampleRecord
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, ObjectAnnotation, SampleRecord
 from sarvlm.io.georef import pixel_to_lonlat
 from sarvlm.io.raster import open_raster, write_raster
 from sarvlm.preprocess.tiling import PixelModeWarning, TileSpec, clip_objects, plan_tiles, read_tile, tile_record
@@ -56,10 +56,12 @@ def test_target_resolution_and_bbox_fallbacks():
 
 def test_clip_objects_counts_and_scales():
     spec = TileSpec(row=0, col=1, col_off=100, row_off=0, src_width=100, src_height=100, width=50, height=50)
-    objs = [ObjectAnnotation(category="ship", bbox=[110, 10, 130, 30]),       # inside
-            ObjectAnnotation(category="ship", bbox=[90, 10, 130, 30]),        # 75% inside: clipped
-            ObjectAnnotation(category="tank", bbox=[60, 10, 110, 30]),        # 20% inside: dropped
-            ObjectAnnotation(category="car", bbox=[0, 0, 10, 10])]            # elsewhere
+    objs = [
+        ObjectAnnotation(category="ship", bbox=[110, 10, 130, 30]),  # inside
+        ObjectAnnotation(category="ship", bbox=[90, 10, 130, 30]),  # 75% inside: clipped
+        ObjectAnnotation(category="tank", bbox=[60, 10, 110, 30]),  # 20% inside: dropped
+        ObjectAnnotation(category="car", bbox=[0, 0, 10, 10]),
+    ]  # elsewhere
     kept, clipped, dropped = clip_objects(objs, spec, min_visible=0.5)
     assert [o.bbox for o in kept] == [[5.0, 5.0, 15.0, 15.0], [0.0, 5.0, 15.0, 15.0]]
     assert (clipped, dropped) == (1, 1)
@@ -70,9 +72,16 @@ def test_tiles_read_windows_with_their_georef(tmp_path):
     img = np.arange(300 * 200, dtype=np.float32).reshape(200, 300)
     path = write_raster(tmp_path / "scene.tif", img, georef=georef)
     plan = plan_tiles(300, 200, 100.0, georef=georef, target_res_m=2.0)
-    rec = SampleRecord(id="s", image="scene.tif", width=300, height=200, georef=georef, resolution_m=1.0,
-                       objects=[ObjectAnnotation(category="ship", bbox=[120, 20, 140, 40])],
-                       captions=[{"text": "whole scene"}])
+    rec = SampleRecord(
+        id="s",
+        image="scene.tif",
+        width=300,
+        height=200,
+        georef=georef,
+        resolution_m=1.0,
+        objects=[ObjectAnnotation(category="ship", bbox=[120, 20, 140, 40])],
+        captions=[{"text": "whole scene"}],
+    )
     with open_raster(path) as ds:
         spec = next(t for t in plan.tiles if (t.row, t.col) == (0, 1))
         data, crop = read_tile(ds, spec)

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from _priors_world import BBOX, build_tiles
 
-from sarvlm.data.example import InstructionExample, Message, write_jsonl
-from sarvlm.data.record import GeoRef, SampleRecord, write_samples
-from sarvlm.errors import SarvlmError
+from _priors_world import BBOX, build_tiles
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample, Message, write_jsonl
+from sarvlm.core.record import GeoRef, SampleRecord, write_samples
 from sarvlm.priors import open_source, sample_grid
 from sarvlm.priors.cache import PriorCache, build_prior_cache, load_prior_targets
 
@@ -38,8 +38,19 @@ def _records():
             )
         )
     recs.append(SampleRecord(id="z-nogeo", image="images/n.png", width=64, height=64, date="2020"))
-    recs.append(SampleRecord(id="z-noyear", image="images/y.png", width=64, height=64, georef=GeoRef(bbox_wgs84=list(BBOX))))
-    recs.append(SampleRecord(id="z-far", image="images/f.png", width=64, height=64, date="2020", georef=GeoRef(bbox_wgs84=[100.0, 10.0, 100.1, 10.1])))
+    recs.append(
+        SampleRecord(id="z-noyear", image="images/y.png", width=64, height=64, georef=GeoRef(bbox_wgs84=list(BBOX)))
+    )
+    recs.append(
+        SampleRecord(
+            id="z-far",
+            image="images/f.png",
+            width=64,
+            height=64,
+            date="2020",
+            georef=GeoRef(bbox_wgs84=[100.0, 10.0, 100.1, 10.1]),
+        )
+    )
     polar = GeoRef(crs="EPSG:3413", transform=[1000.0, 0.0, -50000.0, 0.0, -1000.0, 50000.0])
     recs.append(SampleRecord(id="z-polar", image="images/p.png", width=100, height=100, date="2020", georef=polar))
     return recs
@@ -56,7 +67,12 @@ def test_cache_contents_match_sample_grid_and_no_prior_entries(tmp_path, aef_roo
     out = tmp_path / "priors"
     summary = build_prior_cache(samples_jsonl, f"aef-cog:{aef_root}", (4, 3), out, shard_size=4)
     assert summary["samples"] == 11 and summary["with_prior"] == 7 and summary["shards"] == 3
-    assert summary["no_prior"] == {"no acquisition year": 1, "no coverage": 1, "no georeference": 1, "unsupported footprint": 1}
+    assert summary["no_prior"] == {
+        "no acquisition year": 1,
+        "no coverage": 1,
+        "no georeference": 1,
+        "unsupported footprint": 1,
+    }
     assert summary["years_used"] == {"2020": 5, "2022": 2} and summary["year_fallbacks"] == {"2021->2020": 2}
     assert summary["nodes_valid"] + summary["nodes_invalid"] == 7 * 12
     assert json.loads((out / "summary.json").read_text())["with_prior"] == 7
@@ -86,7 +102,14 @@ def test_default_year_and_examples_input(tmp_path, aef_root):
 
     def ex(i, sid, year):
         return InstructionExample(
-            id=f"e{i}", sample_id=sid, task="caption", images=["a.png"], width=64, height=64, georef=geo, year=year,
+            id=f"e{i}",
+            sample_id=sid,
+            task="caption",
+            images=["a.png"],
+            width=64,
+            height=64,
+            georef=geo,
+            year=year,
             messages=[Message(role="user", content="<image>Describe."), Message(role="assistant", content="x")],
         )
 

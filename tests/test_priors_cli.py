@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from _priors_world import BBOX, build_tiles
 from pyproj import Transformer
 
+from _priors_world import BBOX, build_tiles
 from sarvlm.cli.main import main
-from sarvlm.data.record import GeoRef, SampleRecord, write_samples
+from sarvlm.core.record import GeoRef, SampleRecord, write_samples
 from sarvlm.io.raster import write_raster
 from sarvlm.priors.cache import PriorCache
 
@@ -29,7 +29,14 @@ def world(tmp_path_factory):
     write_raster(root / "images" / "scene.tif", img, georef=georef)
     recs = [
         SampleRecord(id="scene", image="images/scene.tif", width=160, height=120, date="2021-03-04", georef=georef),
-        SampleRecord(id="boxonly", image="images/scene.tif", width=160, height=120, date="2020", georef=GeoRef(bbox_wgs84=list(BBOX))),
+        SampleRecord(
+            id="boxonly",
+            image="images/scene.tif",
+            width=160,
+            height=120,
+            date="2020",
+            georef=GeoRef(bbox_wgs84=list(BBOX)),
+        ),
         SampleRecord(id="nogeo", image="images/scene.tif", width=160, height=120),
     ]
     write_samples(root / "samples.jsonl", recs)
@@ -38,7 +45,16 @@ def world(tmp_path_factory):
 
 def test_priors_cli_builds_cache_and_prints_summary(world, tmp_path, capsys):
     out = tmp_path / "priors"
-    args = ["priors", str(world / "samples.jsonl"), "--source", f"aef-cog:{world / 'aef'}", "--grid", "4x4", "--out", str(out)]
+    args = [
+        "priors",
+        str(world / "samples.jsonl"),
+        "--source",
+        f"aef-cog:{world / 'aef'}",
+        "--grid",
+        "4x4",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "samples: 3, with prior: 2" in text and "no prior (no georeference): 1" in text
@@ -57,11 +73,40 @@ def test_priors_cli_errors_are_one_line(world, tmp_path, capsys):
     assert main(["priors", str(world / "samples.jsonl"), *base]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sarvlm: error:") and "no aef_index" in err and err.count("\n") == 1
-    assert main(["priors", str(world / "samples.jsonl"), "--source", f"aef-cog:{world / 'aef'}", "--grid", "8by8", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "priors",
+                str(world / "samples.jsonl"),
+                "--source",
+                f"aef-cog:{world / 'aef'}",
+                "--grid",
+                "8by8",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "--grid must look like 8x8" in capsys.readouterr().err
     assert main(["priors", "show", "--source", f"aef-cog:{world / 'aef'}", "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a SAMPLE" in capsys.readouterr().err
-    assert main(["priors", "show", str(world / "samples.jsonl"), "--id", "nogeo", "--source", f"aef-cog:{world / 'aef'}", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "priors",
+                "show",
+                str(world / "samples.jsonl"),
+                "--id",
+                "nogeo",
+                "--source",
+                f"aef-cog:{world / 'aef'}",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     assert "field 'georef'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
@@ -70,7 +115,19 @@ def test_priors_show_writes_png(world, tmp_path, capsys):
     import matplotlib.image as mpimg
 
     png = tmp_path / "show" / "scene.png"
-    args = ["priors", "show", str(world / "samples.jsonl"), "--id", "scene", "--source", f"aef-cog:{world / 'aef'}", "--grid", "6x5", "--out", str(png)]
+    args = [
+        "priors",
+        "show",
+        str(world / "samples.jsonl"),
+        "--id",
+        "scene",
+        "--source",
+        f"aef-cog:{world / 'aef'}",
+        "--grid",
+        "6x5",
+        "--out",
+        str(png),
+    ]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     img = mpimg.imread(png)
@@ -82,5 +139,20 @@ def test_priors_show_writes_png(world, tmp_path, capsys):
     assert main(args) == 0 and png.read_bytes() == first  # deterministic PNG
     # A bare georeferenced raster works too, given a year.
     png2 = tmp_path / "raster.png"
-    assert main(["priors", "show", str(world / "images" / "scene.tif"), "--year", "2020", "--source", f"aef-cog:{world / 'aef'}", "--out", str(png2)]) == 0
+    assert (
+        main(
+            [
+                "priors",
+                "show",
+                str(world / "images" / "scene.tif"),
+                "--year",
+                "2020",
+                "--source",
+                f"aef-cog:{world / 'aef'}",
+                "--out",
+                str(png2),
+            ]
+        )
+        == 0
+    )
     assert png2.stat().st_size > 10_000

@@ -9,7 +9,7 @@ import rasterio
 import shapely
 from rasterio.transform import Affine
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors.aef_layout import (
     AEF_NODATA,
     INDEX_COLUMNS,

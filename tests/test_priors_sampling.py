@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _priors_world import BBOX, NODATA_LONLAT, build_tiles, expected_codes
 from pyproj import Transformer
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from _priors_world import BBOX, NODATA_LONLAT, build_tiles, expected_codes
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.priors import PriorGrid, open_source, sample_grid
 from sarvlm.priors.aef_layout import dequantize_aef
 from sarvlm.priors.anchor_grid import anchor_nodes
@@ -113,7 +113,9 @@ def test_year_policy_nearest_exact_and_none(world):
     assert (g.year, g.year_requested) == (2020, 2021)  # tie → earlier
     g = sample_grid(src, west_bbox, 2025, 2, 2, 10, 10)
     assert g.year == 2022
-    np.testing.assert_array_equal(g.vectors[g.valid], dequantize_aef(expected_codes(tiles["a2022"], g.lon, g.lat))[g.valid])
+    np.testing.assert_array_equal(
+        g.vectors[g.valid], dequantize_aef(expected_codes(tiles["a2022"], g.lon, g.lat))[g.valid]
+    )
     g = sample_grid(src, west_bbox, 2025, 2, 2, 10, 10, year_policy="exact")
     assert g.year is None and not g.valid.any() and not g.vectors.any()
     g = sample_grid(src, west_bbox, None, 2, 2, 10, 10)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors import open_source, sample_grid
 from sarvlm.priors.aef_layout import AEF_NODATA, dequantize_aef
 
@@ -159,7 +159,7 @@ def _fake_ee(years=(2017, 2018, 2019, 2020), masked_lon_above=None, fail_init=Fa
             assert prop == "system:time_start"
             import datetime as dt
 
-            return _Info([int(dt.datetime(y, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000) for y in years])
+            return _Info([int(dt.datetime(y, 1, 1, tzinfo=dt.UTC).timestamp() * 1000) for y in years])
 
         def filterDate(self, start, end):  # noqa: N802
             assert end == f"{int(start[:4]) + 1}-01-01"
@@ -170,7 +170,9 @@ def _fake_ee(years=(2017, 2018, 2019, 2020), masked_lon_above=None, fail_init=Fa
 
     def Initialize(project=None):  # noqa: N802
         if fail_init:
-            raise EEException("Please authorize access to your Earth Engine account by running\n\nearthengine authenticate")
+            raise EEException(
+                "Please authorize access to your Earth Engine account by running\n\nearthengine authenticate"
+            )
         calls["init"].append(project)
 
     ee.EEException = EEException

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("sarvlm.synth.world")
 
-from sarvlm.data.record import read_samples  # noqa: E402
+from sarvlm.core.record import read_samples  # noqa: E402
 from sarvlm.io.raster import read_raster  # noqa: E402
 from sarvlm.priors.cache import PriorCache, build_prior_cache  # noqa: E402
 

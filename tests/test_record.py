@@ -6,16 +6,24 @@ import json
 
 import pytest
 
-from sarvlm.data.record import SampleRecord, parse_sample, read_samples, write_samples
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord, parse_sample, read_samples, write_samples
 
 
 def _record(**kw):
-    base = dict(id="s1", image="images/s1.tif", width=64, height=48, sensor="synthetic", polarizations=["vv"],
-                resolution_m=1.0, date="2021-06-01",
-                georef={"crs": "EPSG:32650", "transform": [1, 0, 500000, 0, -1, 3500000]},
-                objects=[{"category": "ship", "fine_category": "cargo", "bbox": [1, 2, 10, 12]}],
-                captions=[{"text": "A ship at sea.", "style": "concise"}])
+    base = dict(
+        id="s1",
+        image="images/s1.tif",
+        width=64,
+        height=48,
+        sensor="synthetic",
+        polarizations=["vv"],
+        resolution_m=1.0,
+        date="2021-06-01",
+        georef={"crs": "EPSG:32650", "transform": [1, 0, 500000, 0, -1, 3500000]},
+        objects=[{"category": "ship", "fine_category": "cargo", "bbox": [1, 2, 10, 12]}],
+        captions=[{"text": "A ship at sea.", "style": "concise"}],
+    )
     base.update(kw)
     return base
 
@@ -77,6 +85,24 @@ def test_write_is_atomic(tmp_path):
 
 def test_schema_is_one_type():
     # Every field the Foundation issue names exists on the one record type.
-    for name in ["id", "image", "optical", "width", "height", "sensor", "band", "polarizations", "resolution_m",
-                 "date", "georef", "objects", "landcover", "captions", "qa", "dialogues", "split", "schema_version"]:
+    for name in [
+        "id",
+        "image",
+        "optical",
+        "width",
+        "height",
+        "sensor",
+        "band",
+        "polarizations",
+        "resolution_m",
+        "date",
+        "georef",
+        "objects",
+        "landcover",
+        "captions",
+        "qa",
+        "dialogues",
+        "split",
+        "schema_version",
+    ]:
         assert name in SampleRecord.model_fields

@@ -61,8 +61,10 @@ def test_rough_sea_is_as_bright_as_fields_but_calm_sea_is_dark():
 def test_embedding_separates_what_sar_cannot():
     # One site of four cells; classify each 10 m pixel that is purely one class by its nearest prototype.
     rng = np.random.default_rng(5)
-    cells = [CellLayout(k // 2, k % 2, generate_layout(rng, 150, 2.0, kind), k)
-             for k, kind in enumerate(("rural", "coast", "rural", "river"))]
+    cells = [
+        CellLayout(k // 2, k % 2, generate_layout(rng, 150, 2.0, kind), k)
+        for k, kind in enumerate(("rural", "coast", "rural", "river"))
+    ]
     site = Site(0, 50, True, 700_000.0, 4_000_000.0, 2, 2, 150 * 2.0)
     field = site_embedding_field(site, cells, 2021, [0, 0])
     assert field.shape == (64, 60, 60)
@@ -72,7 +74,7 @@ def test_embedding_separates_what_sar_cannot():
     for c in cells:
         sub = c.layout.classes[1::5, 1::5][:30, :30]
         same = (c.layout.classes[0::5, 0::5][:30, :30] == sub) & (c.layout.classes[4::5, 4::5][:30, :30] == sub)
-        truth[c.row * 30:(c.row + 1) * 30, c.col * 30:(c.col + 1) * 30] = np.where(same, sub, -1)
+        truth[c.row * 30 : (c.row + 1) * 30, c.col * 30 : (c.col + 1) * 30] = np.where(same, sub, -1)
     pred = nearest_class(field.transpose(1, 2, 0))
     for cls in (WATER, FARMLAND, GRASSLAND):
         sel = truth == cls
@@ -97,7 +99,7 @@ def test_sites_alternate_zones_and_never_overlap():
         assert utm_zone(lon) == f.zone
     boxes = [(s.zone, s.west, s.north - s.rows * s.cell_m, s.west + s.cols * s.cell_m, s.north) for s in sites]
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             if a[0] == b[0]:
                 assert a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
 
@@ -106,7 +108,7 @@ def test_polygon_rasterising_is_pixel_centre_exact():
     poly = np.array([[2.0, 3.0], [7.0, 3.0], [7.0, 5.0], [2.0, 5.0]])  # covers centres x 2.5..6.5, y 3.5..4.5
     sub, (r0, c0) = polygon_mask(poly, 10, 10)
     full = np.zeros((10, 10), bool)
-    full[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]] = sub
+    full[r0 : r0 + sub.shape[0], c0 : c0 + sub.shape[1]] = sub
     assert mask_box(full) == [2.0, 3.0, 7.0, 5.0]
     assert full.sum() == 10
     # Rotating the local frame by 90 degrees swaps the extents.
@@ -121,9 +123,11 @@ def test_fine_types_have_distinct_sizes():
     assert np.mean(lengths["tanker"]) > np.mean(lengths["cargo"]) > np.mean(lengths["warship"])
     slender = {f: np.mean([(s := ship(f, rng)).width / s.length for _ in range(20)]) for f in ("warship", "fishing")}
     assert slender["warship"] < 0.14 < slender["fishing"]
-    spans = {f: [(a := aircraft(f, rng)).length for _ in range(30)] for f in ("fighter", "airliner", "light")}
+    spans = {f: [(_a := aircraft(f, rng)).length for _ in range(30)] for f in ("fighter", "airliner", "light")}
     assert max(spans["light"]) < min(spans["fighter"]) and max(spans["fighter"]) < min(spans["airliner"])
-    assert {p.sigma0_db for p in oil_tank("floating_roof", rng).parts} != {p.sigma0_db for p in oil_tank("fixed_roof", rng).parts}
+    assert {p.sigma0_db for p in oil_tank("floating_roof", rng).parts} != {
+        p.sigma0_db for p in oil_tank("fixed_roof", rng).parts
+    }
 
 
 @pytest.mark.parametrize("kind", ["port", "coast", "river", "airport", "rural"])
@@ -149,11 +153,13 @@ def test_targets_boxes_exact_and_on_allowed_ground(kind):
 
 
 def test_captions_follow_the_annotations():
-    from sarvlm.data.record import ObjectAnnotation
+    from sarvlm.core.record import ObjectAnnotation
 
-    objs = [ObjectAnnotation(category="ship", fine_category="cargo", bbox=[5, 5, 20, 10]),
-            ObjectAnnotation(category="ship", fine_category="fishing", bbox=[8, 6, 12, 9]),
-            ObjectAnnotation(category="harbor", bbox=[30, 30, 60, 60])]
+    objs = [
+        ObjectAnnotation(category="ship", fine_category="cargo", bbox=[5, 5, 20, 10]),
+        ObjectAnnotation(category="ship", fine_category="fishing", bbox=[8, 6, 12, 9]),
+        ObjectAnnotation(category="harbor", bbox=[30, 30, 60, 60]),
+    ]
     caps = make_captions("port", objs, {"water": 0.5, "urban": 0.45, "forest": 0.05}, 100, 100, 2.0)
     template, concise = (c.text for c in caps)
     assert "two ships (one cargo, one fishing) in the upper left" in template

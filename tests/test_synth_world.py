@@ -11,8 +11,8 @@ import pytest
 import rasterio
 
 from sarvlm.cli.main import main
-from sarvlm.data.record import read_samples
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import read_samples
 from sarvlm.priors.aef_layout import INDEX_COLUMNS, read_aef_index
 from sarvlm.synth.landcover import CLASSES, WATER
 from sarvlm.synth.world import generate_world
@@ -30,7 +30,11 @@ def world(tmp_path_factory) -> Path:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_and_records(world):
@@ -123,7 +127,9 @@ def test_objects_follow_placement_rules(world):
             clutter += 1
             cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
             # At least 30 m (15 px at 2 m) from water: no water within 10 px of the centre.
-            assert not (mask[max(cy - 10, 0):cy + 11, max(cx - 10, 0):cx + 11] == WATER).any(), f"{r.id}: clutter near water"
+            assert not (mask[max(cy - 10, 0) : cy + 11, max(cx - 10, 0) : cx + 11] == WATER).any(), (
+                f"{r.id}: clutter near water"
+            )
     assert ships > 0 and clutter > 0
 
 
@@ -197,8 +203,29 @@ def test_unwritable_output(tmp_path, capsys):
 
 def test_cli_preview_and_summary(tmp_path, capsys):
     out = tmp_path / "w"
-    assert main(["synth", str(out), "--scenes", "2", "--size", "64", "--seed", "5", "--preview", "--no-optical",
-                 "--years", "2020,2023", "--looks", "1", "--resolution", "3"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(out),
+                "--scenes",
+                "2",
+                "--size",
+                "64",
+                "--seed",
+                "5",
+                "--preview",
+                "--no-optical",
+                "--years",
+                "2020,2023",
+                "--looks",
+                "1",
+                "--resolution",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "wrote 2 scenes" in capsys.readouterr().out
     assert (out / "preview.png").stat().st_size > 10_000
     assert not (out / "optical").exists()

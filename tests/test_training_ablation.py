@@ -7,13 +7,13 @@ import json
 
 import pytest
 import torch
-from test_training_data import make_dataset, make_priors
 
 from sarvlm.cli.main import main
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.ablation import ABLATION_RUNS, RUN_NAMES, read_runs, run_ablation
 from sarvlm.training.recipe import load_recipe
 from sarvlm.training.stages import plan_stage
+from test_training_data import make_dataset, make_priors
 
 torch.set_num_threads(1)
 QUICK = {"stage2.tasks": "count,dialogue", "stage1.logging_steps": 1, "stage2.logging_steps": 1}
@@ -27,7 +27,15 @@ def world(tmp_path_factory):
 
 
 def test_grid_names_match_the_evaluation_report():
-    assert RUN_NAMES == ("stage2-only", "stage1+stage2", "stage2+tlm", "full", "fusion-sum", "fusion-concat", "fusion-tlm")
+    assert RUN_NAMES == (
+        "stage2-only",
+        "stage1+stage2",
+        "stage2+tlm",
+        "full",
+        "fusion-sum",
+        "fusion-concat",
+        "fusion-tlm",
+    )
 
 
 @pytest.mark.parametrize("run", ABLATION_RUNS, ids=lambda r: r.name)
@@ -53,8 +61,17 @@ def test_each_row_trains_what_the_paper_row_means(run):
 def test_ablation_runs_and_index(world):
     root, data, priors = world
     out = root / "grid"
-    result = run_ablation("tiny-qwen2.5-vl", data, out, priors=priors, runs=["stage2-only", "stage2+tlm", "fusion-tlm"],
-                          overrides=QUICK, max_steps=2, batch_size=2, log=lambda _: None)
+    result = run_ablation(
+        "tiny-qwen2.5-vl",
+        data,
+        out,
+        priors=priors,
+        runs=["stage2-only", "stage2+tlm", "fusion-tlm"],
+        overrides=QUICK,
+        max_steps=2,
+        batch_size=2,
+        log=lambda _: None,
+    )
     assert list(result) == ["stage2-only", "stage2+tlm", "fusion-tlm"]
     assert result["fusion-tlm"] == [out / "full"]
     runs = read_runs(out)
@@ -74,8 +91,25 @@ def test_ablation_runs_and_index(world):
 def test_cli_seeds_and_bad_run(world, capsys):
     root, data, priors = world
     out = root / "seeds"
-    argv = ["ablate", "--model", "tiny-qwen2.5-vl", "--data", str(data), "--priors", str(priors), "--out", str(out),
-            "--runs", "stage2-only", "--seeds", "2", "--max-steps", "1", "--batch-size", "2"]
+    argv = [
+        "ablate",
+        "--model",
+        "tiny-qwen2.5-vl",
+        "--data",
+        str(data),
+        "--priors",
+        str(priors),
+        "--out",
+        str(out),
+        "--runs",
+        "stage2-only",
+        "--seeds",
+        "2",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+    ]
     argv += [x for k, v in QUICK.items() for x in ("--set", f"{k}={v}")]
     assert main(argv) == 0
     runs = read_runs(out)

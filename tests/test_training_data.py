@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sarvlm.data.example import InstructionExample, Message, write_jsonl
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample, Message, write_jsonl
+from sarvlm.core.record import GeoRef
 from sarvlm.priors.prior_grid import PriorGrid
 from sarvlm.training.collator import IGNORE_INDEX, SftCollator
 from sarvlm.training.dataset import SftDataset, split_path
@@ -59,25 +59,57 @@ def make_dataset(root: Path, n_samples: int = 8, seed: int = 0, long_text: bool 
             opt = _image(img_dir / f"{sid}_opt.png", SIZES[i % len(SIZES)], rng, 200)
             images.append(f"images/{opt}")
             user = "<image>\n<image>\n"
-        caption = f"A SAR scene with {count} {WORDS[count]} target(s)." + (" Very long. " * 80 if long_text and i == 0 else "")
+        caption = f"A SAR scene with {count} {WORDS[count]} target(s)." + (
+            " Very long. " * 80 if long_text and i == 0 else ""
+        )
         # every sample but s001 is georeferenced (s001 gets the cache's explicit "no prior")
         georef = None if i == 1 else GeoRef(bbox_wgs84=[10.0 + 0.01 * i, 50.0, 10.005 + 0.01 * i, 50.005])
-        common = dict(sample_id=sid, images=images, width=SIZES[i % len(SIZES)][0], height=SIZES[i % len(SIZES)][1],
-                      split=split, georef=georef, year=2021)
+        common = dict(
+            sample_id=sid,
+            images=images,
+            width=SIZES[i % len(SIZES)][0],
+            height=SIZES[i % len(SIZES)][1],
+            split=split,
+            georef=georef,
+            year=2021,
+        )
         splits[split] += [
-            InstructionExample(id=f"{sid}-cap", task="caption", answer=caption, params={"style": "concise"},
-                               messages=[Message(role="user", content=user + "Describe the image."),
-                                         Message(role="assistant", content=caption)], **common),
-            InstructionExample(id=f"{sid}-cnt", task="count", answer=count, params={"category": None},
-                               messages=[Message(role="user", content=user + "How many targets?"),
-                                         Message(role="assistant", content=str(count))], **common),
-            InstructionExample(id=f"{sid}-dlg", task="dialogue", answer=["yes", str(count), "SAR"],
-                               messages=[Message(role="user", content=user + "Is this SAR?"),
-                                         Message(role="assistant", content="yes"),
-                                         Message(role="user", content="How many?"),
-                                         Message(role="assistant", content=str(count)),
-                                         Message(role="user", content="Which sensor?"),
-                                         Message(role="assistant", content="SAR")], **common),
+            InstructionExample(
+                id=f"{sid}-cap",
+                task="caption",
+                answer=caption,
+                params={"style": "concise"},
+                messages=[
+                    Message(role="user", content=user + "Describe the image."),
+                    Message(role="assistant", content=caption),
+                ],
+                **common,
+            ),
+            InstructionExample(
+                id=f"{sid}-cnt",
+                task="count",
+                answer=count,
+                params={"category": None},
+                messages=[
+                    Message(role="user", content=user + "How many targets?"),
+                    Message(role="assistant", content=str(count)),
+                ],
+                **common,
+            ),
+            InstructionExample(
+                id=f"{sid}-dlg",
+                task="dialogue",
+                answer=["yes", str(count), "SAR"],
+                messages=[
+                    Message(role="user", content=user + "Is this SAR?"),
+                    Message(role="assistant", content="yes"),
+                    Message(role="user", content="How many?"),
+                    Message(role="assistant", content=str(count)),
+                    Message(role="user", content="Which sensor?"),
+                    Message(role="assistant", content="SAR"),
+                ],
+                **common,
+            ),
         ]
     for split, rows in splits.items():
         write_jsonl(root / f"{split}.jsonl", rows)
@@ -217,8 +249,8 @@ def test_mixed_batch_priors_sizes_and_pairs(processor, dataset_dir):
     lengths = batch["attention_mask"].sum(1)
     for i, f in enumerate(feats):
         assert lengths[i] == f["input_ids"].shape[0]
-        assert (batch["labels"][i, lengths[i]:] == IGNORE_INDEX).all()
-        assert (batch["input_ids"][i, lengths[i]:] == processor.pad_token_id).all()
+        assert (batch["labels"][i, lengths[i] :] == IGNORE_INDEX).all()
+        assert (batch["input_ids"][i, lengths[i] :] == processor.pad_token_id).all()
 
 
 def test_mixed_batch_runs_through_the_model(dataset_dir):
@@ -248,7 +280,14 @@ def test_missing_priors_are_an_error_unless_allowed(processor, dataset_dir):
     cache = FakePriorCache({"s000": make_grid(4)})
     with pytest.raises(SarvlmError, match="s001.*prior cache|no entry 's001'"):
         SftDataset(dataset_dir / "train.jsonl", processor, tasks=["count"], priors=cache, use_priors=True)
-    ds = SftDataset(dataset_dir / "train.jsonl", processor, tasks=["count"], priors=cache, use_priors=True, allow_missing_priors=True)
+    ds = SftDataset(
+        dataset_dir / "train.jsonl",
+        processor,
+        tasks=["count"],
+        priors=cache,
+        use_priors=True,
+        allow_missing_priors=True,
+    )
     assert ds.report.missing_prior == 5
     assert not ds[1]["geo_mask"].any() and ds[0]["geo_mask"][0].all()
     with pytest.raises(SarvlmError, match="--priors"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sarvlm.cli.main import main
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import apply_common_overrides, list_recipes, load_recipe, parse_set_options
 
 
@@ -42,22 +42,36 @@ def test_lunaros_and_sarlang_match_the_papers():
 
 
 def test_set_overrides_are_parsed_and_validated():
-    r = load_recipe("fusar-gpt", parse_set_options(["stage2.lora.r=16", "fusion=sum", "stage1.tasks=caption,count",
-                                                    "stage1.lr=2e-4", "stage1.lora.enabled=true", "max_length=512"]))
+    r = load_recipe(
+        "fusar-gpt",
+        parse_set_options(
+            [
+                "stage2.lora.r=16",
+                "fusion=sum",
+                "stage1.tasks=caption,count",
+                "stage1.lr=2e-4",
+                "stage1.lora.enabled=true",
+                "max_length=512",
+            ]
+        ),
+    )
     assert r.stages[1].lora.r == 16 and r.fusion == "sum"
     assert r.stages[0].tasks == ["caption", "count"] and r.stages[0].lr == 2e-4 and r.stages[0].lora.enabled
     assert r.max_length == 512
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ({"stage2.lora.rank": "4"}, "stage2.lora.rank: unknown key 'rank'"),
-    ({"bogus": "1"}, "unknown key 'bogus'"),
-    ({"stage1.lr": "fast"}, "stage1.lr"),
-    ({"fusion": "add"}, "fusion"),
-    ({"stage3.lr": "1"}, "unknown key 'stage3'"),
-    ({"stage1.lr.x": "1"}, "has no sub-keys"),
-    ({"stage2.lora.r": "0"}, "stage2.lora.r"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"stage2.lora.rank": "4"}, "stage2.lora.rank: unknown key 'rank'"),
+        ({"bogus": "1"}, "unknown key 'bogus'"),
+        ({"stage1.lr": "fast"}, "stage1.lr"),
+        ({"fusion": "add"}, "fusion"),
+        ({"stage3.lr": "1"}, "unknown key 'stage3'"),
+        ({"stage1.lr.x": "1"}, "has no sub-keys"),
+        ({"stage2.lora.r": "0"}, "stage2.lora.r"),
+    ],
+)
 def test_bad_overrides_fail_with_one_line(override, message):
     with pytest.raises(SarvlmError) as exc:
         load_recipe("fusar-gpt", override)
@@ -73,7 +87,9 @@ def test_unknown_recipe_and_malformed_set():
 
 def test_user_recipe_file(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("name: mine\nstages:\n  - {name: only, tasks: ['*'], lora: {enabled: true}, lr: 1.0e-3, epochs: 1}\n")
+    path.write_text(
+        "name: mine\nstages:\n  - {name: only, tasks: ['*'], lora: {enabled: true}, lr: 1.0e-3, epochs: 1}\n"
+    )
     r = load_recipe(path)
     assert r.stages[0].lora.enabled and r.fusion == "none"
     path.write_text("name: mine\nstages: []\n")

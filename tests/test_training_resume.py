@@ -13,19 +13,40 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_training_data import make_dataset, make_priors
 
 from sarvlm.cli.main import main
+from test_training_data import make_dataset, make_priors
 
 torch.set_num_threads(1)
 
 
 def _argv(data: Path, priors: Path, out: Path) -> list[str]:
     return [
-        "train", "--recipe", "fusar-gpt", "--model", "tiny-qwen2.5-vl", "--data", str(data), "--priors", str(priors),
-        "--out", str(out), "--batch-size", "2", "--lr", "1e-2",
-        "--set", "stage1.max_steps=2", "--set", "stage2.max_steps=12", "--set", "stage2.save_steps=3",
-        "--set", "stage2.logging_steps=1", "--set", "stage2.tasks=count,dialogue",
+        "train",
+        "--recipe",
+        "fusar-gpt",
+        "--model",
+        "tiny-qwen2.5-vl",
+        "--data",
+        str(data),
+        "--priors",
+        str(priors),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-2",
+        "--set",
+        "stage1.max_steps=2",
+        "--set",
+        "stage2.max_steps=12",
+        "--set",
+        "stage2.save_steps=3",
+        "--set",
+        "stage2.logging_steps=1",
+        "--set",
+        "stage2.tasks=count,dialogue",
     ]
 
 
@@ -46,8 +67,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, capsys):
 
     # crash: SIGKILL once stage 2 has written its second checkpoint
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "sarvlm.cli.main", *_argv(data, priors, run)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sarvlm.cli.main", *_argv(data, priors, run)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     marker = run / "stage2" / "checkpoints" / "checkpoint-6" / "trainer_state.json"
     deadline = time.monotonic() + 240
     try:

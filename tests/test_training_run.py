@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training_data import make_dataset, make_priors
 
 from sarvlm.cli.main import main
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import apply_common_overrides, load_recipe
 from sarvlm.training.run_dir import prepare_run_dir
 from sarvlm.training.stages import module_part
 from sarvlm.training.trainer import apply_stage_result, train
+from test_training_data import make_dataset, make_priors
 
 torch.set_num_threads(1)
 
@@ -25,11 +25,18 @@ STEPS = 6
 
 
 def fusar_recipe(steps: int = STEPS):
-    recipe = load_recipe("fusar-gpt", {
-        "stage1.logging_steps": 1, "stage2.logging_steps": 1,
-        "stage1.lr": 1e-2, "stage2.lr": 1e-2, "stage2.warmup_ratio": 0.0, "stage1.warmup_ratio": 0.0,
-        "stage2.tasks": "count,dialogue",  # the tiny dataset's instruction tasks
-    })
+    recipe = load_recipe(
+        "fusar-gpt",
+        {
+            "stage1.logging_steps": 1,
+            "stage2.logging_steps": 1,
+            "stage1.lr": 1e-2,
+            "stage2.lr": 1e-2,
+            "stage2.warmup_ratio": 0.0,
+            "stage1.warmup_ratio": 0.0,
+            "stage2.tasks": "count,dialogue",  # the tiny dataset's instruction tasks
+        },
+    )
     return apply_common_overrides(recipe, max_steps=steps, batch_size=4)
 
 
@@ -44,7 +51,10 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_runs(world):
     root, data, priors = world
-    runs = [train(fusar_recipe(), model=MODEL, data=data, priors=priors, out=root / f"run{k}", log=lambda _: None) for k in range(2)]
+    runs = [
+        train(fusar_recipe(), model=MODEL, data=data, priors=priors, out=root / f"run{k}", log=lambda _: None)
+        for k in range(2)
+    ]
     return runs
 
 
@@ -132,11 +142,70 @@ def test_cli_bad_input_is_one_line(world, tmp_path, capsys):
     root, data, priors = world
     cases = [
         (["--recipe", "fusar-gpt", "--model", MODEL, "--data", str(data), "--out", str(tmp_path / "a")], "--priors"),
-        (["--recipe", "fusar-gpt", "--model", MODEL, "--data", str(tmp_path), "--priors", str(priors), "--out", str(tmp_path / "b")], "no train.jsonl"),
-        (["--recipe", "lunaros", "--model", str(tmp_path / "nomodel"), "--data", str(data), "--out", str(tmp_path / "c")], "no such model directory"),
-        (["--recipe", "lunaros", "--model", str(data), "--data", str(data), "--out", str(tmp_path / "d")], "no config.json"),
-        (["--recipe", "fusar-gpt", "--model", MODEL, "--data", str(data), "--priors", str(tmp_path), "--out", str(tmp_path / "e")], "not a prior cache"),
-        (["--recipe", "fusar-gpt", "--model", MODEL, "--data", str(data), "--priors", str(priors), "--out", str(tmp_path / "f"), "--deepspeed", "nope.json"], "no such config"),
+        (
+            [
+                "--recipe",
+                "fusar-gpt",
+                "--model",
+                MODEL,
+                "--data",
+                str(tmp_path),
+                "--priors",
+                str(priors),
+                "--out",
+                str(tmp_path / "b"),
+            ],
+            "no train.jsonl",
+        ),
+        (
+            [
+                "--recipe",
+                "lunaros",
+                "--model",
+                str(tmp_path / "nomodel"),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "c"),
+            ],
+            "no such model directory",
+        ),
+        (
+            ["--recipe", "lunaros", "--model", str(data), "--data", str(data), "--out", str(tmp_path / "d")],
+            "no config.json",
+        ),
+        (
+            [
+                "--recipe",
+                "fusar-gpt",
+                "--model",
+                MODEL,
+                "--data",
+                str(data),
+                "--priors",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "e"),
+            ],
+            "not a prior cache",
+        ),
+        (
+            [
+                "--recipe",
+                "fusar-gpt",
+                "--model",
+                MODEL,
+                "--data",
+                str(data),
+                "--priors",
+                str(priors),
+                "--out",
+                str(tmp_path / "f"),
+                "--deepspeed",
+                "nope.json",
+            ],
+            "no such config",
+        ),
     ]
     for argv, message in cases:
         assert main(["train", *argv]) == 2, argv
@@ -147,9 +216,21 @@ def test_cli_bad_input_is_one_line(world, tmp_path, capsys):
 
 def test_one_stage_alone_lunaros_with_eval_merge_and_checkpointing(world, tmp_path):
     root, data, priors = world
-    recipe = apply_common_overrides(load_recipe("lunaros", {"stage2.eval": True, "stage2.logging_steps": 1}),
-                                    max_steps=2, batch_size=2, gradient_checkpointing=True)
-    run = train(recipe, model="tiny-qwen3-vl", data=data, out=tmp_path / "lun", stages=["stage2"], merge=True, log=lambda _: None)
+    recipe = apply_common_overrides(
+        load_recipe("lunaros", {"stage2.eval": True, "stage2.logging_steps": 1}),
+        max_steps=2,
+        batch_size=2,
+        gradient_checkpointing=True,
+    )
+    run = train(
+        recipe,
+        model="tiny-qwen3-vl",
+        data=data,
+        out=tmp_path / "lun",
+        stages=["stage2"],
+        merge=True,
+        log=lambda _: None,
+    )
     assert not (tmp_path / "lun" / "stage1").exists()
     d = run.stage_dirs["stage2"]
     result = json.loads((d / "result.json").read_text())
@@ -169,15 +250,34 @@ def test_concat_fusion_follows_the_cache_grid(world, tmp_path):
     root, data, _ = world
     priors = make_priors(data, tmp_path / "priors3", grid=(3, 3))  # the tiny model defaults to 4x4
     recipe = apply_common_overrides(load_recipe("fusar-gpt", {"fusion": "concat"}), max_steps=1, batch_size=2)
-    run = train(recipe, model=MODEL, data=data, priors=priors, out=tmp_path / "cat", stages=["stage1"], log=lambda _: None)
+    run = train(
+        recipe, model=MODEL, data=data, priors=priors, out=tmp_path / "cat", stages=["stage1"], log=lambda _: None
+    )
     assert json.loads((run.final / "config.json").read_text())["sarvlm"]["prior_grid"] == [3, 3]
     assert set(json.loads((run.stage_dirs["stage1"] / "result.json").read_text())["trainable_by_part"]) == {"fusion"}
 
 
 def test_stages_in_separate_invocations(world, tmp_path, capsys):
     root, data, priors = world
-    argv = ["train", "--recipe", "fusar-gpt", "--model", MODEL, "--data", str(data), "--priors", str(priors),
-            "--out", str(tmp_path / "split"), "--max-steps", "1", "--batch-size", "2", "--set", "stage2.tasks=count"]
+    argv = [
+        "train",
+        "--recipe",
+        "fusar-gpt",
+        "--model",
+        MODEL,
+        "--data",
+        str(data),
+        "--priors",
+        str(priors),
+        "--out",
+        str(tmp_path / "split"),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--set",
+        "stage2.tasks=count",
+    ]
     assert main([*argv, "--stage", "1"]) == 0
     assert json.loads((tmp_path / "split" / "final" / "training.json").read_text())["stages"] == ["stage1"]
     assert main([*argv, "--stage", "2"]) == 0

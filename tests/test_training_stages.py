@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import load_recipe
 from sarvlm.training.stages import lora_target_names, module_part, plan_stage, prepare_stage, trainable_summary
-
 
 torch.set_num_threads(1)
 
@@ -52,7 +51,9 @@ def test_fusar_gpt_stage1_lora_switch_matches_fig2():
 def test_fusar_gpt_stage2_lora_on_every_linear_layer_of_the_llm_only():
     model = _model()
     recipe = load_recipe("fusar-gpt")
-    lm_linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and module_part(n) == "language_model"]
+    lm_linear = [
+        n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and module_part(n) == "language_model"
+    ]
     trained, plan = prepare_stage(model, recipe.stage("stage2"), "tlm")
     assert sorted(plan.lora_targets) == sorted(lm_linear) and len(lm_linear) == 14  # 2 layers x 7 projections
     names = _trainable_names(trained)

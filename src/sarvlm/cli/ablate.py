@@ -25,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--epochs", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="recipe field for every run (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", default=[], help="recipe field for every run (repeatable)"
+    )
     p.add_argument("--resume", action="store_true", help="continue interrupted runs")
     p.add_argument("--overwrite", action="store_true", help="replace existing run directories")
     p.add_argument("--allow-missing-priors", action="store_true")
@@ -39,10 +41,22 @@ def run(args: argparse.Namespace) -> int:
 
     runs = [r.strip() for r in args.runs.split(",") if r.strip()] if args.runs else None
     result = run_ablation(
-        args.model, args.data, args.out, priors=args.priors, seeds=args.seeds, runs=runs, recipe=args.recipe,
-        overrides=parse_set_options(args.set), max_steps=args.max_steps, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, resume=args.resume, overwrite=args.overwrite,
-        allow_missing_priors=args.allow_missing_priors, deepspeed=args.deepspeed,
+        args.model,
+        args.data,
+        args.out,
+        priors=args.priors,
+        seeds=args.seeds,
+        runs=runs,
+        recipe=args.recipe,
+        overrides=parse_set_options(args.set),
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        allow_missing_priors=args.allow_missing_priors,
+        deepspeed=args.deepspeed,
     )
     for name, dirs in result.items():
         print(f"{name:14s} {', '.join(str(d) for d in dirs)}")

@@ -9,8 +9,12 @@ import json
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     """Decoding options shared by ask and predict (greedy by default)."""
     g = p.add_argument_group("decoding (greedy unless --do-sample)")
-    g.add_argument("--max-new-tokens", type=int, default=None,
-                   help="answer budget for every task (default: per task, e.g. count 16, detect 384, caption 160)")
+    g.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="answer budget for every task (default: per task, e.g. count 16, detect 384, caption 160)",
+    )
     g.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-p", type=float, default=1.0)
@@ -23,20 +27,28 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "ask", help="ask a model a question about one SAR image",
+        "ask",
+        help="ask a model a question about one SAR image",
         description="Answer one question about a SAR image (PNG/JPEG/GeoTIFF), optionally with a co-located "
-                    "optical image. The AlphaEarth prior is sampled on the model's anchor grid from --bbox (or "
-                    "a georeferenced GeoTIFF's footprint), --year and --prior-source (default: the source saved "
-                    "with the model); --no-prior runs without one.")
+        "optical image. The AlphaEarth prior is sampled on the model's anchor grid from --bbox (or "
+        "a georeferenced GeoTIFF's footprint), --year and --prior-source (default: the source saved "
+        "with the model); --no-prior runs without one.",
+    )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("question", metavar="QUESTION")
-    p.add_argument("--model", required=True, help="model directory, adapter directory, or tiny-qwen2.5-vl / tiny-qwen3-vl")
-    p.add_argument("--optical", metavar="IMAGE", help="co-located optical image (given to the model after the SAR image)")
+    p.add_argument(
+        "--model", required=True, help="model directory, adapter directory, or tiny-qwen2.5-vl / tiny-qwen3-vl"
+    )
+    p.add_argument(
+        "--optical", metavar="IMAGE", help="co-located optical image (given to the model after the SAR image)"
+    )
     p.add_argument("--bbox", metavar="LON_MIN,LAT_MIN,LON_MAX,LAT_MAX", help="WGS84 footprint of the SAR image")
     p.add_argument("--year", type=int, help="year of the AlphaEarth layer")
     p.add_argument("--prior-source", metavar="SPEC", help="aef-cog:DIR, aef-zarr:PATH or earthengine[:PROJECT]")
     p.add_argument("--no-prior", action="store_true", help="do not use a prior")
-    p.add_argument("--task", help="task of the question (count, grid, detect, ...): parses the answer and sets its budget")
+    p.add_argument(
+        "--task", help="task of the question (count, grid, detect, ...): parses the answer and sets its budget"
+    )
     p.add_argument("--json", action="store_true", help="print the answer, the parsed answer and the prior as JSON")
     add_generation_args(p)
     return p
@@ -45,21 +57,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def generation_options(args: argparse.Namespace):
     from sarvlm.inference.generate import GenerationOptions
 
-    return GenerationOptions(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature,
-                             top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams, seed=args.seed)
+    return GenerationOptions(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        num_beams=args.num_beams,
+        seed=args.seed,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from sarvlm.cli.common import parse_floats
-    from sarvlm.errors import SarvlmError
+    from sarvlm.core.errors import SarvlmError
     from sarvlm.inference.ask import ask
 
     if args.no_prior and (args.bbox or args.prior_source):
         raise SarvlmError("--no-prior cannot be combined with --bbox or --prior-source")
     bbox = parse_floats(args.bbox, 4, "--bbox") if args.bbox else None
-    result = ask(args.model, args.image, args.question, optical=args.optical, bbox=bbox, year=args.year,
-                 prior_source=args.prior_source, no_prior=args.no_prior, task=args.task,
-                 options=generation_options(args), dtype=args.dtype, device=args.device)
+    result = ask(
+        args.model,
+        args.image,
+        args.question,
+        optical=args.optical,
+        bbox=bbox,
+        year=args.year,
+        prior_source=args.prior_source,
+        no_prior=args.no_prior,
+        task=args.task,
+        options=generation_options(args),
+        dtype=args.dtype,
+        device=args.device,
+    )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:

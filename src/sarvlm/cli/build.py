@@ -8,39 +8,68 @@ import sys
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "build", help="build instruction data (train/val/test JSONL) from sample records",
+        "build",
+        help="build instruction data (train/val/test JSONL) from sample records",
         description="Generate the papers' task templates (SARLANG-1M VQA, FUSAR-GPT target tasks, FUSAR-KLIP "
-                    "landforms and captions, LunarOS-Mini dialogues) from sample records, split by image, run "
-                    "quality control and export JSONL. Same inputs and seed give byte-identical files.")
+        "landforms and captions, LunarOS-Mini dialogues) from sample records, split by image, run "
+        "quality control and export JSONL. Same inputs and seed give byte-identical files.",
+    )
     p.add_argument("samples", metavar="SAMPLES.jsonl")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--tasks", default="count,grid,classify_box,detect",
-                   help="comma-separated tasks or groups (fusar-gpt, sarlang, landform, all); tasks: count, grid, "
-                        "classify_box, detect, identify, classify, position, refer, landform_main, landform_all, "
-                        "landform_region, caption, dialogue, vqa (default: %(default)s)")
+    p.add_argument(
+        "--tasks",
+        default="count,grid,classify_box,detect",
+        help="comma-separated tasks or groups (fusar-gpt, sarlang, landform, all); tasks: count, grid, "
+        "classify_box, detect, identify, classify, position, refer, landform_main, landform_all, "
+        "landform_region, caption, dialogue, vqa (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--coords", default="qwen2.5", help="box convention in the text: qwen2.5, qwen3, qwen2, norm, "
-                   "pixel, geochat (default: %(default)s)")
+    p.add_argument(
+        "--coords",
+        default="qwen2.5",
+        help="box convention in the text: qwen2.5, qwen3, qwen2, norm, pixel, geochat (default: %(default)s)",
+    )
     p.add_argument("--split", default="8:1:1", help="8:1:1, 7:3, 4:1, keep or keep,7:3 (default: %(default)s)")
-    p.add_argument("--split-method", default="hash", choices=("hash", "balanced"),
-                   help="hash: seeded hash of the image, flat memory (default); balanced: exact proportions per "
-                        "source, for small datasets (remembers every image)")
+    p.add_argument(
+        "--split-method",
+        default="hash",
+        choices=("hash", "balanced"),
+        help="hash: seeded hash of the image, flat memory (default); balanced: exact proportions per "
+        "source, for small datasets (remembers every image)",
+    )
     p.add_argument("--format", default="sarvlm", help="sarvlm, swift or llava (default: %(default)s)")
     p.add_argument("--max-per-sample", type=int, default=3, help="cap on examples of one task per sample")
-    p.add_argument("--negative-rate", type=float, default=0.25,
-                   help="chance of one absent-category question per sample for count/grid/detect")
-    p.add_argument("--categories", help="comma-separated vocabulary; objects of other categories are dropped "
-                   "(default: every category in the samples)")
-    p.add_argument("--no-synonyms", dest="use_synonyms", action="store_false",
-                   help="do not map category synonyms (plane -> aircraft, vessel -> ship, ...)")
+    p.add_argument(
+        "--negative-rate",
+        type=float,
+        default=0.25,
+        help="chance of one absent-category question per sample for count/grid/detect",
+    )
+    p.add_argument(
+        "--categories",
+        help="comma-separated vocabulary; objects of other categories are dropped "
+        "(default: every category in the samples)",
+    )
+    p.add_argument(
+        "--no-synonyms",
+        dest="use_synonyms",
+        action="store_false",
+        help="do not map category synonyms (plane -> aircraft, vessel -> ship, ...)",
+    )
     p.add_argument("--qc", default="drop", choices=("drop", "flag"), help="drop or only flag examples failing text QC")
     p.add_argument("--boxes", default="clip", choices=("clip", "drop"), help="boxes partly outside the image")
     p.add_argument("--skip-missing", action="store_true", help="skip (and count) samples whose image is missing")
-    p.add_argument("--with-optical", action="store_true",
-                   help="add each sample's paired optical image as a second image (SAR first)")
-    p.add_argument("--class-hint", action="store_true",
-                   help="prefix classify/refer/position questions with their answer set (SARLANG-1M's advice "
-                        "when mixing its SARDet-100k questions with other VQA data)")
+    p.add_argument(
+        "--with-optical",
+        action="store_true",
+        help="add each sample's paired optical image as a second image (SAR first)",
+    )
+    p.add_argument(
+        "--class-hint",
+        action="store_true",
+        help="prefix classify/refer/position questions with their answer set (SARLANG-1M's advice "
+        "when mixing its SARDet-100k questions with other VQA data)",
+    )
     p.add_argument("--absolute-images", action="store_true", help="write absolute image paths")
     p.add_argument("--min-pixels", type=int, default=None, help="qwen2.5 smart_resize min_pixels")
     p.add_argument("--max-pixels", type=int, default=None, help="qwen2.5 smart_resize max_pixels")
@@ -51,13 +80,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from sarvlm.data.builder import BuildOptions, build_dataset
 
-    opts = BuildOptions(tasks=args.tasks.split(","), seed=args.seed, coords=args.coords, split=args.split,
-                        split_method=args.split_method,
-                        format=args.format, max_per_sample=args.max_per_sample, negative_rate=args.negative_rate,
-                        categories=args.categories.split(",") if args.categories else None,
-                        use_synonyms=args.use_synonyms, qc=args.qc, boxes=args.boxes, skip_missing=args.skip_missing,
-                        absolute_images=args.absolute_images, with_optical=args.with_optical,
-                        class_hint=args.class_hint, overwrite=args.overwrite)
+    opts = BuildOptions(
+        tasks=args.tasks.split(","),
+        seed=args.seed,
+        coords=args.coords,
+        split=args.split,
+        split_method=args.split_method,
+        format=args.format,
+        max_per_sample=args.max_per_sample,
+        negative_rate=args.negative_rate,
+        categories=args.categories.split(",") if args.categories else None,
+        use_synonyms=args.use_synonyms,
+        qc=args.qc,
+        boxes=args.boxes,
+        skip_missing=args.skip_missing,
+        absolute_images=args.absolute_images,
+        with_optical=args.with_optical,
+        class_hint=args.class_hint,
+        overwrite=args.overwrite,
+    )
     if args.min_pixels:
         opts.min_pixels = args.min_pixels
     if args.max_pixels:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 
 def existing_file(value: str) -> Path:

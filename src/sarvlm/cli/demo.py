@@ -18,16 +18,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--quick", action="store_true", help="small smoke-test run (< 2 minutes): fewer scenes, steps, runs and seeds")
+    p.add_argument(
+        "--quick", action="store_true", help="small smoke-test run (< 2 minutes): fewer scenes, steps, runs and seeds"
+    )
     p.add_argument("--seeds", type=int, default=None, help="training seeds per ablation run (default 2, --quick 1)")
     p.add_argument("--fresh", action="store_true", help="recompute every step instead of reusing finished ones")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from sarvlm.core.errors import SarvlmError
     from sarvlm.demo.config import demo_config
     from sarvlm.demo.pipeline import run_demo
-    from sarvlm.errors import SarvlmError
 
     if args.seeds is not None and args.seeds < 1:
         raise SarvlmError(f"--seeds must be >= 1, got {args.seeds}")

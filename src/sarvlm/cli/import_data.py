@@ -11,29 +11,41 @@ FORMATS = ("coco", "dota", "voc", "yolo", "sarlang", "geovl", "llava", "swift")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "import", help="import an annotated SAR dataset as sample records",
+        "import",
+        help="import an annotated SAR dataset as sample records",
         description="Convert detection annotations (COCO, DOTA, VOC, YOLO) or text datasets (SARLANG-1M, "
-                    "FUSAR-GEOVL-1M, LLaVA, ms-swift) into sarvlm sample records (JSONL). Every image is "
-                    "checked: it must exist, be readable and match the annotated size.")
+        "FUSAR-GEOVL-1M, LLaVA, ms-swift) into sarvlm sample records (JSONL). Every image is "
+        "checked: it must exist, be readable and match the annotated size.",
+    )
     p.add_argument("format", metavar="FORMAT", help=f"one of: {', '.join(FORMATS)}")
     p.add_argument("src", metavar="SRC", help="annotation file or folder")
-    p.add_argument("--images", metavar="DIR", help="folder the annotations' image names are relative to "
-                   "(default: the folder of SRC)")
+    p.add_argument(
+        "--images",
+        metavar="DIR",
+        help="folder the annotations' image names are relative to (default: the folder of SRC)",
+    )
     p.add_argument("--out", metavar="SAMPLES.jsonl", required=True, help="output sample records")
     p.add_argument("--source", help="dataset name stored in each record (e.g. SARDet-100k); also prefixes ids")
     p.add_argument("--split", help="split of every record (train/val/test); default: from the format or none")
     p.add_argument("--skip-missing", action="store_true", help="skip (and count) samples whose image is missing")
-    p.add_argument("--no-check-images", dest="check_images", action="store_false",
-                   help="only check that images exist (read sizes from headers), do not decode them")
-    p.add_argument("--fine-from-supercategory", action="store_true",
-                   help="coco: category = supercategory, fine category = name (SAR-AIRcraft style)")
+    p.add_argument(
+        "--no-check-images",
+        dest="check_images",
+        action="store_false",
+        help="only check that images exist (read sizes from headers), do not decode them",
+    )
+    p.add_argument(
+        "--fine-from-supercategory",
+        action="store_true",
+        help="coco: category = supercategory, fine category = name (SAR-AIRcraft style)",
+    )
     p.add_argument("--classes", metavar="FILE", help="yolo: classes.txt or data.yaml with the class names")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from sarvlm.core.errors import SarvlmError
     from sarvlm.data.importers import IMPORTERS, import_dataset
-    from sarvlm.errors import SarvlmError
 
     if args.format not in IMPORTERS:
         raise SarvlmError(f"unknown import format {args.format!r} (expected one of {', '.join(IMPORTERS)})")
@@ -42,8 +54,17 @@ def run(args: argparse.Namespace) -> int:
         options["fine_from_supercategory"] = args.fine_from_supercategory
     if args.format == "yolo" and args.classes:
         options["classes"] = Path(args.classes)
-    result = import_dataset(args.format, args.src, args.out, images=args.images, source=args.source, split=args.split,
-                            skip_missing=args.skip_missing, check_images=args.check_images, **options)
+    result = import_dataset(
+        args.format,
+        args.src,
+        args.out,
+        images=args.images,
+        source=args.source,
+        split=args.split,
+        skip_missing=args.skip_missing,
+        check_images=args.check_images,
+        **options,
+    )
     extra = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()) if k != "records")
     print(f"wrote {result.records} sample records to {result.out}" + (f" ({extra})" if extra else ""), file=sys.stderr)
     return 0

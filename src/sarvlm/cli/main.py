@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from sarvlm import __version__
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 # Order is the order shown in `sarvlm --help`, following the data's path.
 VERB_MODULES: tuple[str, ...] = (
@@ -72,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence for the CLI
         if os.environ.get("SARVLM_DEBUG"):
             raise
-        print(f"sarvlm: internal error: {type(exc).__name__}: {exc} (set SARVLM_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"sarvlm: internal error: {type(exc).__name__}: {exc} (set SARVLM_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

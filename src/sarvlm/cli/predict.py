@@ -10,15 +10,21 @@ from sarvlm.cli.ask import add_generation_args
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "predict", help="answer every example of a built dataset split (resumable)",
+        "predict",
+        help="answer every example of a built dataset split (resumable)",
         description="Batched generation over instruction examples with the cached priors; writes one "
-                    "prediction per example (id, task, prediction, parsed). Rerunning after an interruption "
-                    "skips the ids already answered; the output is written atomically in dataset order.")
-    p.add_argument("--model", required=True, help="model directory, adapter directory, or tiny-qwen2.5-vl / tiny-qwen3-vl")
+        "prediction per example (id, task, prediction, parsed). Rerunning after an interruption "
+        "skips the ids already answered; the output is written atomically in dataset order.",
+    )
+    p.add_argument(
+        "--model", required=True, help="model directory, adapter directory, or tiny-qwen2.5-vl / tiny-qwen3-vl"
+    )
     p.add_argument("--data", required=True, metavar="TEST.jsonl", help="instruction examples (e.g. DATA/test.jsonl)")
     p.add_argument("--out", required=True, metavar="PREDICTIONS.jsonl")
     p.add_argument("--priors", metavar="DIR", help="prior cache built by `sarvlm priors` (default: no priors)")
-    p.add_argument("--allow-missing-priors", action="store_true", help="run samples missing from the cache without a prior")
+    p.add_argument(
+        "--allow-missing-priors", action="store_true", help="run samples missing from the cache without a prior"
+    )
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="only the first K examples")
     add_generation_args(p)
@@ -28,11 +34,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from sarvlm.inference.predict import predict
 
-    summary = predict(args.model, args.data, args.out, priors_dir=args.priors, batch_size=args.batch_size,
-                      limit=args.limit, max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
-                      seed=args.seed, dtype=args.dtype, device=args.device,
-                      allow_missing_priors=args.allow_missing_priors)
-    print(f"{summary.out}: {summary.generated} answered, {summary.skipped} already done, {summary.total} examples",
-          file=sys.stderr)
+    summary = predict(
+        args.model,
+        args.data,
+        args.out,
+        priors_dir=args.priors,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        num_beams=args.num_beams,
+        seed=args.seed,
+        dtype=args.dtype,
+        device=args.device,
+        allow_missing_priors=args.allow_missing_priors,
+    )
+    print(
+        f"{summary.out}: {summary.generated} answered, {summary.skipped} already done, {summary.total} examples",
+        file=sys.stderr,
+    )
     return 0

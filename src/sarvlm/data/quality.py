@@ -33,8 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.positions import box_centre, grid_cell
-from sarvlm.data.record import SampleRecord
 from sarvlm.data.tasks.base import SampleView, Target, plural
 
 REASONS: dict[str, str] = {
@@ -57,24 +57,81 @@ TEXT_REASONS = ("colour_word", "count_mismatch", "position_mismatch")
 
 # Coarse-category synonyms seen across SARDet-100k, SSDD, HRSID, SAR-AIRcraft, FUSAR-Ship, SARLANG-1M.
 SYNONYMS: dict[str, str] = {
-    "plane": "aircraft", "airplane": "aircraft", "aeroplane": "aircraft", "airliner": "aircraft", "jet": "aircraft",
-    "vessel": "ship", "boat": "ship", "cargo ship": "ship", "tanker": "ship",
-    "oil tank": "tank", "storage tank": "tank", "storage-tank": "tank", "oiltank": "tank",
-    "vehicle": "car", "automobile": "car", "small vehicle": "car", "small-vehicle": "car",
-    "port": "harbor", "harbour": "harbor", "dock": "harbor",
+    "plane": "aircraft",
+    "airplane": "aircraft",
+    "aeroplane": "aircraft",
+    "airliner": "aircraft",
+    "jet": "aircraft",
+    "vessel": "ship",
+    "boat": "ship",
+    "cargo ship": "ship",
+    "tanker": "ship",
+    "oil tank": "tank",
+    "storage tank": "tank",
+    "storage-tank": "tank",
+    "oiltank": "tank",
+    "vehicle": "car",
+    "automobile": "car",
+    "small vehicle": "car",
+    "small-vehicle": "car",
+    "port": "harbor",
+    "harbour": "harbor",
+    "dock": "harbor",
     "bridges": "bridge",
 }
-COLOUR_WORDS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown", "violet", "cyan", "magenta",
-                "turquoise", "beige", "golden", "teal", "maroon", "greenish", "bluish", "reddish", "yellowish",
-                "brownish", "colorful", "colourful", "colored", "coloured", "color", "colour", "colors", "colours",
-                "greenery", "lush")
+COLOUR_WORDS = (
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "orange",
+    "purple",
+    "pink",
+    "brown",
+    "violet",
+    "cyan",
+    "magenta",
+    "turquoise",
+    "beige",
+    "golden",
+    "teal",
+    "maroon",
+    "greenish",
+    "bluish",
+    "reddish",
+    "yellowish",
+    "brownish",
+    "colorful",
+    "colourful",
+    "colored",
+    "coloured",
+    "color",
+    "colour",
+    "colors",
+    "colours",
+    "greenery",
+    "lush",
+)
 _COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.I)
-NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
 _LINKS = {"and", "or", "of", "to", "the", "with", "than", "in", "on", "at", "from", "by", "for"}
-_POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top", "bottom": "bottom",
-                   "lower": "bottom", "center": "center", "centre": "center", "middle": "center"}
+_POSITION_WORDS = {
+    "left": "left",
+    "right": "right",
+    "top": "top",
+    "upper": "top",
+    "bottom": "bottom",
+    "lower": "bottom",
+    "center": "center",
+    "centre": "center",
+    "middle": "center",
+}
 
 
 def canonical_category(name: str, synonyms: dict[str, str] | None = SYNONYMS) -> str:
@@ -101,8 +158,10 @@ class QualityReport:
             ids.append(who)
 
     def to_dict(self) -> dict[str, Any]:
-        return {r: {"count": self.counts[r], "meaning": REASONS.get(r, r), "examples": self.examples.get(r, [])}
-                for r in sorted(self.counts)}
+        return {
+            r: {"count": self.counts[r], "meaning": REASONS.get(r, r), "examples": self.examples.get(r, [])}
+            for r in sorted(self.counts)
+        }
 
     def markdown(self) -> str:
         if not self.counts:
@@ -113,8 +172,13 @@ class QualityReport:
         return "\n".join(lines) + "\n"
 
 
-def clean_targets(record: SampleRecord, report: QualityReport, boxes: str = "clip",
-                  synonyms: dict[str, str] | None = SYNONYMS, vocabulary: set[str] | None = None) -> list[Target]:
+def clean_targets(
+    record: SampleRecord,
+    report: QualityReport,
+    boxes: str = "clip",
+    synonyms: dict[str, str] | None = SYNONYMS,
+    vocabulary: set[str] | None = None,
+) -> list[Target]:
     """The record's usable targets: boxes clipped/dropped, categories canonicalised, crowds left out."""
     w, h = record.width, record.height
     out: list[Target] = []
@@ -163,15 +227,19 @@ def _mentions(text: str, categories: tuple[str, ...]) -> tuple[list[tuple[int, s
     counts, positions = [], []
     for m in cat_re.finditer(text):
         cat = by_name[m.group(1).lower()]
-        before = text[:m.start()].rstrip().split()
+        before = text[: m.start()].rstrip().split()
         value = _number(before[-1]) if before else None
         if value is None and len(before) >= 2 and before[-1].isalpha() and before[-1].lower() not in _LINKS:
             value = _number(before[-2])  # one adjective in between: "two large ships"
         if value is not None:
             counts.append((value, cat))
-        after = text[m.end():m.end() + 60]
-        pos = re.match(r"(?:\W+\w+){0,3}?\W+(?:on|in|at|to|towards) the (left|right|top|bottom|upper|lower|"
-                       r"center|centre|middle)\b", after, re.I)
+        after = text[m.end() : m.end() + 60]
+        pos = re.match(
+            r"(?:\W+\w+){0,3}?\W+(?:on|in|at|to|towards) the (left|right|top|bottom|upper|lower|"
+            r"center|centre|middle)\b",
+            after,
+            re.I,
+        )
         if pos:
             positions.append((cat, _POSITION_WORDS[pos.group(1).lower()]))
     return counts, positions
@@ -209,7 +277,11 @@ def _loosely_at(targets: list[Target], region: str, width: int, height: int) -> 
         if region == "center":
             if grid_cell(cx, cy, width, height) == 5:
                 return True
-        elif (region == "left" and cx < width / 2) or (region == "right" and cx > width / 2) or \
-                (region == "top" and cy < height / 2) or (region == "bottom" and cy > height / 2):
+        elif (
+            (region == "left" and cx < width / 2)
+            or (region == "right" and cx > width / 2)
+            or (region == "top" and cy < height / 2)
+            or (region == "bottom" and cy > height / 2)
+        ):
             return True
     return False

@@ -33,12 +33,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 SPLIT_NAMES_3 = ("train", "val", "test")
 SPLIT_NAMES_2 = ("train", "test")
-_ALIASES = {"train": "train", "training": "train", "trainval": "train", "val": "val", "valid": "val",
-            "validation": "val", "dev": "val", "test": "test", "testing": "test", "eval": "test"}
+_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "trainval": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+    "eval": "test",
+}
 
 
 def normalise_split_name(name: str) -> str | None:
@@ -133,8 +143,10 @@ class SplitPlan:
                 raise SarvlmError(f"{who}: split: unknown split name {own_split!r} (use train, val or test)")
             return name
         if not self.bounds:
-            raise SarvlmError(f"{who}: split: the sample has no split of its own and --split keep gives no ratio "
-                              f"(use e.g. --split keep,7:3)")
+            raise SarvlmError(
+                f"{who}: split: the sample has no split of its own and --split keep gives no ratio "
+                f"(use e.g. --split keep,7:3)"
+            )
         if self.method == "balanced":
             return self._balanced(image_key, source)
         u = self.unit(image_key)

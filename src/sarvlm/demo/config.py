@@ -34,7 +34,15 @@ class DemoConfig:
     test_per_task: int = 40  # test examples per task scored for every run
     predict_batch_size: int = 16
     workers: int = 2  # training / prediction jobs side by side (one thread each)
-    runs: tuple[str, ...] = ("stage2-only", "stage1+stage2", "stage2+tlm", "full", "fusion-sum", "fusion-concat", "fusion-tlm")
+    runs: tuple[str, ...] = (
+        "stage2-only",
+        "stage1+stage2",
+        "stage2+tlm",
+        "full",
+        "fusion-sum",
+        "fusion-concat",
+        "fusion-tlm",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,10 +65,28 @@ class DemoConfig:
         }
 
 
-FULL = DemoConfig(scenes=120, size=112, seeds=2, base_steps=600, stage1_steps=80, stage2_steps=200, test_per_task=25,
-                  base_lr=5e-3, stage1_lr=1e-2, stage2_lr=5e-3)
-QUICK = DemoConfig(scenes=20, size=112, seeds=1, base_steps=30, stage1_steps=8, stage2_steps=16,
-                   test_per_task=4, runs=("stage2-only", "stage2+tlm", "full"))
+FULL = DemoConfig(
+    scenes=120,
+    size=112,
+    seeds=2,
+    base_steps=600,
+    stage1_steps=80,
+    stage2_steps=200,
+    test_per_task=25,
+    base_lr=5e-3,
+    stage1_lr=1e-2,
+    stage2_lr=5e-3,
+)
+QUICK = DemoConfig(
+    scenes=20,
+    size=112,
+    seeds=1,
+    base_steps=30,
+    stage1_steps=8,
+    stage2_steps=16,
+    test_per_task=4,
+    runs=("stage2-only", "stage2+tlm", "full"),
+)
 
 
 def demo_config(quick: bool, seeds: int | None = None) -> DemoConfig:

@@ -18,11 +18,11 @@ from typing import Any
 
 from rich.console import Console
 
+from sarvlm.core.atomic import ensure_writable_dir
+from sarvlm.core.errors import SarvlmError
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
 from sarvlm.demo.report import MAJORITY, run_tag
 from sarvlm.demo.steps import StepRunner
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import ensure_writable_dir
 
 BASE_RECIPE = Path(__file__).with_name("recipes") / "optical-pretrain.yaml"
 # Rough upper bound of what the full demo writes (world, images, checkpoints, reports).
@@ -41,7 +41,9 @@ def _check_disk(out: Path, quick: bool) -> None:
     free = shutil.disk_usage(out).free
     need = REQUIRED_FREE_BYTES // (8 if quick else 1)
     if free < need:
-        raise SarvlmError(f"{out}: not enough free disk space ({free / 1e9:.2f} GB free, the demo needs about {need / 1e9:.1f} GB)")
+        raise SarvlmError(
+            f"{out}: not enough free disk space ({free / 1e9:.2f} GB free, the demo needs about {need / 1e9:.1f} GB)"
+        )
 
 
 def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
@@ -51,7 +53,7 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     out of all training."""
     import numpy as np
 
-    from sarvlm.data.record import read_samples, write_samples
+    from sarvlm.core.record import read_samples, write_samples
 
     records = sorted(read_samples(pre_samples), key=lambda r: r.id)
     n = len(records)
@@ -59,19 +61,27 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
         raise SarvlmError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
     order = np.random.default_rng(seed).permutation(n)
     n_test = n_val = max(1, round(0.1 * n))
-    split_of = {records[i].id: ("test" if k < n_test else "val" if k < n_test + n_val else "train") for k, i in enumerate(order)}
+    split_of = {
+        records[i].id: ("test" if k < n_test else "val" if k < n_test + n_val else "train") for k, i in enumerate(order)
+    }
     rebase = lambda rel: (Path("..") / pre_samples.parent.name / rel).as_posix()  # noqa: E731
 
     def moved(rec, image: str, optical: str | None, **extra):
         landcover = rec.landcover.model_copy(update={"mask": rebase(rec.landcover.mask)}) if rec.landcover else None
-        return rec.model_copy(update={"image": image, "optical": optical, "landcover": landcover, "split": split_of[rec.id], **extra})
+        return rec.model_copy(
+            update={"image": image, "optical": optical, "landcover": landcover, "split": split_of[rec.id], **extra}
+        )
 
-    write_samples(out / "sar.jsonl", (moved(r, rebase(r.image), rebase(r.optical) if r.optical else None) for r in records))
+    write_samples(
+        out / "sar.jsonl", (moved(r, rebase(r.image), rebase(r.optical) if r.optical else None) for r in records)
+    )
     for r in records:
         if r.optical is None:
             raise SarvlmError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
-    write_samples(out / "optical.jsonl", (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render")
-                                          for r in records))
+    write_samples(
+        out / "optical.jsonl",
+        (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render") for r in records),
+    )
 
 
 def _majority_predictions(train_jsonl: Path, test_jsonl: Path, out: Path) -> None:
@@ -79,19 +89,21 @@ def _majority_predictions(train_jsonl: Path, test_jsonl: Path, out: Path) -> Non
     answer (ties: the alphabetically first). A run that does not beat it has learnt nothing image-specific."""
     from collections import Counter
 
-    from sarvlm.data.example import Prediction, read_examples, write_jsonl
+    from sarvlm.core.example import Prediction, read_examples, write_jsonl
 
     answers: dict[str, Counter] = defaultdict(Counter)
     for ex in read_examples(train_jsonl):
         if ex.reference is not None:
             answers[ex.task][ex.reference] += 1
     best = {task: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for task, c in answers.items()}
-    write_jsonl(out, (Prediction(id=ex.id, task=ex.task, prediction=best.get(ex.task, "")) for ex in read_examples(test_jsonl)))
+    write_jsonl(
+        out, (Prediction(id=ex.id, task=ex.task, prediction=best.get(ex.task, "")) for ex in read_examples(test_jsonl))
+    )
 
 
 def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
     """The first ``per_task`` test examples of every task (file order), scored for every run."""
-    from sarvlm.data.example import read_examples, write_jsonl
+    from sarvlm.core.example import read_examples, write_jsonl
 
     taken: dict[str, int] = defaultdict(int)
     chosen = []
@@ -99,7 +111,11 @@ def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
         if ex.task in STAGE2_TASKS and taken[ex.task] < per_task:
             taken[ex.task] += 1
             # images stay valid: the subset sits next to test.jsonl's directory
-            chosen.append(ex.model_copy(update={"images": [(Path("..") / test_jsonl.parent.name / p).as_posix() for p in ex.images]}))
+            chosen.append(
+                ex.model_copy(
+                    update={"images": [(Path("..") / test_jsonl.parent.name / p).as_posix() for p in ex.images]}
+                )
+            )
     if not chosen:
         raise SarvlmError(f"{test_jsonl}: no test examples of the stage-2 tasks")
     write_jsonl(out / "test.jsonl", chosen)
@@ -120,8 +136,20 @@ def _ablation_job(job: tuple) -> str:
 
     model, data, out, priors, name, seed, overrides = job
     _worker_init()
-    _quietly(Path(out) / "train.log", run_ablation, model, data, out, priors=priors, seeds=[seed], runs=[name],
-             recipe="fusar-gpt", overrides=overrides, resume=True, log=print)
+    _quietly(
+        Path(out) / "train.log",
+        run_ablation,
+        model,
+        data,
+        out,
+        priors=priors,
+        seeds=[seed],
+        runs=[name],
+        recipe="fusar-gpt",
+        overrides=overrides,
+        resume=True,
+        log=print,
+    )
     return f"{name} (seed {seed})"
 
 
@@ -147,7 +175,9 @@ def _in_parallel(fn: Any, jobs: list[tuple], workers: int, console: Console, ver
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, job) for job in jobs]
         for i, fut in enumerate(as_completed(futures), 1):
-            console.print(f"    {verb} {fut.result()} [dim]({i}/{len(jobs)}, {time.perf_counter() - start:.0f} s)[/dim]")
+            console.print(
+                f"    {verb} {fut.result()} [dim]({i}/{len(jobs)}, {time.perf_counter() - start:.0f} s)[/dim]"
+            )
 
 
 def _train_ablation(model: Path, data: Path, priors: Path, out: Path, cfg: DemoConfig, console: Console) -> None:
@@ -156,8 +186,19 @@ def _train_ablation(model: Path, data: Path, priors: Path, out: Path, cfg: DemoC
 
     wanted = [r for r in ABLATION_RUNS if r.name in cfg.runs]
     trained = [r for r in wanted if not r.alias_of]
-    jobs = [(str(model), str(data), str(out / f"{r.name}-seed{seed}"), str(priors) if r.fusion != "none" else None, r.name, seed,
-             cfg.recipe_overrides()) for seed in range(cfg.seeds) for r in trained]
+    jobs = [
+        (
+            str(model),
+            str(data),
+            str(out / f"{r.name}-seed{seed}"),
+            str(priors) if r.fusion != "none" else None,
+            r.name,
+            seed,
+            cfg.recipe_overrides(),
+        )
+        for seed in range(cfg.seeds)
+        for r in trained
+    ]
     _in_parallel(_ablation_job, jobs, cfg.workers, console, "trained")
     entries = []
     for seed in range(cfg.seeds):
@@ -165,8 +206,18 @@ def _train_ablation(model: Path, data: Path, priors: Path, out: Path, cfg: DemoC
             target = r.alias_of or r.name
             (e,) = read_runs(out / f"{target}-seed{seed}")
             run_dir = Path(e["run_dir"]).relative_to(out.resolve()).as_posix()
-            entries.append({"name": r.name, "table": r.table, "sft1": r.sft1, "sft2": r.sft2, "fusion": r.fusion,
-                            "seed": seed, "alias_of": r.alias_of, "run_dir": run_dir})
+            entries.append(
+                {
+                    "name": r.name,
+                    "table": r.table,
+                    "sft1": r.sft1,
+                    "sft2": r.sft2,
+                    "fusion": r.fusion,
+                    "seed": seed,
+                    "alias_of": r.alias_of,
+                    "run_dir": run_dir,
+                }
+            )
     (out / "runs.json").write_text(json.dumps({"runs": entries}, indent=2) + "\n")
 
 
@@ -191,7 +242,9 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
-def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, console: Console | None = None) -> DemoResult:
+def run_demo(
+    out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, console: Console | None = None
+) -> DemoResult:
     """Run the whole demo into ``out_dir`` and return where the report is."""
     import torch
 
@@ -212,60 +265,145 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, conso
     started = time.perf_counter()
     runner = StepRunner(out.resolve(), console, fresh=fresh)
 
-    world = runner.run("world", {"scenes": cfg.scenes, "size": cfg.size, "seed": cfg.world_seed, "looks": cfg.looks},
-                       lambda d: generate_world(d, cfg.scenes, seed=cfg.world_seed, size=cfg.size, looks=cfg.looks,
-                                                overwrite=True, preview=True),
-                       title=f"1/7 synthetic SAR world ({cfg.scenes} scenes of {cfg.size}² px, AlphaEarth-layout field)")
-    pre = runner.run("preprocessed", {"world": runner.key_of("world"), "filter": "refined-lee", "window": 7},
-                     lambda d: preprocess_samples(world / "samples.jsonl", d, PreprocessConfig(
-                         filter="refined-lee", window=7, looks=cfg.looks, stretch=True, uint8=True, overwrite=True)),
-                     title="2/7 preprocessing (refined Lee 7×7, log + percentile stretch, uint8)")
-    build = lambda samples: (lambda d: build_dataset(samples, d, BuildOptions(  # noqa: E731
-        tasks=list(BUILD_TASKS), seed=cfg.world_seed, split="keep", coords="qwen2.5", overwrite=True)))
-    scenes = runner.run("scenes", {"pre": runner.key_of("preprocessed"), "seed": cfg.world_seed},
-                        lambda d: _scene_splits(pre / "samples.jsonl", d, cfg.world_seed),
-                        title="    8:1:1 split by scene (SAR scenes and their optical twins together)")
-    data = runner.run("data", {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
-                      build(scenes / "sar.jsonl"), title="3/7 instruction data from the SAR scenes")
-    optical_data = runner.run("optical-data", {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
-                              build(scenes / "optical.jsonl"), title="    instruction data from the optical twins (base model)")
-    priors = runner.run("priors", {"data": runner.key_of("data"), "grid": cfg.grid},
-                        lambda d: build_prior_cache(data, f"aef-cog:{world / 'aef'}", grid=cfg.grid, out_dir=d, overwrite=True),
-                        title=f"4/7 AlphaEarth priors on {cfg.grid[0]}×{cfg.grid[1]} anchor grids (aef-cog reader)")
+    world = runner.run(
+        "world",
+        {"scenes": cfg.scenes, "size": cfg.size, "seed": cfg.world_seed, "looks": cfg.looks},
+        lambda d: generate_world(
+            d, cfg.scenes, seed=cfg.world_seed, size=cfg.size, looks=cfg.looks, overwrite=True, preview=True
+        ),
+        title=f"1/7 synthetic SAR world ({cfg.scenes} scenes of {cfg.size}² px, AlphaEarth-layout field)",
+    )
+    pre = runner.run(
+        "preprocessed",
+        {"world": runner.key_of("world"), "filter": "refined-lee", "window": 7},
+        lambda d: preprocess_samples(
+            world / "samples.jsonl",
+            d,
+            PreprocessConfig(filter="refined-lee", window=7, looks=cfg.looks, stretch=True, uint8=True, overwrite=True),
+        ),
+        title="2/7 preprocessing (refined Lee 7×7, log + percentile stretch, uint8)",
+    )
+    build = lambda samples: (
+        lambda d: build_dataset(
+            samples,
+            d,
+            BuildOptions(  # noqa: E731
+                tasks=list(BUILD_TASKS), seed=cfg.world_seed, split="keep", coords="qwen2.5", overwrite=True
+            ),
+        )
+    )
+    scenes = runner.run(
+        "scenes",
+        {"pre": runner.key_of("preprocessed"), "seed": cfg.world_seed},
+        lambda d: _scene_splits(pre / "samples.jsonl", d, cfg.world_seed),
+        title="    8:1:1 split by scene (SAR scenes and their optical twins together)",
+    )
+    data = runner.run(
+        "data",
+        {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
+        build(scenes / "sar.jsonl"),
+        title="3/7 instruction data from the SAR scenes",
+    )
+    optical_data = runner.run(
+        "optical-data",
+        {"scenes": runner.key_of("scenes"), "tasks": BUILD_TASKS},
+        build(scenes / "optical.jsonl"),
+        title="    instruction data from the optical twins (base model)",
+    )
+    priors = runner.run(
+        "priors",
+        {"data": runner.key_of("data"), "grid": cfg.grid},
+        lambda d: build_prior_cache(data, f"aef-cog:{world / 'aef'}", grid=cfg.grid, out_dir=d, overwrite=True),
+        title=f"4/7 AlphaEarth priors on {cfg.grid[0]}×{cfg.grid[1]} anchor grids (aef-cog reader)",
+    )
     # The base is a generalist, as a stock VLM is: it describes images and answers questions about
     # them (optical ones). Without captioning ability, stage 1's TLM would have nothing to steer.
-    base_recipe = load_recipe(BASE_RECIPE, {"pretrain.max_steps": cfg.base_steps, "pretrain.lr": cfg.base_lr,
-                                            "pretrain.batch_size": cfg.batch_size, "pretrain.tasks": list(BUILD_TASKS)})
-    base = runner.run("base", {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr,
-                               "tasks": BUILD_TASKS},
-                      lambda d: _quietly(out / "logs" / "base-train.log", train, base_recipe, model="tiny-qwen2.5-vl", data=optical_data, out=d,
-                                         overwrite=True, log=print),
-                      title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)")
-    ablation_params = {"base": runner.key_of("base"), "priors": runner.key_of("priors"), "seeds": cfg.seeds,
-                       "runs": cfg.runs, "overrides": cfg.recipe_overrides()}
-    ablation = runner.run("ablation", ablation_params,
-                          lambda d: _train_ablation(base / "final", data, priors, d, cfg, console),
-                          title=f"6/7 FUSAR-GPT ablation grid ({len(cfg.runs)} runs × {cfg.seeds} seed(s))", in_place=True)
+    base_recipe = load_recipe(
+        BASE_RECIPE,
+        {
+            "pretrain.max_steps": cfg.base_steps,
+            "pretrain.lr": cfg.base_lr,
+            "pretrain.batch_size": cfg.batch_size,
+            "pretrain.tasks": list(BUILD_TASKS),
+        },
+    )
+    base = runner.run(
+        "base",
+        {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr, "tasks": BUILD_TASKS},
+        lambda d: _quietly(
+            out / "logs" / "base-train.log",
+            train,
+            base_recipe,
+            model="tiny-qwen2.5-vl",
+            data=optical_data,
+            out=d,
+            overwrite=True,
+            log=print,
+        ),
+        title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)",
+    )
+    ablation_params = {
+        "base": runner.key_of("base"),
+        "priors": runner.key_of("priors"),
+        "seeds": cfg.seeds,
+        "runs": cfg.runs,
+        "overrides": cfg.recipe_overrides(),
+    }
+    ablation = runner.run(
+        "ablation",
+        ablation_params,
+        lambda d: _train_ablation(base / "final", data, priors, d, cfg, console),
+        title=f"6/7 FUSAR-GPT ablation grid ({len(cfg.runs)} runs × {cfg.seeds} seed(s))",
+        in_place=True,
+    )
 
     def predict_and_score(d: Path) -> None:
         test = _test_subset(data / "test.jsonl", d, cfg.test_per_task)
         runs = json.loads((ablation / "runs.json").read_text())["runs"]
         jobs = {}
         for e in runs:  # aliases share their target's run directory: predicted once
-            jobs.setdefault(e["run_dir"], (str(ablation / e["run_dir"] / "final"), str(test), str(d / "predictions" / f"{run_tag(e)}.jsonl"),
-                                           str(priors) if e["fusion"] != "none" else None, cfg.predict_batch_size, e["seed"]))
+            jobs.setdefault(
+                e["run_dir"],
+                (
+                    str(ablation / e["run_dir"] / "final"),
+                    str(test),
+                    str(d / "predictions" / f"{run_tag(e)}.jsonl"),
+                    str(priors) if e["fusion"] != "none" else None,
+                    cfg.predict_batch_size,
+                    e["seed"],
+                ),
+            )
         (d / "predictions").mkdir(exist_ok=True)
         _in_parallel(_predict_job, list(jobs.values()), cfg.workers, console, "predicted")
         _majority_predictions(data / "train.jsonl", test, d / "predictions" / f"{MAJORITY}.jsonl")
-        evaluate(d / "predictions" / f"{MAJORITY}.jsonl", test, d / "reports" / MAJORITY, run_name=MAJORITY, plots=False)
+        evaluate(
+            d / "predictions" / f"{MAJORITY}.jsonl", test, d / "reports" / MAJORITY, run_name=MAJORITY, plots=False
+        )
         for e in runs:
-            evaluate(jobs[e["run_dir"]][2], test, d / "reports" / run_tag(e, alias=True), run_name=e["name"], plots=False)
+            evaluate(
+                jobs[e["run_dir"]][2], test, d / "reports" / run_tag(e, alias=True), run_name=e["name"], plots=False
+            )
         compare([d / "reports" / MAJORITY] + [d / "reports" / run_tag(e, alias=True) for e in runs], out=d / "compare")
 
-    scored = runner.run("evaluation", {"ablation": runner.key_of("ablation"), "per_task": cfg.test_per_task},
-                        predict_and_score, title="7/7 predictions on the test split and evaluation of every run", in_place=True)
-    report = write_demo_report(out, cfg, world=world, pre=pre, data=data, priors=priors, base=base, ablation=ablation,
-                               scored=scored, timings=runner.timings)
+    scored = runner.run(
+        "evaluation",
+        {"ablation": runner.key_of("ablation"), "per_task": cfg.test_per_task},
+        predict_and_score,
+        title="7/7 predictions on the test split and evaluation of every run",
+        in_place=True,
+    )
+    report = write_demo_report(
+        out,
+        cfg,
+        world=world,
+        pre=pre,
+        data=data,
+        priors=priors,
+        base=base,
+        ablation=ablation,
+        scored=scored,
+        timings=runner.timings,
+    )
     seconds = time.perf_counter() - started
     console.print(f"[bold]report:[/bold] {report}  ({seconds:.0f} s)")
     return DemoResult(out_dir=out, report=report, metrics=out / "metrics.json", seconds=seconds)

@@ -13,8 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sarvlm.core.atomic import atomic_open
 from sarvlm.demo.config import DemoConfig
-from sarvlm.io.atomic import atomic_open
 
 # (column title, task, path into that task's metrics)
 HEADLINE: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -64,7 +64,7 @@ def _fmt(values: list[float] | None) -> str:
 
 def _subset_scores(pred_path: Path, test_path: Path) -> dict[str, float]:
     """Accuracy on the questions the prior is built to answer (see docs/synthetic-world.md)."""
-    from sarvlm.data.example import read_examples, read_predictions
+    from sarvlm.core.example import read_examples, read_predictions
     from sarvlm.eval.counting import count_scores
     from sarvlm.eval.detection import detection_scores
     from sarvlm.eval.parsing import parse_prediction
@@ -106,8 +106,8 @@ def _prior_probe(pre: Path, data: Path, priors: Path) -> dict[str, float]:
     land-cover mask at the node. Accuracy over all nodes and over farmland/grassland nodes."""
     import numpy as np
 
-    from sarvlm.data.example import read_examples
-    from sarvlm.data.record import read_samples
+    from sarvlm.core.example import read_examples
+    from sarvlm.core.record import read_samples
     from sarvlm.io.raster import read_raster
     from sarvlm.priors.cache import PriorCache
 
@@ -127,7 +127,7 @@ def _prior_probe(pre: Path, data: Path, priors: Path) -> dict[str, float]:
         names = {int(k): v for k, v in rec.landcover.classes.items()}
         for k in np.flatnonzero(grid.valid):
             col, row = int(np.clip(grid.x[k], 0, rec.width - 1)), int(np.clip(grid.y[k], 0, rec.height - 1))
-            win = image[max(0, row - 4):row + 5, max(0, col - 4):col + 5]
+            win = image[max(0, row - 4) : row + 5, max(0, col - 4) : col + 5]
             feats[split]["prior"].append(grid.vectors[k])
             feats[split]["sar"].append([win.mean(), win.std()])
             feats[split]["label"].append(names.get(int(mask[row, col]), "?"))
@@ -170,8 +170,13 @@ def _loss_plot(ablation: Path, runs: list[dict[str, Any]], path: Path) -> None:
                 continue
             with open(log) as fh:
                 rows = [r for r in csv.DictReader(fh) if r.get("loss")]
-            ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], color=colors(i % 20),
-                    label=f"{entry['name']} s{entry['seed']}", lw=1)
+            ax.plot(
+                [int(r["step"]) for r in rows],
+                [float(r["loss"]) for r in rows],
+                color=colors(i % 20),
+                label=f"{entry['name']} s{entry['seed']}",
+                lw=1,
+            )
         ax.set_title(f"{stage} training loss" + (" (runs with a stage 1)" if stage == "stage1" else ""))
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
@@ -194,7 +199,9 @@ def _bars_plot(table: dict[str, dict[str, list[float]]], columns: list[str], pat
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(columns)), 4.2))
     for i, name in enumerate(names):
         stats = [_mean_std(table[name][c]) if table[name].get(c) else (0.0, 0.0) for c in columns]
-        ax.bar(x + i * width, [100 * m for m, _ in stats], width, yerr=[100 * s for _, s in stats], label=name, capsize=2)
+        ax.bar(
+            x + i * width, [100 * m for m, _ in stats], width, yerr=[100 * s for _, s in stats], label=name, capsize=2
+        )
     ax.set_xticks(x + width * (len(names) - 1) / 2, columns, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("%")
     ax.set_title("per-task score by run (mean ± std over seeds)")
@@ -210,8 +217,9 @@ def _sample_plot(world: Path, data: Path, scored: Path, runs: list[dict[str, Any
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sarvlm.data.example import read_examples, read_predictions
-    from sarvlm.data.record import read_samples
+
+    from sarvlm.core.example import read_examples, read_predictions
+    from sarvlm.core.record import read_samples
     from sarvlm.io.raster import read_raster
     from sarvlm.priors import open_source
     from sarvlm.priors.sampling import sample_grid
@@ -263,20 +271,45 @@ def _sample_plot(world: Path, data: Path, scored: Path, runs: list[dict[str, Any
     plt.close(fig)
 
 
-def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, pre: Path, data: Path, priors: Path, base: Path,
-                      ablation: Path, scored: Path, timings: dict[str, float]) -> Path:
+def write_demo_report(
+    out: Path,
+    cfg: DemoConfig,
+    *,
+    world: Path,
+    pre: Path,
+    data: Path,
+    priors: Path,
+    base: Path,
+    ablation: Path,
+    scored: Path,
+    timings: dict[str, float],
+) -> Path:
     """Write ``out/report.md``, ``out/metrics.json`` and the PNG plots; print the summary table."""
     runs = json.loads((ablation / "runs.json").read_text())["runs"]
     order: list[str] = [MAJORITY, *dict.fromkeys(e["name"] for e in runs)]
     headline: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     subsets: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     per_run: list[dict[str, Any]] = []
-    baseline = {"name": MAJORITY, "seed": 0, "fusion": "none", "sft1": False, "sft2": False, "report": MAJORITY, "predictions": MAJORITY}
+    baseline = {
+        "name": MAJORITY,
+        "seed": 0,
+        "fusion": "none",
+        "sft1": False,
+        "sft2": False,
+        "report": MAJORITY,
+        "predictions": MAJORITY,
+    }
     for entry in [baseline, *runs]:
         report_tag = entry.get("report") or run_tag(entry, alias=True)
         pred_tag = entry.get("predictions") or run_tag(entry)
         metrics = json.loads((scored / "reports" / report_tag / "metrics.json").read_text())
-        row = {"name": entry["name"], "seed": entry["seed"], "fusion": entry["fusion"], "sft1": entry["sft1"], "tlm": entry["fusion"] == "tlm"}
+        row = {
+            "name": entry["name"],
+            "seed": entry["seed"],
+            "fusion": entry["fusion"],
+            "sft1": entry["sft1"],
+            "tlm": entry["fusion"] == "tlm",
+        }
         for title, task, path in HEADLINE:
             v = _get(metrics.get("tasks", {}).get(task, {}), path)
             if v is not None:
@@ -311,28 +344,49 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, pre: Path, dat
             diff = ma - mb
             known = len(a) > 1 and len(b) > 1
             beats = known and diff > spread
-            verdict_data.append({"with": with_tlm, "without": without, "metric": col, "diff": diff, "spread": spread, "beats": beats, "seeds": len(a)})
+            verdict_data.append(
+                {
+                    "with": with_tlm,
+                    "without": without,
+                    "metric": col,
+                    "diff": diff,
+                    "spread": spread,
+                    "beats": beats,
+                    "seeds": len(a),
+                }
+            )
             if col in sub_cols:
                 word = ("**yes**" if beats else "no") if known else "unknown (one seed: no spread)"
-                verdicts.append(f"| {col} | {with_tlm} vs {without} | {100 * diff:+.1f} | {100 * spread:.1f} | {word} |")
+                verdicts.append(
+                    f"| {col} | {with_tlm} vs {without} | {100 * diff:+.1f} | {100 * spread:.1f} | {word} |"
+                )
     helped = sorted({v["metric"] for v in verdict_data if v["beats"] and v["metric"] in columns})
     not_helped = [c for c in columns if c not in helped]
 
     def table9() -> list[str]:
         lines = ["| Model | SFT1 | SFT2 | TLM | Count ACC |", "|---|:-:|:-:|:-:|---:|"]
-        for name, label in (("stage2-only", "BaseModel(+SFT2)"), ("stage1+stage2", "BaseModel(+SFT1+SFT2)"),
-                            ("stage2+tlm", "BaseModel(+SFT2+TLM)"), ("full", "FUSAR-GPT")):
+        for name, label in (
+            ("stage2-only", "BaseModel(+SFT2)"),
+            ("stage1+stage2", "BaseModel(+SFT1+SFT2)"),
+            ("stage2+tlm", "BaseModel(+SFT2+TLM)"),
+            ("full", "FUSAR-GPT"),
+        ):
             if name in headline:
                 e = next(x for x in runs if x["name"] == name)
                 mark = lambda b: "✓" if b else "✗"  # noqa: E731
-                lines.append(f"| {label} | {mark(e['sft1'])} | {mark(e['sft2'])} | {mark(e['fusion'] == 'tlm')} | {_fmt(headline[name].get('Count Acc'))} |")
+                lines.append(
+                    f"| {label} | {mark(e['sft1'])} | {mark(e['sft2'])} | {mark(e['fusion'] == 'tlm')} | {_fmt(headline[name].get('Count Acc'))} |"
+                )
         return lines
 
     def table6() -> list[str]:
         cols = [("Base", "stage1+stage2"), ("TLM", "fusion-tlm"), ("Sum", "fusion-sum"), ("Concat", "fusion-concat")]
         cols = [(t, n) for t, n in cols if n in headline]
-        return ["| Model | " + " | ".join(t for t, _ in cols) + " |", "|---|" + "---:|" * len(cols),
-                "| Count accuracy | " + " | ".join(_fmt(headline[n].get("Count Acc")) for _, n in cols) + " |"]
+        return [
+            "| Model | " + " | ".join(t for t, _ in cols) + " |",
+            "|---|" + "---:|" * len(cols),
+            "| Count accuracy | " + " | ".join(_fmt(headline[n].get("Count Acc")) for _, n in cols) + " |",
+        ]
 
     probe = _prior_probe(pre, data, priors)
     _loss_plot(ablation, runs, out / "loss_curves.png")
@@ -366,13 +420,16 @@ def write_demo_report(out: Path, cfg: DemoConfig, *, world: Path, pre: Path, dat
         "The world hides some facts from SAR: farmland and grassland have identical backscatter statistics "
         "but orthogonal embeddings; ship-shaped clutter stands on land (see docs/synthetic-world.md). "
         "Accuracy on those questions"
-        + (f" (test examples: {', '.join(f'{k[:-2]} n = {v}' for k, v in per_run[0]['prior_subsets'].items() if k.endswith(' n'))})"
-           if per_run else "") + ":",
+        + (
+            f" (test examples: {', '.join(f'{k[:-2]} n = {v}' for k, v in per_run[0]['prior_subsets'].items() if k.endswith(' n'))})"
+            if per_run
+            else ""
+        )
+        + ":",
         "",
         *table(subsets, sub_cols),
         "",
-        "Does the TLM run beat the same run without it by more than the spread across seeds "
-        "(√(std₁² + std₂²))?",
+        "Does the TLM run beat the same run without it by more than the spread across seeds (√(std₁² + std₂²))?",
         "",
         "| question set | pair | Δ (points) | spread | TLM better? |",
         "|---|---|---:|---:|---|",

@@ -44,7 +44,9 @@ class StepRunner:
         except (OSError, json.JSONDecodeError):
             return {}
 
-    def run(self, name: str, params: dict[str, Any], fn: Callable[[Path], Any], *, title: str, in_place: bool = False) -> Path:
+    def run(
+        self, name: str, params: dict[str, Any], fn: Callable[[Path], Any], *, title: str, in_place: bool = False
+    ) -> Path:
         """Produce ``root/name`` with ``fn(directory)`` unless it is already done with the same params."""
         out = self.root / name
         key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -67,8 +69,9 @@ class StepRunner:
         self.console.print(f"▶ {title} …")
         fn(work)
         elapsed = time.perf_counter() - start
-        (work / MARKER).write_text(json.dumps({"key": key, "params": params, "seconds": round(elapsed, 2)},
-                                              sort_keys=True, default=str))
+        (work / MARKER).write_text(
+            json.dumps({"key": key, "params": params, "seconds": round(elapsed, 2)}, sort_keys=True, default=str)
+        )
         if not in_place:
             if out.exists():
                 shutil.rmtree(out)

@@ -21,8 +21,21 @@ from sarvlm.eval.segmentation import segmentation_scores
 from sarvlm.eval.vqa import normalize_answer, vqa_accuracy
 
 __all__ = [
-    "LLMJudge", "caption_scores", "classification_scores", "coco_map50", "compare", "count_scores",
-    "detection_scores", "evaluate", "five_dimension_scores", "grid_scores", "multilabel_scores",
-    "normalize_answer", "parse_prediction", "retrieval_scores", "sarlang_binary_judgements",
-    "segmentation_scores", "vqa_accuracy",
+    "LLMJudge",
+    "caption_scores",
+    "classification_scores",
+    "coco_map50",
+    "compare",
+    "count_scores",
+    "detection_scores",
+    "evaluate",
+    "five_dimension_scores",
+    "grid_scores",
+    "multilabel_scores",
+    "normalize_answer",
+    "parse_prediction",
+    "retrieval_scores",
+    "sarlang_binary_judgements",
+    "segmentation_scores",
+    "vqa_accuracy",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 TOKENIZERS = ("python", "java", "none")
 
@@ -66,8 +66,13 @@ def _spice_available() -> str | None:
     return None
 
 
-def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str], meteor: bool = False,
-                   spice: bool = False, tokenizer: str = "python") -> dict[str, Any]:
+def caption_scores(
+    references: Mapping[str, Sequence[str]],
+    predictions: Mapping[str, str],
+    meteor: bool = False,
+    spice: bool = False,
+    tokenizer: str = "python",
+) -> dict[str, Any]:
     """BLEU-1..4, ROUGE-L, CIDEr-D (+ METEOR, SPICE) of ``predictions`` against ``references``.
 
     Args:
@@ -141,7 +146,9 @@ def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping
     return out
 
 
-def per_type_means(per_sample: Mapping[str, Mapping[str, float]], types: Mapping[str, str]) -> dict[str, dict[str, float]]:
+def per_type_means(
+    per_sample: Mapping[str, Mapping[str, float]], types: Mapping[str, str]
+) -> dict[str, dict[str, float]]:
     """Mean per-sample scores per type (e.g. SARLANG-1M's concise vs complex captions).
 
     The per-sample scores come from one full run, so CIDEr's IDF is that of the whole

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def classification_scores(gt: Sequence[str], pred: Sequence[str | Sequence[str] | None],
-                          labels: Sequence[str] | None = None) -> dict[str, Any]:
+def classification_scores(
+    gt: Sequence[str], pred: Sequence[str | Sequence[str] | None], labels: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Top-1 accuracy, per-class accuracy and the confusion matrix.
 
     ``pred`` items are a label, a ranked list of labels (then top-3 is reported too) or
@@ -67,6 +68,11 @@ def multilabel_scores(gt: Sequence[Sequence[str]], pred: Sequence[Sequence[str] 
     n = len(gt)
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
-    return {"n": n, "accuracy": exact / n if n else 0.0, "precision": prec, "recall": rec,
-            "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-            "no_answer": sum(1 for p in pred if p is None)}
+    return {
+        "n": n,
+        "accuracy": exact / n if n else 0.0,
+        "precision": prec,
+        "recall": rec,
+        "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+        "no_answer": sum(1 for p in pred if p is None),
+    }

@@ -57,12 +57,22 @@ def greedy_match(pred: np.ndarray, gt: np.ndarray, threshold: float) -> int:
 def _prf(tp: int, n_pred: int, n_gt: int) -> dict[str, float | int]:
     p = tp / n_pred if n_pred else 0.0
     r = tp / n_gt if n_gt else 0.0
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "tp": tp,
-            "n_pred": n_pred, "n_gt": n_gt}
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "tp": tp,
+        "n_pred": n_pred,
+        "n_gt": n_gt,
+    }
 
 
-def detection_scores(gt: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box] | None],
-                     iou_thresholds: Sequence[float] = (0.25, 0.5, 0.75), map50: bool = True) -> dict[Any, Any]:
+def detection_scores(
+    gt: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box] | None],
+    iou_thresholds: Sequence[float] = (0.25, 0.5, 0.75),
+    map50: bool = True,
+) -> dict[Any, Any]:
     """P/R/F1 per IoU threshold, overall (``"all"``) and per category; plus ``"map50"``.
 
     ``gt[i]``/``pred[i]`` are the boxes of image ``i``; ``None`` predictions (no answer)
@@ -80,7 +90,9 @@ def detection_scores(gt: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box] |
             d.setdefault(str(b[0]), ([], []))[1].append([float(v) for v in b[1:5]])
         for b in p_boxes or []:
             d.setdefault(str(b[0]), ([], []))[0].append([float(v) for v in b[1:5]])
-        per_image.append({c: (np.asarray(p, float).reshape(-1, 4), np.asarray(g, float).reshape(-1, 4)) for c, (p, g) in d.items()})
+        per_image.append(
+            {c: (np.asarray(p, float).reshape(-1, 4), np.asarray(g, float).reshape(-1, 4)) for c, (p, g) in d.items()}
+        )
     for t in iou_thresholds:
         tp = {c: 0 for c in cats}
         npred = {c: 0 for c in cats}
@@ -121,17 +133,35 @@ def coco_map50(gt: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box] | None]
         images.append({"id": i + 1, "width": 1, "height": 1})
         for b in g_boxes:
             x1, y1, x2, y2 = (float(v) for v in b[1:5])
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat_id[str(b[0])],
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": cat_id[str(b[0])],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
         for k, b in enumerate(p_boxes or []):
             if str(b[0]) not in cat_id:
                 continue
             x1, y1, x2, y2 = (float(v) for v in b[1:5])
-            dets.append({"image_id": i + 1, "category_id": cat_id[str(b[0])], "bbox": [x1, y1, x2 - x1, y2 - y1],
-                         "score": 1.0 / (1.0 + k)})
+            dets.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": cat_id[str(b[0])],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": 1.0 / (1.0 + k),
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": v, "name": c} for c, v in cat_id.items()]}
+        coco_gt.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": v, "name": c} for c, v in cat_id.items()],
+        }
         coco_gt.createIndex()
         if not dets:
             return {"all": 0.0, **{c: 0.0 for c in cats}}

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 # Tasks whose answer is one category/word compared after canonicalisation.
 SINGLE_LABEL_TASKS = ("classify_box", "landform_main", "landform_region", "refer")
@@ -47,7 +47,7 @@ def _clean(obj: Any) -> Any:
 
 
 def _load(predictions_path: str | Path, data_path: str | Path):
-    from sarvlm.data.example import read_examples, read_predictions
+    from sarvlm.core.example import read_examples, read_predictions
 
     examples: dict[str, Any] = {}
     for ex in read_examples(data_path):
@@ -66,14 +66,17 @@ def _load(predictions_path: str | Path, data_path: str | Path):
             continue
         ex = examples[p.id]
         if p.task is not None and p.task != ex.task:
-            raise SarvlmError(f"{predictions_path}: {p.id}: task: {p.task!r} but the data says {ex.task!r} "
-                              "(predictions made for another test file?)")
+            raise SarvlmError(
+                f"{predictions_path}: {p.id}: task: {p.task!r} but the data says {ex.task!r} "
+                "(predictions made for another test file?)"
+            )
         preds[p.id] = p
     if not preds and not unknown:
         raise SarvlmError(f"{predictions_path}: no predictions (empty file)")
     if not preds:
-        raise SarvlmError(f"{predictions_path}: none of the {len(unknown)} prediction ids is in {data_path} "
-                          f"(first: {unknown[0]!r})")
+        raise SarvlmError(
+            f"{predictions_path}: none of the {len(unknown)} prediction ids is in {data_path} (first: {unknown[0]!r})"
+        )
     return examples, preds, unknown
 
 
@@ -99,10 +102,21 @@ def _canon(v: Any) -> Any:
     return v
 
 
-def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str | Path | None = None,
-             judge: Sequence[Any] | None = None, *, meteor: bool = False, spice: bool = False,
-             tokenizer: str = "python", vqa_protocol: str = "exact", five_dimensions: bool = False,
-             run_name: str | None = None, plots: bool = True, overwrite: bool = True) -> dict[str, Any]:
+def evaluate(
+    predictions_path: str | Path,
+    data_path: str | Path,
+    out_dir: str | Path | None = None,
+    judge: Sequence[Any] | None = None,
+    *,
+    meteor: bool = False,
+    spice: bool = False,
+    tokenizer: str = "python",
+    vqa_protocol: str = "exact",
+    five_dimensions: bool = False,
+    run_name: str | None = None,
+    plots: bool = True,
+    overwrite: bool = True,
+) -> dict[str, Any]:
     """Score ``predictions_path`` against ``data_path``; write a report to ``out_dir`` if given.
 
     Args:
@@ -116,6 +130,7 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
 
     Returns the metrics dictionary that is written to ``metrics.json``.
     """
+    from sarvlm.core.progress import track
     from sarvlm.eval import parsing
     from sarvlm.eval.caption import caption_scores, per_type_means
     from sarvlm.eval.classification import classification_scores, multilabel_scores
@@ -123,7 +138,6 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
     from sarvlm.eval.detection import detection_scores
     from sarvlm.eval.grid import grid_scores
     from sarvlm.eval.vqa import vqa_accuracy
-    from sarvlm.progress import track
 
     examples, preds, unknown = _load(predictions_path, data_path)
     # Label vocabulary per task from the ground truth: lets the parser find fine-grained
@@ -131,7 +145,7 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
     vocab: dict[str, set[str]] = defaultdict(set)
     for ex in examples.values():
         if ex.task in (*SINGLE_LABEL_TASKS, "landform_all", "classify"):
-            for a in (ex.answer if isinstance(ex.answer, list) else [ex.answer]):
+            for a in ex.answer if isinstance(ex.answer, list) else [ex.answer]:
                 if isinstance(a, str) and a.strip():
                     vocab[ex.task].add(a)
     by_task: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)  # (example, prediction|None, parsed)
@@ -140,8 +154,15 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
         parsed = None
         if p is not None:
             cats = sorted(vocab[ex.task]) if ex.task in vocab else None
-            parsed = parsing.parse_prediction(ex.task, p.prediction, params=ex.params, coords=ex.coords,
-                                              width=ex.width, height=ex.height, categories=cats)
+            parsed = parsing.parse_prediction(
+                ex.task,
+                p.prediction,
+                params=ex.params,
+                coords=ex.coords,
+                width=ex.width,
+                height=ex.height,
+                categories=cats,
+            )
         by_task[ex.task].append((ex, p, parsed))
 
     tasks: dict[str, Any] = {}
@@ -161,12 +182,16 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
         elif task == "grid":
             tasks[task] = grid_scores([set(g) for g in gts], [set(v) if v is not None else None for v in vals])
         elif task == "detect":
+
             def cat(ex):
                 return str(ex.params.get("category") or "object")
+
             gt_b = [[(cat(ex), *b) for b in (ex.answer or [])] for ex, _, _ in rows]
             pr_b = [[(cat(ex), *b) for b in v] if v is not None else None for ex, _, v in rows]
             tasks[task] = detection_scores(gt_b, pr_b)
-        elif task in SINGLE_LABEL_TASKS or (task == "classify" and all(ex.params.get("mode", "main") != "all" for ex, _, _ in rows)):
+        elif task in SINGLE_LABEL_TASKS or (
+            task == "classify" and all(ex.params.get("mode", "main") != "all" for ex, _, _ in rows)
+        ):
             levels: dict[str, list[int]] = defaultdict(list)
             for i, (ex, _, _) in enumerate(rows):
                 levels[str(ex.params.get("level", "all"))].append(i)
@@ -174,8 +199,11 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
             for level, idx in sorted(levels.items()):
                 res[level] = classification_scores([_canon(gts[i]) for i in idx], [_canon(vals[i]) for i in idx])
                 # fine classes under their coarse parent, when the data names it (FUSAR-GPT Table 3)
-                parents = {str(_canon(gts[i])): str(rows[i][0].params["category"]) for i in idx
-                           if level == "fine" and rows[i][0].params.get("category")}
+                parents = {
+                    str(_canon(gts[i])): str(rows[i][0].params["category"])
+                    for i in idx
+                    if level == "fine" and rows[i][0].params.get("category")
+                }
                 if parents:
                     res[level]["parent"] = dict(sorted(parents.items()))
             tasks[task] = res if len(res) > 1 else next(iter(res.values()))
@@ -183,15 +211,17 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
                 tasks[task]["top1"] = sum(r["top1"] * r["n"] for r in res.values()) / len(rows)
                 tasks[task]["n"] = len(rows)
         elif task in ("landform_all", "classify"):
-            tasks[task] = multilabel_scores([_canon(g if isinstance(g, list) else [g]) for g in gts],
-                                            [_canon(v if isinstance(v, list) else [v]) if v is not None else None for v in vals])
+            tasks[task] = multilabel_scores(
+                [_canon(g if isinstance(g, list) else [g]) for g in gts],
+                [_canon(v if isinstance(v, list) else [v]) if v is not None else None for v in vals],
+            )
         elif task in CLOSED_TASKS:
             ok = [int(v is not None and str(v).lower() == str(g).lower()) for g, v in zip(gts, vals)]
             tasks[task] = {"n": len(rows), "accuracy": sum(ok) / len(rows), "no_answer": n_none + n_missing}
         elif task in TEXT_TASKS:
             refs = {}
             hyps = {}
-            for ex, p, v in rows:
+            for ex, _p, v in rows:
                 a = ex.answer if ex.answer is not None else ex.reference
                 if task == "dialogue":
                     # The model sees the earlier turns in its prompt and answers the final one.
@@ -224,9 +254,15 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
 
         for task in sorted(by_task):
             if task in TEXT_TASKS or task not in tasks or "protocol" in tasks[task]:
-                items = [{"question": _question(ex), "reference": str(ex.reference or ex.answer or ""),
-                          "answer": p.prediction if p is not None else "", "history": _history(ex)}
-                         for ex, p, _ in by_task[task]]
+                items = [
+                    {
+                        "question": _question(ex),
+                        "reference": str(ex.reference or ex.answer or ""),
+                        "answer": p.prediction if p is not None else "",
+                        "history": _history(ex),
+                    }
+                    for ex, p, _ in by_task[task]
+                ]
                 res = five_dimension_scores(judge, items)
                 for j in res["judges"].values():
                     j.pop("per_sample")
@@ -235,9 +271,13 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
     metrics: dict[str, Any] = {
         "run_name": run_name or (Path(out_dir).name if out_dir is not None else "run"),
         "inputs": {"predictions": Path(predictions_path).name, "data": Path(data_path).name},
-        "counts": {"examples": len(examples), "predictions": len(preds) + len(unknown),
-                   "missing": sum(a["missing"] for a in answers.values()), "unknown_ids": len(unknown),
-                   "unknown_id_examples": sorted(unknown)[:10]},
+        "counts": {
+            "examples": len(examples),
+            "predictions": len(preds) + len(unknown),
+            "missing": sum(a["missing"] for a in answers.values()),
+            "unknown_ids": len(unknown),
+            "unknown_id_examples": sorted(unknown)[:10],
+        },
         "answers": answers,
         "tasks": tasks,
         "judges": judged,
@@ -245,7 +285,7 @@ def evaluate(predictions_path: str | Path, data_path: str | Path, out_dir: str |
             "caption": f"pycocoevalcap 1.2 scorers (BLEU corpus-level, ROUGE-L, CIDEr-D); tokenizer={tokenizer}",
             "vqa": vqa_protocol,
             "detection": "P/R/F1: one-to-one greedy matching by IoU per image and category, continuous coordinates; "
-                         "mAP@50: pycocotools COCOeval, rank-derived scores 1/(1+k)",
+            "mAP@50: pycocotools COCOeval, rank-derived scores 1/(1+k)",
             "grid": "acc100 exact set, acc50 set IoU >= 0.5, top1 non-empty intersection",
             "missing": "missing predictions count as wrong; unparsable answers count as wrong (no_answer)",
             "judges": [{"name": j.name, "model": j.model, "endpoint": j.base_url} for j in (judge or [])],
@@ -282,5 +322,6 @@ class _binary_judge:
     def __call__(self, question: str, gt: str, pred: str) -> bool | None:
         from sarvlm.eval.judges import SARLANG_PROMPT, parse_binary
 
-        return parse_binary(self.judge.complete(SARLANG_PROMPT.format(question=question, ground_truth=gt,
-                                                                      predicted_answer=pred)))
+        return parse_binary(
+            self.judge.complete(SARLANG_PROMPT.format(question=question, ground_truth=gt, predicted_answer=pred))
+        )

@@ -27,5 +27,10 @@ def grid_scores(gt: Sequence[Iterable[int]], pred: Sequence[Iterable[int] | None
         a50 += int(union > 0 and inter / union >= 0.5)
         top1 += int(inter > 0)
     d = float(n) if n else 1.0
-    return {"n": n, "acc100": a100 / d, "acc50": a50 / d, "top1": top1 / d,
-            "no_answer": sum(1 for p in pred if p is None)}
+    return {
+        "n": n,
+        "acc100": a100 / d,
+        "acc50": a50 / d,
+        "top1": top1 / d,
+        "no_answer": sum(1 for p in pred if p is None),
+    }

@@ -28,16 +28,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_open
+from sarvlm.core.atomic import atomic_open
+from sarvlm.core.errors import SarvlmError
 
-SARLANG_PROMPT = ("Question: {question}, Ground Truth Answer: {ground_truth}, Predicted Answer: {predicted_answer}. "
-                  "Does the predicted answer match the ground truth? Answer 1 for match and 0 for not match. "
-                  "Use semantic meaning, not exact match. Synonyms are also treated as a match, e.g., oval and "
-                  "circular, pond and swimming pool.")
+SARLANG_PROMPT = (
+    "Question: {question}, Ground Truth Answer: {ground_truth}, Predicted Answer: {predicted_answer}. "
+    "Does the predicted answer match the ground truth? Answer 1 for match and 0 for not match. "
+    "Use semantic meaning, not exact match. Synonyms are also treated as a match, e.g., oval and "
+    "circular, pond and swimming pool."
+)
 DIMENSIONS = ("FL", "QR", "GTA", "MC", "PID")
-DIMENSION_NAMES = {"FL": "fluency", "QR": "question relevance", "GTA": "ground-truth annotation alignment",
-                   "MC": "multi-turn consistency", "PID": "professional information density"}
+DIMENSION_NAMES = {
+    "FL": "fluency",
+    "QR": "question relevance",
+    "GTA": "ground-truth annotation alignment",
+    "MC": "multi-turn consistency",
+    "PID": "professional information density",
+}
 FIVE_DIM_PROMPT = """You are an expert in SAR and optical remote sensing interpretation. Score the model answer below on five dimensions, each an integer from 0 to 20:
 FL (fluency): naturalness and logical coherence of the response.
 QR (question relevance): whether the response matches the user's question intent.
@@ -95,12 +102,26 @@ class LLMJudge:
     and then ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
     """
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 cache_dir: str | Path | None = None, concurrency: int = 4, max_retries: int = 4,
-                 backoff: float = 1.0, timeout: float = 60.0, max_tokens: int = 64, name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        cache_dir: str | Path | None = None,
+        concurrency: int = 4,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        timeout: float = 60.0,
+        max_tokens: int = 64,
+        name: str | None = None,
+    ) -> None:
         self.model = model
-        self.base_url = base_url or os.environ.get("SARVLM_JUDGE_BASE_URL") or os.environ.get("OPENAI_BASE_URL") \
+        self.base_url = (
+            base_url
+            or os.environ.get("SARVLM_JUDGE_BASE_URL")
+            or os.environ.get("OPENAI_BASE_URL")
             or "https://api.openai.com/v1"
+        )
         self.api_key = api_key or os.environ.get("SARVLM_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "unused"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.concurrency = max(1, int(concurrency))
@@ -119,8 +140,11 @@ class LLMJudge:
         return {"temperature": 0, "max_tokens": self.max_tokens}
 
     def cache_key(self, prompt: str) -> str:
-        blob = json.dumps({"endpoint": self.base_url.rstrip("/"), "model": self.model, "prompt": prompt,
-                           "params": self._params()}, sort_keys=True, ensure_ascii=False)
+        blob = json.dumps(
+            {"endpoint": self.base_url.rstrip("/"), "model": self.model, "prompt": prompt, "params": self._params()},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _cache_path(self, key: str) -> Path | None:
@@ -147,8 +171,18 @@ class LLMJudge:
         if path is None:
             return
         with atomic_open(path) as fh:
-            json.dump({"model": self.model, "endpoint": self.base_url, "params": self._params(), "prompt": prompt,
-                       "reply": reply}, fh, sort_keys=True, ensure_ascii=False)
+            json.dump(
+                {
+                    "model": self.model,
+                    "endpoint": self.base_url,
+                    "params": self._params(),
+                    "prompt": prompt,
+                    "reply": reply,
+                },
+                fh,
+                sort_keys=True,
+                ensure_ascii=False,
+            )
 
     def _get_client(self):
         if self._client is None:
@@ -169,22 +203,30 @@ class LLMJudge:
             try:
                 with self._lock:
                     self.requests_made += 1
-                resp = client.chat.completions.create(model=self.model, messages=[{"role": "user", "content": prompt}],
-                                                      **self._params())
+                resp = client.chat.completions.create(
+                    model=self.model, messages=[{"role": "user", "content": prompt}], **self._params()
+                )
                 return (resp.choices[0].message.content or "") if resp.choices else ""
-            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:
+            except (
+                openai.APIConnectionError,
+                openai.APITimeoutError,
+                openai.RateLimitError,
+                openai.InternalServerError,
+            ) as exc:
                 last = exc
             except openai.APIStatusError as exc:
                 if exc.status_code >= 500:
                     last = exc
                 else:
-                    raise SarvlmError(f"judge {self.name} at {self.base_url}: HTTP {exc.status_code} "
-                                      f"({exc.message})") from None
+                    raise SarvlmError(
+                        f"judge {self.name} at {self.base_url}: HTTP {exc.status_code} ({exc.message})"
+                    ) from None
             if attempt < self.max_retries:
-                time.sleep(self.backoff * (2 ** attempt))
-        raise JudgeUnavailable(f"judge {self.name} at {self.base_url}: no reply after {self.max_retries + 1} attempts "
-                               f"({type(last).__name__})")
+                time.sleep(self.backoff * (2**attempt))
+        raise JudgeUnavailable(
+            f"judge {self.name} at {self.base_url}: no reply after {self.max_retries + 1} attempts "
+            f"({type(last).__name__})"
+        )
 
     # -- public ---------------------------------------------------------------
     def complete(self, prompt: str) -> str:
@@ -202,7 +244,7 @@ class LLMJudge:
         Finished replies are cached as they arrive, so after a failure (raised as
         :class:`JudgeUnavailable` naming how many are cached) a rerun resumes.
         """
-        from sarvlm.progress import track
+        from sarvlm.core.progress import track
 
         todo = [i for i, p in enumerate(prompts) if self.cached(p) is None]
         failures: list[Exception] = []
@@ -217,8 +259,9 @@ class LLMJudge:
         if failures:
             done = sum(1 for p in prompts if self.cached(p) is not None)
             where = f" in {self.cache_dir}" if self.cache_dir else " (no cache dir: nothing kept)"
-            raise JudgeUnavailable(f"{failures[0]}; {done} of {len(prompts)} replies are cached{where} — "
-                                   "rerun to resume")
+            raise JudgeUnavailable(
+                f"{failures[0]}; {done} of {len(prompts)} replies are cached{where} — rerun to resume"
+            )
         return [self.complete(p) for p in prompts]
 
 
@@ -235,16 +278,28 @@ def five_dimension_scores(judges: Sequence[LLMJudge], items: Sequence[dict[str, 
     Per judge, each dimension is the mean over the replies that parsed; ``unparsable``
     counts the others. The panel average is the mean of the judges' means.
     """
-    prompts = [FIVE_DIM_PROMPT.format(history=it.get("history") or "(none)", question=it["question"],
-                                      reference=it["reference"], answer=it["answer"]) for it in items]
+    prompts = [
+        FIVE_DIM_PROMPT.format(
+            history=it.get("history") or "(none)",
+            question=it["question"],
+            reference=it["reference"],
+            answer=it["answer"],
+        )
+        for it in items
+    ]
     per_judge: dict[str, Any] = {}
     for judge in judges:
         parsed = [parse_five_dimensions(r) for r in judge.complete_many(prompts, "five-dimension judge")]
         ok = [p for p in parsed if p is not None]
         means = {d: (sum(p[d] for p in ok) / len(ok) if ok else float("nan")) for d in DIMENSIONS}
         means["overall"] = sum(means[d] for d in DIMENSIONS)
-        per_judge[judge.name] = {**means, "n": len(items), "scored": len(ok), "unparsable": len(parsed) - len(ok),
-                                 "per_sample": parsed}
+        per_judge[judge.name] = {
+            **means,
+            "n": len(items),
+            "scored": len(ok),
+            "unparsable": len(parsed) - len(ok),
+            "per_sample": parsed,
+        }
     valid = [v for v in per_judge.values() if v["scored"]]
     avg = {d: (sum(v[d] for v in valid) / len(valid) if valid else float("nan")) for d in (*DIMENSIONS, "overall")}
     return {"judges": per_judge, "average": avg, "n": len(items)}

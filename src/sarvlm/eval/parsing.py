@@ -21,43 +21,119 @@ from typing import Any
 # Canonical SAR categories and land covers with their surface forms (lower case).
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "ship": ("ship", "ships", "vessel", "vessels", "boat", "boats"),
-    "aircraft": ("aircraft", "aircrafts", "airplane", "airplanes", "aeroplane", "aeroplanes", "plane", "planes", "jet", "jets"),
+    "aircraft": (
+        "aircraft",
+        "aircrafts",
+        "airplane",
+        "airplanes",
+        "aeroplane",
+        "aeroplanes",
+        "plane",
+        "planes",
+        "jet",
+        "jets",
+    ),
     "oil tank": ("oil tank", "oil tanks", "storage tank", "storage tanks", "tank", "tanks", "oiltank", "oil-tank"),
     "bridge": ("bridge", "bridges"),
     "car": ("car", "cars", "vehicle", "vehicles"),
     "harbor": ("harbor", "harbors", "harbour", "harbours", "port", "ports"),
     "water": ("water", "waters", "sea", "river", "lake", "ocean", "water body", "water bodies"),
     "urban": ("urban", "city", "built-up", "built up", "buildings", "residential", "urban area", "urban areas"),
-    "farmland": ("farmland", "farmlands", "cropland", "croplands", "agricultural land", "agriculture", "fields", "field"),
+    "farmland": (
+        "farmland",
+        "farmlands",
+        "cropland",
+        "croplands",
+        "agricultural land",
+        "agriculture",
+        "fields",
+        "field",
+    ),
     "grassland": ("grassland", "grasslands", "grass", "meadow", "meadows"),
     "forest": ("forest", "forests", "woodland", "trees", "woods"),
     "bare": ("bare", "bare land", "bare soil", "barren", "barren land", "desert", "bareland"),
     "runway": ("runway", "runways", "airstrip"),
 }
 POSITIONS = ("left", "right", "top", "bottom", "center")
-_POSITION_WORDS = {"left": "left", "right": "right", "top": "top", "upper": "top", "up": "top", "above": "top",
-                   "bottom": "bottom", "lower": "bottom", "below": "bottom", "down": "bottom",
-                   "center": "center", "centre": "center", "middle": "center", "central": "center"}
-NUMBER_WORDS = {
-    "zero": 0, "no": 0, "none": 0, "one": 1, "a single": 1, "single": 1, "two": 2, "a pair of": 2, "three": 3,
-    "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-    "hundred": 100, "dozen": 12,
+_POSITION_WORDS = {
+    "left": "left",
+    "right": "right",
+    "top": "top",
+    "upper": "top",
+    "up": "top",
+    "above": "top",
+    "bottom": "bottom",
+    "lower": "bottom",
+    "below": "bottom",
+    "down": "bottom",
+    "center": "center",
+    "centre": "center",
+    "middle": "center",
+    "central": "center",
 }
-_ORDINAL_CELLS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
-                  "eighth": 8, "ninth": 9}
+NUMBER_WORDS = {
+    "zero": 0,
+    "no": 0,
+    "none": 0,
+    "one": 1,
+    "a single": 1,
+    "single": 1,
+    "two": 2,
+    "a pair of": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "dozen": 12,
+}
+_ORDINAL_CELLS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+}
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _INT_RE = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 _TENS = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 _UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
 _COMPOUND = re.compile(rf"\b({_TENS})[\s-]({_UNITS})\b")
-_WORD_NUMBER = re.compile(r"\b(" + "|".join(sorted((re.escape(w) for w in NUMBER_WORDS), key=len, reverse=True)) + r")\b")
+_WORD_NUMBER = re.compile(
+    r"\b(" + "|".join(sorted((re.escape(w) for w in NUMBER_WORDS), key=len, reverse=True)) + r")\b"
+)
 _GEOCHAT = re.compile(rf"\{{?\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>\s*<\s*({_NUM})\s*>")
 _BRACKET4 = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
 _LOOSE4 = re.compile(rf"({_NUM})\s*[, ]\s*({_NUM})\s*[, ]\s*({_NUM})\s*[, ]\s*({_NUM})")
 _YES = re.compile(r"\b(yes|yeah|yep|true|correct|present|there (?:is|are))\b")
-_NO = re.compile(r"\b(no|not|none|false|absent|there (?:is|are) no|cannot see|no [a-z]+ (?:is|are) (?:visible|present))\b")
+_NO = re.compile(
+    r"\b(no|not|none|false|absent|there (?:is|are) no|cannot see|no [a-z]+ (?:is|are) (?:visible|present))\b"
+)
 
 
 def _lower(text: str) -> str:
@@ -89,7 +165,7 @@ def parse_count(text: str) -> int | None:
         if any(a <= m.start() < b for a, b in compound_spans):
             continue
         w = m.group(1)
-        if w == "no" and not re.match(r"no\s+(?!\d)[a-z]", t[m.start():]):
+        if w == "no" and not re.match(r"no\s+(?!\d)[a-z]", t[m.start() :]):
             continue  # a bare "no" is an answer to a yes/no question, not a count
         candidates.append((m.start(), NUMBER_WORDS[w]))
     if not candidates:
@@ -115,7 +191,7 @@ def parse_grid(text: str) -> list[int] | None:
 
 
 def parse_yes_no(text: str) -> str | None:
-    """"yes"/"no" from the first decisive word."""
+    """ "yes"/"no" from the first decisive word."""
     t = _lower(_strip_think(text))
     y, n = _YES.search(t), _NO.search(t)
     if y and (not n or y.start() < n.start()):
@@ -149,7 +225,7 @@ def canonical_category(name: str) -> str:
 def _category_matcher(categories: tuple[str, ...] | None) -> tuple[re.Pattern[str], dict[str, str]]:
     """One regex over every surface form (longest first, so "oil tank" beats "tank") and surface -> category."""
     pairs: dict[str, str] = {}
-    for cat in (categories if categories is not None else tuple(SYNONYMS)):
+    for cat in categories if categories is not None else tuple(SYNONYMS):
         c = _lower(str(cat))
         pairs.setdefault(c, str(cat))
         pairs.setdefault(c[:-1] if c.endswith("s") and len(c) > 3 else c + "s", str(cat))
@@ -183,17 +259,18 @@ def parse_category(text: str, categories: Iterable[str] | None = None) -> str | 
     return None
 
 
-def parse_boxes(text: str, coords: str | None = None, width: int | None = None,
-                height: int | None = None) -> list[list[float]] | None:
+def parse_boxes(
+    text: str, coords: str | None = None, width: int | None = None, height: int | None = None
+) -> list[list[float]] | None:
     """Boxes in the text mapped to original pixels ``[x1, y1, x2, y2]``.
 
     Recognised: JSON ``{"bbox_2d": [..]}`` / ``[x1, y1, x2, y2]`` lists, ``(x1,y1),(x2,y2)``,
     GeoChat ``{<x1><y1><x2><y2>}`` (0-100), Qwen ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``.
-    ``coords`` names the convention the model was asked to use (``sarvlm.data.coords``);
+    ``coords`` names the convention the model was asked to use (``sarvlm.core.coords``);
     GeoChat braces imply ``geochat``; without a convention all-in-[0, 1] boxes are read as
     ``norm``, otherwise as original pixels. An answer that says there is nothing yields ``[]``.
     """
-    from sarvlm.data.coords import from_model_coords
+    from sarvlm.core.coords import from_model_coords
 
     t = _strip_think(text)
     raw: list[tuple[list[float], str | None]] = []
@@ -235,22 +312,43 @@ def parse_boxes(text: str, coords: str | None = None, width: int | None = None,
     return boxes
 
 
-def parse_prediction(task: str, text: str, *, params: dict | None = None, coords: str | None = None,
-                     width: int | None = None, height: int | None = None,
-                     categories: Iterable[str] | None = None) -> Any | None:
+def parse_prediction(
+    task: str,
+    text: str,
+    *,
+    params: dict | None = None,
+    coords: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    categories: Iterable[str] | None = None,
+) -> Any | None:
     """Parse one model answer for ``task`` into the structured answer type; ``None`` = no answer.
 
     Never raises (any internal failure is treated as "no answer").
     """
     try:
-        return _parse(task, text if isinstance(text, str) else str(text), params or {}, coords, width, height,
-                      list(categories) if categories is not None else None)
+        return _parse(
+            task,
+            text if isinstance(text, str) else str(text),
+            params or {},
+            coords,
+            width,
+            height,
+            list(categories) if categories is not None else None,
+        )
     except Exception:  # noqa: BLE001 - a parser must never take the evaluation down
         return None
 
 
-def _parse(task: str, text: str, params: dict, coords: str | None, width: int | None, height: int | None,
-           categories: list[str] | None) -> Any | None:
+def _parse(
+    task: str,
+    text: str,
+    params: dict,
+    coords: str | None,
+    width: int | None,
+    height: int | None,
+    categories: list[str] | None,
+) -> Any | None:
     if task == "count":
         return parse_count(text)
     if task == "grid":
@@ -275,7 +373,9 @@ def _parse(task: str, text: str, params: dict, coords: str | None, width: int | 
         t = _strip_think(text).strip()
         return t or None
     if task == "dialogue":
-        turns = [s.strip() for s in re.split(r"\n\s*\n|\n(?=(?:assistant|answer)\s*:)", _strip_think(text)) if s.strip()]
+        turns = [
+            s.strip() for s in re.split(r"\n\s*\n|\n(?=(?:assistant|answer)\s*:)", _strip_think(text)) if s.strip()
+        ]
         return turns or None
     t = _strip_think(text).strip()  # open VQA and unknown tasks: the text itself
     return t or None

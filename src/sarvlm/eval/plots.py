@@ -20,8 +20,13 @@ def _plt():
 
 
 def _headline(task: str, m: dict[str, Any]) -> tuple[str, float] | None:
-    for key, label in (("accuracy", "accuracy"), ("acc100", "Acc@100"), ("top1", "top-1"), ("cider", "CIDEr"),
-                       ("f1", "F1")):
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("acc100", "Acc@100"),
+        ("top1", "top-1"),
+        ("cider", "CIDEr"),
+        ("f1", "F1"),
+    ):
         v = m.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return label, float(v)
@@ -40,8 +45,9 @@ def plot_task_bars(metrics: dict[str, Any], path: Path) -> None:
             (cider if h[0] == "CIDEr" else frac).append((f"{task}\n({h[0]})", h[1] * 100))
     panels = [(frac, "score (%)", "headline metric per task")] + ([(cider, "CIDEr x100", "captions")] if cider else [])
     widths = [max(2, len(p[0])) for p in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(4, 1.1 * sum(widths)), 3.6), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(4, 1.1 * sum(widths)), 3.6), squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
     for ax, (items, ylabel, title) in zip(axes[0], panels):
         ax.bar([i[0] for i in items], [i[1] for i in items], color="#3b75af")
         for x, (_, v) in enumerate(items):
@@ -70,8 +76,15 @@ def plot_confusion(conf: dict[str, Any], title: str, path: Path) -> None:
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             if mat[i, j]:
-                ax.text(j, i, int(mat[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(mat[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
@@ -149,7 +162,7 @@ def plot_compare(result: dict[str, Any], path: Path) -> None:
     """Grouped bars of every compared metric (except MAE), error bars = std over seeds."""
     import numpy as np
 
-    from sarvlm.io.atomic import atomic_path
+    from sarvlm.core.atomic import atomic_path
 
     plt = _plt()
     cols = [c for c in result["columns"] if "MAE" not in c]

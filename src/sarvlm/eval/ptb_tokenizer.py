@@ -33,8 +33,9 @@ from collections.abc import Mapping, Sequence
 
 # pycocoevalcap.tokenizer.ptbtokenizer.PUNCTUATIONS (compared after lower-casing, so
 # the upper-case bracket forms never match: -lrb- and friends survive).
-PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
-                          ".", "?", "!", ",", ":", "-", "--", "...", ";"])
+PUNCTUATIONS = frozenset(
+    ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
+)
 
 _SPACE = "[ \t\u00a0\u2000-\u200a\u3000]"
 _SPACE_CHARS = " \t\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000"
@@ -56,7 +57,7 @@ def _char_class(pred) -> str:
             start = prev = cp
     if start is not None:
         ranges.append((start, prev))
-    esc = lambda c: "\\x{:02x}".format(c) if c < 0x100 else "\\u{:04x}".format(c)  # noqa: E731
+    esc = lambda c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"  # noqa: E731
     return "[" + "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges) + "]"
 
 
@@ -70,10 +71,12 @@ _APOSETC = rf"(?:{_APOS}|[`\u0091\u2018\u201b])"
 _REDAUX = rf"{_APOS}(?:[msdMSD]|(?i:re|ve|ll))"
 _SWORD = r"[A-Za-z\u00ad]*[A-MO-Za-mo-z]\u00ad*"
 _SREDAUX = rf"(?i:n){_APOSETC}(?i:t)"
-_APOWORD = (rf"{_APOS}(?i:n){_APOS}?|[lLdDjJ]{_APOS}|(?i:dunkin){_APOS}|(?i:somethin){_APOS}|(?i:ol){_APOS}"
-            rf"|{_APOS}(?i:em)|(?i:diff){_APOSETC}(?i:rent)|[A-HJ-XZn]{_APOSETC}{_ALPHA}{{2}}{_ALPHA}*|{_APOS}[2-9]0(?i:s)"
-            rf"|{_APOS}(?i:till?)|{_ALPHA}+[aeiouyAEIOUY]{_APOSETC}[aeiouA-Z]{_ALPHA}*|{_APOS}(?i:cause)"
-            r"|(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)|O" + _APOSETC + "o")
+_APOWORD = (
+    rf"{_APOS}(?i:n){_APOS}?|[lLdDjJ]{_APOS}|(?i:dunkin){_APOS}|(?i:somethin){_APOS}|(?i:ol){_APOS}"
+    rf"|{_APOS}(?i:em)|(?i:diff){_APOSETC}(?i:rent)|[A-HJ-XZn]{_APOSETC}{_ALPHA}{{2}}{_ALPHA}*|{_APOS}[2-9]0(?i:s)"
+    rf"|{_APOS}(?i:till?)|{_ALPHA}+[aeiouyAEIOUY]{_APOSETC}[aeiouA-Z]{_ALPHA}*|{_APOS}(?i:cause)"
+    r"|(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)|O" + _APOSETC + "o"
+)
 _NUM = r"\d*(?:[.:,\u00ad\u066b\u066c]\d+)+|\d+"
 _NUMBER = rf"[\-+]?(?:{_NUM})"
 _HYPHEN = r"[\-_\u058a\u2010\u2011]"
@@ -81,27 +84,37 @@ _THING = rf"(?:[dDoOlL]{_APOSETC}{_ALNUM})?{_ALNUM}+(?:{_HYPHEN}(?:[dDoOlL]{_APO
 _ACRO = r"[A-Za-z](?:\.[A-Za-z])+|(?i:(?:canada|sino|korean|eu|japan|non)-u\.s|u\.s\.-(?:u\.k|u\.s\.s\.r))"
 _ABMONTH = "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 _ABDAYS = "mon|tue|tues|wed|thu|thurs|fri"
-_ABSTATE = ("ala|ariz|[A]z|[A]rk|calif|colo|conn|ct|dak|[D]el|fla|ga|[I]ll|ind|kans?|ky|[L]a|[M]ass|md|mich|minn"
-            "|[M]iss|mo|mont|neb|nev|okla|[O]re|[P]a|penn|tenn|[T]ex|va|vt|[W]ash|wisc?|wyo")
+_ABSTATE = (
+    "ala|ariz|[A]z|[A]rk|calif|colo|conn|ct|dak|[D]el|fla|ga|[I]ll|ind|kans?|ky|[L]a|[M]ass|md|mich|minn"
+    "|[M]iss|mo|mont|neb|nev|okla|[O]re|[P]a|penn|tenn|[T]ex|va|vt|[W]ash|wisc?|wyo"
+)
 _ABCOMP = "inc|cos?|corp|pp?t[ye]s?|ltd|plc|rt|bancorp|bhd|assn|univ|intl|sys"
 _ABPTIT = r"jr|sr|bros|(?:ed|ph)\.d|blvd|rd|esq"
 _ABBREV1 = rf"(?i:{_ABMONTH}|{_ABDAYS}|{_ABCOMP}|{_ABPTIT}|etc|al|seq)\.|(?:{_ABSTATE})\."
-_ABTITLE = (r"mr|mrs|ms|[M]iss|drs?|profs?|sens?|reps?|attys?|lt|col|gen|messrs|govs?|adm|rev|maj|sgt|cpl|pvt"
-            r"|capt|ste?|ave|pres|lieut|hon|brig|co?mdr|pfc|spc|supts?|det|mt|ft|st")
+_ABTITLE = (
+    r"mr|mrs|ms|[M]iss|drs?|profs?|sens?|reps?|attys?|lt|col|gen|messrs|govs?|adm|rev|maj|sgt|cpl|pvt"
+    r"|capt|ste?|ave|pres|lieut|hon|brig|co?mdr|pfc|spc|supts?|det|mt|ft|st"
+)
 # Longer alternatives first: Python's alternation is first-match, JFlex's is longest-match.
 _ABBREV4 = rf"{_ACRO}|(?i:a\.k\.a|{_ABTITLE}|vs|alex|wm|jos|cie|cf|treas|invt|elec|natl|m[ft]g|dept)|[A-Za-z]"
 _ABBREV3 = r"(?i:ca|figs?|prop|nos?|art|bldg|prop|pp|op)\."
-_SENT_WORDS = ("About|According|Additionally|After|An|A|As|At|But|Earlier|He|Her|Here|However|If|In|It|Last"
-               "|Many|More|Mr\\.|Ms\\.|Now|Once|One|Other|Our|She|Since|So|Some|Such|That|The|Then|There|These"
-               "|They|This|We|When|While|What|Yet|You")
-_SGML = (r"<(?:[!?][A-Za-z\-][^>\r\n]*|[A-Za-z][A-Za-z0-9_:.\-]*(?:[ ]+(?:[A-Za-z][A-Za-z0-9_:.\-]*"
-         r"|[A-Za-z][A-Za-z0-9_:.\-]*[ ]*=[ ]*(?:'[^'\r\n]*'|\"[^\"\r\n]*\"|[A-Za-z][A-Za-z0-9_:.\-]*)))*[ ]*/?"
-         r"|/[A-Za-z][A-Za-z0-9_:.\-]*)[ ]*>")
-_MISC = ("[\u00a6\u00a7\u00a8\u00a9\u00ac\u00ae\u00af\u00b0-\u00b3\u00b4-\u00ba\u00d7\u00f7\u0387\u05be\u05c0\u05c3"
-         "\u05c6\u05f3\u05f4\u0600-\u0603\u0606-\u060a\u060c\u0614\u061b\u061e\u066a\u066d\u0703-\u070d\u07f6-\u07f8"
-         "\u0964\u0965\u0e4f\u2020-\u2023\u2030-\u2038\u203b\u203c\u2043\u2044\u207a-\u207f\u208a-\u208e\u2100-\u214f"
-         "\u2190-\u21ff\u2200-\u22ff\u2300-\u23ff\u25a0-\u25ff\u2600-\u26ff\u3012\u30fb\uff01-\uff0f\uff1a-\uff20"
-         "\uff3b-\uff40\uff5b-\uff65]")
+_SENT_WORDS = (
+    "About|According|Additionally|After|An|A|As|At|But|Earlier|He|Her|Here|However|If|In|It|Last"
+    "|Many|More|Mr\\.|Ms\\.|Now|Once|One|Other|Our|She|Since|So|Some|Such|That|The|Then|There|These"
+    "|They|This|We|When|While|What|Yet|You"
+)
+_SGML = (
+    r"<(?:[!?][A-Za-z\-][^>\r\n]*|[A-Za-z][A-Za-z0-9_:.\-]*(?:[ ]+(?:[A-Za-z][A-Za-z0-9_:.\-]*"
+    r"|[A-Za-z][A-Za-z0-9_:.\-]*[ ]*=[ ]*(?:'[^'\r\n]*'|\"[^\"\r\n]*\"|[A-Za-z][A-Za-z0-9_:.\-]*)))*[ ]*/?"
+    r"|/[A-Za-z][A-Za-z0-9_:.\-]*)[ ]*>"
+)
+_MISC = (
+    "[\u00a6\u00a7\u00a8\u00a9\u00ac\u00ae\u00af\u00b0-\u00b3\u00b4-\u00ba\u00d7\u00f7\u0387\u05be\u05c0\u05c3"
+    "\u05c6\u05f3\u05f4\u0600-\u0603\u0606-\u060a\u060c\u0614\u061b\u061e\u066a\u066d\u0703-\u070d\u07f6-\u07f8"
+    "\u0964\u0965\u0e4f\u2020-\u2023\u2030-\u2038\u203b\u203c\u2043\u2044\u207a-\u207f\u208a-\u208e\u2100-\u214f"
+    "\u2190-\u21ff\u2200-\u22ff\u2300-\u23ff\u25a0-\u25ff\u2600-\u26ff\u3012\u30fb\uff01-\uff0f\uff1a-\uff20"
+    "\uff3b-\uff40\uff5b-\uff65]"
+)
 
 
 def _paren(tok: str) -> str:
@@ -109,8 +122,14 @@ def _paren(tok: str) -> str:
 
 
 def _brackets(tok: str) -> str:
-    return (tok.replace("(", "-LRB-").replace(")", "-RRB-").replace("[", "-LSB-").replace("]", "-RSB-")
-            .replace("{", "-LCB-").replace("}", "-RCB-"))
+    return (
+        tok.replace("(", "-LRB-")
+        .replace(")", "-RRB-")
+        .replace("[", "-LSB-")
+        .replace("]", "-RSB-")
+        .replace("{", "-LCB-")
+        .replace("}", "-RCB-")
+    )
 
 
 def _latex_quotes(tok: str, left: bool) -> str:
@@ -159,9 +178,17 @@ _RULES_SRC: list[tuple[str, str | None, object]] = [
     (_WORD, None, _KEEP),
     (_APOWORD, None, _KEEP),
     (rf"[yY]{_APOS}", _ALPHA, _KEEP),
-    (r"(?:ftp|svn|svn\+ssh|http|https|mailto)://[^ \t\n\f\r\"<>|(){}\[\]]+[^ \t\n\f\r\"'<>|.!?(){},;:&\[\]\-]", None, _KEEP),
-    (r"(?:(?:www\.(?:[^ \t\n\f\r\"<>|.!?(){},]+\.)+[a-zA-Z]{2,4})|(?:(?:[^ \t\n\f\r\"`'<>|.!?(){},\-_$]+\.)+(?:com|net|org|edu)))"
-     r"(?:/[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},\-])?", None, _KEEP),
+    (
+        r"(?:ftp|svn|svn\+ssh|http|https|mailto)://[^ \t\n\f\r\"<>|(){}\[\]]+[^ \t\n\f\r\"'<>|.!?(){},;:&\[\]\-]",
+        None,
+        _KEEP,
+    ),
+    (
+        r"(?:(?:www\.(?:[^ \t\n\f\r\"<>|.!?(){},]+\.)+[a-zA-Z]{2,4})|(?:(?:[^ \t\n\f\r\"`'<>|.!?(){},\-_$]+\.)+(?:com|net|org|edu)))"
+        r"(?:/[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},\-])?",
+        None,
+        _KEEP,
+    ),
     (r"(?:&lt;|<)?(?:mailto:)?[a-zA-Z0-9._%+\-]+@[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9](?:&gt;|>)?", None, _KEEP),
     (rf"[@\uff20][a-zA-Z_][a-zA-Z_0-9]*|[#\uff03]{_LETTER}(?:{_LETTER}|\d|_)*", None, _KEEP),
     (_REDAUX, r"[^A-Za-z]|$", lambda t: _latex_quotes(t, False)),
@@ -172,22 +199,41 @@ _RULES_SRC: list[tuple[str, str | None, object]] = [
     (r"[\u207a\u207b\u208a\u208b]?(?:[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+|[\u2080-\u2089]+)", None, _KEEP),
     (r"(?:\d{1,4}[\- \u00a0])?\d{1,4}(?:\\?/|\u2044)\d{1,4}", None, lambda t: t.replace(" ", "\u00a0")),
     (r"[\u00bc\u00bd\u00be\u2153-\u215e]", None, _fractions),
-    (rf"-(?:RRB|LRB|RCB|LCB|RSB|LSB)-|C\.D\.s|(?i:pro|anti)-|S(?:&|&amp;)P-500|S(?:&|&amp;)Ls|Cap{_APOS}n|c{_APOS}est", None,
-     lambda t: t.replace("&amp;", "&")),
-    (r"[\p{Alpha}\d]+(?:-[A-Za-z]+){0,2}(?:\\?/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}".replace(r"\p{Alpha}", "A-Za-z"), None, _KEEP),
+    (
+        rf"-(?:RRB|LRB|RCB|LCB|RSB|LSB)-|C\.D\.s|(?i:pro|anti)-|S(?:&|&amp;)P-500|S(?:&|&amp;)Ls|Cap{_APOS}n|c{_APOS}est",
+        None,
+        lambda t: t.replace("&amp;", "&"),
+    ),
+    (
+        r"[\p{Alpha}\d]+(?:-[A-Za-z]+){0,2}(?:\\?/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}".replace(
+            r"\p{Alpha}", "A-Za-z"
+        ),
+        None,
+        _KEEP,
+    ),
     (r"[A-Z]*\$|#", None, _KEEP),
-    (r"[\u00a2\u00a3\u00a4\u00a5\u0080\u20a0\u20aa\u20ac\u20b9\u060b\u0e3f\u20a4\uffe0\uffe1\uffe5\uffe6]", None, _currency),
-    (r"[A-Za-z](?:\.[A-Za-z])*\.", rf"[{_SPACE_CHARS}{_NEWLINE_CHARS}]+(?:(?:{_SENT_WORDS})[{_SPACE_CHARS}{_NEWLINE_CHARS}]|{_SGML})",
-     _acronym),
+    (
+        r"[\u00a2\u00a3\u00a4\u00a5\u0080\u20a0\u20aa\u20ac\u20b9\u060b\u0e3f\u20a4\uffe0\uffe1\uffe5\uffe6]",
+        None,
+        _currency,
+    ),
+    (
+        r"[A-Za-z](?:\.[A-Za-z])*\.",
+        rf"[{_SPACE_CHARS}{_NEWLINE_CHARS}]+(?:(?:{_SENT_WORDS})[{_SPACE_CHARS}{_NEWLINE_CHARS}]|{_SGML})",
+        _acronym,
+    ),
     (_ABBREV1, None, _KEEP),
     (rf"(?:{_ABBREV4})\.", None, _KEEP),
-    (_ABBREV3, rf"[ \t\u00a0\r\n]?\d", _KEEP),
+    (_ABBREV3, r"[ \t\u00a0\r\n]?\d", _KEEP),
     (_ABBREV4, _SPACE, _KEEP),
     (_ACRO, f"[{_SPACE_CHARS}{_NEWLINE_CHARS}]", _KEEP),
     (rf"{_APOS}\d\d", f"[{_SPACE_CHARS}{_NEWLINE_CHARS}]", _KEEP),
     (rf"{_WORD}\.", r"[,;:]", _KEEP),
-    (r"(?:\(\d{3}\)[ \u00a0]?|\d{3}[\- \u00a0.])\d{3}[\- \u00a0.]\d{4}", None,
-     lambda t: _paren(t.replace(" ", "\u00a0"))),
+    (
+        r"(?:\(\d{3}\)[ \u00a0]?|\d{3}[\- \u00a0.])\d{3}[\- \u00a0.]\d{4}",
+        None,
+        lambda t: _paren(t.replace(" ", "\u00a0")),
+    ),
     (r"[<>]?[:;=][\-o*']?[()DPdpO\\{@|\[\]]", r"[^A-Za-z0-9]", _brackets),
     (r"\"|&quot;", r"[A-Za-z0-9$]", lambda t: _latex_quotes(t, True)),
     (r"\"|&quot;", None, lambda t: _latex_quotes(t, False)),
@@ -215,14 +261,21 @@ _RULES_SRC: list[tuple[str, str | None, object]] = [
     (r"[.\u00a1\u00bf\u037e\u0589\u061f\u06d4\u0700-\u0702\u07fa]", None, _KEEP),
     (r"=", None, _KEEP),
     (r"/", None, _KEEP),
-    (rf"[A-Za-z0-9][A-Za-z0-9.,\u00ad]*(?:-(?:[A-Za-z0-9\u00ad]+|(?:{_ACRO})\.))+", None, lambda t: t.replace("\u00ad", "")),
+    (
+        rf"[A-Za-z0-9][A-Za-z0-9.,\u00ad]*(?:-(?:[A-Za-z0-9\u00ad]+|(?:{_ACRO})\.))+",
+        None,
+        lambda t: t.replace("\u00ad", ""),
+    ),
     (rf"(?:{_THING})\.", r"[,;:]", _KEEP),
     (_THING, None, _KEEP),
     (r"[A-Z]+(?:(?:[+&]|&amp;)[A-Z]+)+", None, lambda t: t.replace("&amp;", "&")),
     (r"'", r"[A-Za-z][^ \t\n\r\u00a0]", lambda t: _latex_quotes(t, True)),
     (_REDAUX, None, lambda t: _latex_quotes(t, False)),
-    (rf"[`\u2018\u2019\u201a\u201b\u201c\u201d\u0091\u0092\u0093\u0094\u201e\u201f\u2039\u203a\u00ab\u00bb]{{1,2}}|''|{_APOS}",
-     None, lambda t: _latex_quotes(t, False)),
+    (
+        rf"[`\u2018\u2019\u201a\u201b\u201c\u201d\u0091\u0092\u0093\u0094\u201e\u201f\u2039\u203a\u00ab\u00bb]{{1,2}}|''|{_APOS}",
+        None,
+        lambda t: _latex_quotes(t, False),
+    ),
     (_MISC, None, _KEEP),
     (f"[{_SPACE_CHARS}{_NEWLINE_CHARS}\u200b\u200e\u200f\ufeff\x00]+", None, _DROP),
 ]
@@ -232,8 +285,10 @@ _ASSIMILATION_SPLIT = {"cannot": 3, "gimme": 3, "gonna": 3, "gotta": 3, "lemme":
 def _compile() -> list[tuple[re.Pattern[str], object]]:
     # The trailing context is part of the match (JFlex counts it for longest match);
     # the token itself is the "tok" group.
-    return [(re.compile(f"(?P<tok>{pattern})" + (f"(?:{trail})" if trail else "")), action)
-            for pattern, trail, action in _RULES_SRC]
+    return [
+        (re.compile(f"(?P<tok>{pattern})" + (f"(?:{trail})" if trail else "")), action)
+        for pattern, trail, action in _RULES_SRC
+    ]
 
 
 _RULES = _compile()
@@ -282,7 +337,9 @@ def _lex_chunk(chunk: str, context: str) -> tuple[str, ...]:
 
 _SPLIT = re.compile(f"([{_SPACE_CHARS}]+)")
 # Tokens that may span a space (phone numbers, "5 1/2", SGML tags): such lines take the slow path.
-_CROSS_SPACE = re.compile(rf"\(\d{{3}}\){_SPACE}?\d|\d{{3}}[ \u00a0]\d{{3}}[\- \u00a0.]\d{{4}}|\d{_SPACE}\d{{1,4}}(?:\\?/|\u2044)\d|<[!?A-Za-z/]")
+_CROSS_SPACE = re.compile(
+    rf"\(\d{{3}}\){_SPACE}?\d|\d{{3}}[ \u00a0]\d{{3}}[\- \u00a0.]\d{{4}}|\d{_SPACE}\d{{1,4}}(?:\\?/|\u2044)\d|<[!?A-Za-z/]"
+)
 _LINEBREAKS = re.compile(f"[{_NEWLINE_CHARS}]")
 
 
@@ -312,7 +369,7 @@ def ptb_tokens(line: str, following: str | None = None) -> list[str]:
         # (abbreviations before a number, acronyms before a sentence word); the context
         # is reduced to a canonical representative, which keeps the chunk cache small.
         if chunk[-1] == ".":
-            following = "".join(parts[i + 1:i + 4]) + (tail if i + 3 >= last else "")
+            following = "".join(parts[i + 1 : i + 4]) + (tail if i + 3 >= last else "")
             context = _canonical_context(following)
         elif i < last or tail:
             context = " x"
@@ -322,7 +379,9 @@ def ptb_tokens(line: str, following: str | None = None) -> list[str]:
     return out
 
 
-_SENT_CONTEXT = re.compile(rf"[{_SPACE_CHARS}{_NEWLINE_CHARS}]+(?:(?:{_SENT_WORDS})[{_SPACE_CHARS}{_NEWLINE_CHARS}]|{_SGML})")
+_SENT_CONTEXT = re.compile(
+    rf"[{_SPACE_CHARS}{_NEWLINE_CHARS}]+(?:(?:{_SENT_WORDS})[{_SPACE_CHARS}{_NEWLINE_CHARS}]|{_SGML})"
+)
 _DIGIT_CONTEXT = re.compile(r"[ \t\u00a0\r\n]?\d")
 
 
@@ -368,7 +427,7 @@ class JavaPTBTokenizer:
     def tokenize(self, captions_for_image: Mapping[object, Sequence[str]]) -> dict[object, list[str]]:
         import shutil
 
-        from sarvlm.errors import SarvlmError
+        from sarvlm.core.errors import SarvlmError
 
         if shutil.which("java") is None:
             raise SarvlmError("tokenizer 'java': no java executable on PATH (use tokenizer='python')")

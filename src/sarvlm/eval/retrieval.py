@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 
-def retrieval_scores(similarity: np.ndarray, text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any]:
+def retrieval_scores(
+    similarity: np.ndarray, text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, Any]:
     """Recall@K both ways from an (images, texts) similarity matrix.
 
     ``text_to_image[j]`` is the image index text ``j`` describes (several texts may share

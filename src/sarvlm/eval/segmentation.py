@@ -23,8 +23,12 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_
     return cm.reshape(num_classes, num_classes + 1)
 
 
-def segmentation_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]], num_classes: int,
-                        ignore_index: int | None = None, class_names: list[str] | None = None) -> dict[str, Any]:
+def segmentation_scores(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    ignore_index: int | None = None,
+    class_names: list[str] | None = None,
+) -> dict[str, Any]:
     """OA and mIoU accumulated over all (truth mask, predicted mask) pairs.
 
     IoU per class = TP / (TP + FP + FN) over the whole set; classes absent from both

@@ -19,8 +19,22 @@ from typing import Any
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = re.compile(r"[^\w\s]")
-_NUMS = {"zero": "0", "none": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-         "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12"}
+_NUMS = {
+    "zero": "0",
+    "none": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+}
 
 
 def normalize_answer(text: str) -> str:
@@ -36,9 +50,14 @@ def _is_strict(gt: str) -> bool:
     return g in ("yes", "no") or (g.isdigit() and 0 <= int(g) <= 99)
 
 
-def vqa_accuracy(questions: Sequence[str], gt: Sequence[str], pred: Sequence[str | None],
-                 types: Sequence[str] | None = None, protocol: str = "exact",
-                 judge: Callable[[str, str, str], bool | None] | None = None) -> dict[str, Any]:
+def vqa_accuracy(
+    questions: Sequence[str],
+    gt: Sequence[str],
+    pred: Sequence[str | None],
+    types: Sequence[str] | None = None,
+    protocol: str = "exact",
+    judge: Callable[[str, str, str], bool | None] | None = None,
+) -> dict[str, Any]:
     """Accuracy overall and per question type.
 
     ``judge(question, ground_truth, prediction)`` returns True/False or None (unparsable
@@ -75,11 +94,19 @@ def vqa_accuracy(questions: Sequence[str], gt: Sequence[str], pred: Sequence[str
             else:
                 correct.append(float(bool(verdict)))
     scored = [c for c in correct if c is not None]
-    out: dict[str, Any] = {"protocol": protocol, "n": len(gt), "accuracy": sum(scored) / len(scored) if scored else 0.0,
-                           "no_answer": sum(1 for p in pred if p is None), "per_type": {}}
+    out: dict[str, Any] = {
+        "protocol": protocol,
+        "n": len(gt),
+        "accuracy": sum(scored) / len(scored) if scored else 0.0,
+        "no_answer": sum(1 for p in pred if p is None),
+        "per_type": {},
+    }
     if protocol == "sarlang1m":
         out.update(judged=judged, judge_unparsable=unparsable, unjudged=unjudged)
     for t in sorted(set(types)):
         vals = [c for c, tt in zip(correct, types) if tt == t and c is not None]
-        out["per_type"][t] = {"n": sum(1 for tt in types if tt == t), "accuracy": sum(vals) / len(vals) if vals else 0.0}
+        out["per_type"][t] = {
+            "n": sum(1 for tt in types if tt == t),
+            "accuracy": sum(vals) / len(vals) if vals else 0.0,
+        }
     return out

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.inference.generate import GenerationOptions, Query, generate_batch
 
 
@@ -28,8 +28,12 @@ class Answer:
     prior_valid: int = 0  # valid anchor nodes (0 = no prior)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"answer": self.answer, "task": self.task, "parsed": self.parsed,
-                "prior": {"year": self.prior_year, "valid_nodes": self.prior_valid}}
+        return {
+            "answer": self.answer,
+            "task": self.task,
+            "parsed": self.parsed,
+            "prior": {"year": self.prior_year, "valid_nodes": self.prior_valid},
+        }
 
 
 def _image_georef(path: Path) -> Any:
@@ -40,8 +44,16 @@ def _image_georef(path: Path) -> Any:
     return raster_info(path).georef
 
 
-def sample_prior(settings: Any, image_path: Path, width: int, height: int, *, bbox: list[float] | None,
-                 year: int | None, prior_source: str | None) -> Any:
+def sample_prior(
+    settings: Any,
+    image_path: Path,
+    width: int,
+    height: int,
+    *,
+    bbox: list[float] | None,
+    year: int | None,
+    prior_source: str | None,
+) -> Any:
     """The anchor-grid prior of the image, or None when there is nothing to sample it with.
 
     An explicit ``bbox`` needs a source (argument or the model's saved ``prior_source``) and a year,
@@ -66,10 +78,21 @@ def sample_prior(settings: Any, image_path: Path, width: int, height: int, *, bb
     return sample_grid(open_source(spec), bbox, year, n_lon, n_lat, width, height, georef)
 
 
-def ask(model: Any, image: str | Path, question: str, *, optical: str | Path | None = None,
-        bbox: list[float] | None = None, year: int | None = None, prior_source: str | None = None,
-        no_prior: bool = False, task: str | None = None, options: GenerationOptions | None = None,
-        dtype: Any = None, device: Any = None) -> Answer:
+def ask(
+    model: Any,
+    image: str | Path,
+    question: str,
+    *,
+    optical: str | Path | None = None,
+    bbox: list[float] | None = None,
+    year: int | None = None,
+    prior_source: str | None = None,
+    no_prior: bool = False,
+    task: str | None = None,
+    options: GenerationOptions | None = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> Answer:
     """Answer ``question`` about ``image``.
 
     Args:
@@ -98,8 +121,9 @@ def ask(model: Any, image: str | Path, question: str, *, optical: str | Path | N
         raise SarvlmError("question: empty")
     prior = None
     if not no_prior and processor.settings.fusion != "none":
-        prior = sample_prior(processor.settings, image, sar.width, sar.height, bbox=bbox, year=year,
-                             prior_source=prior_source)
+        prior = sample_prior(
+            processor.settings, image, sar.width, sar.height, bbox=bbox, year=year, prior_source=prior_source
+        )
     options = options or GenerationOptions()
     query = Query(messages=[{"role": "user", "content": prompt + question}], images=images, prior=prior)
     text = generate_batch(net, processor, [query], options.budget(task), options)[0]
@@ -111,5 +135,10 @@ def ask(model: Any, image: str | Path, question: str, *, optical: str | Path | N
             parse_prediction = None
         if parse_prediction is not None:
             parsed = parse_prediction(task, text, coords=processor.settings.coords, width=sar.width, height=sar.height)
-    return Answer(answer=text, parsed=parsed, task=task, prior_year=getattr(prior, "year", None),
-                  prior_valid=int(prior.valid.sum()) if prior is not None else 0)
+    return Answer(
+        answer=text,
+        parsed=parsed,
+        task=task,
+        prior_year=getattr(prior, "year", None),
+        prior_valid=int(prior.valid.sum()) if prior is not None else 0,
+    )

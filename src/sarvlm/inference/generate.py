@@ -12,15 +12,26 @@ from typing import Any
 import torch
 from PIL import Image
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.geo_inputs import sample_prior_rows, stack_prior_rows
 
 # Answer budgets per task (tokens of the real Qwen tokenizer; a byte-level tiny tokenizer
 # spends more per word, so tiny models produce truncated nonsense either way).
 MAX_NEW_TOKENS = {
-    "count": 16, "identify": 8, "grid": 32, "classify_box": 24, "classify": 24, "position": 32, "refer": 64,
-    "detect": 384, "landform_main": 32, "landform_all": 64, "landform_region": 48, "caption": 160,
-    "dialogue": 256, "vqa": 64,
+    "count": 16,
+    "identify": 8,
+    "grid": 32,
+    "classify_box": 24,
+    "classify": 24,
+    "position": 32,
+    "refer": 64,
+    "detect": 384,
+    "landform_main": 32,
+    "landform_all": 64,
+    "landform_region": 48,
+    "caption": 160,
+    "dialogue": 256,
+    "vqa": 64,
 }
 DEFAULT_MAX_NEW_TOKENS = 128
 
@@ -49,8 +60,12 @@ class GenerationOptions:
         return int(table.get(task or "", DEFAULT_MAX_NEW_TOKENS))
 
     def generate_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"do_sample": self.do_sample, "num_beams": self.num_beams,
-                                  "repetition_penalty": self.repetition_penalty, **self.extra}
+        kwargs: dict[str, Any] = {
+            "do_sample": self.do_sample,
+            "num_beams": self.num_beams,
+            "repetition_penalty": self.repetition_penalty,
+            **self.extra,
+        }
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
         return kwargs
@@ -75,9 +90,9 @@ def collate_queries(processor: Any, queries: Sequence[Query]) -> dict[str, torch
     types = torch.zeros((len(encs), length), dtype=torch.long)
     for i, e in enumerate(encs):
         n = len(e["input_ids"])
-        ids[i, length - n:] = torch.tensor(e["input_ids"])
-        attn[i, length - n:] = 1
-        types[i, length - n:] = torch.tensor(e["mm_token_type_ids"])
+        ids[i, length - n :] = torch.tensor(e["input_ids"])
+        attn[i, length - n :] = 1
+        types[i, length - n :] = torch.tensor(e["mm_token_type_ids"])
     batch: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": attn, "mm_token_type_ids": types}
     pixels = [e["pixel_values"] for e in encs if e["pixel_values"] is not None]
     if pixels:
@@ -93,8 +108,9 @@ def collate_queries(processor: Any, queries: Sequence[Query]) -> dict[str, torch
 
 
 @torch.no_grad()
-def generate_batch(model: Any, processor: Any, queries: Sequence[Query], max_new_tokens: int,
-                   options: GenerationOptions | None = None) -> list[str]:
+def generate_batch(
+    model: Any, processor: Any, queries: Sequence[Query], max_new_tokens: int, options: GenerationOptions | None = None
+) -> list[str]:
     """Answer a batch of queries; returns the decoded new text of each (special tokens removed)."""
     options = options or GenerationOptions()
     batch = collate_queries(processor, queries)
@@ -107,7 +123,8 @@ def generate_batch(model: Any, processor: Any, queries: Sequence[Query], max_new
         batch["geo_positions"] = batch["geo_positions"].to(model.dtype)
     if options.do_sample:
         torch.manual_seed(options.seed)
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=processor.pad_token_id,
-                         **options.generate_kwargs())
-    new = out[:, batch["input_ids"].shape[1]:]
+    out = model.generate(
+        **batch, max_new_tokens=max_new_tokens, pad_token_id=processor.pad_token_id, **options.generate_kwargs()
+    )
+    new = out[:, batch["input_ids"].shape[1] :]
     return [processor.decode(row).strip() for row in new]

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.example import InstructionExample, Prediction, read_examples, read_predictions
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import InstructionExample, Prediction, read_examples, read_predictions
+from sarvlm.core.progress import track
 from sarvlm.inference.generate import GenerationOptions, Query, generate_batch
-from sarvlm.progress import track
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -45,8 +45,9 @@ def parse_answer(example: InstructionExample, text: str) -> Any:
         from sarvlm.eval.parsing import parse_prediction
     except ImportError:
         return None
-    return parse_prediction(example.task, text, params=example.params, coords=example.coords,
-                            width=example.width, height=example.height)
+    return parse_prediction(
+        example.task, text, params=example.params, coords=example.coords, width=example.width, height=example.height
+    )
 
 
 def _read_journal(path: Path) -> Iterator[Prediction]:
@@ -80,11 +81,25 @@ def _open_priors(priors_dir: str | Path | None) -> Any:
     return PriorCache(priors_dir)
 
 
-def predict(model_path: str | Path | tuple[Any, Any], data_jsonl: str | Path, out_jsonl: str | Path, *,
-            priors_dir: str | Path | None = None, batch_size: int = 4, limit: int | None = None,
-            max_new_tokens: int | dict[str, int] | None = None, do_sample: bool = False, temperature: float = 1.0,
-            top_p: float = 1.0, top_k: int = 50, num_beams: int = 1, seed: int = 0, dtype: Any = None,
-            device: Any = None, allow_missing_priors: bool = False) -> PredictSummary:
+def predict(
+    model_path: str | Path | tuple[Any, Any],
+    data_jsonl: str | Path,
+    out_jsonl: str | Path,
+    *,
+    priors_dir: str | Path | None = None,
+    batch_size: int = 4,
+    limit: int | None = None,
+    max_new_tokens: int | dict[str, int] | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 50,
+    num_beams: int = 1,
+    seed: int = 0,
+    dtype: Any = None,
+    device: Any = None,
+    allow_missing_priors: bool = False,
+) -> PredictSummary:
     """Generate answers for a dataset split.
 
     Args:
@@ -126,15 +141,22 @@ def predict(model_path: str | Path | tuple[Any, Any], data_jsonl: str | Path, ou
     if todo:
         model, processor = _resolve_model(model_path, dtype, device)
         cache = _open_priors(priors_dir) if processor.settings.fusion != "none" else None
-        options = GenerationOptions(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
-                                    top_p=top_p, top_k=top_k, num_beams=num_beams, seed=seed)
+        options = GenerationOptions(
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            num_beams=num_beams,
+            seed=seed,
+        )
         # One task per batch (its token budget); dataset order within a task.
         by_task: dict[str, list[InstructionExample]] = {}
         for ex in todo:
             by_task.setdefault(ex.task, []).append(ex)
         batches = [group[i : i + batch_size] for group in by_task.values() for i in range(0, len(group), batch_size)]
         base_dir = data_jsonl.parent
-        from sarvlm.io.atomic import ensure_writable_dir
+        from sarvlm.core.atomic import ensure_writable_dir
 
         ensure_writable_dir(out_jsonl.parent)
         with open(journal, "a", encoding="utf-8") as fh:
@@ -154,8 +176,9 @@ def predict(model_path: str | Path | tuple[Any, Any], data_jsonl: str | Path, ou
     return PredictSummary(out=out_jsonl, total=len(examples), generated=len(todo), skipped=skipped)
 
 
-def _query(ex: InstructionExample, base_dir: Path, processor: Any, cache: Any, data_jsonl: Path,
-           allow_missing: bool) -> Query:
+def _query(
+    ex: InstructionExample, base_dir: Path, processor: Any, cache: Any, data_jsonl: Path, allow_missing: bool
+) -> Query:
     images = []
     for rel in ex.images:
         path = (base_dir / rel).resolve()
@@ -167,14 +190,16 @@ def _query(ex: InstructionExample, base_dir: Path, processor: Any, cache: Any, d
         if ex.sample_id in cache:
             prior = cache.get(ex.sample_id)
         elif not allow_missing:
-            raise SarvlmError(f"{data_jsonl}: example {ex.id!r}: sample {ex.sample_id!r} is not in the prior cache "
-                              f"(rebuild it for this dataset, or pass --allow-missing-priors)")
+            raise SarvlmError(
+                f"{data_jsonl}: example {ex.id!r}: sample {ex.sample_id!r} is not in the prior cache "
+                f"(rebuild it for this dataset, or pass --allow-missing-priors)"
+            )
     messages = [{"role": m.role, "content": m.content} for m in ex.prompt_messages]
     return Query(messages=messages, images=images, prior=prior)
 
 
 def _write_final(out_jsonl: Path, examples: list[InstructionExample], done: dict[str, Prediction]) -> None:
-    from sarvlm.io.atomic import atomic_open
+    from sarvlm.core.atomic import atomic_open
 
     order = [ex.id for ex in examples]
     listed = set(order)

@@ -1,4 +1,4 @@
-"""Pixel <-> lon/lat mapping for the three kinds of :class:`~sarvlm.data.record.GeoRef`.
+"""Pixel <-> lon/lat mapping for the three kinds of :class:`~sarvlm.core.record.GeoRef`.
 
 Pixel coordinates follow rasterio: ``(col, row)`` with integers on pixel corners, so the centre
 of the top-left pixel is ``(0.5, 0.5)``. Longitudes/latitudes are WGS84 degrees.
@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef, GroundControlPoint
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, GroundControlPoint
 
 GcpMethod = Literal["tps", "polynomial"]
 WGS84 = "EPSG:4326"
@@ -98,7 +98,7 @@ class _GcpModel:
 
 def _poly_terms(xy: np.ndarray, order: int) -> np.ndarray:
     x, y = xy[:, 0], xy[:, 1]
-    return np.stack([x ** (i - j) * y ** j for i in range(order + 1) for j in range(i + 1)], axis=1)
+    return np.stack([x ** (i - j) * y**j for i in range(order + 1) for j in range(i + 1)], axis=1)
 
 
 def _fit(src: np.ndarray, dst: np.ndarray, method: GcpMethod, order: int | None):
@@ -277,8 +277,10 @@ def georef_for_window(
         cc, rr = np.meshgrid(u * width, u * height)
         pc, pr = col_off + cc.ravel() * scale_x, row_off + rr.ravel() * scale_y
         geo = _model_for(georef, "tps", None).forward(np.c_[pc, pr])
-        gcps = [GroundControlPoint(row=float(r), col=float(c), x=float(x), y=float(y))
-                for c, r, (x, y) in zip(cc.ravel(), rr.ravel(), geo)]
+        gcps = [
+            GroundControlPoint(row=float(r), col=float(c), x=float(x), y=float(y))
+            for c, r, (x, y) in zip(cc.ravel(), rr.ravel(), geo)
+        ]
         return GeoRef(gcps=gcps, gcp_crs=georef.gcp_crs)
     if parent_width is None or parent_height is None:
         raise SarvlmError("georef: a window of a bbox_wgs84 georef needs the parent image width and height")
@@ -295,8 +297,10 @@ def georef_from_rasterio(dataset: Any) -> GeoRef | None:
     crs = dataset.crs
     transform = dataset.transform
     if crs is not None and transform is not None and transform != Affine.identity():
-        return GeoRef(crs=_crs_string(crs), transform=[transform.a, transform.b, transform.c,
-                                                        transform.d, transform.e, transform.f])
+        return GeoRef(
+            crs=_crs_string(crs),
+            transform=[transform.a, transform.b, transform.c, transform.d, transform.e, transform.f],
+        )
     gcps, gcp_crs = dataset.gcps
     if gcps and len(gcps) >= 3:
         return GeoRef(

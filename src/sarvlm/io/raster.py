@@ -9,7 +9,7 @@
   gives the same bytes.
 - :func:`open_raster_writer` streams a large GeoTIFF window by window, also atomically.
 
-Every problem with a user's file is a one-line :class:`~sarvlm.errors.SarvlmError` naming the file.
+Every problem with a user's file is a one-line :class:`~sarvlm.core.errors.SarvlmError` naming the file.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_path
+from sarvlm.core.atomic import atomic_path
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 
 ComplexMode = Literal["intensity", "amplitude", "complex"]
 WindowLike = Any  # rasterio.windows.Window or (col_off, row_off, width, height)
@@ -35,7 +35,12 @@ _DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".
 _BYTE_ONLY = {"JPEG": ("uint8",), "PNG": ("uint8", "uint16")}
 # GDAL options that keep files byte-stable and free of side-car files (.aux.xml).
 # GDAL_CACHEMAX bounds the block cache (default 5% of RAM) so windowed reads of huge scenes stay small.
-_ENV: dict[str, str | int] = {"GDAL_PAM_ENABLED": "NO", "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF", "GDAL_CACHEMAX": 128}
+_ENV: dict[str, str | int] = {
+    "GDAL_PAM_ENABLED": "NO",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_LOG_ERRORS": "OFF",
+    "GDAL_CACHEMAX": 128,
+}
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,15 @@ def _as_window(window: WindowLike, path: Path, width: int, height: int) -> Any:
         window = Window(col_off, row_off, w, h)
     if window.width <= 0 or window.height <= 0:
         raise SarvlmError(f"{path}: window {tuple(window.flatten())} is empty")
-    if window.col_off < 0 or window.row_off < 0 or window.col_off + window.width > width or window.row_off + window.height > height:
-        raise SarvlmError(f"{path}: window {tuple(int(v) for v in window.flatten())} lies outside the {width}x{height} image")
+    if (
+        window.col_off < 0
+        or window.row_off < 0
+        or window.col_off + window.width > width
+        or window.row_off + window.height > height
+    ):
+        raise SarvlmError(
+            f"{path}: window {tuple(int(v) for v in window.flatten())} lies outside the {width}x{height} image"
+        )
     return window
 
 
@@ -206,7 +218,9 @@ def read_raster(
             indexes = [bands] if isinstance(bands, int) else [int(b) for b in bands]
             bad = [b for b in indexes if not 1 <= b <= ds.count]
             if bad:
-                raise SarvlmError(f"{path}: band {bad[0]} does not exist (the file has {ds.count} band(s), numbered from 1)")
+                raise SarvlmError(
+                    f"{path}: band {bad[0]} does not exist (the file has {ds.count} band(s), numbered from 1)"
+                )
         win = _as_window(window, path, ds.width, ds.height)
         try:
             if ds.dtypes[0] == "complex_int16":
@@ -232,8 +246,16 @@ def driver_for(path: str | Path) -> str:
     return _DRIVERS[suffix]
 
 
-def _profile(driver: str, count: int, height: int, width: int, dtype: str, georef: GeoRef | None,
-             nodata: float | None, compress: str | None) -> dict[str, Any]:
+def _profile(
+    driver: str,
+    count: int,
+    height: int,
+    width: int,
+    dtype: str,
+    georef: GeoRef | None,
+    nodata: float | None,
+    compress: str | None,
+) -> dict[str, Any]:
     from rasterio.crs import CRS
     from rasterio.transform import Affine
 
@@ -298,14 +320,18 @@ def write_raster(
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1] == 0 or arr.shape[2] == 0 or arr.shape[0] == 0:
-        raise SarvlmError(f"{path}: cannot write an array of shape {np.shape(array)} (need (H, W) or (bands, H, W), non-empty)")
+        raise SarvlmError(
+            f"{path}: cannot write an array of shape {np.shape(array)} (need (H, W) or (bands, H, W), non-empty)"
+        )
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     dtype = str(arr.dtype)
     if driver in _BYTE_ONLY and dtype not in _BYTE_ONLY[driver]:
-        raise SarvlmError(f"{path}: {driver} holds {' or '.join(_BYTE_ONLY[driver])} pixels, got {dtype} (quantise first or write .tif)")
+        raise SarvlmError(
+            f"{path}: {driver} holds {' or '.join(_BYTE_ONLY[driver])} pixels, got {dtype} (quantise first or write .tif)"
+        )
     if driver == "JPEG" and arr.shape[0] not in (1, 3):
         raise SarvlmError(f"{path}: JPEG needs 1 or 3 bands, got {arr.shape[0]}")
     count, height, width = arr.shape

@@ -3,7 +3,7 @@
 Each measurement (swath x polarisation) of a SAFE product has an annotation file
 ``<product>.SAFE/annotation/s1?-<swath>-<type>-<pol>-....xml``. Its ``geolocationGrid`` ties image
 ``line``/``pixel`` to latitude, longitude and height (a coarse grid, e.g. 10 x 21 points for an IW
-GRD). :func:`georef_from_annotation` turns the grid into a GCP :class:`~sarvlm.data.record.GeoRef`
+GRD). :func:`georef_from_annotation` turns the grid into a GCP :class:`~sarvlm.core.record.GeoRef`
 (``gcp_crs`` EPSG:4326) that :mod:`sarvlm.io.georef` maps through a polynomial + thin-plate spline.
 
 Grid ``line``/``pixel`` values are used as given, as GDAL's SAFE driver and the GCPs embedded in
@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sarvlm.data.record import GeoRef, GroundControlPoint
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, GroundControlPoint
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class Sentinel1Annotation:
     def georef(self) -> GeoRef:
         """The geolocation grid as a GCP georeference in WGS84."""
         return GeoRef(
-            gcps=[GroundControlPoint(row=p.line, col=p.pixel, x=p.longitude, y=p.latitude, z=p.height) for p in self.grid],
+            gcps=[
+                GroundControlPoint(row=p.line, col=p.pixel, x=p.longitude, y=p.latitude, z=p.height) for p in self.grid
+            ],
             gcp_crs="EPSG:4326",
         )
 
@@ -98,12 +100,20 @@ def read_annotation(path: str | Path) -> Sentinel1Annotation:
     for node in root.iterfind("geolocationGrid/geolocationGridPointList/geolocationGridPoint"):
         inc = node.findtext("incidenceAngle")
         try:
-            points.append(GeolocationPoint(
-                line=float(node.findtext("line")), pixel=float(node.findtext("pixel")),
-                latitude=float(node.findtext("latitude")), longitude=float(node.findtext("longitude")),
-                height=float(node.findtext("height") or 0.0), incidence_angle=float(inc) if inc else None))
+            points.append(
+                GeolocationPoint(
+                    line=float(node.findtext("line")),
+                    pixel=float(node.findtext("pixel")),
+                    latitude=float(node.findtext("latitude")),
+                    longitude=float(node.findtext("longitude")),
+                    height=float(node.findtext("height") or 0.0),
+                    incidence_angle=float(inc) if inc else None,
+                )
+            )
         except (TypeError, ValueError):
-            raise SarvlmError(f"{path}: geolocationGridPoint {len(points)}: missing or non-numeric line/pixel/latitude/longitude") from None
+            raise SarvlmError(
+                f"{path}: geolocationGridPoint {len(points)}: missing or non-numeric line/pixel/latitude/longitude"
+            ) from None
     if len(points) < 3:
         raise SarvlmError(f"{path}: geolocationGrid has {len(points)} points (need at least 3)")
     info = "imageAnnotation/imageInformation/"
@@ -144,14 +154,18 @@ def find_annotations(safe_dir: str | Path) -> list[Path]:
 
 def safe_annotation(safe_dir: str | Path, polarisation: str, swath: str | None = None) -> Sentinel1Annotation:
     """The annotation of one polarisation (and swath, for multi-swath SLC) of a ``.SAFE`` product."""
-    from sarvlm.preprocess.polarization import normalize_polarization
+    from sarvlm.core.record import normalize_polarization
 
     pol = normalize_polarization(polarisation)
     found = [read_annotation(p) for p in find_annotations(safe_dir)]
     matches = [a for a in found if a.polarisation == pol and (swath is None or a.swath.upper() == swath.upper())]
     if not matches:
         have = ", ".join(sorted({f"{a.swath}/{a.polarisation}" for a in found}))
-        raise SarvlmError(f"{safe_dir}: no annotation for polarisation {pol}{' swath ' + swath if swath else ''} (have {have})")
+        raise SarvlmError(
+            f"{safe_dir}: no annotation for polarisation {pol}{' swath ' + swath if swath else ''} (have {have})"
+        )
     if len(matches) > 1:
-        raise SarvlmError(f"{safe_dir}: several swaths for {pol} ({', '.join(a.swath for a in matches)}): choose one with swath=")
+        raise SarvlmError(
+            f"{safe_dir}: several swaths for {pol} ({', '.join(a.swath for a in matches)}): choose one with swath="
+        )
     return matches[0]

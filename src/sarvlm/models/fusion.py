@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.tlm import TLM, ZERO_INIT_ATTR, gaussian_weights
 
 FUSIONS = ("tlm", "sum", "concat", "none")
@@ -43,8 +43,14 @@ class SumFusion(nn.Module):
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
 
-    def forward(self, x: torch.Tensor, grid_hw: tuple[int, int], priors: torch.Tensor, positions: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        grid_hw: tuple[int, int],
+        priors: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         height, width = int(grid_hw[0]), int(grid_hw[1])
         if priors.shape[1] == 0:
             return x
@@ -82,8 +88,14 @@ class ConcatFusion(nn.Module):
             priors = priors.masked_fill(~mask[..., None], 0.0)
         return self.mlp(priors.to(self.mlp[0].weight.dtype))
 
-    def forward(self, x: torch.Tensor, grid_hw: tuple[int, int], priors: torch.Tensor, positions: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        grid_hw: tuple[int, int],
+        priors: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return x
 
 
@@ -95,16 +107,30 @@ class NoFusion(nn.Module):
     def reset_identity(self) -> None:
         """Nothing to reset."""
 
-    def forward(self, x: torch.Tensor, grid_hw: tuple[int, int], priors: torch.Tensor, positions: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        grid_hw: tuple[int, int],
+        priors: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return x
 
 
 GeoFusion = TLM | SumFusion | ConcatFusion | NoFusion
 
 
-def build_fusion(name: str, *, prior_dim: int, channels: int, hidden: int = 256, sigma: float = 1.0,
-                 eps: float = 1e-6, num_tokens: int = 64) -> nn.Module:
+def build_fusion(
+    name: str,
+    *,
+    prior_dim: int,
+    channels: int,
+    hidden: int = 256,
+    sigma: float = 1.0,
+    eps: float = 1e-6,
+    num_tokens: int = 64,
+) -> nn.Module:
     """Build a fusion module by name: ``"tlm" | "sum" | "concat" | "none"``."""
     if name == "tlm":
         return TLM(prior_dim=prior_dim, channels=channels, hidden=hidden, sigma=sigma, eps=eps)

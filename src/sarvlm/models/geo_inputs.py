@@ -15,11 +15,16 @@ import numpy as np
 import torch
 
 
-def sample_prior_rows(grid: Any | None, n_images: int, prior_images: str = "sar",
-                      prior_dim: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sample_prior_rows(
+    grid: Any | None, n_images: int, prior_images: str = "sar", prior_dim: int = 64
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(priors, positions, mask)`` of one sample with ``n_images`` images."""
     if grid is None or n_images == 0:
-        return (torch.zeros(n_images, 0, prior_dim), torch.zeros(n_images, 0, 2), torch.zeros(n_images, 0, dtype=torch.bool))
+        return (
+            torch.zeros(n_images, 0, prior_dim),
+            torch.zeros(n_images, 0, 2),
+            torch.zeros(n_images, 0, dtype=torch.bool),
+        )
     vectors = torch.from_numpy(np.asarray(grid.vectors, dtype=np.float32))
     s, d = vectors.shape
     priors = torch.zeros(n_images, s, d)
@@ -32,8 +37,9 @@ def sample_prior_rows(grid: Any | None, n_images: int, prior_images: str = "sar"
     return priors, positions, mask
 
 
-def stack_prior_rows(rows: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                     prior_dim: int = 64) -> dict[str, torch.Tensor] | None:
+def stack_prior_rows(
+    rows: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], prior_dim: int = 64
+) -> dict[str, torch.Tensor] | None:
     """Concatenate per-sample rows, padding S with invalid slots; None if no sample has a valid prior."""
     if not rows or not any(bool(m.any()) for _, _, m in rows):
         return None

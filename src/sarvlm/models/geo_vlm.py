@@ -56,14 +56,21 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
     def _init_geo_fusion(self, config: Any) -> None:
         settings = settings_from_config(config)
         self.sarvlm_settings = settings
-        fusion = build_fusion(settings.fusion, prior_dim=settings.prior_dim, channels=config.vision_config.out_hidden_size,
-                              hidden=settings.tlm_hidden, sigma=settings.tlm_sigma, eps=settings.tlm_eps,
-                              num_tokens=settings.num_prior_tokens)
+        fusion = build_fusion(
+            settings.fusion,
+            prior_dim=settings.prior_dim,
+            channels=config.vision_config.out_hidden_size,
+            hidden=settings.tlm_hidden,
+            sigma=settings.tlm_sigma,
+            eps=settings.tlm_eps,
+            num_tokens=settings.num_prior_tokens,
+        )
         setattr(self, GEO_FUSION_ATTR, fusion)
         fusion.reset_identity()
 
-    def _check_geo_inputs(self, n_images: int, geo_priors: torch.Tensor, geo_positions: torch.Tensor | None,
-                          geo_mask: torch.Tensor | None) -> torch.Tensor:
+    def _check_geo_inputs(
+        self, n_images: int, geo_priors: torch.Tensor, geo_positions: torch.Tensor | None, geo_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         if geo_priors.dim() != 3 or geo_priors.shape[0] != n_images:
             raise ValueError(f"geo_priors must be (N_img={n_images}, S, D), got {tuple(geo_priors.shape)}")
         if geo_positions is None or tuple(geo_positions.shape) != (*geo_priors.shape[:2], 2):
@@ -75,9 +82,14 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
             raise ValueError(f"geo_mask must be {tuple(geo_priors.shape[:2])}, got {tuple(geo_mask.shape)}")
         return geo_mask.bool()
 
-    def fuse_image_tokens(self, embeds: tuple[torch.Tensor, ...], image_grid_thw: torch.Tensor,
-                          geo_priors: torch.Tensor | None, geo_positions: torch.Tensor | None,
-                          geo_mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def fuse_image_tokens(
+        self,
+        embeds: tuple[torch.Tensor, ...],
+        image_grid_thw: torch.Tensor,
+        geo_priors: torch.Tensor | None,
+        geo_positions: torch.Tensor | None,
+        geo_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, ...]:
         """Apply ``geo_fusion`` to each image's merged tokens (a tuple, one tensor per image)."""
         fusion = getattr(self, GEO_FUSION_ATTR)
         # Attribute checks, not isinstance: under PEFT ``modules_to_save`` the module is a wrapper
@@ -93,13 +105,24 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
                 continue
             _, h, w = (int(v) for v in image_grid_thw[i])
             pri = geo_priors[i : i + 1].to(tokens.device)
-            fused = fusion(tokens[None], (h // merge, w // merge), pri, geo_positions[i : i + 1].to(tokens.device),
-                           geo_mask[i : i + 1].to(tokens.device))
+            fused = fusion(
+                tokens[None],
+                (h // merge, w // merge),
+                pri,
+                geo_positions[i : i + 1].to(tokens.device),
+                geo_mask[i : i + 1].to(tokens.device),
+            )
             out.append(fused[0])
         return tuple(out)
 
-    def attach_prior_tokens(self, output: Any, n_images: int, geo_priors: torch.Tensor | None,
-                            geo_positions: torch.Tensor | None, geo_mask: torch.Tensor | None) -> None:
+    def attach_prior_tokens(
+        self,
+        output: Any,
+        n_images: int,
+        geo_priors: torch.Tensor | None,
+        geo_positions: torch.Tensor | None,
+        geo_mask: torch.Tensor | None,
+    ) -> None:
         """``concat`` fusion: store each image's projected prior tokens on the encoder output."""
         fusion = getattr(self, GEO_FUSION_ATTR)
         if not getattr(fusion, "appends_tokens", False):
@@ -114,8 +137,10 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
             geo_mask = torch.zeros(n_images, s, dtype=torch.bool, device=device)
         geo_mask = self._check_geo_inputs(n_images, geo_priors, geo_positions, geo_mask)
         if geo_priors.shape[1] > s:
-            raise ValueError(f"concat fusion expects at most S={s} priors per image (prior_grid "
-                             f"{list(settings.prior_grid)}), got {geo_priors.shape[1]}")
+            raise ValueError(
+                f"concat fusion expects at most S={s} priors per image (prior_grid "
+                f"{list(settings.prior_grid)}), got {geo_priors.shape[1]}"
+            )
         if geo_priors.shape[1] < s:  # a collator padded to fewer nodes: the rest are invalid slots
             pad = s - geo_priors.shape[1]
             geo_priors = torch.nn.functional.pad(geo_priors, (0, 0, 0, pad))
@@ -143,8 +168,10 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
         flat_tokens = tokens.reshape(-1, tokens.shape[-1])
         flat_valid = image_output.geo_prior_mask.reshape(-1)
         if n_slots != flat_tokens.shape[0]:
-            raise ValueError(f"concat fusion: {n_slots} prior placeholders in input_ids but "
-                             f"{flat_tokens.shape[0]} prior tokens (images x S)")
+            raise ValueError(
+                f"concat fusion: {n_slots} prior placeholders in input_ids but "
+                f"{flat_tokens.shape[0]} prior tokens (images x S)"
+            )
 
         def write_tokens(module: torch.nn.Module, args: Any, embeds: torch.Tensor) -> torch.Tensor:
             embeds = embeds.clone()

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.geo_vlm import GEO_FUSION_ATTR
 from sarvlm.models.settings import CONFIG_KEY, SarvlmSettings
 from sarvlm.models.tiny import TINY_MODELS
@@ -57,8 +57,14 @@ def _finish(model: Any, processor: Any, dtype: Any, device: Any) -> tuple[Any, A
 def _dtype(dtype: Any) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in names:
         raise SarvlmError(f"dtype: unknown dtype {dtype!r} (expected one of {', '.join(names)})")
     return names[dtype]
@@ -78,8 +84,9 @@ def build_tiny(name: str, settings: SarvlmSettings | dict | None = None, seed: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = cls(config)
-    image_processor = make_image_processor(resolved, patch_size=config.vision_config.patch_size,
-                                           merge_size=config.vision_config.spatial_merge_size)
+    image_processor = make_image_processor(
+        resolved, patch_size=config.vision_config.patch_size, merge_size=config.vision_config.spatial_merge_size
+    )
     return model, SarvlmProcessor(tokenizer, image_processor, resolved)
 
 
@@ -95,12 +102,18 @@ def read_checkpoint_settings(path: str | Path, overrides: SarvlmSettings | dict 
         raise SarvlmError(f"{cfg_path}: malformed JSON ({exc.msg})") from None
     backbone = MODEL_TYPES.get(data.get("model_type"))
     if backbone is None:
-        raise SarvlmError(f"{cfg_path}: model_type {data.get('model_type')!r} is not a supported backbone "
-                          f"(expected one of {', '.join(MODEL_TYPES)})")
+        raise SarvlmError(
+            f"{cfg_path}: model_type {data.get('model_type')!r} is not a supported backbone "
+            f"(expected one of {', '.join(MODEL_TYPES)})"
+        )
     stored = data.get(CONFIG_KEY)
-    base = SarvlmSettings.parse(stored, where=f"{cfg_path}: {CONFIG_KEY}") if stored else SarvlmSettings(backbone=backbone)
+    base = (
+        SarvlmSettings.parse(stored, where=f"{cfg_path}: {CONFIG_KEY}") if stored else SarvlmSettings(backbone=backbone)
+    )
     if base.backbone != backbone:
-        raise SarvlmError(f"{cfg_path}: {CONFIG_KEY}.backbone is {base.backbone} but model_type is {data.get('model_type')}")
+        raise SarvlmError(
+            f"{cfg_path}: {CONFIG_KEY}.backbone is {base.backbone} but model_type is {data.get('model_type')}"
+        )
     return base.merged(overrides, where=str(path))
 
 
@@ -119,8 +132,14 @@ def _load_adapter(path: Path, settings: Any, dtype: Any, device: Any, seed: int)
     return _finish(model, processor, dtype, device)
 
 
-def load_model(name_or_path: str | Path, *, settings: SarvlmSettings | dict | None = None, dtype: Any = None,
-               device: Any = None, seed: int = 0) -> tuple[Any, Any]:
+def load_model(
+    name_or_path: str | Path,
+    *,
+    settings: SarvlmSettings | dict | None = None,
+    dtype: Any = None,
+    device: Any = None,
+    seed: int = 0,
+) -> tuple[Any, Any]:
     """Load a sarvlm model and its :class:`~sarvlm.models.processor.SarvlmProcessor`.
 
     Args:
@@ -166,7 +185,9 @@ def load_model(name_or_path: str | Path, *, settings: SarvlmSettings | dict | No
     missing = [k for k in info.get("missing_keys", []) if f".{GEO_FUSION_ATTR}." not in f".{k}"]
     if missing:
         more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise SarvlmError(f"{path}: checkpoint lacks weight {missing[0]}{more}; not a complete {resolved.backbone} checkpoint")
+        raise SarvlmError(
+            f"{path}: checkpoint lacks weight {missing[0]}{more}; not a complete {resolved.backbone} checkpoint"
+        )
     return _finish(model, processor, None, device)
 
 
@@ -195,7 +216,7 @@ def save_model(model: Any, processor: Any, out_dir: str | Path, *, overwrite: bo
     The directory appears complete or not at all (written to a temporary sibling, then renamed).
     A PEFT model is saved as an adapter directory (``adapter_config.json`` names its base).
     """
-    from sarvlm.io.atomic import atomic_dir
+    from sarvlm.core.atomic import atomic_dir
 
     out_dir = Path(out_dir)
     _pin_config_dtype(model)

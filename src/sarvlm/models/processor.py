@@ -18,15 +18,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER, Message
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER, Message
 from sarvlm.models.settings import SarvlmSettings
-from sarvlm.models.tokenizer import GEO_PAD, IM_END, IMAGE_PAD, PAD, QWEN_SPECIAL_TOKENS, VISION_END, VISION_START, chat_template
+from sarvlm.models.tokenizer import (
+    GEO_PAD,
+    IM_END,
+    IMAGE_PAD,
+    PAD,
+    QWEN_SPECIAL_TOKENS,
+    VISION_END,
+    VISION_START,
+    chat_template,
+)
 
 # Patch sizes of the vision towers (Qwen2.5-VL: 14 px, Qwen3-VL: 16 px) and their normalisation.
 BACKBONE_IMAGE_DEFAULTS = {
-    "qwen2.5-vl": {"patch_size": 14, "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                   "image_std": [0.26862954, 0.26130258, 0.27577711]},
+    "qwen2.5-vl": {
+        "patch_size": 14,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+    },
     "qwen3-vl": {"patch_size": 16, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
 }
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -42,8 +54,9 @@ def make_image_processor(settings: SarvlmSettings, **overrides: Any) -> Any:
 
     kwargs: dict[str, Any] = {"merge_size": 2, "temporal_patch_size": 2, **BACKBONE_IMAGE_DEFAULTS[settings.backbone]}
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    return Qwen2VLImageProcessorPil(size={"shortest_edge": settings.min_pixels, "longest_edge": settings.max_pixels},
-                                    **kwargs)
+    return Qwen2VLImageProcessorPil(
+        size={"shortest_edge": settings.min_pixels, "longest_edge": settings.max_pixels}, **kwargs
+    )
 
 
 def stretch_to_uint8(data: np.ndarray, percentiles: tuple[float, float] = STRETCH_PERCENTILES) -> np.ndarray:
@@ -99,8 +112,11 @@ class SarvlmProcessor:
         self.settings = settings
         self.tokenizer.chat_template = chat_template(settings.backbone)
         ids = tokenizer.convert_tokens_to_ids([IMAGE_PAD, VISION_START, VISION_END, GEO_PAD, IM_END, PAD])
-        unknown = [tok for tok, i in zip((IMAGE_PAD, VISION_START, VISION_END, GEO_PAD, IM_END, PAD), ids)
-                   if i is None or i == tokenizer.unk_token_id]
+        unknown = [
+            tok
+            for tok, i in zip((IMAGE_PAD, VISION_START, VISION_END, GEO_PAD, IM_END, PAD), ids)
+            if i is None or i == tokenizer.unk_token_id
+        ]
         if unknown:
             raise SarvlmError(f"tokenizer: missing Qwen special token {unknown[0]} (not a Qwen-VL tokenizer?)")
         self.image_token_id, self.vision_start_id, self.vision_end_id, self.geo_token_id, self.eos_token_id, _ = ids
@@ -124,8 +140,12 @@ class SarvlmProcessor:
         geo = GEO_PAD * self.settings.num_prior_tokens if self.settings.fusion == "concat" else ""
         return VISION_START + IMAGE_PAD + geo + VISION_END
 
-    def encode(self, messages: Sequence[dict[str, Any] | Message], images: Sequence[Image.Image],
-               add_generation_prompt: bool = False) -> dict[str, Any]:
+    def encode(
+        self,
+        messages: Sequence[dict[str, Any] | Message],
+        images: Sequence[Image.Image],
+        add_generation_prompt: bool = False,
+    ) -> dict[str, Any]:
         """Model inputs for one conversation.
 
         Returns a dict with ``input_ids`` (list[int]), ``assistant_mask`` (list[bool], True on every
@@ -139,12 +159,18 @@ class SarvlmProcessor:
                     raise SarvlmError(f"message content contains the reserved token {special}")
         n_placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in msgs)
         if n_placeholders != len(images):
-            raise SarvlmError(f"messages have {n_placeholders} {IMAGE_PLACEHOLDER} placeholder(s) but {len(images)} image(s) were given")
+            raise SarvlmError(
+                f"messages have {n_placeholders} {IMAGE_PLACEHOLDER} placeholder(s) but {len(images)} image(s) were given"
+            )
         markup = self._image_markup()
         rendered = [{"role": m["role"], "content": m["content"].replace(IMAGE_PLACEHOLDER, markup)} for m in msgs]
-        enc = self.tokenizer.apply_chat_template(rendered, tokenize=True, return_dict=True,
-                                                 return_assistant_tokens_mask=True,
-                                                 add_generation_prompt=add_generation_prompt)
+        enc = self.tokenizer.apply_chat_template(
+            rendered,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+            add_generation_prompt=add_generation_prompt,
+        )
         ids, mask = list(enc["input_ids"]), [bool(v) for v in enc["assistant_masks"]]
         pixel_values = image_grid_thw = None
         counts: list[int] = []
@@ -167,8 +193,13 @@ class SarvlmProcessor:
                 input_ids.append(tok)
                 assistant_mask.append(m)
                 token_types.append(0)
-        return {"input_ids": input_ids, "assistant_mask": assistant_mask, "mm_token_type_ids": token_types,
-                "pixel_values": pixel_values, "image_grid_thw": image_grid_thw}
+        return {
+            "input_ids": input_ids,
+            "assistant_mask": assistant_mask,
+            "mm_token_type_ids": token_types,
+            "pixel_values": pixel_values,
+            "image_grid_thw": image_grid_thw,
+        }
 
     def decode(self, ids: Sequence[int] | torch.Tensor, skip_special_tokens: bool = True) -> str:
         if isinstance(ids, torch.Tensor):
@@ -199,6 +230,9 @@ class SarvlmProcessor:
                 cfg = json.loads(pre.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise SarvlmError(f"{pre}: malformed JSON ({exc.msg})") from None
-            overrides = {k: cfg[k] for k in ("image_mean", "image_std", "patch_size", "merge_size", "temporal_patch_size")
-                         if k in cfg}
+            overrides = {
+                k: cfg[k]
+                for k in ("image_mean", "image_std", "patch_size", "merge_size", "temporal_patch_size")
+                if k in cfg
+            }
         return cls(tokenizer, make_image_processor(settings, **overrides), settings)

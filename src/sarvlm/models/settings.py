@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sarvlm.data.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
-from sarvlm.errors import SarvlmError
+from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
+from sarvlm.core.errors import SarvlmError
 
 BACKBONES = ("qwen2.5-vl", "qwen3-vl")
 CONFIG_KEY = "sarvlm"
-# Box convention each backbone was pre-trained with (see sarvlm.data.coords).
+# Box convention each backbone was pre-trained with (see sarvlm.core.coords).
 DEFAULT_COORDS = {"qwen2.5-vl": "qwen2.5", "qwen3-vl": "qwen3"}
 
 
@@ -34,7 +34,7 @@ class SarvlmSettings(BaseModel):
         prior_images: which images of a sample receive the prior: ``"sar"`` (the first image,
             the one the prior is georeferenced to) or ``"all"`` (co-registered optical too).
         modulate_deepstack: Qwen3-VL only: also apply the fusion to the deepstack features.
-        coords: box coordinate convention used in answers (``sarvlm.data.coords``).
+        coords: box coordinate convention used in answers (``sarvlm.core.coords``).
         min_pixels / max_pixels: the image processor's resize bounds.
     """
 
@@ -114,7 +114,9 @@ class SarvlmSettings(BaseModel):
             return overrides
         data = self.to_dict()
         if "backbone" in overrides and overrides["backbone"] != self.backbone:
-            raise SarvlmError(f"{where}: backbone: the checkpoint is {self.backbone}, cannot load it as {overrides['backbone']}")
+            raise SarvlmError(
+                f"{where}: backbone: the checkpoint is {self.backbone}, cannot load it as {overrides['backbone']}"
+            )
         if "coords" not in overrides and "backbone" in overrides:
             data.pop("coords")
         data.update(overrides)

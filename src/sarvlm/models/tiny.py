@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.models.settings import SarvlmSettings
 from sarvlm.models.tokenizer import GEO_PAD, IM_END, IMAGE_PAD, PAD, VISION_END, VISION_START, byte_level_tokenizer
 
@@ -19,42 +19,96 @@ TINY_MODELS = {"tiny-qwen2.5-vl": "qwen2.5-vl", "tiny-qwen3-vl": "qwen3-vl"}
 # Small images keep tests fast: between 4 and 64 merged tokens per image.
 TINY_MIN_PIXELS = 56 * 56
 TINY_MAX_PIXELS = 224 * 224
-_TEXT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 2, "max_position_embeddings": 4096, "vocab_size": 272}
+_TEXT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "vocab_size": 272,
+}
 _MROPE = [2, 3, 3]  # sums to head_dim / 2 = 64 / 4 / 2
 
 
 def tiny_settings(name: str, overrides: SarvlmSettings | dict[str, Any] | None = None) -> SarvlmSettings:
     """Default settings of a tiny model (small images), with ``overrides`` applied."""
-    base = SarvlmSettings(backbone=TINY_MODELS[name], min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
-                          tlm_hidden=32, prior_grid=(4, 4))
+    base = SarvlmSettings(
+        backbone=TINY_MODELS[name],
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+        tlm_hidden=32,
+        prior_grid=(4, 4),
+    )
     return base.merged(overrides, where=name)
 
 
 def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
     """The transformers config of a tiny model, with token ids taken from ``tokenizer``."""
-    ids = dict(zip(("image", "video", "start", "end", "geo", "eos", "pad"),
-                   tokenizer.convert_tokens_to_ids([IMAGE_PAD, "<|video_pad|>", VISION_START, VISION_END, GEO_PAD, IM_END, PAD])))
-    common = {"image_token_id": ids["image"], "video_token_id": ids["video"], "vision_start_token_id": ids["start"],
-              "vision_end_token_id": ids["end"], "tie_word_embeddings": False}
+    ids = dict(
+        zip(
+            ("image", "video", "start", "end", "geo", "eos", "pad"),
+            tokenizer.convert_tokens_to_ids(
+                [IMAGE_PAD, "<|video_pad|>", VISION_START, VISION_END, GEO_PAD, IM_END, PAD]
+            ),
+        )
+    )
+    common = {
+        "image_token_id": ids["image"],
+        "video_token_id": ids["video"],
+        "vision_start_token_id": ids["start"],
+        "vision_end_token_id": ids["end"],
+        "tie_word_embeddings": False,
+    }
     if name == "tiny-qwen2.5-vl":
         from transformers import Qwen2_5_VLConfig
 
-        text = {**_TEXT, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _MROPE},
-                "bos_token_id": ids["pad"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]}
-        vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 14,
-                  "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 64, "window_size": 56,
-                  "fullatt_block_indexes": [1]}
+        text = {
+            **_TEXT,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _MROPE},
+            "bos_token_id": ids["pad"],
+            "eos_token_id": ids["eos"],
+            "pad_token_id": ids["pad"],
+        }
+        vision = {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+        }
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
     elif name == "tiny-qwen3-vl":
         from transformers import Qwen3VLConfig
 
-        text = {**_TEXT, "head_dim": 16, "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0,
-                                                             "mrope_section": _MROPE, "mrope_interleaved": True},
-                "pad_token_id": ids["pad"]}
-        vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 16,
-                  "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 64,
-                  "num_position_embeddings": 256, "deepstack_visual_indexes": [0]}
+        text = {
+            **_TEXT,
+            "head_dim": 16,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 5000000.0,
+                "mrope_section": _MROPE,
+                "mrope_interleaved": True,
+            },
+            "pad_token_id": ids["pad"],
+        }
+        vision = {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 256,
+            "deepstack_visual_indexes": [0],
+        }
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **common)
     else:
         raise SarvlmError(f"{name}: unknown tiny model (expected one of {', '.join(TINY_MODELS)})")

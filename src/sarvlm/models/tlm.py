@@ -20,8 +20,9 @@ from torch import nn
 ZERO_INIT_ATTR = "_sarvlm_zero_init"
 
 
-def gaussian_weights(positions: torch.Tensor, mask: torch.Tensor | None, grid_hw: tuple[int, int],
-                     sigma: float, eps: float) -> torch.Tensor:
+def gaussian_weights(
+    positions: torch.Tensor, mask: torch.Tensor | None, grid_hw: tuple[int, int], sigma: float, eps: float
+) -> torch.Tensor:
     """Normalised interpolation weights ``W`` of Eq. 6–9, transposed to ``(B, H·W, S)``.
 
     ``positions`` is ``(B, S, 2)`` holding ``(y, x)`` in [0, 1]; ``mask`` ``(B, S)`` marks valid
@@ -54,8 +55,9 @@ class TLM(nn.Module):
         eps: the ε of the weight normalisation (Eq. 8).
     """
 
-    def __init__(self, prior_dim: int = 64, channels: int = 3584, hidden: int = 256, sigma: float = 1.0,
-                 eps: float = 1e-6) -> None:
+    def __init__(
+        self, prior_dim: int = 64, channels: int = 3584, hidden: int = 256, sigma: float = 1.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         if sigma <= 0:
             raise ValueError(f"TLM sigma must be > 0, got {sigma}")
@@ -84,8 +86,14 @@ class TLM(nn.Module):
         gamma_beta = self.prior_params(priors, mask)
         return gamma_beta[..., : self.channels], gamma_beta[..., self.channels :]
 
-    def forward(self, x: torch.Tensor, grid_hw: tuple[int, int], priors: torch.Tensor, positions: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        grid_hw: tuple[int, int],
+        priors: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Modulate visual tokens.
 
         Args:

@@ -77,7 +77,13 @@ def byte_level_tokenizer(backbone: str = "qwen2.5-vl") -> Qwen2Tokenizer:
     vocab = {symbol: i for i, symbol in enumerate(bytes_to_unicode().values())}
     for token in QWEN_SPECIAL_TOKENS:  # fixed ids in Qwen's order, whatever the role of each token
         vocab[token] = len(vocab)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], eos_token=IM_END, pad_token=PAD, unk_token=None,
-                               additional_special_tokens=list(QWEN_SPECIAL_TOKENS))
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        eos_token=IM_END,
+        pad_token=PAD,
+        unk_token=None,
+        additional_special_tokens=list(QWEN_SPECIAL_TOKENS),
+    )
     tokenizer.chat_template = chat_template(backbone)
     return tokenizer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 # Percentiles of images larger than this are estimated on a fixed strided subsample (deterministic).
 _MAX_PERCENTILE_SAMPLES = 1 << 22
@@ -21,8 +21,9 @@ def finite_values(image: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return sample[ok]
 
 
-def percentile_range(image: np.ndarray, low: float = 2.0, high: float = 98.0, nodata: float | None = None,
-                     where: str = "image") -> tuple[float, float]:
+def percentile_range(
+    image: np.ndarray, low: float = 2.0, high: float = 98.0, nodata: float | None = None, where: str = "image"
+) -> tuple[float, float]:
     """``(value at low percentile, value at high percentile)`` over valid pixels."""
     if not 0 <= low < high <= 100:
         raise SarvlmError(f"percentiles: need 0 <= low < high <= 100, got {low}, {high}")
@@ -42,8 +43,14 @@ def log_transform(intensity: np.ndarray) -> np.ndarray:
     return out
 
 
-def stretch(image: np.ndarray, low: float = 2.0, high: float = 98.0, log: bool = True,
-            nodata: float | None = None, where: str = "image") -> np.ndarray:
+def stretch(
+    image: np.ndarray,
+    low: float = 2.0,
+    high: float = 98.0,
+    log: bool = True,
+    nodata: float | None = None,
+    where: str = "image",
+) -> np.ndarray:
     """Log transform (optional) then linear stretch of the ``low``..``high`` percentiles to 0..1.
 
     Values beyond the percentiles are clipped; NaN/no-data pixels stay NaN. Works on ``(H, W)`` or

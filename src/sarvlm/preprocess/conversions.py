@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 Quantity = Literal["complex", "amplitude", "intensity", "db"]
 QUANTITIES = ("complex", "amplitude", "intensity", "db")

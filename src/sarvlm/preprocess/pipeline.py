@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.data.record import LandCover, SampleRecord, read_samples, write_samples
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import LandCover, SampleRecord, read_samples, write_samples
 from sarvlm.preprocess.contrast import stretch as stretch_image
 from sarvlm.preprocess.conversions import convert, to_intensity
 from sarvlm.preprocess.polarization import DUAL_PAIRS, dual_pol_composite, normalize_polarization, select_polarization
@@ -85,8 +85,12 @@ class PreprocessConfig:
             raise SarvlmError(f"composite: only 'dual' is supported, got {self.composite!r}")
         if self.pol and self.composite:
             raise SarvlmError("pol/composite: choose one polarisation or the dual-pol composite, not both")
-        for name, value, allowed in (("input", self.input, INPUT_KINDS), ("to", self.to, OUTPUT_KINDS),
-                                     ("filter", self.filter, FILTERS), ("format", self.format, ("auto", "png", "tif"))):
+        for name, value, allowed in (
+            ("input", self.input, INPUT_KINDS),
+            ("to", self.to, OUTPUT_KINDS),
+            ("filter", self.filter, FILTERS),
+            ("format", self.format, ("auto", "png", "tif")),
+        ):
             if value not in allowed:
                 raise SarvlmError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
         # checked even without a filter: an invalid value the user typed is never silently ignored
@@ -173,8 +177,15 @@ def _filter(intensity: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return out
 
 
-def process_pixels(data: np.ndarray, config: PreprocessConfig, kind: str, names: list[str], nodata: float | None,
-                   crop: tuple[int, int, int, int] = (0, 0, 0, 0), where: str = "image") -> np.ndarray | None:
+def process_pixels(
+    data: np.ndarray,
+    config: PreprocessConfig,
+    kind: str,
+    names: list[str],
+    nodata: float | None,
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0),
+    where: str = "image",
+) -> np.ndarray | None:
     """Run the pixel steps on ``(bands, H, W)`` read pixels (plus a halo given by ``crop``).
 
     Returns float32 ``(C, h, w)`` (NaN = no data), uint8 when ``config.uint8``, or ``None`` when no
@@ -250,8 +261,10 @@ class _Preprocessor:
         info = raster_info(path)
         where = str(path)
         if (info.width, info.height) != (record.width, record.height):
-            raise SarvlmError(f"record {record.id!r}: width/height {record.width}x{record.height} do not match "
-                              f"{path} ({info.width}x{info.height})")
+            raise SarvlmError(
+                f"record {record.id!r}: width/height {record.width}x{record.height} do not match "
+                f"{path} ({info.width}x{info.height})"
+            )
         georef = record.georef or info.georef
         names = _band_names(record, info)
         bands = _bands_to_read(cfg, names, info.count, where)
@@ -261,8 +274,16 @@ class _Preprocessor:
         if cfg.tile_m is not None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PixelModeWarning)
-                plan = plan_tiles(info.width, info.height, cfg.tile_m, georef=georef, resolution_m=record.resolution_m,
-                                  target_res_m=cfg.target_res_m, edge=cfg.edge, where=where)
+                plan = plan_tiles(
+                    info.width,
+                    info.height,
+                    cfg.tile_m,
+                    georef=georef,
+                    resolution_m=record.resolution_m,
+                    target_res_m=cfg.target_res_m,
+                    edge=cfg.edge,
+                    where=where,
+                )
             for w in caught:
                 warnings.warn(str(w.message), PixelModeWarning, stacklevel=2)
             self.counts.pixel_mode_scenes += plan.pixel_mode
@@ -271,8 +292,12 @@ class _Preprocessor:
                 self.counts.scenes += 1
                 return
         else:
-            plan = TilePlan(tiles=(_whole_image(info.width, info.height),), spacing_m=(0.0, 0.0),
-                            out_resolution_m=record.resolution_m, pixel_mode=False)
+            plan = TilePlan(
+                tiles=(_whole_image(info.width, info.height),),
+                spacing_m=(0.0, 0.0),
+                out_resolution_m=record.resolution_m,
+                pixel_mode=False,
+            )
         halo = cfg.window // 2 if cfg.filter != "none" and cfg.tile_m is not None else 0
         if cfg.pol:
             pols = [cfg.pol]
@@ -283,7 +308,7 @@ class _Preprocessor:
         any_valid = False
         tiles = plan.tiles
         if self.tile_progress and len(tiles) > 1:
-            from sarvlm.progress import track
+            from sarvlm.core.progress import track
 
             tiles = track(plan.tiles, f"tiling {record.id}", total=len(plan.tiles))
         with open_raster(path) as ds:
@@ -295,7 +320,9 @@ class _Preprocessor:
                     else:
                         data, crop = read_tile(ds, spec, bands, halo)
                 except Exception as exc:  # rasterio raises several types for damaged files
-                    raise SarvlmError(f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})") from None
+                    raise SarvlmError(
+                        f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})"
+                    ) from None
                 pixels = process_pixels(data, cfg, kind, names, info.nodata, crop, where)
                 if cfg.plots and len(self.previews) < 4 and pixels is not None:
                     self._raw_preview = self._render_input(data, kind, crop, info.nodata)
@@ -308,8 +335,16 @@ class _Preprocessor:
             raise SarvlmError(f"{path}: all pixels are NaN, infinite or no-data")
         self.counts.scenes += 1
 
-    def _emit(self, record: SampleRecord, spec: TileSpec, plan: TilePlan, pixels: np.ndarray, georef: Any,
-              pols: list[str], info: Any) -> None:
+    def _emit(
+        self,
+        record: SampleRecord,
+        spec: TileSpec,
+        plan: TilePlan,
+        pixels: np.ndarray,
+        georef: Any,
+        pols: list[str],
+        info: Any,
+    ) -> None:
         cfg = self.config
         tiled = cfg.tile_m is not None
         rid = tile_id(record.id, spec) if tiled else record.id
@@ -324,8 +359,11 @@ class _Preprocessor:
             rec = self._copy_side_files(record, rec)
         steps = self._steps()
         rec = rec.model_copy(update={"polarizations": pols, "meta": {**rec.meta, "preprocess": steps}})
-        tags = {"sarvlm_source": record.id, "sarvlm_steps": json.dumps(steps, sort_keys=True),
-                "quantity": "uint8" if pixels.dtype == np.uint8 else ("stretched" if cfg.stretch else cfg.to)}
+        tags = {
+            "sarvlm_source": record.id,
+            "sarvlm_steps": json.dumps(steps, sort_keys=True),
+            "quantity": "uint8" if pixels.dtype == np.uint8 else ("stretched" if cfg.stretch else cfg.to),
+        }
         self._write(rel, pixels, rec.georef, tags)
         self.records.append(rec)
         self.counts.outputs += 1
@@ -348,7 +386,7 @@ class _Preprocessor:
         if kind in ("amplitude", "db"):
             x = to_intensity(x, kind)
         top, bottom, left, right = crop
-        x = x[:, top: x.shape[1] - bottom, left: x.shape[2] - right]
+        x = x[:, top : x.shape[1] - bottom, left : x.shape[2] - right]
         return _render_u8(x)[0]
 
     def _steps(self) -> dict[str, Any]:
@@ -394,7 +432,7 @@ class _Preprocessor:
         from sarvlm.io.raster import open_raster, raster_info, write_raster
 
         update: dict[str, Any] = {}
-        for key, sub, method in (("landcover", "masks", "nearest"), ("optical", "optical", "average")):
+        for key, sub, _method in (("landcover", "masks", "nearest"), ("optical", "optical", "average")):
             value = getattr(record, key)
             if value is None:
                 continue
@@ -404,8 +442,13 @@ class _Preprocessor:
             if (side.width, side.height) != (info.width, info.height):
                 continue  # a different pixel grid: not cut (the tile record omits it)
             with open_raster(src) as ds:
-                data, _ = read_tile(ds, spec, None, 0, resampling="nearest" if key == "landcover" else None if
-                                    spec.width < spec.src_width else "bilinear")
+                data, _ = read_tile(
+                    ds,
+                    spec,
+                    None,
+                    0,
+                    resampling="nearest" if key == "landcover" else None if spec.width < spec.src_width else "bilinear",
+                )
             if data.dtype != np.uint8 and key == "optical":
                 data = quantize_uint8(data, 0.5, 99.5)
             dst_rel = f"{sub}/{_safe_name(rec.id)}.png"
@@ -418,8 +461,9 @@ class _Preprocessor:
         from sarvlm.preprocess.quality import screen_tiles
 
         cfg = self.config
-        decisions = screen_tiles(self.features, k=cfg.screen_k, low_quantile=cfg.screen_low_quantile,
-                                 max_nodata=cfg.screen_max_nodata)
+        decisions = screen_tiles(
+            self.features, k=cfg.screen_k, low_quantile=cfg.screen_low_quantile, max_nodata=cfg.screen_max_nodata
+        )
         kept, dropped = [], []
         for rec, feats, dec in zip(self.records, self.features, decisions):
             if dec.keep:
@@ -428,8 +472,15 @@ class _Preprocessor:
             for rel in (rec.image, rec.optical, rec.landcover.mask if rec.landcover else None):
                 if rel:
                     (self.out / rel).unlink(missing_ok=True)
-            dropped.append({"id": rec.id, "image": rec.image, "reason": dec.reason, "score": round(dec.score, 4),
-                            "features": {k: round(v, 5) for k, v in feats.items()}})
+            dropped.append(
+                {
+                    "id": rec.id,
+                    "image": rec.image,
+                    "reason": dec.reason,
+                    "score": round(dec.score, 4),
+                    "features": {k: round(v, 5) for k, v in feats.items()},
+                }
+            )
         self.counts.screened_out = len(dropped)
         self.screen_decisions = decisions
         self.records = kept
@@ -442,7 +493,7 @@ def _plots(pre: _Preprocessor) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sarvlm.io.atomic import atomic_path
+    from sarvlm.core.atomic import atomic_path
 
     if pre.previews:
         cols = len(pre.previews)
@@ -465,7 +516,14 @@ def _plots(pre: _Preprocessor) -> None:
         keep = np.array([d.keep for d in decisions])
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.scatter(np.array(ent)[keep], np.array(rng)[keep], s=12, c="tab:blue", label=f"kept ({keep.sum()})")
-        ax.scatter(np.array(ent)[~keep], np.array(rng)[~keep], s=18, c="tab:red", marker="x", label=f"dropped ({(~keep).sum()})")
+        ax.scatter(
+            np.array(ent)[~keep],
+            np.array(rng)[~keep],
+            s=18,
+            c="tab:red",
+            marker="x",
+            label=f"dropped ({(~keep).sum()})",
+        )
         ax.set_xlabel("GLCM entropy (bits)")
         ax.set_ylabel("dynamic range p1-p99 (grey levels)")
         ax.set_title("quality screening")
@@ -477,8 +535,8 @@ def _plots(pre: _Preprocessor) -> None:
 
 
 def _run(records: list[SampleRecord], base_dir: Path, out_dir: Path, config: PreprocessConfig) -> Path:
-    from sarvlm.io.atomic import atomic_dir, atomic_open
-    from sarvlm.progress import track
+    from sarvlm.core.atomic import atomic_dir, atomic_open
+    from sarvlm.core.progress import track
 
     config.validate()
     seen: set[str] = set()
@@ -528,8 +586,15 @@ def record_for_raster(path: str | Path) -> SampleRecord:
     info = raster_info(path)
     names = [(d or "").strip().upper() for d in info.band_descriptions]
     pols = names if names and all(n in ("HH", "HV", "VH", "VV") for n in names) else []
-    return SampleRecord(id=_safe_name(path.stem), image=path.name, width=info.width, height=info.height,
-                        polarizations=pols, georef=info.georef, source=str(path.name))
+    return SampleRecord(
+        id=_safe_name(path.stem),
+        image=path.name,
+        width=info.width,
+        height=info.height,
+        polarizations=pols,
+        georef=info.georef,
+        source=str(path.name),
+    )
 
 
 def preprocess_raster(path: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None) -> Path:
@@ -557,14 +622,24 @@ def record_for_safe(safe_dir: str | Path, polarisation: str, swath: str | None =
     spacing = math.sqrt(ann.range_pixel_spacing_m * ann.azimuth_pixel_spacing_m)
     meta = {"quantity": "amplitude"} if ann.product_type == "GRD" else {}
     return SampleRecord(
-        id=_safe_name(f"{safe_dir.stem}_{ann.swath}_{ann.polarisation}"), image=str(image.relative_to(safe_dir)),
-        width=ann.width, height=ann.height, sensor=f"Sentinel-1{ann.mission[-1]}", band="C",
-        polarizations=[ann.polarisation], resolution_m=spacing, date=ann.date, georef=ann.georef,
-        source=safe_dir.name, meta=meta)
+        id=_safe_name(f"{safe_dir.stem}_{ann.swath}_{ann.polarisation}"),
+        image=str(image.relative_to(safe_dir)),
+        width=ann.width,
+        height=ann.height,
+        sensor=f"Sentinel-1{ann.mission[-1]}",
+        band="C",
+        polarizations=[ann.polarisation],
+        resolution_m=spacing,
+        date=ann.date,
+        georef=ann.georef,
+        source=safe_dir.name,
+        meta=meta,
+    )
 
 
-def preprocess_safe(safe_dir: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None,
-                    swath: str | None = None) -> Path:
+def preprocess_safe(
+    safe_dir: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None, swath: str | None = None
+) -> Path:
     """Preprocess one polarisation (``config.pol``, default the co-pol VV or HH present) of a
     Sentinel-1 ``.SAFE`` product."""
     from sarvlm.io.sentinel1_safe import find_annotations, read_annotation

@@ -10,19 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.data.record import POLARIZATIONS
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import normalize_polarization
 
 # Co-pol / cross-pol pairs of dual-pol products (Sentinel-1 VV+VH, HH+HV).
 DUAL_PAIRS = (("VV", "VH"), ("HH", "HV"))
-
-
-def normalize_polarization(name: str) -> str:
-    """Upper-case a polarisation name; raise naming it when it is not HH/HV/VH/VV."""
-    pol = str(name).strip().upper()
-    if pol not in POLARIZATIONS:
-        raise SarvlmError(f"polarisation: unknown polarisation {name!r} (expected one of {', '.join(POLARIZATIONS)})")
-    return pol
 
 
 def _band_index(available: Sequence[str], pol: str, where: str) -> int:
@@ -50,8 +42,9 @@ def select_polarization(bands: np.ndarray, available: Sequence[str], pol: str, w
     return arr[_band_index(available, pol, prefix)]
 
 
-def dual_pol_composite(bands: np.ndarray, available: Sequence[str], co: str | None = None,
-                       cross: str | None = None, where: str = "") -> np.ndarray:
+def dual_pol_composite(
+    bands: np.ndarray, available: Sequence[str], co: str | None = None, cross: str | None = None, where: str = ""
+) -> np.ndarray:
     """``(3, H, W)`` composite ``[co-pol, cross-pol, mean of both]`` (e.g. VV, VH, (VV+VH)/2).
 
     ``co``/``cross`` default to the first dual-pol pair present (VV/VH, then HH/HV). Values are used
@@ -62,7 +55,9 @@ def dual_pol_composite(bands: np.ndarray, available: Sequence[str], co: str | No
     if co is None or cross is None:
         pair = next(((a, b) for a, b in DUAL_PAIRS if a in names and b in names), None)
         if pair is None:
-            raise SarvlmError(f"{prefix}dual-pol composite needs VV+VH or HH+HV bands (the image has {', '.join(names) or 'no named bands'})")
+            raise SarvlmError(
+                f"{prefix}dual-pol composite needs VV+VH or HH+HV bands (the image has {', '.join(names) or 'no named bands'})"
+            )
         co, cross = co or pair[0], cross or pair[1]
     first = select_polarization(bands, available, co, where).astype(np.float32)
     second = select_polarization(bands, available, cross, where).astype(np.float32)

@@ -29,10 +29,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
-FEATURES = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "glcm_entropy",
-            "mean", "std", "hist_entropy", "dynamic_range", "edge_density", "nodata_fraction")
+FEATURES = (
+    "contrast",
+    "dissimilarity",
+    "homogeneity",
+    "energy",
+    "correlation",
+    "glcm_entropy",
+    "mean",
+    "std",
+    "hist_entropy",
+    "dynamic_range",
+    "edge_density",
+    "nodata_fraction",
+)
 _ANGLE_OFFSETS = ((0, 1), (-1, 1), (-1, 0), (-1, -1))  # (drow, dcol) for 0, 45, 90, 135 degrees
 
 
@@ -53,9 +65,9 @@ def glcm(image_u8: np.ndarray, levels: int = 32, valid: np.ndarray | None = None
         r0, r1 = max(0, -dr), h - max(0, dr)
         c0, c1 = max(0, -dc), w - max(0, dc)
         a = q[r0:r1, c0:c1]
-        b = q[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        b = q[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
         if valid is not None:
-            ok = valid[r0:r1, c0:c1] & valid[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+            ok = valid[r0:r1, c0:c1] & valid[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
             a, b = a[ok], b[ok]
         counts = np.bincount((a * levels + b).ravel(), minlength=levels * levels).astype(np.float64)
         m = counts.reshape(levels, levels)
@@ -82,8 +94,14 @@ def glcm_features(p: np.ndarray) -> dict[str, float]:
     correlation = float((p * (i - mu_i) * (j - mu_j)).sum() / (sd_i * sd_j)) if sd_i > 1e-12 and sd_j > 1e-12 else 1.0
     nz = p[p > 0]
     entropy = float(-(nz * np.log2(nz)).sum())
-    return {"contrast": contrast, "dissimilarity": dissimilarity, "homogeneity": homogeneity, "energy": energy,
-            "correlation": correlation, "glcm_entropy": entropy}
+    return {
+        "contrast": contrast,
+        "dissimilarity": dissimilarity,
+        "homogeneity": homogeneity,
+        "energy": energy,
+        "correlation": correlation,
+        "glcm_entropy": entropy,
+    }
 
 
 def tile_features(image_u8: np.ndarray, valid: np.ndarray | None = None, levels: int = 32) -> dict[str, float]:
@@ -107,8 +125,14 @@ def tile_features(image_u8: np.ndarray, valid: np.ndarray | None = None, levels:
     gy = np.abs(np.diff(f, axis=0))
     edge = float((gx.mean() + gy.mean()) / 2.0) if gx.size and gy.size else 0.0
     feats = glcm_features(glcm(img, levels, valid))
-    feats.update(mean=float(values.mean()), std=float(values.std()), hist_entropy=float(-(nz * np.log2(nz)).sum()),
-                 dynamic_range=float(p99 - p1), edge_density=edge, nodata_fraction=nodata_fraction)
+    feats.update(
+        mean=float(values.mean()),
+        std=float(values.std()),
+        hist_entropy=float(-(nz * np.log2(nz)).sum()),
+        dynamic_range=float(p99 - p1),
+        edge_density=edge,
+        nodata_fraction=nodata_fraction,
+    )
     return feats
 
 
@@ -175,8 +199,13 @@ def screen_tiles(
         med_entropy = float(np.median(x[idx, col["glcm_entropy"]]))
         for pos, i in enumerate(idx):
             if seed[pos] and votes[pos] * 2 > k:
-                decisions[i] = ScreenDecision(False, (
-                    f"low information: score {sc[pos]:.2f} <= {threshold:.2f} (lowest {low_quantile:.0%}), "
-                    f"GLCM entropy {x[i, col['glcm_entropy']]:.2f} (median {med_entropy:.2f}), "
-                    f"{int(votes[pos])}/{k} nearest neighbours low-information"), float(sc[pos]))
+                decisions[i] = ScreenDecision(
+                    False,
+                    (
+                        f"low information: score {sc[pos]:.2f} <= {threshold:.2f} (lowest {low_quantile:.0%}), "
+                        f"GLCM entropy {x[i, col['glcm_entropy']]:.2f} (median {med_entropy:.2f}), "
+                        f"{int(votes[pos])}/{k} nearest neighbours low-information"
+                    ),
+                    float(sc[pos]),
+                )
     return [d if d is not None else ScreenDecision(True, None, float(score[i])) for i, d in enumerate(decisions)]

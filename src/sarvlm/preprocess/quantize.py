@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.preprocess.contrast import log_transform, percentile_range
 
 
@@ -36,9 +36,13 @@ def quantize_uint8(
     """
     arr = np.asarray(image)
     if arr.ndim == 3:
-        return np.stack([quantize_uint8(b, low, high, log=log, vmin=vmin, vmax=vmax, nodata=nodata, where=where) for b in arr])
+        return np.stack(
+            [quantize_uint8(b, low, high, log=log, vmin=vmin, vmax=vmax, nodata=nodata, where=where) for b in arr]
+        )
     if arr.ndim != 2 or arr.size == 0:
-        raise SarvlmError(f"{where}: quantize_uint8 takes a non-empty (H, W) or (bands, H, W) array, got shape {arr.shape}")
+        raise SarvlmError(
+            f"{where}: quantize_uint8 takes a non-empty (H, W) or (bands, H, W) array, got shape {arr.shape}"
+        )
     if np.iscomplexobj(arr):
         raise SarvlmError(f"{where}: complex pixels: convert to intensity or amplitude first")
     x = arr.astype(np.float32)

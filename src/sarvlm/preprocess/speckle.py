@@ -27,11 +27,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 # (sub-window size, sub-window step) per window size: PolSARpro's lee_refined_filter table.
-_SUBWINDOWS = {3: (1, 1), 5: (3, 1), 7: (3, 2), 9: (5, 2), 11: (5, 3), 13: (5, 4), 15: (7, 4), 17: (7, 5),
-               19: (7, 6), 21: (9, 6), 23: (9, 7), 25: (9, 8), 27: (11, 8), 29: (11, 9), 31: (11, 10)}
+_SUBWINDOWS = {
+    3: (1, 1),
+    5: (3, 1),
+    7: (3, 2),
+    9: (5, 2),
+    11: (5, 3),
+    13: (5, 4),
+    15: (7, 4),
+    17: (7, 5),
+    19: (7, 6),
+    21: (9, 6),
+    23: (9, 7),
+    25: (9, 8),
+    27: (11, 8),
+    29: (11, 9),
+    31: (11, 10),
+}
 # Pixels per chunk: two moments x ~N running-sum arrays stay within a few MB of cache.
 _CHUNK_PIXELS = 1 << 16
 
@@ -126,9 +141,15 @@ class _RefinedLeeChunker:
         self.moment_stride = plane
         shifted = {0: (4, 0, c), 6: (2, c, 0)}
         self.mask_offset = np.array(
-            [shifted.get(m, (m, 0, 0))[0] * 2 * plane + shifted.get(m, (m, 0, 0))[1] * (width + c)
-             + shifted.get(m, (m, 0, 0))[2] for m in range(8)], dtype=np.intp)
-        self.sum_base = (np.arange(rows, dtype=np.intp)[:, None] * (width + c) + np.arange(width, dtype=np.intp)[None])
+            [
+                shifted.get(m, (m, 0, 0))[0] * 2 * plane
+                + shifted.get(m, (m, 0, 0))[1] * (width + c)
+                + shifted.get(m, (m, 0, 0))[2]
+                for m in range(8)
+            ],
+            dtype=np.intp,
+        )
+        self.sum_base = np.arange(rows, dtype=np.intp)[:, None] * (width + c) + np.arange(width, dtype=np.intp)[None]
         self.box = np.zeros((hp, wp), f32)
         self.hpair = np.zeros((hp, width + 2 * self.step), f32)
         self.vpair = np.zeros((rows + 2 * self.step, wp), f32)
@@ -141,9 +162,11 @@ class _RefinedLeeChunker:
         """dst[:, r] = sum_{k < count} src[:, r + k*step] over the rows where that is defined."""
         rows = src.shape[-2] - (count - 1) * step
         out = dst[..., :rows, :]
-        np.add(src[..., :rows, :], src[..., step: step + rows, :], out=out) if count > 1 else np.copyto(out, src[..., :rows, :])
+        np.add(src[..., :rows, :], src[..., step : step + rows, :], out=out) if count > 1 else np.copyto(
+            out, src[..., :rows, :]
+        )
         for k in range(2, count):
-            np.add(out, src[..., k * step: k * step + rows, :], out=out)
+            np.add(out, src[..., k * step : k * step + rows, :], out=out)
 
     @staticmethod
     def _triangle(dst: np.ndarray, run: dict[int, np.ndarray], size: int, kind: str) -> None:
@@ -160,7 +183,7 @@ class _RefinedLeeChunker:
                 length, c0 = k + 1, 0
             else:
                 length, c0 = k + 1, size - 1 - k
-            parts.append(run[length][:, k: k + rows, c0: c0 + cols])
+            parts.append(run[length][:, k : k + rows, c0 : c0 + cols])
         out = dst[:, :rows, :cols]
         np.add(parts[0], parts[1], out=out)  # size >= 2 here (c > 1)
         for part in parts[2:]:
@@ -172,14 +195,14 @@ class _RefinedLeeChunker:
         hp = r1 - r0 + 2 * c
         plane = self.moments[0, :hp]
         lo, hi = max(0, r0 - c), min(height, r1 + c)
-        plane[lo - (r0 - c): hi - (r0 - c), c: c + width] = img[lo:hi]
+        plane[lo - (r0 - c) : hi - (r0 - c), c : c + width] = img[lo:hi]
         if lo > r0 - c or hi < r1 + c:  # image top/bottom: mirror rows
             rows = _reflect_index(r0 - c, r1 + c, height)
             for i in (*range(0, lo - (r0 - c)), *range(hi - (r0 - c), hp)):
-                plane[i, c: c + width] = img[rows[i]]
+                plane[i, c : c + width] = img[rows[i]]
         cols = _reflect_index(-c, width + c, width)
         plane[:, :c] = plane[:, c + cols[:c]]
-        plane[:, c + width:] = plane[:, c + cols[c + width:]]
+        plane[:, c + width :] = plane[:, c + cols[c + width :]]
         return plane
 
     def __call__(self, img: np.ndarray, r0: int, r1: int) -> np.ndarray:
@@ -193,26 +216,26 @@ class _RefinedLeeChunker:
         for length in range(2, max(c + 1, sub) + 1):
             prev = run[length - 1]
             cur = self.run[length][:, :hp]
-            np.add(prev[..., : wp - length + 1], mom[..., length - 1:], out=cur[..., : wp - length + 1])
+            np.add(prev[..., : wp - length + 1], mom[..., length - 1 :], out=cur[..., : wp - length + 1])
             run[length] = cur
 
         # Edge direction from the 3x3 grid of sub-window sums (intensity only).
         box = self.box[:hp]
         self._add_rows(box, run[sub][0], sub)
-        s = [[box[k * step: k * step + h, l * step: l * step + w] for l in range(3)] for k in range(3)]
+        s = [[box[k * step : k * step + h, l * step : l * step + w] for l in range(3)] for k in range(3)]
         pos, neg = self.sides[:4, :h], self.sides[4:, :h]
         # Pairs of neighbouring sub-windows, shared by the sides below.
         hrows = box.shape[0] - (sub - 1)
         hpair = self.hpair[:hrows, : w + step]
-        np.add(box[:hrows, : w + step], box[:hrows, step: 2 * step + w], out=hpair)
+        np.add(box[:hrows, : w + step], box[:hrows, step : 2 * step + w], out=hpair)
         vpair = self.vpair[: h + step, : w + 2 * step]
-        np.add(box[: h + step, : w + 2 * step], box[step: 2 * step + h, : w + 2 * step], out=vpair)
+        np.add(box[: h + step, : w + 2 * step], box[step : 2 * step + h, : w + 2 * step], out=vpair)
 
         def hp_(k: int, l: int) -> np.ndarray:  # s[k][l] + s[k][l+1]
-            return hpair[k * step: k * step + h, l * step: l * step + w]
+            return hpair[k * step : k * step + h, l * step : l * step + w]
 
         def vp_(k: int, l: int) -> np.ndarray:  # s[k][l] + s[k+1][l]
-            return vpair[k * step: k * step + h, l * step: l * step + w]
+            return vpair[k * step : k * step + h, l * step : l * step + w]
 
         np.add(vp_(0, 2), s[2][2], out=pos[0])  # right column
         np.add(vp_(0, 0), s[2][0], out=neg[0])  # left column
@@ -258,7 +281,7 @@ class _RefinedLeeChunker:
         sums = self.sums
 
         def at(a: np.ndarray, dr: int, dc: int, rows: int = h, cols: int = w) -> np.ndarray:
-            return a[:, dr: dr + rows, dc: dc + cols]
+            return a[:, dr : dr + rows, dc : dc + cols]
 
         # 4 left (and 0 right, read c columns on): two stacked squares minus the shared row segment.
         left = sums[4, :, :h, : w + c]
@@ -301,7 +324,7 @@ class _RefinedLeeChunker:
         var *= np.float32(1.0 + self.sigma2)
         np.maximum(var, np.finfo(np.float32).tiny, out=var)
         mean_sq /= var
-        out = padded[c: c + h, c: c + w] - mean
+        out = padded[c : c + h, c : c + w] - mean
         out *= mean_sq
         out += mean
         return out

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef, ObjectAnnotation, SampleRecord
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, ObjectAnnotation, SampleRecord
 
 EdgeMode = Literal["shift", "drop"]
 # Pixel size assumed in pixel mode (no georeference, no resolution): tile_m then counts pixels.
@@ -82,7 +82,9 @@ def _starts(size: int, tile: int, edge: EdgeMode) -> list[int]:
     return starts
 
 
-def scene_spacing_m(width: int, height: int, georef: GeoRef | None, resolution_m: float | None) -> tuple[tuple[float, float], bool]:
+def scene_spacing_m(
+    width: int, height: int, georef: GeoRef | None, resolution_m: float | None
+) -> tuple[tuple[float, float], bool]:
     """Pixel spacing ``(x, y)`` in metres and whether it had to be assumed (pixel mode)."""
     if georef is not None:
         from sarvlm.io.georef import pixel_spacing_m
@@ -119,8 +121,12 @@ def plan_tiles(
         raise SarvlmError(f"edge: must be 'shift' or 'drop', got {edge!r}")
     (dx, dy), pixel_mode = scene_spacing_m(width, height, georef, resolution_m)
     if pixel_mode:
-        warnings.warn(f"{where}: no georeference or resolution: tiling in pixel mode ({tile_m:g} px tiles, "
-                      "tiles carry no georeference)", PixelModeWarning, stacklevel=2)
+        warnings.warn(
+            f"{where}: no georeference or resolution: tiling in pixel mode ({tile_m:g} px tiles, "
+            "tiles carry no georeference)",
+            PixelModeWarning,
+            stacklevel=2,
+        )
     tile_w = max(1, round(tile_m / dx))
     tile_h = max(1, round(tile_m / dy))
     if target_res_m is not None:
@@ -137,8 +143,9 @@ def plan_tiles(
     return TilePlan(tiles=tiles, spacing_m=(dx, dy), out_resolution_m=out_res, pixel_mode=pixel_mode)
 
 
-def read_tile(dataset: Any, spec: TileSpec, bands: list[int] | None = None, halo: int = 0,
-              resampling: str | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def read_tile(
+    dataset: Any, spec: TileSpec, bands: list[int] | None = None, halo: int = 0, resampling: str | None = None
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Read one tile (``(bands, height, width)``) from an open rasterio dataset.
 
     ``halo`` extra output pixels are read around the tile where the scene has them (for filters
@@ -164,12 +171,18 @@ def read_tile(dataset: Any, spec: TileSpec, bands: list[int] | None = None, halo
     if spec.width == spec.src_width and spec.height == spec.src_height:
         data = dataset.read(indexes, window=window, out_dtype=out_dtype)
     elif dataset.dtypes[0].startswith("complex"):
-        data = _resample_complex_as_intensity(dataset.read(indexes, window=window, out_dtype=out_dtype),
-                                              (out_h, out_w), resampling)
+        data = _resample_complex_as_intensity(
+            dataset.read(indexes, window=window, out_dtype=out_dtype), (out_h, out_w), resampling
+        )
     else:
         method = resampling or ("average" if spec.width < spec.src_width else "bilinear")
-        data = dataset.read(indexes, window=window, out_shape=(len(indexes), out_h, out_w),
-                            resampling=Resampling[method], out_dtype=out_dtype)
+        data = dataset.read(
+            indexes,
+            window=window,
+            out_shape=(len(indexes), out_h, out_w),
+            resampling=Resampling[method],
+            out_dtype=out_dtype,
+        )
     return data, (top, out_h - top - spec.height, left, out_w - left - spec.width)
 
 
@@ -190,13 +203,21 @@ def _resample_complex_as_intensity(data: np.ndarray, shape: tuple[int, int], res
     intensity = (np.abs(data) ** 2).astype(np.float32)
     out = np.zeros((bands, out_h, out_w), np.float32)
     method = resampling or ("average" if out_w < w else "bilinear")
-    reproject(intensity, out, src_transform=Affine.identity(), src_crs="EPSG:3857",
-              dst_transform=Affine.scale(w / out_w, h / out_h), dst_crs="EPSG:3857", resampling=Resampling[method])
+    reproject(
+        intensity,
+        out,
+        src_transform=Affine.identity(),
+        src_crs="EPSG:3857",
+        dst_transform=Affine.scale(w / out_w, h / out_h),
+        dst_crs="EPSG:3857",
+        resampling=Resampling[method],
+    )
     return np.sqrt(out).astype(np.complex64)
 
 
-def clip_objects(objects: list[ObjectAnnotation], spec: TileSpec, min_visible: float = 0.5
-                 ) -> tuple[list[ObjectAnnotation], int, int]:
+def clip_objects(
+    objects: list[ObjectAnnotation], spec: TileSpec, min_visible: float = 0.5
+) -> tuple[list[ObjectAnnotation], int, int]:
     """Objects of the scene mapped into tile pixels: ``(kept, clipped count, dropped count)``.
 
     A box is kept (clipped to the tile) when at least ``min_visible`` of its area lies inside, and
@@ -218,8 +239,12 @@ def clip_objects(objects: list[ObjectAnnotation], spec: TileSpec, min_visible: f
             continue
         if visible < 1.0:
             clipped += 1
-        box = [round((ix1 - spec.col_off) / sx, 3), round((iy1 - spec.row_off) / sy, 3),
-               round((ix2 - spec.col_off) / sx, 3), round((iy2 - spec.row_off) / sy, 3)]
+        box = [
+            round((ix1 - spec.col_off) / sx, 3),
+            round((iy1 - spec.row_off) / sy, 3),
+            round((ix2 - spec.col_off) / sx, 3),
+            round((iy2 - spec.row_off) / sy, 3),
+        ]
         poly = None
         if obj.polygon:
             xs = np.clip((np.asarray(obj.polygon[0::2]) - spec.col_off) / sx, 0, spec.width)
@@ -235,10 +260,21 @@ def tile_georef(georef: GeoRef | None, spec: TileSpec, parent_width: int, parent
         return None
     from sarvlm.io.georef import footprint_wgs84, georef_for_window
 
-    sub = georef_for_window(georef, spec.col_off, spec.row_off, spec.width, spec.height, scale_x=spec.scale_x,
-                            scale_y=spec.scale_y, parent_width=parent_width, parent_height=parent_height)
+    sub = georef_for_window(
+        georef,
+        spec.col_off,
+        spec.row_off,
+        spec.width,
+        spec.height,
+        scale_x=spec.scale_x,
+        scale_y=spec.scale_y,
+        parent_width=parent_width,
+        parent_height=parent_height,
+    )
     if georef.bbox_wgs84 is not None and sub.bbox_wgs84 is None:
-        sub = sub.model_copy(update={"bbox_wgs84": [round(v, 8) for v in footprint_wgs84(sub, spec.width, spec.height)]})
+        sub = sub.model_copy(
+            update={"bbox_wgs84": [round(v, 8) for v in footprint_wgs84(sub, spec.width, spec.height)]}
+        )
     return sub
 
 
@@ -247,28 +283,47 @@ def tile_id(record_id: str, spec: TileSpec) -> str:
     return f"{record_id}_r{spec.row:03d}c{spec.col:03d}"
 
 
-def tile_record(record: SampleRecord, spec: TileSpec, plan: TilePlan, image: str, georef: GeoRef | None,
-                min_visible: float = 0.5) -> SampleRecord:
+def tile_record(
+    record: SampleRecord, spec: TileSpec, plan: TilePlan, image: str, georef: GeoRef | None, min_visible: float = 0.5
+) -> SampleRecord:
     """The sample record of one tile: geometry, objects and georeference of the tile; scene-level
     captions, QA and dialogues are not carried over (they describe the whole scene)."""
     objects, clipped, dropped = clip_objects(record.objects, spec, min_visible)
     meta = dict(record.meta)
     meta["tile"] = {
-        "source_id": record.id, "row": spec.row, "col": spec.col, "col_off": spec.col_off, "row_off": spec.row_off,
-        "src_width": spec.src_width, "src_height": spec.src_height, "objects_clipped": clipped,
-        "objects_dropped": dropped, "pixel_mode": plan.pixel_mode,
+        "source_id": record.id,
+        "row": spec.row,
+        "col": spec.col,
+        "col_off": spec.col_off,
+        "row_off": spec.row_off,
+        "src_width": spec.src_width,
+        "src_height": spec.src_height,
+        "objects_clipped": clipped,
+        "objects_dropped": dropped,
+        "pixel_mode": plan.pixel_mode,
     }
-    return record.model_copy(update={
-        "id": tile_id(record.id, spec), "image": image, "width": spec.width, "height": spec.height,
-        "resolution_m": plan.out_resolution_m if plan.out_resolution_m else record.resolution_m,
-        "georef": tile_georef(georef, spec, record.width, record.height),
-        "objects": objects, "captions": [], "qa": [], "dialogues": [], "landcover": None, "optical": None,
-        "meta": meta,
-    })
+    return record.model_copy(
+        update={
+            "id": tile_id(record.id, spec),
+            "image": image,
+            "width": spec.width,
+            "height": spec.height,
+            "resolution_m": plan.out_resolution_m if plan.out_resolution_m else record.resolution_m,
+            "georef": tile_georef(georef, spec, record.width, record.height),
+            "objects": objects,
+            "captions": [],
+            "qa": [],
+            "dialogues": [],
+            "landcover": None,
+            "optical": None,
+            "meta": meta,
+        }
+    )
 
 
-def iter_tiles(path: Any, plan: TilePlan, bands: list[int] | None = None, halo: int = 0
-               ) -> Iterator[tuple[TileSpec, np.ndarray, tuple[int, int, int, int]]]:
+def iter_tiles(
+    path: Any, plan: TilePlan, bands: list[int] | None = None, halo: int = 0
+) -> Iterator[tuple[TileSpec, np.ndarray, tuple[int, int, int, int]]]:
     """Open a raster once and yield ``(spec, pixels, crop)`` tile by tile (bounded memory)."""
     from rasterio.errors import RasterioError
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 AEF_BANDS = 64
 AEF_NODATA = -128
@@ -142,7 +142,7 @@ def write_aef_tile(
     from rasterio.enums import Resampling
     from rasterio.transform import Affine
 
-    from sarvlm.io.atomic import atomic_path
+    from sarvlm.core.atomic import atomic_path
 
     data = np.asarray(array_int8)
     if data.dtype != np.int8:
@@ -154,12 +154,16 @@ def write_aef_tile(
         crs = f"EPSG:{epsg}"
     crs_obj = rasterio.crs.CRS.from_user_input(crs)
     if crs_obj.to_epsg() != epsg:
-        raise SarvlmError(f"{tile_id_or_name}: crs {crs} does not match UTM zone {utm_zone}{hemisphere.upper()} (EPSG:{epsg})")
+        raise SarvlmError(
+            f"{tile_id_or_name}: crs {crs} does not match UTM zone {utm_zone}{hemisphere.upper()} (EPSG:{epsg})"
+        )
     aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
     if aff.b != 0 or aff.d != 0:
         raise SarvlmError(f"{tile_id_or_name}: rotated transforms are not part of the AEF layout")
     if aff.e >= 0:
-        raise SarvlmError(f"{tile_id_or_name}: give the north-up transform (negative y pixel size); use bottom_up=True to store it flipped")
+        raise SarvlmError(
+            f"{tile_id_or_name}: give the north-up transform (negative y pixel size); use bottom_up=True to store it flipped"
+        )
     _, height, width = data.shape
     if bottom_up:
         data = data[:, ::-1, :]
@@ -205,8 +209,12 @@ def _footprint(src_crs, left: float, bottom: float, right: float, top: float, zo
     from shapely.geometry import Polygon, box
 
     t = np.linspace(0.0, 1.0, densify + 1)
-    xs = np.concatenate([left + (right - left) * t, np.full_like(t, right), right - (right - left) * t, np.full_like(t, left)])
-    ys = np.concatenate([np.full_like(t, bottom), bottom + (top - bottom) * t, np.full_like(t, top), top - (top - bottom) * t])
+    xs = np.concatenate(
+        [left + (right - left) * t, np.full_like(t, right), right - (right - left) * t, np.full_like(t, left)]
+    )
+    ys = np.concatenate(
+        [np.full_like(t, bottom), bottom + (top - bottom) * t, np.full_like(t, top), top - (top - bottom) * t]
+    )
     tr = Transformer.from_crs(src_crs, "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(xs, ys)
     poly = Polygon(np.column_stack([lon, lat])).buffer(0)
@@ -219,7 +227,9 @@ def scan_aef_tiles(root: str | Path) -> list[Path]:
     tiles = []
     for year_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
         for zone_dir in sorted(p for p in year_dir.iterdir() if p.is_dir() and _ZONE_DIR_RE.match(p.name)):
-            tiles.extend(sorted(p for p in zone_dir.iterdir() if p.suffix.lower() in _TILE_EXTS and not p.name.startswith(".")))
+            tiles.extend(
+                sorted(p for p in zone_dir.iterdir() if p.suffix.lower() in _TILE_EXTS and not p.name.startswith("."))
+            )
     return tiles
 
 
@@ -284,7 +294,7 @@ def write_aef_index(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX
     import pyarrow.parquet as pq
     import shapely
 
-    from sarvlm.io.atomic import atomic_open, atomic_path
+    from sarvlm.core.atomic import atomic_open, atomic_path
 
     root = Path(root)
     if not root.is_dir():
@@ -300,11 +310,18 @@ def write_aef_index(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX
     table = pa.Table.from_pandas(frame, preserve_index=False)
     wkb = [shapely.to_wkb(r["geometry"]) for r in rows]
     table = table.append_column("geometry", pa.array(wkb, type=pa.binary()))
-    bbox = [min(r["wgs84_west"] for r in rows), min(r["wgs84_south"] for r in rows), max(r["wgs84_east"] for r in rows), max(r["wgs84_north"] for r in rows)]
+    bbox = [
+        min(r["wgs84_west"] for r in rows),
+        min(r["wgs84_south"] for r in rows),
+        max(r["wgs84_east"] for r in rows),
+        max(r["wgs84_north"] for r in rows),
+    ]
     geo = {
         "version": "1.0.0",
         "primary_column": "geometry",
-        "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"], "crs": None, "bbox": bbox}},
+        "columns": {
+            "geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"], "crs": None, "bbox": bbox}
+        },
     }
     meta = dict(table.schema.metadata or {})
     meta.pop(b"pandas", None)
@@ -341,7 +358,9 @@ def read_aef_index(root: str | Path):
         except Exception as exc:  # noqa: BLE001
             raise SarvlmError(f"{csv_path}: cannot read CSV index ({exc})") from None
     else:
-        raise SarvlmError(f"{root}: no aef_index.parquet or aef_index.csv (write one with sarvlm.priors.aef_layout.write_aef_index)")
+        raise SarvlmError(
+            f"{root}: no aef_index.parquet or aef_index.csv (write one with sarvlm.priors.aef_layout.write_aef_index)"
+        )
     missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
     if missing:
         raise SarvlmError(f"{src}: missing index column(s) {', '.join(missing)}")
@@ -351,7 +370,12 @@ def read_aef_index(root: str | Path):
     if geom_col is not None:
         vals = frame[geom_col].tolist()
         try:
-            geoms = [None if v is None or (isinstance(v, float) and np.isnan(v)) else (shapely.from_wkt(v) if isinstance(v, str) else shapely.from_wkb(v)) for v in vals]
+            geoms = [
+                None
+                if v is None or (isinstance(v, float) and np.isnan(v))
+                else (shapely.from_wkt(v) if isinstance(v, str) else shapely.from_wkb(v))
+                for v in vals
+            ]
         except Exception as exc:  # noqa: BLE001
             raise SarvlmError(f"{src}: column {geom_col}: cannot decode footprint polygons ({exc})") from None
     frame = frame.copy()

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 
 
 def check_bbox(bbox: Sequence[float], where: str = "bbox") -> tuple[float, float, float, float]:
@@ -44,11 +44,15 @@ def check_bbox(bbox: Sequence[float], where: str = "bbox") -> tuple[float, float
     if not all(np.isfinite(vals)):
         raise SarvlmError(f"{where}: non-finite value in {list(vals)}")
     if not (-90.0 <= lat_min <= 90.0 and -90.0 <= lat_max <= 90.0):
-        raise SarvlmError(f"{where}: latitude out of range [-90, 90] in {list(vals)} (lat/lon swapped? the order is lon_min, lat_min, lon_max, lat_max)")
+        raise SarvlmError(
+            f"{where}: latitude out of range [-90, 90] in {list(vals)} (lat/lon swapped? the order is lon_min, lat_min, lon_max, lat_max)"
+        )
     if not (-180.0 <= lon_min <= 180.0 and -180.0 <= lon_max <= 180.0):
         raise SarvlmError(f"{where}: longitude out of range [-180, 180] in {list(vals)}")
     if lon_min > lon_max:
-        raise SarvlmError(f"{where}: lon_min > lon_max in {list(vals)}: footprints across the antimeridian are not supported (split the image)")
+        raise SarvlmError(
+            f"{where}: lon_min > lon_max in {list(vals)}: footprints across the antimeridian are not supported (split the image)"
+        )
     if lat_min > lat_max:
         raise SarvlmError(f"{where}: lat_min > lat_max in {list(vals)}")
     if lat_max >= 90.0 or lat_min <= -90.0:
@@ -71,7 +75,9 @@ def _has_transform_or_gcps(georef: GeoRef | None) -> bool:
     return georef is not None and (georef.transform is not None or bool(georef.gcps))
 
 
-def footprint_from_georef(georef: GeoRef, width: int, height: int, where: str = "georef") -> tuple[float, float, float, float]:
+def footprint_from_georef(
+    georef: GeoRef, width: int, height: int, where: str = "georef"
+) -> tuple[float, float, float, float]:
     """WGS84 box of the image: ``bbox_wgs84`` when given, else the extent of its edges.
 
     Footprints that wrap across the antimeridian or contain a pole are rejected.
@@ -87,7 +93,9 @@ def footprint_from_georef(georef: GeoRef, width: int, height: int, where: str = 
         with np.errstate(all="ignore"):
             px, py = lonlat_to_pixel(georef, np.array([0.0]), np.array([pole]), width=width, height=height)
         if np.isfinite(px[0]) and 0 <= px[0] <= width and 0 <= py[0] <= height:
-            raise SarvlmError(f"{where}: the image footprint contains the {'north' if pole > 0 else 'south'} pole (not supported)")
+            raise SarvlmError(
+                f"{where}: the image footprint contains the {'north' if pole > 0 else 'south'} pole (not supported)"
+            )
     lon, _ = pixel_to_lonlat(georef, cols, rows, width=width, height=height)
     if np.any(np.abs(np.diff(np.append(lon, lon[0]))) > 180.0):
         raise SarvlmError(f"{where}: the image footprint crosses the antimeridian (not supported; split the image)")

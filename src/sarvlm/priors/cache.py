@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.priors.prior_grid import PriorGrid
 
 CACHE_FORMAT = 1
@@ -59,7 +59,13 @@ class PriorTarget:
     year: int | None
 
     def fingerprint_obj(self) -> list:
-        return [self.sample_id, self.width, self.height, None if self.georef is None else self.georef.model_dump(mode="json", exclude_none=True), self.year]
+        return [
+            self.sample_id,
+            self.width,
+            self.height,
+            None if self.georef is None else self.georef.model_dump(mode="json", exclude_none=True),
+            self.year,
+        ]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -81,8 +87,8 @@ def load_prior_targets(data: str | Path) -> list[PriorTarget]:
     """Samples to compute priors for, sorted by id, from a samples JSONL (SampleRecord), an
     examples JSONL (InstructionExample) or a directory holding ``samples.jsonl`` or a built
     dataset's ``train/val/test.jsonl``."""
-    from sarvlm.data.example import read_examples
-    from sarvlm.data.record import read_samples
+    from sarvlm.core.example import read_examples
+    from sarvlm.core.record import read_samples
 
     data = Path(data)
     if not data.exists():
@@ -107,7 +113,9 @@ def load_prior_targets(data: str | Path) -> list[PriorTarget]:
                     if ex.georef is None:
                         targets[ex.sample_id] = PriorTarget(ex.sample_id, 1, 1, None, ex.year)
                         continue
-                    raise SarvlmError(f"{f}: example {ex.id!r}: field 'width'/'height': needed to place the prior grid (rebuild the dataset with image sizes)")
+                    raise SarvlmError(
+                        f"{f}: example {ex.id!r}: field 'width'/'height': needed to place the prior grid (rebuild the dataset with image sizes)"
+                    )
                 targets[ex.sample_id] = PriorTarget(ex.sample_id, int(ex.width), int(ex.height), ex.georef, ex.year)
         else:
             for rec in read_samples(f):
@@ -122,7 +130,15 @@ def load_prior_targets(data: str | Path) -> list[PriorTarget]:
 # ----------------------------------------------------------------------------- building
 
 
-def _settings(grid: tuple[int, int], spec: str, prior_dim: int, year_policy: str, default_year: int | None, edge_tolerance: float, shard_size: int) -> dict[str, Any]:
+def _settings(
+    grid: tuple[int, int],
+    spec: str,
+    prior_dim: int,
+    year_policy: str,
+    default_year: int | None,
+    edge_tolerance: float,
+    shard_size: int,
+) -> dict[str, Any]:
     return {
         "format": CACHE_FORMAT,
         "grid": [int(grid[0]), int(grid[1])],
@@ -158,7 +174,9 @@ def _shard_is_current(path: Path, ids: list[str], fingerprint: str) -> bool:
     return info.get("fingerprint") == fingerprint and info.get("sample_ids") == ids
 
 
-def _compute_entry(source, t: PriorTarget, grid: tuple[int, int], year_policy: str, default_year: int | None, edge_tolerance: float) -> tuple[PriorGrid | None, str]:
+def _compute_entry(
+    source, t: PriorTarget, grid: tuple[int, int], year_policy: str, default_year: int | None, edge_tolerance: float
+) -> tuple[PriorGrid | None, str]:
     from sarvlm.priors.sampling import sample_grid
 
     if t.georef is None:
@@ -172,17 +190,30 @@ def _compute_entry(source, t: PriorTarget, grid: tuple[int, int], year_policy: s
         bbox = footprint_from_georef(t.georef, t.width, t.height, where=f"sample {t.sample_id!r}: georef")
     except SarvlmError as exc:
         return None, f"{BAD_FOOTPRINT}: {exc}"
-    g = sample_grid(source, bbox, year, grid[0], grid[1], t.width, t.height, t.georef, year_policy=year_policy, edge_tolerance=edge_tolerance)
+    g = sample_grid(
+        source,
+        bbox,
+        year,
+        grid[0],
+        grid[1],
+        t.width,
+        t.height,
+        t.georef,
+        year_policy=year_policy,
+        edge_tolerance=edge_tolerance,
+    )
     g.year_requested = t.year
     if not g.valid.any():
         return g, NO_COVERAGE
     return g, ""
 
 
-def _write_shard(path: Path, chunk: list[PriorTarget], entries: list[tuple[PriorGrid | None, str]], s: int, d: int, fingerprint: str) -> None:
+def _write_shard(
+    path: Path, chunk: list[PriorTarget], entries: list[tuple[PriorGrid | None, str]], s: int, d: int, fingerprint: str
+) -> None:
     from safetensors.numpy import save_file
 
-    from sarvlm.io.atomic import atomic_path
+    from sarvlm.core.atomic import atomic_path
 
     n = len(chunk)
     arr = {
@@ -209,7 +240,12 @@ def _write_shard(path: Path, chunk: list[PriorTarget], entries: list[tuple[Prior
         arr["has_prior"][i] = 0 if reason else 1
     # One metadata key: safetensors stores metadata in a hash map whose key order varies
     # between runs, and the shard bytes must not.
-    info = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "sample_ids": [t.sample_id for t in chunk], "reasons": [r for _, r in entries]}
+    info = {
+        "format": CACHE_FORMAT,
+        "fingerprint": fingerprint,
+        "sample_ids": [t.sample_id for t in chunk],
+        "reasons": [r for _, r in entries],
+    }
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(arr, str(tmp), metadata={SHARD_META_KEY: json.dumps(info, sort_keys=True, ensure_ascii=False)})
 
@@ -236,9 +272,9 @@ def build_prior_cache(
     settings is resumed (finished shards are kept); different settings need ``overwrite``.
     Returns the summary (also written to ``out_dir/summary.json``).
     """
-    from sarvlm.io.atomic import atomic_open, ensure_writable_dir
+    from sarvlm.core.atomic import atomic_open, ensure_writable_dir
+    from sarvlm.core.progress import track
     from sarvlm.priors.sources import open_source
-    from sarvlm.progress import track
 
     if out_dir is None:
         raise SarvlmError("build_prior_cache: out_dir is required")
@@ -268,7 +304,9 @@ def build_prior_cache(
             raise SarvlmError(f"{out_dir}: exists and is not a prior cache (use --overwrite)")
         if old is not None and old != settings and not overwrite:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            raise SarvlmError(f"{out_dir}: existing cache has different settings ({', '.join(diff)}); use --overwrite to rebuild")
+            raise SarvlmError(
+                f"{out_dir}: existing cache has different settings ({', '.join(diff)}); use --overwrite to rebuild"
+            )
         if overwrite and old != settings:
             for p in sorted((out_dir / SHARD_DIR).glob("shard-*.safetensors")):
                 p.unlink()
@@ -287,7 +325,9 @@ def build_prior_cache(
     resumed = 0
     footprint_example = None
 
-    def account(chunk_reasons: list[str], years: np.ndarray, req: np.ndarray, valid: np.ndarray, has: np.ndarray) -> None:
+    def account(
+        chunk_reasons: list[str], years: np.ndarray, req: np.ndarray, valid: np.ndarray, has: np.ndarray
+    ) -> None:
         nonlocal nodes_valid, nodes_total, footprint_example
         for i, r in enumerate(chunk_reasons):
             if r:
@@ -303,7 +343,10 @@ def build_prior_cache(
                     fallbacks[f"{int(req[i])}->{int(years[i])}"] += 1
 
     fingerprints = [_fingerprint(chunk, settings) for chunk in chunks]
-    current = [_shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in c], fingerprints[k]) for k, c in enumerate(chunks)]
+    current = [
+        _shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in c], fingerprints[k])
+        for k, c in enumerate(chunks)
+    ]
     todo = [t for k, c in enumerate(chunks) if not current[k] for t in c]
     # One progress bar over the samples still to compute (finished shards are skipped).
     computed = (
@@ -319,7 +362,13 @@ def build_prior_cache(
                 entries = list(itertools.islice(computed, len(chunk)))
                 _write_shard(path, chunk, entries, s, d, fingerprints[k])
             shard = _ShardReader(path)
-            account(shard.reasons, shard.array("year"), shard.array("year_requested"), shard.array("valid"), shard.array("has_prior"))
+            account(
+                shard.reasons,
+                shard.array("year"),
+                shard.array("year_requested"),
+                shard.array("valid"),
+                shard.array("has_prior"),
+            )
     finally:
         if isinstance(source_spec, str):
             source.close()
@@ -399,15 +448,23 @@ class PriorCache:
         self.dir = Path(cache_dir)
         settings_path = self.dir / SETTINGS_FILE
         if not settings_path.is_file():
-            raise SarvlmError(f"{self.dir}: not a prior cache (no {SETTINGS_FILE}; build one with `sarvlm priors DATA --source SPEC --out DIR`)")
+            raise SarvlmError(
+                f"{self.dir}: not a prior cache (no {SETTINGS_FILE}; build one with `sarvlm priors DATA --source SPEC --out DIR`)"
+            )
         self.settings: dict[str, Any] = json.loads(settings_path.read_text(encoding="utf-8"))
         if self.settings.get("format") != CACHE_FORMAT:
-            raise SarvlmError(f"{settings_path}: cache format {self.settings.get('format')} is not supported (expected {CACHE_FORMAT})")
+            raise SarvlmError(
+                f"{settings_path}: cache format {self.settings.get('format')} is not supported (expected {CACHE_FORMAT})"
+            )
         summary_path = self.dir / SUMMARY_FILE
         if not summary_path.is_file():
-            raise SarvlmError(f"{self.dir}: prior cache is incomplete (interrupted?); rerun `sarvlm priors` with the same arguments to resume")
+            raise SarvlmError(
+                f"{self.dir}: prior cache is incomplete (interrupted?); rerun `sarvlm priors` with the same arguments to resume"
+            )
         self.summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
-        self._shards: list[_ShardReader] = [_ShardReader(p) for p in sorted((self.dir / SHARD_DIR).glob("shard-*.safetensors"))]
+        self._shards: list[_ShardReader] = [
+            _ShardReader(p) for p in sorted((self.dir / SHARD_DIR).glob("shard-*.safetensors"))
+        ]
         self._where: dict[str, tuple[int, int]] = {}
         for k, shard in enumerate(self._shards):
             for i, sid in enumerate(shard.ids):
@@ -457,4 +514,6 @@ class PriorCache:
         try:
             return self._where[sample_id]
         except KeyError:
-            raise SarvlmError(f"sample {sample_id!r}: not in prior cache {self.dir} (rebuild it for this dataset)") from None
+            raise SarvlmError(
+                f"sample {sample_id!r}: not in prior cache {self.dir} (rebuild it for this dataset)"
+            ) from None

@@ -24,7 +24,9 @@ class PriorGrid:
     vectors: np.ndarray  # (S, D) float32, de-quantised embeddings (0 where invalid)
     valid: np.ndarray  # (S,) bool
     year: int | None  # the year actually used (None if no data)
-    year_requested: int | None = None  # the sample's acquisition year (differs from `year` after a nearest-year fallback)
+    year_requested: int | None = (
+        None  # the sample's acquisition year (differs from `year` after a nearest-year fallback)
+    )
 
     @property
     def num_valid(self) -> int:

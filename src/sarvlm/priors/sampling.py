@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.priors.anchor_grid import (
     anchor_nodes,
     check_bbox,

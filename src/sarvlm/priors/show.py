@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 from sarvlm.priors.prior_grid import PriorGrid
 
 DEFAULT_CHANNELS = (1, 16, 9)
@@ -96,7 +96,7 @@ def render_prior(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sarvlm.io.atomic import atomic_path
+    from sarvlm.core.atomic import atomic_path
 
     sar = np.asarray(sar_image)
     if sar.ndim == 3:
@@ -109,13 +109,35 @@ def render_prior(
         axes[1].imshow(field, extent=(0, width, height, 0), interpolation="nearest")
     else:
         axes[1].imshow(np.zeros((2, 2, 3)), extent=(0, width, height, 0))
-    label = "first 3 principal components" if isinstance(channels, str) else "A{:02d}, A{:02d}, A{:02d}".format(*channels)
+    label = (
+        "first 3 principal components" if isinstance(channels, str) else "A{:02d}, A{:02d}, A{:02d}".format(*channels)
+    )
     axes[1].set_title(f"AlphaEarth field ({label} → RGB)", pad=12)
     v = grid.valid
     for ax in axes:
-        ax.scatter(grid.x[v], grid.y[v], s=28, c="#ffd400", edgecolors="black", linewidths=0.6, label="valid node", clip_on=False, zorder=3)
+        ax.scatter(
+            grid.x[v],
+            grid.y[v],
+            s=28,
+            c="#ffd400",
+            edgecolors="black",
+            linewidths=0.6,
+            label="valid node",
+            clip_on=False,
+            zorder=3,
+        )
         if (~v).any():
-            ax.scatter(grid.x[~v], grid.y[~v], s=28, c="red", marker="x", linewidths=1.2, label="invalid node", clip_on=False, zorder=3)
+            ax.scatter(
+                grid.x[~v],
+                grid.y[~v],
+                s=28,
+                c="red",
+                marker="x",
+                linewidths=1.2,
+                label="invalid node",
+                clip_on=False,
+                zorder=3,
+            )
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
         ax.set_xlabel("x (pixels)")
@@ -145,7 +167,7 @@ def show_sample(
 ) -> Path:
     """Render one sample of a samples JSONL (``sample_id`` or the first record), or a
     georeferenced raster (then ``year`` is required), with the source's field."""
-    from sarvlm.data.record import read_samples
+    from sarvlm.core.record import read_samples
     from sarvlm.io.raster import raster_info, read_raster
     from sarvlm.priors.sampling import sample_grid
 
@@ -159,7 +181,9 @@ def show_sample(
         if rec is None:
             raise SarvlmError(f"{sample_path}: no sample {sample_id!r}" if sample_id else f"{sample_path}: no samples")
         if rec.georef is None:
-            raise SarvlmError(f"{sample_path}: record {rec.id!r}: field 'georef': missing, so the sample has no prior to show")
+            raise SarvlmError(
+                f"{sample_path}: record {rec.id!r}: field 'georef': missing, so the sample has no prior to show"
+            )
         image_path = rec.image_path(sample_path.parent)
         georef, width, height, name = rec.georef, rec.width, rec.height, rec.id
         year = year if year is not None else rec.year

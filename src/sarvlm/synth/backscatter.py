@@ -212,8 +212,14 @@ def texture(nu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return tau
 
 
-def speckle(sigma: np.ndarray, nu: np.ndarray, looks: float, rng: np.random.Generator,
-            nesz_db: float = NESZ_DB, tau: np.ndarray | None = None) -> np.ndarray:
+def speckle(
+    sigma: np.ndarray,
+    nu: np.ndarray,
+    looks: float,
+    rng: np.random.Generator,
+    nesz_db: float = NESZ_DB,
+    tau: np.ndarray | None = None,
+) -> np.ndarray:
     """Intensity image: ``(σ0 · τ + NESZ) · s`` with τ ~ Gamma(ν, 1/ν), s ~ Gamma(L, 1/L).
 
     Pass ``tau`` to reuse one texture realisation across polarisations (texture is the

@@ -15,11 +15,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from sarvlm.data.record import Caption, ObjectAnnotation
+from sarvlm.core.record import Caption, ObjectAnnotation
 
 CATEGORY_ORDER = ("harbor", "ship", "bridge", "aircraft", "oil_tank", "car")
-_SINGULAR = {"harbor": "harbor", "ship": "ship", "bridge": "bridge", "aircraft": "aircraft", "oil_tank": "oil tank", "car": "vehicle"}
-_PLURAL = {"harbor": "harbors", "ship": "ships", "bridge": "bridges", "aircraft": "aircraft", "oil_tank": "oil tanks", "car": "vehicles"}
+_SINGULAR = {
+    "harbor": "harbor",
+    "ship": "ship",
+    "bridge": "bridge",
+    "aircraft": "aircraft",
+    "oil_tank": "oil tank",
+    "car": "vehicle",
+}
+_PLURAL = {
+    "harbor": "harbors",
+    "ship": "ships",
+    "bridge": "bridges",
+    "aircraft": "aircraft",
+    "oil_tank": "oil tanks",
+    "car": "vehicles",
+}
 _KIND_PHRASE = {
     "port": "a coastal port",
     "coast": "a stretch of coast",
@@ -60,12 +74,21 @@ def _fine_phrase(objs: Sequence[ObjectAnnotation]) -> str:
     fine = Counter(o.fine_category for o in objs if o.fine_category)
     if not fine:
         return ""
-    parts = [f"{number_word(n)} {name.replace('_', ' ')}" for name, n in sorted(fine.items(), key=lambda kv: (-kv[1], kv[0]))]
+    parts = [
+        f"{number_word(n)} {name.replace('_', ' ')}" for name, n in sorted(fine.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     return " (" + ", ".join(parts) + ")"
 
 
-def make_captions(kind: str, objects: Sequence[ObjectAnnotation], fractions: dict[str, float], width: int,
-                  height: int, resolution_m: float, polarization: str = "VV") -> list[Caption]:
+def make_captions(
+    kind: str,
+    objects: Sequence[ObjectAnnotation],
+    fractions: dict[str, float],
+    width: int,
+    height: int,
+    resolution_m: float,
+    polarization: str = "VV",
+) -> list[Caption]:
     """The ``template`` and ``concise`` captions of one scene."""
     by_cat: dict[str, list[ObjectAnnotation]] = {}
     for o in objects:
@@ -73,8 +96,10 @@ def make_captions(kind: str, objects: Sequence[ObjectAnnotation], fractions: dic
     land = [(name, f) for name, f in sorted(fractions.items(), key=lambda kv: (-kv[1], kv[0])) if f >= 0.05]
     land_txt = ", ".join(f"{name} ({round(100 * f)}%)" for name, f in land)
 
-    sentences = [f"A {resolution_m:g} m C-band {polarization} SAR image of {_KIND_PHRASE[kind]}.",
-                 f"Land cover: {land_txt}."]
+    sentences = [
+        f"A {resolution_m:g} m C-band {polarization} SAR image of {_KIND_PHRASE[kind]}.",
+        f"Land cover: {land_txt}.",
+    ]
     target_parts = []
     for cat in CATEGORY_ORDER:
         objs = by_cat.get(cat)
@@ -95,8 +120,10 @@ def make_captions(kind: str, objects: Sequence[ObjectAnnotation], fractions: dic
     else:
         dominant = land[0][0] if land else "land"
         concise = f"{head} of mostly {dominant}, without visible targets."
-    return [Caption(text=template, style="template", source="sarvlm-synth"),
-            Caption(text=concise, style="concise", source="sarvlm-synth")]
+    return [
+        Caption(text=template, style="template", source="sarvlm-synth"),
+        Caption(text=concise, style="concise", source="sarvlm-synth"),
+    ]
 
 
 def _join(items: Sequence[str]) -> str:

@@ -48,7 +48,7 @@ def _basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q, _ = np.linalg.qr(np.random.default_rng(_BASIS_SEED).standard_normal((AEF_DIM, n)))
     vecs = q.T.astype(np.float64)
     c, k = len(CLASSES), len(CROPS)
-    return vecs[:c], vecs[c:c + k], vecs[c + k:]
+    return vecs[:c], vecs[c : c + k], vecs[c + k :]
 
 
 PROTOTYPES, CROP_VECTORS, GEO_DIRECTIONS = _basis()
@@ -69,8 +69,9 @@ class CellLayout:
     key: int
 
 
-def site_embedding_fields(site: Site, cells: Sequence[CellLayout], years: Sequence[int],
-                          site_seed: Sequence[int]) -> dict[int, np.ndarray]:
+def site_embedding_fields(
+    site: Site, cells: Sequence[CellLayout], years: Sequence[int], site_seed: Sequence[int]
+) -> dict[int, np.ndarray]:
     """Year → (64, H, W) float32 unit vectors over a site's tile (``site.aef_shape``); NaN off the cells.
 
     ``site_seed`` seeds the geographic variation (shared by all years) and, with the year, the
@@ -102,24 +103,29 @@ def site_embedding_fields(site: Site, cells: Sequence[CellLayout], years: Sequen
             cc = csel[csel % S == S // 2]
             if rc.size and cc.size:
                 parcels[np.ix_(r0 + rc // S, cc // S)] = (
-                    c.layout.parcels[np.ix_(ri[rc], ci[cc])].astype(np.int64) + (c.key % 100_003) * 10_000_019)
+                    c.layout.parcels[np.ix_(ri[rc], ci[cc])].astype(np.int64) + (c.key % 100_003) * 10_000_019
+                )
         # Class shares per 10 m pixel: one bincount over (pixel, class) pairs of the sub-samples.
         hh = r1 - r0
         pix = (np.arange(hh * S)[:, None] // S) * w + (np.arange(w * S)[None, :] // S)
         code = np.minimum(cls, n_cls).astype(np.int64)
-        counts = np.bincount((pix * (n_cls + 1) + code).ravel(), minlength=hh * w * (n_cls + 1)).reshape(hh, w, n_cls + 1)
+        counts = np.bincount((pix * (n_cls + 1) + code).ravel(), minlength=hh * w * (n_cls + 1)).reshape(
+            hh, w, n_cls + 1
+        )
         frac[r0:r1] = counts[..., :-1] / float(S * S)
         covered[r0:r1] = counts[..., -1] < S * S
     geo_rng = np.random.default_rng(list(site_seed) + [1])
     geo = np.stack([smooth_noise(geo_rng, (h, w), 300.0 / AEF_PIXEL_M) for _ in range(_N_GEO)], axis=-1)
     base = frac @ PROTOTYPES.astype(np.float32) + np.float32(0.12) * (geo @ GEO_DIRECTIONS.astype(np.float32))
-    farm = np.float32(0.45) * frac[..., FARMLAND:FARMLAND + 1]
+    farm = np.float32(0.45) * frac[..., FARMLAND : FARMLAND + 1]
 
     fields = {}
     for year in years:
         vec = base + farm * CROP_VECTORS.astype(np.float32)[parcel_crops(parcels, 0, year)]
         vec += np.float32(0.04) * _year_vector(year).astype(np.float32)
-        vec += np.float32(0.03) * np.random.default_rng(list(site_seed) + [2, int(year)]).standard_normal(vec.shape, dtype=np.float32)
+        vec += np.float32(0.03) * np.random.default_rng(list(site_seed) + [2, int(year)]).standard_normal(
+            vec.shape, dtype=np.float32
+        )
         vec /= np.sqrt(np.einsum("hwc,hwc->hw", vec, vec))[..., None]
         vec[~covered] = np.nan
         fields[int(year)] = np.ascontiguousarray(vec.transpose(2, 0, 1))

@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from sarvlm.data.record import GeoRef
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef
 
 AEF_PIXEL_M = 10.0  # AlphaEarth ground sampling distance
 
@@ -110,8 +110,12 @@ class SceneFootprint:
         ys = np.concatenate([np.full_like(t, north), np.full_like(t, north - s * r), north - t, north - t])
         lon, lat = _transformer(self.epsg, True).transform(xs, ys)
         # Rounded outwards to 1e-8 degrees (~1 mm) so the box always holds the scene.
-        return [math.floor(float(np.min(lon)) * 1e8) / 1e8, math.floor(float(np.min(lat)) * 1e8) / 1e8,
-                math.ceil(float(np.max(lon)) * 1e8) / 1e8, math.ceil(float(np.max(lat)) * 1e8) / 1e8]
+        return [
+            math.floor(float(np.min(lon)) * 1e8) / 1e8,
+            math.floor(float(np.min(lat)) * 1e8) / 1e8,
+            math.ceil(float(np.max(lon)) * 1e8) / 1e8,
+            math.ceil(float(np.max(lat)) * 1e8) / 1e8,
+        ]
 
     def center_lonlat(self) -> tuple[float, float]:
         half = self.size * self.resolution_m / 2
@@ -147,8 +151,10 @@ class Site:
     @property
     def aef_shape(self) -> tuple[int, int]:
         """(height, width) of the site's embedding tile in 10 m pixels (covers every cell)."""
-        return (int(math.ceil(self.rows * self.cell_m / AEF_PIXEL_M - 1e-9)),
-                int(math.ceil(self.cols * self.cell_m / AEF_PIXEL_M - 1e-9)))
+        return (
+            int(math.ceil(self.rows * self.cell_m / AEF_PIXEL_M - 1e-9)),
+            int(math.ceil(self.cols * self.cell_m / AEF_PIXEL_M - 1e-9)),
+        )
 
     def aef_transform(self) -> list[float]:
         """Affine coefficients of the site's 10 m embedding tile."""
@@ -166,9 +172,14 @@ def cell_geometry(size: int, resolution_m: float) -> tuple[int, int]:
     return size + 2 * offset_px, offset_px
 
 
-def place_scenes(n: int, size: int, resolution_m: float, rng: np.random.Generator,
-                 region: tuple[float, float, float, float] = DEFAULT_REGION,
-                 site_cells: int = SITE_CELLS) -> tuple[list[Site], list[SceneFootprint]]:
+def place_scenes(
+    n: int,
+    size: int,
+    resolution_m: float,
+    rng: np.random.Generator,
+    region: tuple[float, float, float, float] = DEFAULT_REGION,
+    site_cells: int = SITE_CELLS,
+) -> tuple[list[Site], list[SceneFootprint]]:
     """Place ``n`` scenes in non-overlapping sites inside ``region`` (WGS84 lon/lat box).
 
     There are ``max(min(n, 2), ceil(n / site_cells²))`` sites; scene i goes to site
@@ -214,8 +225,18 @@ def place_scenes(n: int, size: int, resolution_m: float, rng: np.random.Generato
     for i in range(n):
         site = sites[i % n_sites]
         row, col = divmod(i // n_sites, site_cells)
-        footprints.append(SceneFootprint(zone=site.zone, north=site.north_hemisphere,
-                                         cell_west=round(site.west + col * cell_m, 6), cell_north=round(site.north - row * cell_m, 6),
-                                         cell_px=cell_px, offset_px=offset_px, size=size,
-                                         resolution_m=resolution_m, site=site.index, slot=(row, col)))
+        footprints.append(
+            SceneFootprint(
+                zone=site.zone,
+                north=site.north_hemisphere,
+                cell_west=round(site.west + col * cell_m, 6),
+                cell_north=round(site.north - row * cell_m, 6),
+                cell_px=cell_px,
+                offset_px=offset_px,
+                size=size,
+                resolution_m=resolution_m,
+                site=site.index,
+                slot=(row, col),
+            )
+        )
     return sites, footprints

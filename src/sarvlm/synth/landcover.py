@@ -84,10 +84,21 @@ class Layout:
         axis = None
         if self.river_axis is not None:
             axis = (self.river_axis[0] - c0, self.river_axis[1] - r0, self.river_axis[2])
-        return Layout(self.kind, self.resolution_m, self.classes[sl], self.parcels[sl], self.buildings[sl],
-                      self.roads[sl], self.pavement[sl], [shift(s) for s in self.runways],
-                      [shift(s) for s in self.aprons], axis, self.river_width_px, self.coast_heading,
-                      self.street_heading)
+        return Layout(
+            self.kind,
+            self.resolution_m,
+            self.classes[sl],
+            self.parcels[sl],
+            self.buildings[sl],
+            self.roads[sl],
+            self.pavement[sl],
+            [shift(s) for s in self.runways],
+            [shift(s) for s in self.aprons],
+            axis,
+            self.river_width_px,
+            self.coast_heading,
+            self.street_heading,
+        )
 
     def fractions(self) -> dict[str, float]:
         """Share of each class, in class order (classes absent from the layout included as 0)."""
@@ -118,7 +129,9 @@ def _coast(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float)
     return d > offset, heading
 
 
-def _river(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float) -> tuple[np.ndarray, tuple[float, float, float], float]:
+def _river(
+    rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float
+) -> tuple[np.ndarray, tuple[float, float, float], float]:
     """A meandering river band across the cell; returns (water, axis (cx, cy, heading), width px)."""
     h, w = xx.shape
     heading = float(rng.uniform(0, math.pi))
@@ -131,7 +144,9 @@ def _river(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float)
     wavelength = float(rng.uniform(400.0, 900.0)) / res
     amp = float(rng.uniform(0.0, 0.25)) * wavelength
     phase = float(rng.uniform(0, 2 * math.pi))
-    centre = amp * np.sin(2 * math.pi * along / wavelength + phase) + smooth_noise(rng, (h, w), 200.0 / res) * (10.0 / res)
+    centre = amp * np.sin(2 * math.pi * along / wavelength + phase) + smooth_noise(rng, (h, w), 200.0 / res) * (
+        10.0 / res
+    )
     half = width / 2 * (1 + 0.1 * smooth_noise(rng, (h, w), 150.0 / res))
     water = np.abs(across - centre) < half
     return water, (cx, cy, heading), width
@@ -142,7 +157,9 @@ def _lake(rng: np.random.Generator, shape: tuple[int, int], res: float) -> np.nd
     return n > float(rng.uniform(1.0, 1.6))
 
 
-def _regions(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float, cell_m: float) -> tuple[np.ndarray, int]:
+def _regions(
+    rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float, cell_m: float
+) -> tuple[np.ndarray, int]:
     """Voronoi region index per pixel with noisy borders; returns (index map, region count)."""
     h, w = xx.shape
     k = int(np.clip(round((cell_m / 230.0) ** 2), 3, 14))
@@ -173,8 +190,9 @@ def _parcel_ids(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: f
     return ((ia - ia.min()) * 1000 + (ib - ib.min()) + 1).astype(np.int32)
 
 
-def _urban(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float,
-           ang: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _urban(
+    rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, res: float, ang: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Street grid at angle ``ang`` and buildings over the whole cell: (roads, block ids, building ids)."""
     c, s = math.cos(ang), math.sin(ang)
     pa = float(rng.uniform(60.0, 130.0)) / res  # block pitch along a
@@ -219,8 +237,13 @@ def _airport(rng: np.random.Generator, h: int, w: int, res: float) -> tuple[Stri
     ap_off = tx_off + taxi.width / 2 + apron_depth / 2 + 2.0 / res
     apron_len = float(rng.uniform(0.5, 0.9)) * max(h, w)
     shift = float(rng.uniform(-0.2, 0.2)) * max(h, w)
-    apron = Strip(cx + nx * ap_off + math.cos(heading) * shift, cy + ny * ap_off + math.sin(heading) * shift,
-                  heading, apron_len, apron_depth)
+    apron = Strip(
+        cx + nx * ap_off + math.cos(heading) * shift,
+        cy + ny * ap_off + math.sin(heading) * shift,
+        heading,
+        apron_len,
+        apron_depth,
+    )
     return runway, taxi, apron
 
 
@@ -286,8 +309,12 @@ def generate_layout(rng: np.random.Generator, cell_px: int, resolution_m: float,
         aprons = [apron]
         paved = _strip_mask(runway, xx, yy) | _strip_mask(taxi, xx, yy) | _strip_mask(apron, xx, yy)
         # The airfield around the pavement is mown grass; pavement is bare ground.
-        grass = _strip_mask(Strip(runway.cx, runway.cy, runway.heading, runway.length, runway.width + 2 * 160.0 / res), xx, yy)
-        grass |= _strip_mask(Strip(apron.cx, apron.cy, apron.heading, apron.length + 60.0 / res, apron.width + 60.0 / res), xx, yy)
+        grass = _strip_mask(
+            Strip(runway.cx, runway.cy, runway.heading, runway.length, runway.width + 2 * 160.0 / res), xx, yy
+        )
+        grass |= _strip_mask(
+            Strip(apron.cx, apron.cy, apron.heading, apron.length + 60.0 / res, apron.width + 60.0 / res), xx, yy
+        )
         classes[grass & ~paved] = GRASSLAND
         parcels[grass & ~paved] = 1
         classes[paved] = BARE
@@ -300,9 +327,21 @@ def generate_layout(rng: np.random.Generator, cell_px: int, resolution_m: float,
     buildings[water] = 0
     roads &= ~water
     pavement &= ~water
-    return Layout(kind=kind, resolution_m=res, classes=classes, parcels=parcels, buildings=buildings, roads=roads,
-                  pavement=pavement, runways=runways, aprons=aprons, river_axis=river_axis,
-                  river_width_px=river_width, coast_heading=coast_heading, street_heading=street_heading)
+    return Layout(
+        kind=kind,
+        resolution_m=res,
+        classes=classes,
+        parcels=parcels,
+        buildings=buildings,
+        roads=roads,
+        pavement=pavement,
+        runways=runways,
+        aprons=aprons,
+        river_axis=river_axis,
+        river_width_px=river_width,
+        coast_heading=coast_heading,
+        street_heading=street_heading,
+    )
 
 
 CROPS: tuple[str, ...] = ("wheat", "maize", "rice", "fallow")

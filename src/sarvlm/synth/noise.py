@@ -34,7 +34,7 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
         coarse = rng.standard_normal((int(np.ceil(h / step)) + 4, int(np.ceil(w / step)) + 4), dtype=np.float32)
         ri, rw = _bspline_taps(h, step)
         ci, cw = _bspline_taps(w, step)
-        rows = sum(rw[:, k:k + 1] * coarse[ri[:, k]] for k in range(4))  # (h, cw)
+        rows = sum(rw[:, k : k + 1] * coarse[ri[:, k]] for k in range(4))  # (h, cw)
         field = sum(cw[:, k] * rows[:, ci[:, k]] for k in range(4))  # (h, w)
     field = field - field.mean()
     std = field.std()

@@ -26,12 +26,15 @@ from sarvlm.synth.noise import smooth_noise
 from sarvlm.synth.shapes import paint, polygon_mask
 from sarvlm.synth.targets import PlacedTarget
 
-CROP_RGB = np.array([(196, 170, 92), (96, 146, 58), (120, 160, 95), (150, 118, 86)], dtype=np.float32)  # wheat, maize, rice, fallow
+CROP_RGB = np.array(
+    [(196, 170, 92), (96, 146, 58), (120, 160, 95), (150, 118, 86)], dtype=np.float32
+)  # wheat, maize, rice, fallow
 ROOF_RGB = np.array([(172, 92, 72), (192, 190, 184), (128, 130, 136), (158, 150, 160)], dtype=np.float32)
 
 
-def render_optical(layout: Layout, targets: list[PlacedTarget], year: int, cell_key: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def render_optical(
+    layout: Layout, targets: list[PlacedTarget], year: int, cell_key: int, rng: np.random.Generator
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB of the scene window ``layout`` with its ``targets``.
 
     ``cell_key`` is the key the embedding field uses for the cell, so both agree on the crops.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sarvlm.io.atomic import atomic_path
+from sarvlm.core.atomic import atomic_path
 from sarvlm.synth.landcover import CLASSES
 
 if TYPE_CHECKING:
@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from sarvlm.synth.world import Scene
 
 CLASS_COLOURS = ["#2b6cb0", "#e53e3e", "#ecc94b", "#68d391", "#22543d", "#a0816c"]  # water … bare
-CATEGORY_COLOURS = {"ship": "#ff3b30", "aircraft": "#ffcc00", "oil_tank": "#ff9500", "bridge": "#af52de",
-                    "harbor": "#34c759", "car": "#5ac8fa"}
+CATEGORY_COLOURS = {
+    "ship": "#ff3b30",
+    "aircraft": "#ffcc00",
+    "oil_tank": "#ff9500",
+    "bridge": "#af52de",
+    "harbor": "#34c759",
+    "car": "#5ac8fa",
+}
 
 
 def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int, np.ndarray]) -> Path:
@@ -44,11 +50,16 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
     ax.imshow(db, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     for o in rec.objects:
         x1, y1, x2, y2 = o.bbox
-        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=0.9,
-                               ec=CATEGORY_COLOURS.get(o.category, "w")))
+        ax.add_patch(
+            Rectangle(
+                (x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=0.9, ec=CATEGORY_COLOURS.get(o.category, "w")
+            )
+        )
     for c in rec.meta.get("clutter", []):
         x1, y1, x2, y2 = c["bbox"]
-        ax.add_patch(Rectangle((x1 - 1.5, y1 - 1.5), x2 - x1 + 2, y2 - y1 + 2, fill=False, lw=1.1, ls="--", ec="#00e5ff"))
+        ax.add_patch(
+            Rectangle((x1 - 1.5, y1 - 1.5), x2 - x1 + 2, y2 - y1 + 2, fill=False, lw=1.1, ls="--", ec="#00e5ff")
+        )
     sea = rec.meta.get("sea_state")
     ax.set_title(f"SAR VV intensity (dB), L={rec.meta['looks']:g}" + (f", {sea} sea" if sea else ""), fontsize=9)
     present = {o.category for o in rec.objects}
@@ -59,7 +70,9 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
         ax.legend(handles=handles, fontsize=6, loc="upper right", framealpha=0.5)
 
     ax = axes[0, 1]
-    ax.imshow(scene.mask, cmap=ListedColormap(CLASS_COLOURS), vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest")
+    ax.imshow(
+        scene.mask, cmap=ListedColormap(CLASS_COLOURS), vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest"
+    )
     ax.legend(handles=[Patch(fc=CLASS_COLOURS[k], label=v) for k, v in CLASSES.items()], fontsize=6, loc="lower left")
     ax.set_title("land-cover mask", fontsize=9)
 
@@ -81,8 +94,11 @@ def render_preview(path: str | Path, scene: Scene, site: Site, fields: dict[int,
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{rec.id}: {rec.meta['kind']}, {rec.date}, zone {fp.zone_label}, {rec.resolution_m:g} m — "
-                 + rec.captions[1].text, fontsize=9)
+    fig.suptitle(
+        f"{rec.id}: {rec.meta['kind']}, {rec.date}, zone {fp.zone_label}, {rec.resolution_m:g} m — "
+        + rec.captions[1].text,
+        fontsize=9,
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90)

@@ -65,7 +65,7 @@ def paint(canvas: np.ndarray, poly_xy: np.ndarray, value: float | Sequence[float
     h, w = canvas.shape[:2]
     sub, (r0, c0) = polygon_mask(poly_xy, h, w)
     if sub.size:
-        canvas[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]][sub] = value
+        canvas[r0 : r0 + sub.shape[0], c0 : c0 + sub.shape[1]][sub] = value
 
 
 def mask_box(mask: np.ndarray) -> list[float] | None:

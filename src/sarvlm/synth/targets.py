@@ -82,8 +82,9 @@ class PlacedTarget:
         return float(np.mean(self.outline[0::2])), float(np.mean(self.outline[1::2]))
 
 
-def _place_shape(shape: Shape, center: tuple[float, float], heading: float, res: float,
-                 size: int) -> PlacedTarget | None:
+def _place_shape(
+    shape: Shape, center: tuple[float, float], heading: float, res: float, size: int
+) -> PlacedTarget | None:
     parts = []
     cover = np.zeros((size, size), dtype=bool)
     for p in shape.parts:
@@ -92,13 +93,22 @@ def _place_shape(shape: Shape, center: tuple[float, float], heading: float, res:
         if p.in_box:
             sub, (r0, c0) = polygon_mask(xy, size, size)
             if sub.size:
-                cover[r0:r0 + sub.shape[0], c0:c0 + sub.shape[1]] |= sub
+                cover[r0 : r0 + sub.shape[0], c0 : c0 + sub.shape[1]] |= sub
     box = mask_box(cover)
     if box is None:
         return None
-    pts = [(float(x), float(y), db) for (x, y), (_, _, db) in
-           zip(place(np.array([[u, v] for u, v, _ in shape.points]).reshape(-1, 2), center, heading, res),
-               shape.points, strict=True)] if shape.points else []
+    pts = (
+        [
+            (float(x), float(y), db)
+            for (x, y), (_, _, db) in zip(
+                place(np.array([[u, v] for u, v, _ in shape.points]).reshape(-1, 2), center, heading, res),
+                shape.points,
+                strict=True,
+            )
+        ]
+        if shape.points
+        else []
+    )
     hl, hw = shape.length / 2, shape.width / 2
     corners = place(np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]]), center, heading, res)
     outline = [round(float(v), 2) for v in corners.ravel()]
@@ -142,8 +152,15 @@ class _Placer:
         w = np.array([p[n] for n in names])
         return names[int(self.rng.choice(len(names), p=w / w.sum()))]
 
-    def try_place(self, shape: Shape, candidates: np.ndarray, allowed: np.ndarray, heading: float | None = None,
-                  attempts: int = 25, margin_px: int = 1) -> PlacedTarget | None:
+    def try_place(
+        self,
+        shape: Shape,
+        candidates: np.ndarray,
+        allowed: np.ndarray,
+        heading: float | None = None,
+        attempts: int = 25,
+        margin_px: int = 1,
+    ) -> PlacedTarget | None:
         """Drop ``shape`` at random candidate pixels until it fits (or give up)."""
         if not self.size_ok(shape) or len(candidates) == 0:
             return None
@@ -153,7 +170,9 @@ class _Placer:
             # Cheap rejections before rasterising: both ends of the axis inside and allowed.
             ex, ey = math.cos(hd) * 0.45 * shape.length / self.res, math.sin(hd) * 0.45 * shape.length / self.res
             ends = ((c + 0.5 + ex, r + 0.5 + ey), (c + 0.5 - ex, r + 0.5 - ey))
-            if any(not (1 <= x < self.size - 1 and 1 <= y < self.size - 1) or not allowed[int(y), int(x)] for x, y in ends):
+            if any(
+                not (1 <= x < self.size - 1 and 1 <= y < self.size - 1) or not allowed[int(y), int(x)] for x, y in ends
+            ):
                 continue
             t = _place_shape(shape, (c + 0.5, r + 0.5), hd, self.res, self.size)
             if t is not None and self.fits(t, allowed, margin_px):
@@ -175,8 +194,10 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
     scale = min(8.0, max(1.0, (layout.classes.shape[0] * layout.resolution_m / 512.0) ** 2))
     # Bridges go with the river's length (√area), the harbor stays one.
     per_kind = {"harbor": 1.0, "bridge": math.sqrt(scale)}
-    counts = {k: int(rng.integers(round(lo * per_kind.get(k, scale)), round(hi * per_kind.get(k, scale)) + 1))
-              for k, (lo, hi) in COUNTS[layout.kind].items()}
+    counts = {
+        k: int(rng.integers(round(lo * per_kind.get(k, scale)), round(hi * per_kind.get(k, scale)) + 1))
+        for k, (lo, hi) in COUNTS[layout.kind].items()
+    }
     water = cls == WATER
     land = ~water
     res = layout.resolution_m
@@ -225,7 +246,9 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
         road_px = _cands(roads)
         for _ in range(counts["car"]):
             fine = pl.pick_fine("car")
-            heading = layout.street_heading + (math.pi / 2) * int(rng.integers(4)) if not layout.pavement.any() else None
+            heading = (
+                layout.street_heading + (math.pi / 2) * int(rng.integers(4)) if not layout.pavement.any() else None
+            )
             pl.try_place(BUILDERS["car"](fine, rng), road_px, roads, heading=heading, margin_px=0)
 
     if counts.get("clutter"):
@@ -243,15 +266,23 @@ def place_targets(layout: Layout, rng: np.random.Generator) -> list[PlacedTarget
     return pl.targets
 
 
-def _wake(t: PlacedTarget, length_m: float, beam_m: float, wake_lengths: float, res: float) -> list[tuple[np.ndarray, str]]:
+def _wake(
+    t: PlacedTarget, length_m: float, beam_m: float, wake_lengths: float, res: float
+) -> list[tuple[np.ndarray, str]]:
     """Wake polygons of a moving ship: the turbulent (centre-line) wake and the two Kelvin arms.
 
     The turbulent wake trails ``wake_lengths`` ship lengths behind the stern, widening from the
     beam to twice the beam; the Kelvin arms leave the stern at ±19.47° for 1.5 ship lengths.
     """
     tail = wake_lengths * length_m
-    turbulent = np.array([[-length_m / 2, -beam_m / 2], [-length_m / 2 - tail, -beam_m],
-                          [-length_m / 2 - tail, beam_m], [-length_m / 2, beam_m / 2]])
+    turbulent = np.array(
+        [
+            [-length_m / 2, -beam_m / 2],
+            [-length_m / 2 - tail, -beam_m],
+            [-length_m / 2 - tail, beam_m],
+            [-length_m / 2, beam_m / 2],
+        ]
+    )
     parts = [(place(turbulent, t.centre, t.heading, res), "turbulent")]
     arm_w = max(2.0, 1.5 * res)
     arm_len = 1.5 * length_m
@@ -273,7 +304,12 @@ def _place_harbor(pl: _Placer, layout: Layout, water: np.ndarray) -> None:
     heading = layout.coast_heading
     shore = water & ndimage.binary_dilation(~water, iterations=1)
     cands = _cands(shore)
-    inner = cands[(cands[:, 0] > size * 0.15) & (cands[:, 0] < size * 0.85) & (cands[:, 1] > size * 0.15) & (cands[:, 1] < size * 0.85)]
+    inner = cands[
+        (cands[:, 0] > size * 0.15)
+        & (cands[:, 0] < size * 0.85)
+        & (cands[:, 1] > size * 0.15)
+        & (cands[:, 1] < size * 0.85)
+    ]
     if len(inner) == 0:
         return
     n_piers = int(rng.integers(1, 4))
@@ -308,7 +344,9 @@ def _place_harbor(pl: _Placer, layout: Layout, water: np.ndarray) -> None:
             for m in members:
                 cover |= m.mask
             parts = [p for m in members for p in m.parts]
-            harbor = PlacedTarget("harbor", None, parts, [], cover, mask_box(cover), members[0].outline, members=members)
+            harbor = PlacedTarget(
+                "harbor", None, parts, [], cover, mask_box(cover), members[0].outline, members=members
+            )
             pl.accept(harbor)
             # Piers are built-up land in the land-cover map (and so in the embedding field).
             layout.classes[cover] = URBAN
@@ -410,4 +448,3 @@ def _place_tank_farm(pl: _Placer, layout: Layout, n: int, ground: np.ndarray) ->
                 placed += 1
         if placed:
             return
-

@@ -30,18 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.data.record import LandCover, ObjectAnnotation, SampleRecord, write_samples
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_dir, atomic_open
-from sarvlm.progress import track
+from sarvlm.core.atomic import atomic_dir, atomic_open
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.progress import track
+from sarvlm.core.record import LandCover, ObjectAnnotation, SampleRecord, write_samples
 from sarvlm.synth.backscatter import (
     VH_MINUS_VV_TARGET_DB,
     WAKE_CONTRAST_DB,
+    SeaState,
     add_point_scatterers,
     cross_pol_offset_db,
     db_to_linear,
     modulate,
-    SeaState,
     pick_sea_state,
     sigma0_map,
     speckle,
@@ -100,8 +100,13 @@ class WorldSummary:
             "aef_tiles": self.aef_tiles,
             "optical": self.optical,
             "classes": {str(k): v for k, v in CLASSES.items()},
-            "layout": {"samples": "samples.jsonl", "images": "images/", "masks": "masks/",
-                       "optical": "optical/" if self.optical else None, "aef": f"{AEF_DIRNAME}/"},
+            "layout": {
+                "samples": "samples.jsonl",
+                "images": "images/",
+                "masks": "masks/",
+                "optical": "optical/" if self.optical else None,
+                "aef": f"{AEF_DIRNAME}/",
+            },
             **self.extra,
         }
 
@@ -153,8 +158,14 @@ class Scene:
     clutter: int
 
 
-def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, looks: float,
-               rng: np.random.Generator, vh_rng: np.random.Generator | None = None) -> np.ndarray:
+def render_sar(
+    scene: Layout,
+    targets: Sequence[PlacedTarget],
+    sea: SeaState,
+    looks: float,
+    rng: np.random.Generator,
+    vh_rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """(P, H, W) float32 intensity of a scene window: VV, and VH when ``vh_rng`` is given.
 
     Order: background σ0 and texture parameter; wakes (relative to the sea, on open water not
@@ -169,8 +180,12 @@ def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, lo
     turbulent_db, kelvin_db = WAKE_CONTRAST_DB[sea.name]
     for t in targets:
         for poly, part in t.wake:
-            modulate(sigma, poly + np.asarray(t.wake_offset_px), turbulent_db if part == "turbulent" else kelvin_db,
-                     open_water)
+            modulate(
+                sigma,
+                poly + np.asarray(t.wake_offset_px),
+                turbulent_db if part == "turbulent" else kelvin_db,
+                open_water,
+            )
     xpol = cross_pol_offset_db(scene) if vh_rng is not None else None
     points = []
     for t in targets:
@@ -187,8 +202,15 @@ def render_sar(scene: Layout, targets: Sequence[PlacedTarget], sea: SeaState, lo
     return np.stack(bands)
 
 
-def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: Sequence[int],
-               optical: bool = True, polarizations: Sequence[str] = ("VV",)) -> Scene:
+def make_scene(
+    index: int,
+    fp: SceneFootprint,
+    seed: int,
+    looks: float,
+    years: Sequence[int],
+    optical: bool = True,
+    polarizations: Sequence[str] = ("VV",),
+) -> Scene:
     """Generate scene ``index`` of the world with ``seed`` inside footprint ``fp`` (no I/O).
 
     With ``polarizations=("VV", "VH")`` the VH band shares the VV texture and gets its own
@@ -215,8 +237,15 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
     for t in targets:
         if t.annotated:
             oid = f"{sid}-{len(objects)}"
-            objects.append(ObjectAnnotation(category=t.category, fine_category=t.fine, bbox=t.bbox,
-                                            polygon=None if t.category == "harbor" else t.outline, id=oid))
+            objects.append(
+                ObjectAnnotation(
+                    category=t.category,
+                    fine_category=t.fine,
+                    bbox=t.bbox,
+                    polygon=None if t.category == "harbor" else t.outline,
+                    id=oid,
+                )
+            )
             if t.wake:
                 moving.append({"id": oid, "speed_ms": t.speed_ms, "wake_offset_px": list(t.wake_offset_px)})
         else:
@@ -238,15 +267,33 @@ def make_scene(index: int, fp: SceneFootprint, seed: int, looks: float, years: S
     if (mask == WATER).any():
         meta["sea_state"] = sea.name
     record = SampleRecord(
-        id=sid, image=f"images/{sid}.tif", optical=f"optical/{sid}.png" if optical else None,
-        width=fp.size, height=fp.size, sensor=SENSOR, band=BAND, polarizations=pols,
-        resolution_m=fp.resolution_m, date=date, georef=fp.georef(), objects=objects,
-        landcover=LandCover(mask=f"masks/{sid}.png", classes=dict(CLASSES)), captions=captions,
-        source=SENSOR, meta=meta,
+        id=sid,
+        image=f"images/{sid}.tif",
+        optical=f"optical/{sid}.png" if optical else None,
+        width=fp.size,
+        height=fp.size,
+        sensor=SENSOR,
+        band=BAND,
+        polarizations=pols,
+        resolution_m=fp.resolution_m,
+        date=date,
+        georef=fp.georef(),
+        objects=objects,
+        landcover=LandCover(mask=f"masks/{sid}.png", classes=dict(CLASSES)),
+        captions=captions,
+        source=SENSOR,
+        meta=meta,
     )
     # Keep only what the embedding field needs of the cell.
-    light = Layout(kind, cell.resolution_m, cell.classes, cell.parcels, cell.buildings[:0, :0], cell.roads[:0, :0],
-                   cell.pavement[:0, :0])
+    light = Layout(
+        kind,
+        cell.resolution_m,
+        cell.classes,
+        cell.parcels,
+        cell.buildings[:0, :0],
+        cell.roads[:0, :0],
+        cell.pavement[:0, :0],
+    )
     return Scene(record, intensity, mask, rgb, CellLayout(fp.slot[0], fp.slot[1], light, key), fp, len(clutter))
 
 
@@ -255,34 +302,58 @@ def _write_scene(root: Path, sc: Scene) -> None:
 
     rec = sc.record
     tags = {
-        "SENSOR": SENSOR, "BAND": BAND, "POLARIZATION": ",".join(rec.polarizations), "UNITS": "linear intensity (sigma0)",
-        "LOOKS": f"{rec.meta['looks']:g}", "RESOLUTION_M": f"{rec.resolution_m:g}", "ACQUISITION_DATE": rec.date,
+        "SENSOR": SENSOR,
+        "BAND": BAND,
+        "POLARIZATION": ",".join(rec.polarizations),
+        "UNITS": "linear intensity (sigma0)",
+        "LOOKS": f"{rec.meta['looks']:g}",
+        "RESOLUTION_M": f"{rec.resolution_m:g}",
+        "ACQUISITION_DATE": rec.date,
         "SCENE_KIND": rec.meta["kind"],
     }
     # Speckled float32 barely compresses (-17% with deflate at 10x the write time): store raw.
-    write_raster(root / rec.image, sc.intensity, georef=rec.georef, tags=tags, compress=None,
-                 band_descriptions=rec.polarizations)
+    write_raster(
+        root / rec.image, sc.intensity, georef=rec.georef, tags=tags, compress=None, band_descriptions=rec.polarizations
+    )
     write_raster(root / rec.landcover.mask, sc.mask)
     if sc.optical is not None:
         write_raster(root / rec.optical, np.ascontiguousarray(sc.optical.transpose(2, 0, 1)))
 
 
-def _write_site_tiles(root: Path, site: Site, cells: list[CellLayout], years: Sequence[int],
-                      seed: int) -> dict[int, np.ndarray]:
+def _write_site_tiles(
+    root: Path, site: Site, cells: list[CellLayout], years: Sequence[int], seed: int
+) -> dict[int, np.ndarray]:
     """Write the site's embedding tile for every year; return the fields (year -> (64, H, W))."""
     from sarvlm.priors.aef_layout import quantize_aef, write_aef_tile
 
     fields = site_embedding_fields(site, cells, years, [int(seed), 1 << 29, site.index])
     y_off, x_off = _tile_offsets(site)
     for year, field_ in fields.items():
-        write_aef_tile(root / AEF_DIRNAME, year, site.zone, "N" if site.north_hemisphere else "S", "sarvlm_synth",
-                       quantize_aef(field_), site.aef_transform(), offset=(y_off, x_off))
+        write_aef_tile(
+            root / AEF_DIRNAME,
+            year,
+            site.zone,
+            "N" if site.north_hemisphere else "S",
+            "sarvlm_synth",
+            quantize_aef(field_),
+            site.aef_transform(),
+            offset=(y_off, x_off),
+        )
     return fields
 
 
-def _build_site(root: Path, site: Site, indices: Sequence[int], footprints: Sequence[SceneFootprint], seed: int,
-                looks: float, years: Sequence[int], optical: bool, preview: bool,
-                polarizations: Sequence[str] = ("VV",)) -> list[SampleRecord]:
+def _build_site(
+    root: Path,
+    site: Site,
+    indices: Sequence[int],
+    footprints: Sequence[SceneFootprint],
+    seed: int,
+    looks: float,
+    years: Sequence[int],
+    optical: bool,
+    preview: bool,
+    polarizations: Sequence[str] = ("VV",),
+) -> list[SampleRecord]:
     """Generate and write every scene of one site, then the site's embedding tiles.
 
     Runs in the main process or in a worker; ``preview`` renders scene ``indices[0]``.
@@ -311,11 +382,22 @@ def default_workers(scenes: int) -> int:
     return 1 if scenes < 24 else max(1, min(2, os.cpu_count() or 1))
 
 
-def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int = 256, looks: float = 4.0,
-                   resolution_m: float = 2.0, optical: bool = True, years: Sequence[int] = DEFAULT_YEARS,
-                   region: tuple[float, float, float, float] = DEFAULT_REGION, overwrite: bool = False,
-                   preview: bool = False, workers: int | None = 1,
-                   polarizations: Sequence[str] = ("VV",)) -> WorldSummary:
+def generate_world(
+    out_dir: str | Path,
+    scenes: int,
+    seed: int = 0,
+    *,
+    size: int = 256,
+    looks: float = 4.0,
+    resolution_m: float = 2.0,
+    optical: bool = True,
+    years: Sequence[int] = DEFAULT_YEARS,
+    region: tuple[float, float, float, float] = DEFAULT_REGION,
+    overwrite: bool = False,
+    preview: bool = False,
+    workers: int | None = 1,
+    polarizations: Sequence[str] = ("VV",),
+) -> WorldSummary:
     """Generate ``scenes`` synthetic SAR scenes with annotations and an AlphaEarth-layout field.
 
     Args:
@@ -350,12 +432,25 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SarvlmError(f"{out_dir}: exists and is not a directory")
-    sites, footprints = place_scenes(n, int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region)
+    sites, footprints = place_scenes(
+        n, int(size), float(resolution_m), np.random.default_rng([int(seed), 1 << 30]), region
+    )
     jobs = []
     for site in sites:
         idx = list(range(site.index, n, len(sites)))
-        jobs.append((site, idx, [footprints[i] for i in idx], int(seed), float(looks), ys, bool(optical),
-                     bool(preview) and site.index == 0, pols))
+        jobs.append(
+            (
+                site,
+                idx,
+                [footprints[i] for i in idx],
+                int(seed),
+                float(looks),
+                ys,
+                bool(optical),
+                bool(preview) and site.index == 0,
+                pols,
+            )
+        )
     records: dict[int, SampleRecord] = {}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for d in ("images", "masks", AEF_DIRNAME) + (("optical",) if optical else ()):
@@ -386,8 +481,19 @@ def generate_world(out_dir: str | Path, scenes: int, seed: int = 0, *, size: int
         from sarvlm.priors.aef_layout import write_aef_index
 
         write_aef_index(tmp / AEF_DIRNAME)
-        summary = _summarise(out_dir, ordered, sites, len(sites) * len(ys), int(seed), int(size), float(resolution_m),
-                             float(looks), ys, bool(optical), region)
+        summary = _summarise(
+            out_dir,
+            ordered,
+            sites,
+            len(sites) * len(ys),
+            int(seed),
+            int(size),
+            float(resolution_m),
+            float(looks),
+            ys,
+            bool(optical),
+            region,
+        )
         summary.extra["polarizations"] = list(pols)
         with atomic_open(tmp / "world.json") as fh:
             json.dump(summary.to_dict(), fh, indent=2, sort_keys=False)
@@ -405,9 +511,19 @@ def _apply_umask(root: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
-def _summarise(out_dir: Path, records: Sequence[SampleRecord], sites: Sequence[Site], tiles: int, seed: int, size: int,
-               resolution_m: float, looks: float, years: list[int], optical: bool,
-               region: tuple[float, float, float, float]) -> WorldSummary:
+def _summarise(
+    out_dir: Path,
+    records: Sequence[SampleRecord],
+    sites: Sequence[Site],
+    tiles: int,
+    seed: int,
+    size: int,
+    resolution_m: float,
+    looks: float,
+    years: list[int],
+    optical: bool,
+    region: tuple[float, float, float, float],
+) -> WorldSummary:
     kinds: Counter[str] = Counter()
     objects: Counter[str] = Counter()
     fine: Counter[str] = Counter()
@@ -419,8 +535,20 @@ def _summarise(out_dir: Path, records: Sequence[SampleRecord], sites: Sequence[S
             objects[o.category] += 1
             if o.fine_category:
                 fine[f"{o.category}/{o.fine_category}"] += 1
-    return WorldSummary(out_dir=out_dir, scenes=len(records), seed=seed, size=size, resolution_m=resolution_m,
-                        looks=looks, years=years, zones=sorted({s.zone_label for s in sites}),
-                        kinds=dict(sorted(kinds.items())), objects=dict(sorted(objects.items())),
-                        fine_objects=dict(sorted(fine.items())), clutter=clutter, aef_tiles=tiles, optical=optical,
-                        extra={"sites": len(sites), "region": list(region)})
+    return WorldSummary(
+        out_dir=out_dir,
+        scenes=len(records),
+        seed=seed,
+        size=size,
+        resolution_m=resolution_m,
+        looks=looks,
+        years=years,
+        zones=sorted({s.zone_label for s in sites}),
+        kinds=dict(sorted(kinds.items())),
+        objects=dict(sorted(objects.items())),
+        fine_objects=dict(sorted(fine.items())),
+        clutter=clutter,
+        aef_tiles=tiles,
+        optical=optical,
+        extra={"sites": len(sites), "region": list(region)},
+    )

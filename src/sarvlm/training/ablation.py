@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_open, ensure_writable_dir
+from sarvlm.core.atomic import atomic_open, ensure_writable_dir
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import apply_common_overrides, load_recipe
 
 RUNS_FILE = "runs.json"
@@ -54,12 +54,27 @@ class AblationRun:
 
 
 ABLATION_RUNS: tuple[AblationRun, ...] = (
-    AblationRun("stage2-only", "Table 9: BaseModel(+SFT2)", False, True, "none",
-                (("fusion", "none"), ("needs_priors", False)), ("stage2",)),
-    AblationRun("stage1+stage2", "Table 9: BaseModel(+SFT1+SFT2)", True, True, "none",
-                (("fusion", "none"), ("needs_priors", False), ("stage1.train_fusion", False), ("stage1.lora.enabled", True)), None),
-    AblationRun("stage2+tlm", "Table 9: BaseModel(+SFT2+TLM)", False, True, "tlm",
-                (("stage2.train_fusion", True),), ("stage2",)),
+    AblationRun(
+        "stage2-only",
+        "Table 9: BaseModel(+SFT2)",
+        False,
+        True,
+        "none",
+        (("fusion", "none"), ("needs_priors", False)),
+        ("stage2",),
+    ),
+    AblationRun(
+        "stage1+stage2",
+        "Table 9: BaseModel(+SFT1+SFT2)",
+        True,
+        True,
+        "none",
+        (("fusion", "none"), ("needs_priors", False), ("stage1.train_fusion", False), ("stage1.lora.enabled", True)),
+        None,
+    ),
+    AblationRun(
+        "stage2+tlm", "Table 9: BaseModel(+SFT2+TLM)", False, True, "tlm", (("stage2.train_fusion", True),), ("stage2",)
+    ),
     AblationRun("full", "Table 9: FUSAR-GPT (SFT1+SFT2+TLM)", True, True, "tlm", (), None),
     AblationRun("fusion-sum", "Table 6: Sum", True, True, "sum", (("fusion", "sum"),), None),
     AblationRun("fusion-concat", "Table 6: Concat", True, True, "concat", (("fusion", "concat"),), None),
@@ -119,12 +134,25 @@ def run_ablation(
     for run in to_train:
         for seed in seed_list:
             rec = load_recipe(recipe, {**(overrides or {}), **dict(run.overrides)})
-            rec = apply_common_overrides(rec, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+            rec = apply_common_overrides(
+                rec, max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed
+            )
             run_dir = out / _run_dir_name(run.name, seed, len(seed_list))
             log(f"=== ablation run {run.name} (seed {seed}): {run.table} → {run_dir}")
-            train(rec, model=model, data=data, out=run_dir, priors=priors if run.fusion != "none" else None,
-                  stages=list(run.stages) if run.stages else None, resume=resume, overwrite=overwrite,
-                  allow_missing_priors=allow_missing_priors, deepspeed=deepspeed, model_settings=model_settings, log=log)
+            train(
+                rec,
+                model=model,
+                data=data,
+                out=run_dir,
+                priors=priors if run.fusion != "none" else None,
+                stages=list(run.stages) if run.stages else None,
+                resume=resume,
+                overwrite=overwrite,
+                allow_missing_priors=allow_missing_priors,
+                deepspeed=deepspeed,
+                model_settings=model_settings,
+                log=log,
+            )
             result.setdefault(run.name, []).append(run_dir)
             index.append(_entry(run, seed, run_dir, out))
             _write_index(out, model, data, priors, recipe, index)
@@ -153,7 +181,9 @@ def _entry(run: AblationRun, seed: int, run_dir: Path, out: Path) -> dict[str, A
     }
 
 
-def _write_index(out: Path, model: str, data: str | Path, priors: str | Path | None, recipe: str | Path, runs: list[dict[str, Any]]) -> None:
+def _write_index(
+    out: Path, model: str, data: str | Path, priors: str | Path | None, recipe: str | Path, runs: list[dict[str, Any]]
+) -> None:
     doc = {
         "recipe": str(recipe),
         "model": str(model),

@@ -71,7 +71,9 @@ class SftCollator:
             if f.get("geo_priors") is not None:
                 p = f["geo_priors"]
                 if p.shape[0] != n_img or p.shape[-1] != dim:
-                    raise ValueError(f"geo_priors of shape {tuple(p.shape)} do not match {n_img} image(s) with prior dim {dim}")
+                    raise ValueError(
+                        f"geo_priors of shape {tuple(p.shape)} do not match {n_img} image(s) with prior dim {dim}"
+                    )
                 s = int(p.shape[1])
                 priors[row : row + n_img, :s] = p
                 positions[row : row + n_img, :s] = f["geo_positions"]

@@ -1,7 +1,7 @@
 """Training examples → model features: chat text, images and geospatial priors.
 
 :class:`SftDataset` reads one split of a built dataset (``train.jsonl`` …, rows of
-:class:`~sarvlm.data.example.InstructionExample`), keeps the tasks a stage trains on,
+:class:`~sarvlm.core.example.InstructionExample`), keeps the tasks a stage trains on,
 and encodes each example with the model's processor. Labels are the input ids on
 assistant tokens (every assistant turn of a dialogue) and ``-100`` elsewhere, so the
 loss never sees instructions, image placeholders or padding.
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
-from sarvlm.errors import SarvlmError
-from sarvlm.progress import track
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
+from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
@@ -48,7 +48,9 @@ def split_path(data_dir: str | Path, split: str) -> Path:
     path = data_dir / f"{split}.jsonl"
     if not path.is_file():
         present = sorted(p.name for p in data_dir.glob("*.jsonl"))
-        raise SarvlmError(f"{data_dir}: no {split}.jsonl (a built dataset has train.jsonl, val.jsonl, test.jsonl; found: {', '.join(present) or 'none'})")
+        raise SarvlmError(
+            f"{data_dir}: no {split}.jsonl (a built dataset has train.jsonl, val.jsonl, test.jsonl; found: {', '.join(present) or 'none'})"
+        )
     return path
 
 
@@ -117,7 +119,9 @@ class SftDataset(Dataset):
         self.prior_images = prior_images
         self.report = DataReport(split=split or self.path.stem)
         if use_priors and priors is None and not allow_missing_priors:
-            raise SarvlmError(f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)")
+            raise SarvlmError(
+                f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)"
+            )
         wanted = None if "*" in tasks else set(tasks)
         self.examples: list[InstructionExample] = []
         self.lengths: list[int] = []
@@ -157,7 +161,9 @@ class SftDataset(Dataset):
     def _check_placeholders(self, ex: InstructionExample) -> None:
         n = sum(m.content.count(IMAGE_PLACEHOLDER) for m in ex.messages)
         if n != len(ex.images):
-            raise SarvlmError(f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)")
+            raise SarvlmError(
+                f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)"
+            )
 
     def _check_prior(self, ex: InstructionExample) -> None:
         if self.priors is None:
@@ -169,7 +175,9 @@ class SftDataset(Dataset):
                 self.report.no_prior += 1
             return
         if not self.allow_missing_priors:
-            raise SarvlmError(f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)")
+            raise SarvlmError(
+                f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)"
+            )
         self._missing.add(ex.sample_id)
         self.report.missing_prior += 1
 
@@ -250,8 +258,15 @@ def _lengths_key(path: Path, processor: Any) -> tuple:
     settings = getattr(processor, "settings", None)
     settings_json = settings.to_json() if hasattr(settings, "to_json") else repr(settings)
     tokenizer = getattr(processor, "tokenizer", None)
-    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size, type(processor).__qualname__, settings_json,
-            getattr(tokenizer, "name_or_path", None), len(tokenizer) if tokenizer is not None else None)
+    return (
+        str(path.resolve()),
+        stat.st_mtime_ns,
+        stat.st_size,
+        type(processor).__qualname__,
+        settings_json,
+        getattr(tokenizer, "name_or_path", None),
+        len(tokenizer) if tokenizer is not None else None,
+    )
 
 
 def _as_tensor(value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 FUSIONS = ("tlm", "sum", "concat", "none")
 LORA_SCOPES = ("language_model", "merger", "vision")
@@ -223,7 +223,11 @@ def _apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> N
     schema: type[BaseModel] = Recipe
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        if schema is Recipe and i == 0 and any(isinstance(s, dict) and s.get("name") == part for s in data.get("stages", [])):
+        if (
+            schema is Recipe
+            and i == 0
+            and any(isinstance(s, dict) and s.get("name") == part for s in data.get("stages", []))
+        ):
             if last:
                 raise SarvlmError(f"--set {key}: a stage needs a field, e.g. {part}.lr")
             node = next(s for s in data["stages"] if isinstance(s, dict) and s.get("name") == part)
@@ -267,7 +271,13 @@ def apply_common_overrides(
     for stage in data["stages"]:
         if stage["name"] not in targets:
             continue
-        for key, value in (("lr", lr), ("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size), ("grad_accum", grad_accum)):
+        for key, value in (
+            ("lr", lr),
+            ("epochs", epochs),
+            ("max_steps", max_steps),
+            ("batch_size", batch_size),
+            ("grad_accum", grad_accum),
+        ):
             if value is not None:
                 stage[key] = value
         if lora_r is not None:

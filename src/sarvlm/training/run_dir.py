@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_open, ensure_writable_dir
+from sarvlm.core.atomic import atomic_open, ensure_writable_dir
+from sarvlm.core.errors import SarvlmError
 
 RUN_FILE = "run.yaml"
 RESULT_FILE = "result.json"
@@ -69,7 +69,9 @@ def prepare_run_dir(out: Path, identity: dict[str, Any], *, overwrite: bool) -> 
             raise SarvlmError(f"{run_file}: malformed run file (use --overwrite)") from None
         if existing != identity:
             diff = sorted(k for k in identity if (existing or {}).get(k) != identity[k])
-            raise SarvlmError(f"{out}: holds a different run (differs in: {', '.join(diff) or 'format'}); use --overwrite or another --out")
+            raise SarvlmError(
+                f"{out}: holds a different run (differs in: {', '.join(diff) or 'format'}); use --overwrite or another --out"
+            )
         return out
     ensure_writable_dir(out)
     with atomic_open(out / RUN_FILE) as fh:
@@ -93,7 +95,12 @@ def last_checkpoint(stage_dir: Path) -> Path | None:
     complete = []
     for path in ckpt_dir.iterdir():
         name = path.name
-        if path.is_dir() and name.startswith("checkpoint-") and name[11:].isdigit() and (path / "trainer_state.json").is_file():
+        if (
+            path.is_dir()
+            and name.startswith("checkpoint-")
+            and name[11:].isdigit()
+            and (path / "trainer_state.json").is_file()
+        ):
             complete.append((int(name[11:]), path))
     return max(complete)[1] if complete else None
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import StageSpec
 
 FUSION_KEY = "geo_fusion"
@@ -97,7 +97,9 @@ def plan_stage(model: nn.Module, spec: StageSpec, fusion: str) -> StagePlan:
     if spec.train_fusion and fusion != "none":
         found = fusion_module_names(model)
         if not found:
-            raise SarvlmError(f"stage {spec.name}: train_fusion is set but the model has no '{FUSION_KEY}' module (fusion {fusion!r})")
+            raise SarvlmError(
+                f"stage {spec.name}: train_fusion is set but the model has no '{FUSION_KEY}' module (fusion {fusion!r})"
+            )
         full += found
     if spec.train_merger:
         found = merger_module_names(model)
@@ -106,9 +108,13 @@ def plan_stage(model: nn.Module, spec: StageSpec, fusion: str) -> StagePlan:
         full += found
     targets = lora_target_names(model, spec) if spec.lora.enabled else []
     if spec.lora.enabled and not targets:
-        raise SarvlmError(f"stage {spec.name}: lora: no linear layer matches targets {spec.lora.targets} in scope {spec.lora.scope}")
+        raise SarvlmError(
+            f"stage {spec.name}: lora: no linear layer matches targets {spec.lora.targets} in scope {spec.lora.scope}"
+        )
     if not targets and not full:
-        raise SarvlmError(f"stage {spec.name}: trains nothing (enable lora, train_fusion or train_merger; fusion is {fusion!r})")
+        raise SarvlmError(
+            f"stage {spec.name}: trains nothing (enable lora, train_fusion or train_merger; fusion is {fusion!r})"
+        )
     return StagePlan(lora_targets=targets, full_modules=full)
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from sarvlm.errors import SarvlmError
-from sarvlm.io.atomic import atomic_dir, atomic_open, atomic_path
+from sarvlm.core.atomic import atomic_dir, atomic_open, atomic_path
+from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import Recipe, StageSpec, load_recipe
 from sarvlm.training.run_dir import (
     CHECKPOINTS,
@@ -147,7 +147,9 @@ def train(
     settings = align_prior_settings(resolved, cache, settings)
     ds_config = resolve_deepspeed(deepspeed)
     model_ref = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
-    identity = run_identity(recipe.to_yaml(), model_ref, str(data.resolve()), str(Path(priors).resolve()) if priors else None)
+    identity = run_identity(
+        recipe.to_yaml(), model_ref, str(data.resolve()), str(Path(priors).resolve()) if priors else None
+    )
     identity["model_settings"] = settings
     run_dir = Path(out)
     if _is_main_process():
@@ -162,14 +164,29 @@ def train(
             _say(log, f"[{name}] already complete in {stage_dir}: reusing it")
             continue
         if stage_started(stage_dir) and not resume:
-            raise SarvlmError(f"{stage_dir}: stage {name} was started but did not finish; use --resume to continue it or --overwrite to start over")
+            raise SarvlmError(
+                f"{stage_dir}: stage {name} was started but did not finish; use --resume to continue it or --overwrite to start over"
+            )
         for earlier in names[: names.index(name)]:
             if earlier not in selected and stage_started(run_dir / earlier) and not stage_complete(run_dir / earlier):
                 # starting from the base model here would silently drop the unfinished stage
-                raise SarvlmError(f"{run_dir / earlier}: stage {earlier} did not finish; complete it first (--stage {earlier} --resume) before {name}")
-        _run_stage(recipe, recipe.stage(name), model=str(model), settings=settings, data=data, cache=cache,
-                   run_dir=run_dir, resume=resume, merge=merge, allow_missing_priors=allow_missing_priors,
-                   ds_config=ds_config, log=log)
+                raise SarvlmError(
+                    f"{run_dir / earlier}: stage {earlier} did not finish; complete it first (--stage {earlier} --resume) before {name}"
+                )
+        _run_stage(
+            recipe,
+            recipe.stage(name),
+            model=str(model),
+            settings=settings,
+            data=data,
+            cache=cache,
+            run_dir=run_dir,
+            resume=resume,
+            merge=merge,
+            allow_missing_priors=allow_missing_priors,
+            ds_config=ds_config,
+            log=log,
+        )
         ran_any = True
     final = run_dir / FINAL
     if ran_any or not (final / "training.json").is_file():
@@ -202,7 +219,9 @@ def align_prior_settings(model_settings: Any, cache: Any, settings: dict[str, An
         return settings
     dim = int(getattr(cache, "prior_dim", model_settings.prior_dim))
     if dim != model_settings.prior_dim:
-        raise SarvlmError(f"{getattr(cache, 'dir', 'prior cache')}: prior_dim {dim} does not match the model's prior_dim {model_settings.prior_dim}")
+        raise SarvlmError(
+            f"{getattr(cache, 'dir', 'prior cache')}: prior_dim {dim} does not match the model's prior_dim {model_settings.prior_dim}"
+        )
     grid = tuple(getattr(cache, "grid", model_settings.prior_grid))
     if grid != tuple(model_settings.prior_grid) and "prior_grid" not in settings:
         settings = {**settings, "prior_grid": list(grid)}
@@ -224,7 +243,9 @@ def _open_priors(priors: str | Path | None, uses_priors: bool, allow_missing: bo
         if allow_missing:
             _say(log, "warning: no --priors given: every image trains with an empty prior (--allow-missing-priors)")
             return None
-        raise SarvlmError("this recipe fuses geospatial priors: pass --priors DIR (built with `sarvlm priors`), or --allow-missing-priors")
+        raise SarvlmError(
+            "this recipe fuses geospatial priors: pass --priors DIR (built with `sarvlm priors`), or --allow-missing-priors"
+        )
     path = Path(priors)
     if not path.is_dir():
         raise SarvlmError(f"{path}: no such prior cache directory")
@@ -233,7 +254,9 @@ def _open_priors(priors: str | Path | None, uses_priors: bool, allow_missing: bo
     return PriorCache(path)
 
 
-def load_stage_start(model: str, settings: dict[str, Any], run_dir: Path, recipe: Recipe, stage: str | None, seed: int) -> tuple[Any, Any, list[str]]:
+def load_stage_start(
+    model: str, settings: dict[str, Any], run_dir: Path, recipe: Recipe, stage: str | None, seed: int
+) -> tuple[Any, Any, list[str]]:
     """The model a stage starts from: the base model with every earlier complete stage applied.
 
     ``stage=None`` applies every complete stage (the final model). Returns
@@ -264,7 +287,9 @@ def apply_stage_result(model: Any, stage_dir: Path) -> Any:
         own = model.state_dict()
         unknown = sorted(set(state) - set(own))
         if unknown:
-            raise SarvlmError(f"{full}: weights {unknown[:3]} do not exist in this model (different backbone or fusion?)")
+            raise SarvlmError(
+                f"{full}: weights {unknown[:3]} do not exist in this model (different backbone or fusion?)"
+            )
         with torch.no_grad():
             for key, value in state.items():
                 own[key].copy_(value.to(own[key].dtype))
@@ -276,12 +301,14 @@ def apply_stage_result(model: Any, stage_dir: Path) -> Any:
     return model
 
 
-def training_arguments(recipe: Recipe, spec: StageSpec, stage_dir: Path, precision: str, ds_config: str | None, has_eval: bool) -> Any:
+def training_arguments(
+    recipe: Recipe, spec: StageSpec, stage_dir: Path, precision: str, ds_config: str | None, has_eval: bool
+) -> Any:
     """The ``transformers.TrainingArguments`` of one stage (checkpoints under ``stage_dir/checkpoints``)."""
     import torch
     from transformers import TrainingArguments
 
-    from sarvlm.progress import progress_enabled
+    from sarvlm.core.progress import progress_enabled
 
     report_to = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else "none"
     return TrainingArguments(
@@ -340,7 +367,13 @@ def _run_stage(
 
     from sarvlm.training.collator import SftCollator
     from sarvlm.training.dataset import SftDataset, split_path
-    from sarvlm.training.stages import describe_trainable, merge_stage, prepare_stage, trained_full_state, trainable_summary
+    from sarvlm.training.stages import (
+        describe_trainable,
+        merge_stage,
+        prepare_stage,
+        trainable_summary,
+        trained_full_state,
+    )
     from sarvlm.training.training_log import TrainingLogCallback, write_log_csv
 
     stage_dir = run_dir / spec.name
@@ -364,9 +397,18 @@ def _run_stage(
     _say(log, describe_trainable(to_train, plan, spec.name))
 
     uses_priors = recipe.fusion != "none"
-    prior_images = str(settings.get("prior_images", getattr(getattr(start, "sarvlm_settings", None), "prior_images", "sar")))
-    common = dict(processor=processor, tasks=spec.tasks, max_length=recipe.max_length, priors=cache,
-                  use_priors=uses_priors, allow_missing_priors=allow_missing_priors, prior_images=prior_images)
+    prior_images = str(
+        settings.get("prior_images", getattr(getattr(start, "sarvlm_settings", None), "prior_images", "sar"))
+    )
+    common = dict(
+        processor=processor,
+        tasks=spec.tasks,
+        max_length=recipe.max_length,
+        priors=cache,
+        use_priors=uses_priors,
+        allow_missing_priors=allow_missing_priors,
+        prior_images=prior_images,
+    )
     train_set = SftDataset(split_path(data, "train"), split="train", **common)
     eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
     reports = [train_set.report.to_dict()] + ([eval_set.report.to_dict()] if eval_set is not None else [])
@@ -375,7 +417,9 @@ def _run_stage(
             _say(log, f"[{spec.name}] {ds.report.summary()}")
     if len(train_set) == 0:
         present = ", ".join(sorted(train_set.report.tasks)) or "none kept"
-        raise SarvlmError(f"{split_path(data, 'train')}: stage {spec.name}: no training example for tasks {spec.tasks} within max_length {recipe.max_length} (kept tasks: {present})")
+        raise SarvlmError(
+            f"{split_path(data, 'train')}: stage {spec.name}: no training example for tasks {spec.tasks} within max_length {recipe.max_length} (kept tasks: {present})"
+        )
     if spec.eval and eval_set is not None and len(eval_set) == 0:
         raise SarvlmError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
 
@@ -389,20 +433,23 @@ def _run_stage(
         callbacks=[TrainingLogCallback(stage_dir, f"{recipe.name} · {spec.name}")],
     )
     if _is_main_process():
-        _write_yaml(stage_dir / "config.yaml", {
-            "recipe": recipe.name,
-            "stage": spec.model_dump(mode="json"),
-            "fusion": recipe.fusion,
-            "model": model,
-            "model_settings": settings,
-            "starts_from": applied,
-            "precision": precision,
-            "max_length": recipe.max_length,
-            "seed": recipe.seed,
-            "lora_targets": plan.lora_targets,
-            "trained_in_full": plan.full_modules,
-            "trainer": _args_summary(args),
-        })
+        _write_yaml(
+            stage_dir / "config.yaml",
+            {
+                "recipe": recipe.name,
+                "stage": spec.model_dump(mode="json"),
+                "fusion": recipe.fusion,
+                "model": model,
+                "model_settings": settings,
+                "starts_from": applied,
+                "precision": precision,
+                "max_length": recipe.max_length,
+                "seed": recipe.seed,
+                "lora_targets": plan.lora_targets,
+                "trained_in_full": plan.full_modules,
+                "trainer": _args_summary(args),
+            },
+        )
         _write_json(stage_dir / "data.json", {"splits": reports})
     checkpoint = last_checkpoint(stage_dir) if resume else None
     if checkpoint is not None:
@@ -435,25 +482,33 @@ def _run_stage(
     history = trainer.state.log_history
     write_log_csv(stage_dir / "log.csv", history)  # loss.png was drawn by the callback at train end
     losses = [e["loss"] for e in history if "loss" in e and isinstance(e["loss"], float) and math.isfinite(e["loss"])]
-    _write_json(stage_dir / RESULT_FILE, {
-        "stage": spec.name,
-        "recipe": recipe.name,
-        "global_steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "trainable_by_part": per_part,
-        "examples": train_set.report.kept,
-        "dropped_too_long": train_set.report.too_long,
-        "starts_from": applied,
-    })
-    _say(log, f"[{spec.name}] done: {trainer.state.global_step} steps, loss {losses[0] if losses else float('nan'):.4f} → {losses[-1] if losses else float('nan'):.4f}; outputs in {stage_dir}")
+    _write_json(
+        stage_dir / RESULT_FILE,
+        {
+            "stage": spec.name,
+            "recipe": recipe.name,
+            "global_steps": trainer.state.global_step,
+            "epochs": trainer.state.epoch,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "trainable_by_part": per_part,
+            "examples": train_set.report.kept,
+            "dropped_too_long": train_set.report.too_long,
+            "starts_from": applied,
+        },
+    )
+    _say(
+        log,
+        f"[{spec.name}] done: {trainer.state.global_step} steps, loss {losses[0] if losses else float('nan'):.4f} → {losses[-1] if losses else float('nan'):.4f}; outputs in {stage_dir}",
+    )
     _barrier()
 
 
-def _write_final(recipe: Recipe, model: str, settings: dict[str, Any], run_dir: Path, done: list[str], log: Callable[[str], None]) -> None:
+def _write_final(
+    recipe: Recipe, model: str, settings: dict[str, Any], run_dir: Path, done: list[str], log: Callable[[str], None]
+) -> None:
     from sarvlm.models.loading import save_model
 
     if not done:
@@ -463,20 +518,41 @@ def _write_final(recipe: Recipe, model: str, settings: dict[str, Any], run_dir: 
     final_model, processor, applied = load_stage_start(model, settings, run_dir, recipe, None, seed)
     with atomic_dir(run_dir / FINAL, overwrite=True) as tmp:
         save_model(final_model, processor, tmp)
-        _write_json(tmp / "training.json", {
-            "recipe": recipe.name,
-            "stages": applied,
-            "base_model": model,
-            "model_settings": settings,
-            "adapters": {n: f"../{n}/adapter" for n in applied if (run_dir / n / "adapter").is_dir()},
-        })
+        _write_json(
+            tmp / "training.json",
+            {
+                "recipe": recipe.name,
+                "stages": applied,
+                "base_model": model,
+                "model_settings": settings,
+                "adapters": {n: f"../{n}/adapter" for n in applied if (run_dir / n / "adapter").is_dir()},
+            },
+        )
     _say(log, f"final model (after {last}) in {run_dir / FINAL}")
 
 
 def _args_summary(args: Any) -> dict[str, Any]:
-    keys = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs", "max_steps",
-            "warmup_steps", "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps", "save_steps",
-            "save_total_limit", "seed", "bf16", "fp16", "activation_checkpointing", "dataloader_num_workers", "deepspeed")
+    keys = (
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "warmup_steps",
+        "lr_scheduler_type",
+        "optim",
+        "weight_decay",
+        "max_grad_norm",
+        "logging_steps",
+        "save_steps",
+        "save_total_limit",
+        "seed",
+        "bf16",
+        "fp16",
+        "activation_checkpointing",
+        "dataloader_num_workers",
+        "deepspeed",
+    )
     out = {}
     for k in keys:
         v = getattr(args, k, None)

@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from sarvlm.io.atomic import atomic_open, atomic_path
+from sarvlm.core.atomic import atomic_open, atomic_path
 
 COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss")
 

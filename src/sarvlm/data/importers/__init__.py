@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord, write_samples
 from sarvlm.data.importers.coco import read_coco
 from sarvlm.data.importers.common import ImportContext
 from sarvlm.data.importers.dota import read_dota
@@ -31,8 +33,6 @@ from sarvlm.data.importers.sarlang import read_sarlang
 from sarvlm.data.importers.swift import read_swift
 from sarvlm.data.importers.voc import read_voc
 from sarvlm.data.importers.yolo import read_yolo
-from sarvlm.data.record import SampleRecord, write_samples
-from sarvlm.errors import SarvlmError
 
 Reader = Callable[..., Iterator[SampleRecord]]
 IMPORTERS: dict[str, Reader] = {
@@ -54,16 +54,24 @@ class ImportResult:
     counts: Counter
 
 
-def import_dataset(fmt: str, src: str | Path, out: str | Path, images: str | Path | None = None,
-                   source: str | None = None, split: str | None = None, skip_missing: bool = False,
-                   check_images: bool = True, progress: Callable[..., Any] | None = None,
-                   **options: Any) -> ImportResult:
+def import_dataset(
+    fmt: str,
+    src: str | Path,
+    out: str | Path,
+    images: str | Path | None = None,
+    source: str | None = None,
+    split: str | None = None,
+    skip_missing: bool = False,
+    check_images: bool = True,
+    progress: Callable[..., Any] | None = None,
+    **options: Any,
+) -> ImportResult:
     """Import ``src`` in format ``fmt`` into a samples JSONL at ``out`` (written atomically).
 
     ``images`` is the folder the annotation file names are relative to (default: the folder of
     ``src``). Format-specific options: ``fine_from_supercategory`` (coco), ``classes`` (yolo).
     """
-    from sarvlm.progress import track
+    from sarvlm.core.progress import track
 
     reader = IMPORTERS.get(fmt)
     if reader is None:
@@ -80,8 +88,14 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, images: str | Pat
         if normalise_split_name(split) is None:
             raise SarvlmError(f"--split: unknown split name {split!r} (use train, val or test)")
         split = normalise_split_name(split)
-    ctx = ImportContext(images_dir=images_dir, out_path=Path(out), source=source, split=split,
-                        skip_missing=skip_missing, check_images=check_images)
+    ctx = ImportContext(
+        images_dir=images_dir,
+        out_path=Path(out),
+        source=source,
+        split=split,
+        skip_missing=skip_missing,
+        check_images=check_images,
+    )
     kwargs = {k: v for k, v in options.items() if v is not None}
     wrap = progress or track
     n = write_samples(out, wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"))

@@ -19,9 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext, load_json
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 
 def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = False) -> Iterator[SampleRecord]:
@@ -76,5 +76,6 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
         info = ctx.image(str(im["file_name"]), who, im.get("width"), im.get("height"))
         if info is None:
             continue
-        yield ctx.record(str(im["file_name"]), info, who, objects=objects.get(image_id, []),
-                         meta={"coco_image_id": image_id})
+        yield ctx.record(
+            str(im["file_name"]), info, who, objects=objects.get(image_id, []), meta={"coco_image_id": image_id}
+        )

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.record import GeoRef, SampleRecord, parse_sample
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import GeoRef, SampleRecord, parse_sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -60,8 +60,9 @@ class ImportContext:
         if info is None:
             return None
         if width is not None and height is not None and (info.width, info.height) != (int(width), int(height)):
-            raise SarvlmError(f"{who}: image {full} is {info.width}x{info.height} but the annotations say "
-                              f"{int(width)}x{int(height)}")
+            raise SarvlmError(
+                f"{who}: image {full} is {info.width}x{info.height} but the annotations say {int(width)}x{int(height)}"
+            )
         return info
 
     def _probe(self, full: Path, who: str) -> ImageInfo | None:
@@ -86,8 +87,15 @@ class ImportContext:
         """The sample record of one imported image: id, image path, size, georeference, split and
         source from this context and ``info``, plus the format's ``fields`` (objects, captions, ...;
         a ``georef`` there is used only when the image has none). Counts records and objects."""
-        rec: dict[str, Any] = {"id": record_id(self.source, name), "image": info.rel, "width": info.width,
-                               "height": info.height, "split": self.split, "source": self.source, **fields}
+        rec: dict[str, Any] = {
+            "id": record_id(self.source, name),
+            "image": info.rel,
+            "width": info.width,
+            "height": info.height,
+            "split": self.split,
+            "source": self.source,
+            **fields,
+        }
         if info.georef is not None:
             rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
         self.counts["records"] += 1
@@ -104,8 +112,10 @@ class ImportContext:
         if self.skip_missing:
             self.counts["missing_image"] += 1
             return None
-        raise SarvlmError(f"{who}: no image named {stem}.* ({', '.join(IMAGE_SUFFIXES)}) in {self.images_dir} "
-                          f"(use --skip-missing to skip it)")
+        raise SarvlmError(
+            f"{who}: no image named {stem}.* ({', '.join(IMAGE_SUFFIXES)}) in {self.images_dir} "
+            f"(use --skip-missing to skip it)"
+        )
 
 
 def _header_size(path: Path) -> tuple[int, int]:

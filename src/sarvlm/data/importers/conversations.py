@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.example import IMAGE_PLACEHOLDER
+from sarvlm.core.record import SampleRecord, parse_sample
 from sarvlm.data.importers.common import ImportContext, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
-from sarvlm.errors import SarvlmError
 
 
 def strip_placeholder(text: str) -> str:
@@ -28,15 +28,23 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             ctx.counts["rows_without_image"] += 1
             continue
         if len(images) > 2:
-            raise SarvlmError(f"{where}: images: {len(images)} images; sarvlm records hold one SAR image "
-                              f"(+ one optical image)")
+            raise SarvlmError(
+                f"{where}: images: {len(images)} images; sarvlm records hold one SAR image (+ one optical image)"
+            )
         key = tuple(images)
         if key not in groups:
             info = ctx.image(images[0], where)
             if info is None:
                 continue
-            rec = {"id": record_id(ctx.source, images[0]), "image": info.rel, "width": info.width,
-                   "height": info.height, "dialogues": [], "split": ctx.split, "source": ctx.source}
+            rec = {
+                "id": record_id(ctx.source, images[0]),
+                "image": info.rel,
+                "width": info.width,
+                "height": info.height,
+                "dialogues": [],
+                "split": ctx.split,
+                "source": ctx.source,
+            }
             if len(images) == 2:
                 opt = ctx.image(images[1], where)
                 if opt is None:
@@ -45,8 +53,10 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             if info.georef is not None:
                 rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
             groups[key] = rec
-        clean = [{"role": t["role"], "content": strip_placeholder(t["content"]) if t["role"] == "user" else t["content"]}
-                 for t in turns]
+        clean = [
+            {"role": t["role"], "content": strip_placeholder(t["content"]) if t["role"] == "user" else t["content"]}
+            for t in turns
+        ]
         if not any(t["role"] == "assistant" for t in clean):
             raise SarvlmError(f"{where}: conversation has no assistant turn")
         groups[key]["dialogues"].append({"turns": clean})

@@ -13,9 +13,9 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 
 def parse_dota_lines(lines: list[str], where: str) -> tuple[list[dict], float | None]:

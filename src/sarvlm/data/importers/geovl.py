@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.export import iter_rows
 from sarvlm.data.importers.common import ImportContext
-from sarvlm.data.record import SampleRecord
 from sarvlm.data.tasks.caption import GEOVL_FIELDS, structured_text
-from sarvlm.errors import SarvlmError
 
 _ID_KEYS = ("image_id", "image", "imageid", "id", "filename", "file_name")
 _NOT_FIELDS = set(_ID_KEYS) | {"lon", "lat", "bbox_wgs84", "split", "date", "sensor", "resolution", "resolution_m"}
@@ -62,8 +62,11 @@ def read_geovl(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
         if key is None or not str(entry[key]).strip():
             raise SarvlmError(f"{where}: image_id: missing")
         name = str(entry[key]).strip()
-        fields = {_canonical_field(k): str(v).strip() for k, v in entry.items()
-                  if k.lower() not in _NOT_FIELDS and isinstance(v, str) and v.strip()}
+        fields = {
+            _canonical_field(k): str(v).strip()
+            for k, v in entry.items()
+            if k.lower() not in _NOT_FIELDS and isinstance(v, str) and v.strip()
+        }
         if not any(f in fields for f in GEOVL_FIELDS):
             raise SarvlmError(f"{where}: none of the fields {', '.join(GEOVL_FIELDS)}")
         if Path(name).suffix:
@@ -74,7 +77,13 @@ def read_geovl(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
         if info is None:
             continue
         box = entry.get("bbox_wgs84")
-        yield ctx.record(name, info, where, source=ctx.source or "FUSAR-GEOVL-1M",
-                         georef={"bbox_wgs84": box} if isinstance(box, list) else None,
-                         captions=[{"text": structured_text(fields), "style": "structured", "fields": fields,
-                                    "source": "FUSAR-GEOVL-1M"}])
+        yield ctx.record(
+            name,
+            info,
+            where,
+            source=ctx.source or "FUSAR-GEOVL-1M",
+            georef={"bbox_wgs84": box} if isinstance(box, list) else None,
+            captions=[
+                {"text": structured_text(fields), "style": "structured", "fields": fields, "source": "FUSAR-GEOVL-1M"}
+            ],
+        )

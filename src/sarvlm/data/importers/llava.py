@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.export import ROLE_FROM_LLAVA, iter_rows
 from sarvlm.data.importers.common import ImportContext
 from sarvlm.data.importers.conversations import records_from_chats
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 
 def _chats(src: Path) -> Iterator[tuple[str, list[str], list[dict]]]:

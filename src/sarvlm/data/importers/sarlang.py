@@ -23,9 +23,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord, parse_sample
 from sarvlm.data.importers.common import ImportContext, load_json, record_id
-from sarvlm.data.record import SampleRecord, parse_sample
-from sarvlm.errors import SarvlmError
 
 _COLUMNS = {
     "image": ("image", "image_name", "image_id", "imagename", "filename", "file_name", "img", "image_path"),
@@ -100,8 +100,11 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 if hdr is not None:
                     continue
                 n = len(row)
-                hdr = ({"image": 0, "question": 1, "answer": 2, **({"type": 3} if n > 3 else {})}
-                       if vqa_name or n >= 3 else {"image": 0, "caption": 1})
+                hdr = (
+                    {"image": 0, "question": 1, "answer": 2, **({"type": 3} if n > 3 else {})}
+                    if vqa_name or n >= 3
+                    else {"image": 0, "caption": 1}
+                )
             if max(hdr.values()) >= len(row):
                 raise SarvlmError(f"{path}:{lineno}: expected at least {max(hdr.values()) + 1} columns, got {len(row)}")
             yield f"{path}:{lineno}", {f: row[j] for f, j in hdr.items()}
@@ -130,8 +133,16 @@ def read_sarlang(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
                 info = ctx.image(name, where)
                 if info is None:
                     continue
-                rec = {"id": record_id(None, name), "image": info.rel, "width": info.width, "height": info.height,
-                       "captions": [], "qa": [], "split": split, "source": source}
+                rec = {
+                    "id": record_id(None, name),
+                    "image": info.rel,
+                    "width": info.width,
+                    "height": info.height,
+                    "captions": [],
+                    "qa": [],
+                    "split": split,
+                    "source": source,
+                }
                 if info.georef is not None:
                     rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
                 records[name] = rec
@@ -157,4 +168,3 @@ def read_sarlang(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
         ctx.counts["captions"] += len(rec["captions"])
         ctx.counts["qa"] += len(rec["qa"])
         yield parse_sample({k: v for k, v in rec.items() if v is not None}, name)
-

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.export import iter_rows
 from sarvlm.data.importers.common import ImportContext
 from sarvlm.data.importers.conversations import records_from_chats
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 _ROLES = ("system", "user", "assistant")
 

@@ -13,9 +13,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 
 def _num(el: ET.Element | None, tag: str, where: str) -> float:
@@ -33,8 +33,10 @@ def _robndbox(rb: ET.Element, where: str) -> tuple[list[float], list[float]]:
     cx, cy, w, h = (_num(rb, t, where) for t in ("cx", "cy", "w", "h"))
     angle = _num(rb, "angle", where)
     c, s = math.cos(angle), math.sin(angle)
-    corners = [(cx + dx * c - dy * s, cy + dx * s + dy * c) for dx, dy in
-               ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
+    corners = [
+        (cx + dx * c - dy * s, cy + dx * s + dy * c)
+        for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))
+    ]
     poly = [v for p in corners for v in p]
     xs, ys = poly[0::2], poly[1::2]
     return [min(xs), min(ys), max(xs), max(ys)], poly

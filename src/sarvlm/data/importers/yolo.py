@@ -12,9 +12,9 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext
-from sarvlm.data.record import SampleRecord
-from sarvlm.errors import SarvlmError
 
 _CLASS_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")
 
@@ -83,6 +83,10 @@ def read_yolo(src: Path, ctx: ImportContext, classes: Path | None = None) -> Ite
             if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w < 0 or h < 0:
                 raise SarvlmError(f"{where}:{lineno}: box must be finite with non-negative size")
             W, H = info.width, info.height
-            objs.append({"category": names[cls], "bbox": [(cx - w / 2) * W, (cy - h / 2) * H,
-                                                          (cx + w / 2) * W, (cy + h / 2) * H]})
+            objs.append(
+                {
+                    "category": names[cls],
+                    "bbox": [(cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H],
+                }
+            )
         yield ctx.record(path.stem, info, where, objects=objs)

@@ -22,9 +22,9 @@ vqa                str (imported answer)                           imported QA
 
 from __future__ import annotations
 
+from sarvlm.core.errors import SarvlmError
 from sarvlm.data.tasks import caption, dialogue, fusar_gpt, imported_vqa, landform, sarlang_vqa
-from sarvlm.data.tasks.base import Draft, Generator, SampleView, TaskContext, Target
-from sarvlm.errors import SarvlmError
+from sarvlm.data.tasks.base import Draft, Generator, SampleView, Target, TaskContext
 
 GENERATORS: dict[str, Generator] = {}
 for _family in (fusar_gpt, sarlang_vqa, landform, caption, dialogue, imported_vqa):
@@ -51,8 +51,9 @@ def resolve_tasks(spec: str | list[str]) -> list[str]:
         names = TASK_GROUPS.get(item, (item,))
         for name in names:
             if name not in GENERATORS:
-                raise SarvlmError(f"--tasks: unknown task {name!r} (known: {', '.join(TASK_NAMES)}; "
-                                  f"groups: {', '.join(TASK_GROUPS)})")
+                raise SarvlmError(
+                    f"--tasks: unknown task {name!r} (known: {', '.join(TASK_NAMES)}; groups: {', '.join(TASK_GROUPS)})"
+                )
             if name not in out:
                 out.append(name)
     if not out:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarvlm.data.coords import to_model_coords
-from sarvlm.data.example import IMAGE_PLACEHOLDER
-from sarvlm.data.record import SampleRecord
+from sarvlm.core.coords import to_model_coords
+from sarvlm.core.example import IMAGE_PLACEHOLDER
+from sarvlm.core.record import SampleRecord
 
 # SARLANG-1M's evaluation prompt wrapper for VQA (paper 003, §4.1).
 VQA_PROMPT = "Question: {question} Answer the question concisely."

@@ -29,7 +29,7 @@ import random
 from collections.abc import Iterator
 
 from sarvlm.data.positions import grid_cells, majority_region
-from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, Target, plural, single_turn
+from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext, plural, single_turn
 
 TASKS = ("caption",)
 
@@ -39,7 +39,7 @@ PROMPTS = {
     "template": "Describe the content of this image in one sentence.",
     "complex": "Describe the content of this image in detail.",
     "structured": "Describe this SAR image in terms of its terrain, functionality, distribution, layout, boundary, "
-                  "buildings, roads and water, one line per aspect.",
+    "buildings, roads and water, one line per aspect.",
 }
 DEFAULT_PROMPT = "Describe the content of this image."
 
@@ -50,8 +50,13 @@ KLIP_TEMPLATES = (
     "The SAR image shows {objects}.",
     "{Objects} {be} visible in this SAR image.",
 )
-_REGION_PHRASE = {"center": "in the center", "left": "on the left", "right": "on the right",
-                  "top": "at the top", "bottom": "at the bottom"}
+_REGION_PHRASE = {
+    "center": "in the center",
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+}
 
 
 def structured_text(fields: dict[str, str]) -> str:
@@ -89,15 +94,19 @@ def complex_caption(view: SampleView) -> str:
     """A multi-sentence description from the annotations (and land cover, when present)."""
     n = len(view.targets)
     k = len(view.by_category)
-    sents = [f"This SAR image contains {n} {'target' if n == 1 else 'targets'} of {k} "
-             f"{'category' if k == 1 else 'categories'}."]
+    sents = [
+        f"This SAR image contains {n} {'target' if n == 1 else 'targets'} of {k} "
+        f"{'category' if k == 1 else 'categories'}."
+    ]
     for cat, ts in view.by_category.items():
         cells = grid_cells((t.box for t in ts), view.width, view.height)
         where = majority_region((t.box for t in ts), view.width, view.height)
         noun = cat if len(ts) == 1 else plural(cat)
         cell_txt = f"cell {cells[0]}" if len(cells) == 1 else "cells " + _join([str(c) for c in cells])
-        sents.append(f"There {'is' if len(ts) == 1 else 'are'} {len(ts)} {noun}, mostly {_REGION_PHRASE[where]}, "
-                      f"in {cell_txt} of a 3x3 grid.")
+        sents.append(
+            f"There {'is' if len(ts) == 1 else 'are'} {len(ts)} {noun}, mostly {_REGION_PHRASE[where]}, "
+            f"in {cell_txt} of a 3x3 grid."
+        )
     shares = view.cache.get("landcover")
     if view.record.landcover is not None and shares is None:
         from sarvlm.data.tasks.landform import landcover_shares

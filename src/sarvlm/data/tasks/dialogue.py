@@ -25,7 +25,7 @@ import random
 import re
 from collections.abc import Iterator
 
-from sarvlm.data.example import IMAGE_PLACEHOLDER
+from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, user_image_turn
 
 TASKS = ("dialogue",)
@@ -48,14 +48,24 @@ FIELD_QUESTIONS = {
 }
 OVERVIEW_QUESTION = "How can the main content of this image be summarized?"
 _TOPIC_QUESTIONS = (
-    (re.compile(r"\b(scatter\w*|backscatter\w*|bright\w*|dark\w*|echo\w*|return\w*|radar)\b", re.I),
-     "What does the radar backscatter reveal in this scene?"),
-    (re.compile(r"\b(left|right|upper|lower|top|bottom|center|centre|central|north\w*|south\w*|east\w*|west\w*|"
-                r"corner|edge|middle|side)\b", re.I),
-     "Where are the main features located in the image?"),
+    (
+        re.compile(r"\b(scatter\w*|backscatter\w*|bright\w*|dark\w*|echo\w*|return\w*|radar)\b", re.I),
+        "What does the radar backscatter reveal in this scene?",
+    ),
+    (
+        re.compile(
+            r"\b(left|right|upper|lower|top|bottom|center|centre|central|north\w*|south\w*|east\w*|west\w*|"
+            r"corner|edge|middle|side)\b",
+            re.I,
+        ),
+        "Where are the main features located in the image?",
+    ),
 )
-OTHER_QUESTIONS = ("What other details can be observed?", "What else stands out in this image?",
-                   "Can you describe any further features?")
+OTHER_QUESTIONS = (
+    "What other details can be observed?",
+    "What else stands out in this image?",
+    "Can you describe any further features?",
+)
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 

@@ -104,4 +104,6 @@ def _classify_box(view: SampleView, ctx: TaskContext, rng: random.Random) -> Ite
         if t.fine:
             prompt = _CLASSIFY_PROMPTS["fine"].format(box=box_text, category=t.category)
             # the coarse parent lets reports group fine classes under it (FUSAR-GPT Table 3)
-            yield single_turn("classify_box", prompt, t.fine, t.fine, {"box": box, "level": "fine", "category": t.category})
+            yield single_turn(
+                "classify_box", prompt, t.fine, t.fine, {"box": box, "level": "fine", "category": t.category}
+            )

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sarvlm.core.errors import SarvlmError
 from sarvlm.data.positions import GRID_SIZE, cell_box
 from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, choose, single_turn, vqa_question
-from sarvlm.errors import SarvlmError
 
 TASKS = ("landform_main", "landform_all", "landform_region")
 REGION_MIN_SHARE = 0.5
@@ -57,7 +57,7 @@ def landcover_shares(view: SampleView) -> LandcoverShares | None:
         return None
     from sarvlm.io.raster import read_raster
 
-    path = (view.base_dir / lc.mask)
+    path = view.base_dir / lc.mask
     mask = read_raster(path, bands=1)[0]
     if mask.dtype.kind not in "iu":
         raise SarvlmError(f"{path}: land-cover mask must hold integer class values, got {mask.dtype}")
@@ -71,7 +71,7 @@ def landcover_shares(view: SampleView) -> LandcoverShares | None:
     cells: dict[int, dict[str, float]] = {}
     for cell in range(1, GRID_SIZE * GRID_SIZE + 1):
         x1, y1, x2, y2 = cell_box(cell, w, h)
-        part = flat[int(round(y1)):int(round(y2)), int(round(x1)):int(round(x2))]
+        part = flat[int(round(y1)) : int(round(y2)), int(round(x1)) : int(round(x2))]
         cells[cell] = _shares(np.bincount(part.ravel(), minlength=size), names) if part.size else {}
     return LandcoverShares(overall, cells)
 
@@ -96,13 +96,17 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
         q = vqa_question("What landform types are present in this SAR image?")
         yield single_turn(task, q, ", ".join(kinds), kinds, {"min_fraction": ctx.landform_min_fraction})
     elif task == "landform_region":
-        clear = [c for c in range(1, GRID_SIZE * GRID_SIZE + 1)
-                 if shares.cells[c] and _top(shares.cells[c])[1] >= REGION_MIN_SHARE]
+        clear = [
+            c
+            for c in range(1, GRID_SIZE * GRID_SIZE + 1)
+            if shares.cells[c] and _top(shares.cells[c])[1] >= REGION_MIN_SHARE
+        ]
         for cell in choose(rng, clear, ctx.max_per_sample):
             kind, _ = _top(shares.cells[cell])
             q = vqa_question(
                 f"The image is divided into a 3x3 grid whose regions are numbered 1 to 9 from left to right and top "
-                f"to bottom. What is the main landform type in region {cell}?")
+                f"to bottom. What is the main landform type in region {cell}?"
+            )
             region = [round(v, 2) for v in cell_box(cell, view.width, view.height)]
             yield single_turn(task, q, kind, kind, {"cell": cell, "region": region})
     else:

@@ -98,8 +98,9 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
     elif task == "position":
         for cat in choose(rng, list(view.by_category), ctx.max_per_sample):
             region = majority_region((t.box for t in view.by_category[cat]), view.width, view.height)
-            q = vqa_question(_hint(ctx, positions=True) +
-                             f"Where are the most {plural(cat)} positioned within the image?")
+            q = vqa_question(
+                _hint(ctx, positions=True) + f"Where are the most {plural(cat)} positioned within the image?"
+            )
             yield single_turn(task, q, region, region, {"category": cat})
     elif task == "refer":
         yield from _refer(view, ctx, rng)

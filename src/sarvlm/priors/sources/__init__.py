@@ -11,7 +11,7 @@ spec                   source
 
 from __future__ import annotations
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors.sources.base import PriorSource, choose_year
 
 SPEC_KINDS = ("aef-cog", "aef-zarr", "earthengine")

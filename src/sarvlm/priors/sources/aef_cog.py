@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors.aef_layout import AEF_BANDS, AEF_NODATA, dequantize_aef, read_aef_index, zone_lonlat_box
 
 MERGE_PIXELS = 8192  # pixels (x 64 bands) whose copy costs about one extra window read call
@@ -91,7 +91,9 @@ class AefCogSource:
                 try:
                     parsed[crs] = CRS.from_user_input(crs).to_string()
                 except CRSError:
-                    raise SarvlmError(f"{self.root}: index row {i} ({self._paths[i].name}): unsupported crs {crs!r}") from None
+                    raise SarvlmError(
+                        f"{self.root}: index row {i} ({self._paths[i].name}): unsupported crs {crs!r}"
+                    ) from None
             self._crs.append(parsed[crs])
 
         geoms = []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors.aef_layout import AEF_NODATA, dequantize_aef
 
 _YEAR_SUFFIX = re.compile(r"(\d{4})\.zarr$")
@@ -37,9 +37,13 @@ class _YearStore:
             x = np.asarray(group["x"][:], dtype=np.float64)
             y = np.asarray(group["y"][:], dtype=np.float64)
         except KeyError as exc:
-            raise SarvlmError(f"{path}: missing array {exc} (expected embeddings, x, y as aef-download writes)") from None
+            raise SarvlmError(
+                f"{path}: missing array {exc} (expected embeddings, x, y as aef-download writes)"
+            ) from None
         if self.emb.ndim != 3 or self.emb.shape[1:] != (y.size, x.size):
-            raise SarvlmError(f"{path}: embeddings shape {self.emb.shape} does not match (band, len(y)={y.size}, len(x)={x.size})")
+            raise SarvlmError(
+                f"{path}: embeddings shape {self.emb.shape} does not match (band, len(y)={y.size}, len(x)={x.size})"
+            )
         if x.size < 2 or y.size < 2:
             raise SarvlmError(f"{path}: needs at least 2×2 pixels to know the pixel size")
         self.x0, self.dx = x[0], (x[-1] - x[0]) / (x.size - 1)

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 from sarvlm.priors.aef_layout import AEF_BAND_NAMES
 
 COLLECTION_ID = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
@@ -55,7 +55,7 @@ class EarthEngineSource:
             ) from None
         self.collection = ee.ImageCollection(collection)
         starts = self._get_info(self.collection.aggregate_array("system:time_start"), "list the collection's years")
-        self._years = sorted({_dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.timezone.utc).year for ms in starts})
+        self._years = sorted({_dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.UTC).year for ms in starts})
 
     @property
     def years(self) -> list[int]:
@@ -76,7 +76,12 @@ class EarthEngineSource:
             return vectors, valid
         year = int(year)
         image = self.collection.filterDate(f"{year}-01-01", f"{year + 1}-01-01").mosaic().select(list(AEF_BAND_NAMES))
-        points = ee.FeatureCollection([ee.Feature(ee.Geometry.Point([float(lo), float(la)]), {"node": i}) for i, (lo, la) in enumerate(zip(lon, lat, strict=True))])
+        points = ee.FeatureCollection(
+            [
+                ee.Feature(ee.Geometry.Point([float(lo), float(la)]), {"node": i})
+                for i, (lo, la) in enumerate(zip(lon, lat, strict=True))
+            ]
+        )
         sampled = image.sampleRegions(collection=points, properties=["node"], scale=self.scale, geometries=False)
         result = self._get_info(sampled, f"sample {n} nodes for {year}")
         for feature in result.get("features", []):

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,7 +61,7 @@ def read_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
 
 def write_jsonl(path: str | Path, items: Iterable[BaseModel]) -> int:
     """Write records (anything with ``to_json()``) as JSONL atomically. Returns the count."""
-    from sarvlm.io.atomic import atomic_open
+    from sarvlm.core.atomic import atomic_open
 
     n = 0
     with atomic_open(path) as fh:

@@ -1,7 +1,7 @@
 """Instruction examples (what the builder writes, training reads and evaluation scores)
 and predictions (what a model answered).
 
-An example is one task instance *derived from* a :class:`~sarvlm.data.record.SampleRecord`
+An example is one task instance *derived from* a :class:`~sarvlm.core.record.SampleRecord`
 (``sample_id`` points back to it); it is not a second sample type. The JSONL layout
 is documented in docs/dataset-format.md.
 """
@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sarvlm.data.jsonl import read_jsonl, write_jsonl
-from sarvlm.data.record import GeoRef
+from sarvlm.core.jsonl import read_jsonl, write_jsonl
+from sarvlm.core.record import GeoRef
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -89,4 +89,12 @@ def read_predictions(path: str | Path) -> Iterator[Prediction]:
     return read_jsonl(path, Prediction)
 
 
-__all__ = ["IMAGE_PLACEHOLDER", "InstructionExample", "Message", "Prediction", "read_examples", "read_predictions", "write_jsonl"]
+__all__ = [
+    "IMAGE_PLACEHOLDER",
+    "InstructionExample",
+    "Message",
+    "Prediction",
+    "read_examples",
+    "read_predictions",
+    "write_jsonl",
+]

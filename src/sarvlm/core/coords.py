@@ -16,7 +16,7 @@ import functools
 import math
 from collections.abc import Sequence
 
-from sarvlm.errors import SarvlmError
+from sarvlm.core.errors import SarvlmError
 
 CONVENTIONS = ("qwen2.5", "qwen3", "qwen2", "norm", "pixel", "geochat")
 # Qwen2.5-VL processor defaults.
@@ -26,8 +26,13 @@ QWEN_MAX_PIXELS = 28 * 28 * 1280
 
 
 @functools.lru_cache(maxsize=4096)  # builders convert many boxes of few image sizes
-def smart_resize(height: int, width: int, factor: int = QWEN_FACTOR, min_pixels: int = QWEN_MIN_PIXELS,
-                 max_pixels: int = QWEN_MAX_PIXELS) -> tuple[int, int]:
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = QWEN_FACTOR,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+) -> tuple[int, int]:
     """Qwen2-VL/Qwen2.5-VL's resize rule: (height, width) the processor feeds the vision tower."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 
@@ -38,7 +43,9 @@ def smart_resize(height: int, width: int, factor: int = QWEN_FACTOR, min_pixels:
 def _scale(convention: str, width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[float, float]:
     """Units per original pixel along x and y for a convention."""
     if convention not in CONVENTIONS:
-        raise SarvlmError(f"unknown box coordinate convention {convention!r} (expected one of {', '.join(CONVENTIONS)})")
+        raise SarvlmError(
+            f"unknown box coordinate convention {convention!r} (expected one of {', '.join(CONVENTIONS)})"
+        )
     if convention == "pixel":
         return 1.0, 1.0
     if convention == "qwen2.5":
@@ -51,8 +58,14 @@ def _scale(convention: str, width: int, height: int, min_pixels: int, max_pixels
     return 1.0 / width, 1.0 / height  # norm
 
 
-def to_model_coords(box: Sequence[float], convention: str, width: int, height: int,
-                    min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS) -> list[float] | list[int]:
+def to_model_coords(
+    box: Sequence[float],
+    convention: str,
+    width: int,
+    height: int,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+) -> list[float] | list[int]:
     """Original-pixel ``[x1, y1, x2, y2]`` -> the convention's numbers (integers except for ``norm``)."""
     sx, sy = _scale(convention, width, height, min_pixels, max_pixels)
     out = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
@@ -67,8 +80,14 @@ def to_model_coords(box: Sequence[float], convention: str, width: int, height: i
     return ints
 
 
-def from_model_coords(box: Sequence[float], convention: str, width: int, height: int,
-                      min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS) -> list[float]:
+def from_model_coords(
+    box: Sequence[float],
+    convention: str,
+    width: int,
+    height: int,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+) -> list[float]:
     """The convention's numbers -> original-pixel ``[x1, y1, x2, y2]`` (floats)."""
     sx, sy = _scale(convention, width, height, min_pixels, max_pixels)
     vals = [float(v) for v in box]

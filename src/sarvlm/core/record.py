@@ -17,10 +17,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sarvlm.data.jsonl import parse_record, read_jsonl, write_jsonl
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.jsonl import parse_record, read_jsonl, write_jsonl
 
 SCHEMA_VERSION = 1
 POLARIZATIONS = ("HH", "HV", "VH", "VV")
+
+
+def normalize_polarization(name: str) -> str:
+    """Upper-case a polarisation name; raise naming it when it is not HH/HV/VH/VV."""
+    pol = str(name).strip().upper()
+    if pol not in POLARIZATIONS:
+        raise SarvlmError(f"polarisation: unknown polarisation {name!r} (expected one of {', '.join(POLARIZATIONS)})")
+    return pol
+
+
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
@@ -76,7 +87,9 @@ class GeoRef(_Strict):
             if lat_min >= lat_max:
                 raise ValueError(f"lat_min must be < lat_max in {v}")
             if lon_min >= lon_max:
-                raise ValueError(f"lon_min must be < lon_max in {v} (footprints across the antimeridian are not supported)")
+                raise ValueError(
+                    f"lon_min must be < lon_max in {v} (footprints across the antimeridian are not supported)"
+                )
         return v
 
     @model_validator(mode="after")
