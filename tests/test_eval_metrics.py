@@ -165,13 +165,16 @@ def test_retrieval_recall():
     # 3 images, 4 texts; text 3 also describes image 0.
     sim = np.array([[0.9, 0.1, 0.3, 0.2], [0.8, 0.7, 0.1, 0.0], [0.1, 0.2, 0.05, 0.1]])
     s = retrieval_scores(sim, [0, 1, 2, 0], ks=(1, 2))
-    # text->image ranks: t0 img0 first; t1 img1 first; t2 truth 0.05 is last (rank 2); t3 img0 0.2 vs 0.0, 0.1 -> first.
-    assert s["txt_r1"] == 75.0 and s["txt_r2"] == 75.0
-    # image->text: img0 best text t0 rank 0; img1 t1 0.7 behind 0.8 -> rank 1; img2 t2 0.05 is last of 4 -> rank 3.
-    assert s["img_r1"] == pytest.approx(100 / 3) and s["img_r2"] == pytest.approx(200 / 3)
-    assert s["r_mean"] == pytest.approx(np.mean([75, 75, 100 / 3, 200 / 3]))
+    # image->text (txt_r, BLIP's text retrieval): img0 best text t0 rank 0; img1 t1 0.7 behind 0.8 -> rank 1;
+    # img2 t2 0.05 is last of 4 -> rank 3.
+    assert s["txt_r1"] == pytest.approx(100 / 3) and s["txt_r2"] == pytest.approx(200 / 3)
+    # text->image (img_r, BLIP's image retrieval): t0 img0 first; t1 img1 first; t2 truth 0.05 is last (rank 2);
+    # t3 img0 0.2 vs 0.0, 0.1 -> first.
+    assert s["img_r1"] == 75.0 and s["img_r2"] == 75.0
+    assert s["txt_r_mean"] == pytest.approx(50.0) and s["img_r_mean"] == 75.0
+    assert s["r_mean"] == pytest.approx((50.0 + 75.0) / 2)
     const = retrieval_scores(np.zeros((3, 3)), [0, 1, 2], ks=(1,))
-    assert const["txt_r1"] == 0.0  # ties never count as hits
+    assert const["txt_r1"] == 0.0 and const["img_r1"] == 0.0  # ties never count as hits
 
 
 def test_vqa_exact_and_sarlang_protocols():
