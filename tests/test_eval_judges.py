@@ -102,8 +102,8 @@ def server_factory():
 
 def _match_reply(prompt, model):
     # "1" when the predicted answer repeats the ground truth's first word, else "0".
-    gt = prompt.split("Ground Truth Answer: ")[1].split(",")[0]
-    pred = prompt.split("Predicted Answer: ")[1].split(". Does")[0]
+    gt = prompt.split("Ground Truth Answer: ")[1].split("\n")[0]
+    pred = prompt.split("Predicted Answer: ")[1].split("\n")[0]
     return "1" if gt.split()[0] in pred else "0"
 
 
@@ -122,7 +122,8 @@ def test_binary_judge_cache_and_temperature(server_factory, tmp_path):
     judge = LLMJudge("judge-a", base_url=srv.url, api_key="k", cache_dir=tmp_path / "cache", backoff=0.01)
     items = [("shape?", "oval", "an oval tank"), ("what?", "pond", "swimming pool"), ("what?", "river", "a river")]
     assert sarlang_binary_judgements(judge, items) == [True, False, True]
-    assert len(srv.requests) == 3 and all(r["temperature"] == 0 for r in srv.requests)
+    # SARLANG-1M's request: max_tokens=100 and no temperature, as the released script sends it.
+    assert len(srv.requests) == 3 and all("temperature" not in r and r["max_tokens"] == 100 for r in srv.requests)
     assert "Synonyms are also treated as a match" in srv.requests[0]["messages"][0]["content"]
     # Second run, new judge object (new process): everything from the disk cache.
     again = LLMJudge("judge-a", base_url=srv.url, api_key="k", cache_dir=tmp_path / "cache")

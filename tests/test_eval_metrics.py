@@ -190,10 +190,13 @@ def test_vqa_exact_and_sarlang_protocols():
         return None if p == "woods" else True
 
     sl = vqa_accuracy(q, gt, pred, protocol="sarlang1m", judge=judge)
-    # "2" vs "two": not strict (gt not digits), no substring -> judge True; "Yes." exact after stripping '.';
-    # "the oval." contains "oval"; "...storage tank..." contains gt; "woods" -> judge unparsable (excluded).
+    # The released script: "two" not in "2" and not yes/no/0-99 -> judge; "yes" in "yes." -> 1 (substring);
+    # "oval" in "the oval." -> 1; truth in prediction -> 1; "woods" -> judge, unparsable (excluded).
     assert calls == ["2", "woods"] and sl["judge_unparsable"] == 1 and sl["accuracy"] == 1.0
-    strict = vqa_accuracy(["n?"], ["3"], ["13"], protocol="sarlang1m")
-    assert strict["accuracy"] == 0.0  # 0-99 need exact match, substring rule does not apply
+    # Substring first: truth 3 inside 13 counts (a quirk of the script, kept on purpose).
+    assert vqa_accuracy(["n?"], ["3"], ["13"], protocol="sarlang1m")["accuracy"] == 1.0
+    assert vqa_accuracy(["n?"], ["3"], ["13"], protocol="sarlang1m-strict")["accuracy"] == 0.0
+    # "Yes." is not "yes" exactly and "yes" is... a substring; "no." vs truth "yes": exact rule -> 0.
+    assert vqa_accuracy(["q"], ["yes"], ["no."], protocol="sarlang1m")["accuracy"] == 0.0
     nojudge = vqa_accuracy(q[:1], ["a pond"], ["swimming pool"], protocol="sarlang1m")
     assert nojudge["unjudged"] == 1 and nojudge["accuracy"] == 0.0

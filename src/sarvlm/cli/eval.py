@@ -47,9 +47,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vqa-protocol",
-        choices=("exact", "sarlang1m"),
+        choices=("exact", "sarlang1m", "sarlang1m-strict"),
         default="exact",
-        help="open VQA: normalised exact match, or SARLANG-1M's (substring + strict yes/no/0-99 + judge)",
+        help="open VQA: normalised exact match; SARLANG-1M's released Evaluate_VQA.py (substring first, then "
+        "exact yes/no/0-99, then the judge: use --judge gpt-4o-mini as the script does); or sarlang1m-strict, "
+        "sarvlm's stricter reading (docs/protocols.md)",
     )
     p.add_argument(
         "--tokenizer",

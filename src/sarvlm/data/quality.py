@@ -12,9 +12,12 @@ Checks on annotations (before any task sees them):
 
 Checks on generated text (captions, dialogues, imported VQA):
 
-- ``colour_word``: colour words in a SAR text (SARLANG-1M §3.3 removed "unsuitable color information"
-  carried over from optical captions; achromatic words such as dark/bright/white/black are allowed,
-  since SAR images are shown in grey levels);
+- ``colour_word``: colour claims in a SAR text (SARLANG-1M §3.1/§3.3 removed "references to color
+  information that are applicable to RGB images but not to SAR images", Fig. 7 "unsuitable color
+  information"); achromatic words such as dark/bright/white/black are allowed, since SAR images are shown
+  in grey levels; land-use terms that contain a colour word but describe no colour ("green space",
+  "green area", "green belt", "greenbelt", "green land", "green corridor", "blue-green infrastructure")
+  and vegetation words ("greenery", "lush") are not colour claims and are kept;
 - ``count_mismatch``: "3 ships" where the annotations hold a different number of ships;
 - ``position_mismatch``: "ships on the left" where no ship lies in the left region;
 - ``empty_question`` / ``empty_answer`` / ``duplicate_question`` (the same question with the same answer
@@ -109,10 +112,16 @@ COLOUR_WORDS = (
     "colour",
     "colors",
     "colours",
-    "greenery",
-    "lush",
 )
 _COLOUR_RE = re.compile(r"\b(" + "|".join(COLOUR_WORDS) + r")\b", re.I)
+# Land-use phrases that name a kind of land, not a colour seen in the image (planning vocabulary:
+# "green space" is a park whatever its backscatter). They are blanked before the colour search.
+LAND_USE_COLOUR_PHRASES = (
+    r"green[\s-]+(?:spaces?|areas?|belts?|lands?|corridors?|zones?|infrastructure)",
+    r"greenbelts?",
+    r"blue[\s-]+green[\s-]+(?:spaces?|infrastructure|corridors?)",
+)
+_LAND_USE_RE = re.compile(r"\b(?:" + "|".join(LAND_USE_COLOUR_PHRASES) + r")\b", re.I)
 NUMBER_WORDS = {
     w: i
     for i, w in enumerate(
@@ -210,8 +219,8 @@ def clean_targets(
 
 
 def colour_words(text: str) -> list[str]:
-    """Colour words found in a text (lower case, in order)."""
-    return [m.group(1).lower() for m in _COLOUR_RE.finditer(text)]
+    """Colour words found in a text (lower case, in order); land-use phrases such as "green space" are not colours."""
+    return [m.group(1).lower() for m in _COLOUR_RE.finditer(_LAND_USE_RE.sub(" ", text))]
 
 
 @functools.lru_cache(maxsize=64)

@@ -21,6 +21,10 @@ from sarvlm.core.errors import SarvlmError
 SINGLE_LABEL_TASKS = ("classify_box", "landform_main", "landform_region", "refer")
 CLOSED_TASKS = ("identify", "position")
 TEXT_TASKS = ("caption", "dialogue")
+# SARLANG-1M's question types (Table 5) besides imported open VQA: under a SARLANG-1M VQA
+# protocol they are also scored with the released script's rule, as its Table 8 is, and
+# reported as "<task>@<protocol>" next to their structured metrics.
+SARLANG_VQA_TASKS = ("identify", "classify", "count", "position", "refer")
 
 
 def _versions() -> dict[str, str]:
@@ -124,7 +128,9 @@ def evaluate(
             answers under ``vqa_protocol="sarlang1m"``; all of them give LunarOS-Mini
             five-dimension scores to caption/dialogue/VQA answers when ``five_dimensions``.
         tokenizer: caption tokenizer (``python``, ``java``, ``none``).
-        vqa_protocol: ``exact`` (normalised exact match) or ``sarlang1m``.
+        vqa_protocol: ``exact`` (normalised exact match), ``sarlang1m`` (SARLANG-1M's released
+            script, also applied to the SARLANG-1M question types as ``<task>@sarlang1m``) or
+            ``sarlang1m-strict`` (sarvlm's stricter reading); see docs/protocols.md.
         run_name: name shown in reports and used by ``compare`` to group seeds
             (default: the output directory's name).
 
@@ -137,7 +143,6 @@ def evaluate(
     from sarvlm.eval.counting import count_scores
     from sarvlm.eval.detection import detection_scores
     from sarvlm.eval.grid import grid_scores
-    from sarvlm.eval.vqa import vqa_accuracy
 
     examples, preds, unknown = _load(predictions_path, data_path)
     # Label vocabulary per task from the ground truth: lets the parser find fine-grained
@@ -236,17 +241,16 @@ def evaluate(
             if len(set(styles.values())) > 1:
                 tasks[task]["per_type"] = per_type_means(per_sample, styles)
         else:  # open-ended VQA
-            judge_fn = None
-            if vqa_protocol == "sarlang1m" and judge:
-                judge_fn = _binary_judge(judge[0])
-            q = [_question(ex) for ex, _, _ in rows]
             g = [str(x if x is not None else (ex.reference or "")) for x, (ex, _, _) in zip(gts, rows)]
-            v = [str(x) if x is not None else None for x in vals]
-            qtypes = [str(ex.params.get("type", task)) for ex, _, _ in rows]
-            if judge_fn is not None:
-                judge_fn.prefetch(q, g, v)
-            tasks[task] = vqa_accuracy(q, g, v, types=qtypes, protocol=vqa_protocol, judge=judge_fn)
+            tasks[task] = _protocol_vqa(rows, g, vqa_protocol, judge)
         tasks[task]["no_answer"] = n_none + n_missing
+
+    if vqa_protocol != "exact":
+        for task in sorted(set(by_task) & set(SARLANG_VQA_TASKS)):
+            rows = by_task[task]
+            tasks[f"{task}@{vqa_protocol}"] = _protocol_vqa(
+                rows, [ex.reference or "" for ex, _, _ in rows], vqa_protocol, judge
+            )
 
     judged: dict[str, Any] = {}
     if five_dimensions and judge:
@@ -300,28 +304,56 @@ def evaluate(
     return metrics
 
 
-class _binary_judge:
-    """Adapter: vqa_accuracy's judge(question, gt, pred) over a batched, cached LLMJudge."""
+def _protocol_vqa(rows: list[tuple[Any, Any, Any]], truths: list[str], protocol: str, judge: Sequence[Any] | None):
+    """Open-VQA accuracy of ``rows`` (example, prediction, parsed) against ``truths`` under ``protocol``.
 
-    def __init__(self, judge) -> None:
-        self.judge = judge
+    ``sarlang1m`` reads the model's raw answer text, as the released script reads its CSV;
+    the other protocols read the parsed answer.
+    """
+    from sarvlm.eval.vqa import vqa_accuracy
+
+    judge_fn = _binary_judge(judge[0], protocol) if protocol != "exact" and judge else None
+    q = [_question(ex) for ex, _, _ in rows]
+    if protocol == "sarlang1m":
+        v = [p.prediction if p is not None else None for _, p, _ in rows]
+    else:
+        v = [(" ".join(map(str, x)) if isinstance(x, list) else str(x)) if x is not None else None for _, _, x in rows]
+    qtypes = [str(ex.params.get("type", ex.task)) for ex, _, _ in rows]
+    if judge_fn is not None:
+        judge_fn.prefetch(q, truths, v)
+    return vqa_accuracy(q, truths, v, types=qtypes, protocol=protocol, judge=judge_fn)
+
+
+class _binary_judge:
+    """Adapter: vqa_accuracy's judge(question, gt, pred) over a batched, cached LLMJudge.
+
+    ``sarlang1m`` sends the script's request and reads the reply as ``int(reply)``;
+    ``sarlang1m-strict`` keeps the lenient binary parser.
+    """
+
+    def __init__(self, judge, protocol: str) -> None:
+        from sarvlm.eval.judges import sarlang_judge
+
+        self.protocol = protocol
+        self.judge = sarlang_judge(judge) if protocol == "sarlang1m" else judge
+
+    def _prompt(self, question: str, gt: str, pred: str | None) -> str:
+        from sarvlm.eval.judges import SARLANG_PROMPT
+
+        q, g, p = str(question), str(gt), "" if pred is None else str(pred)
+        if self.protocol == "sarlang1m":
+            q, g, p = q.lower(), g.lower(), p.lower()
+        return SARLANG_PROMPT.format(question=q, ground_truth=g, predicted_answer=p)
 
     def prefetch(self, questions, gts, preds) -> None:
-        from sarvlm.eval.judges import SARLANG_PROMPT
-        from sarvlm.eval.vqa import _is_strict
+        from sarvlm.eval.vqa import judge_needed
 
-        prompts = []
-        for q, g, p in zip(questions, gts, preds):
-            gl, pl = g.strip().lower(), (p or "").strip().lower()
-            if p is None or _is_strict(gl) or (gl and (gl in pl or (pl and pl in gl))):
-                continue
-            prompts.append(SARLANG_PROMPT.format(question=q, ground_truth=g, predicted_answer=p))
+        prompts = [self._prompt(q, g, p) for q, g, p in zip(questions, gts, preds) if judge_needed(self.protocol, g, p)]
         if prompts:
             self.judge.complete_many(prompts, "SARLANG-1M judge")
 
     def __call__(self, question: str, gt: str, pred: str) -> bool | None:
-        from sarvlm.eval.judges import SARLANG_PROMPT, parse_binary
+        from sarvlm.eval.judges import parse_binary, parse_sarlang_reply
 
-        return parse_binary(
-            self.judge.complete(SARLANG_PROMPT.format(question=question, ground_truth=gt, predicted_answer=pred))
-        )
+        reply = self.judge.complete(self._prompt(question, gt, pred))
+        return parse_sarlang_reply(reply) if self.protocol == "sarlang1m" else parse_binary(reply)

@@ -17,6 +17,7 @@ backoff; when the endpoint stays down a one-line error says how much is cached.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -31,12 +32,17 @@ from typing import Any
 from sarvlm.core.atomic import atomic_open
 from sarvlm.core.errors import SarvlmError
 
+# SARLANG-1M's judge, verbatim from the released Evaluate_VQA.py (check_match_with_gpt): the
+# script fills it with the lower-cased question, truth and prediction, sends it as one user
+# message to gpt-4o-mini with max_tokens=100 and no other parameter, and reads int(reply).
 SARLANG_PROMPT = (
-    "Question: {question}, Ground Truth Answer: {ground_truth}, Predicted Answer: {predicted_answer}. "
+    "Question: {question}\nGround Truth Answer: {ground_truth}\nPredicted Answer: {predicted_answer}\n"
     "Does the predicted answer match the ground truth? Answer 1 for match and 0 for not match. "
-    "Use semantic meaning, not exact match. Synonyms are also treated as a match, e.g., oval and "
-    "circular, pond and swimming pool."
+    "Use semantic meaning not exact match. Synonyms are also treated as a match, e.g., football and soccer, "
+    "playground and ground track field, building and rooftop, pond and swimming pool. Do not explain the reason.\n"
 )
+SARLANG_JUDGE_MODEL = "gpt-4o-mini"
+SARLANG_JUDGE_MAX_TOKENS = 100
 DIMENSIONS = ("FL", "QR", "GTA", "MC", "PID")
 DIMENSION_NAMES = {
     "FL": "fluency",
@@ -68,6 +74,21 @@ def parse_binary(reply: str) -> bool | None:
     """``"1"`` -> True, ``"0"`` -> False, anything else -> None (unparsable)."""
     m = _BINARY_RE.match(reply or "")
     return None if m is None else m.group(1) == "1"
+
+
+def parse_sarlang_reply(reply: str | None) -> bool | None:
+    """The script's reading of its judge: ``int(reply)``; 1 -> True, 0 -> False.
+
+    What ``int()`` accepts is accepted (surrounding whitespace, ``+1``, ``01``). Anything
+    else -> None (unparsable): the script would stop with a ValueError on a non-integer
+    reply, and would add any other integer to its correct count; sarvlm counts both as
+    unparsable and leaves them out of the score.
+    """
+    try:
+        value = int(reply)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if value not in (0, 1) else value == 1
 
 
 def parse_five_dimensions(reply: str) -> dict[str, int] | None:
@@ -114,6 +135,7 @@ class LLMJudge:
         timeout: float = 60.0,
         max_tokens: int = 64,
         name: str | None = None,
+        temperature: float | None = 0.0,
     ) -> None:
         self.model = model
         self.base_url = (
@@ -129,6 +151,7 @@ class LLMJudge:
         self.backoff = float(backoff)
         self.timeout = float(timeout)
         self.max_tokens = int(max_tokens)
+        self.temperature = temperature  # None: not sent (the endpoint's default)
         self.name = name or model
         self.requests_made = 0
         self._lock = threading.Lock()
@@ -137,7 +160,16 @@ class LLMJudge:
 
     # -- plumbing -------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
-        return {"temperature": 0, "max_tokens": self.max_tokens}
+        params: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        return params
+
+    def with_request(self, max_tokens: int, temperature: float | None) -> LLMJudge:
+        """The same judge (endpoint, cache, client) sending other request parameters."""
+        other = copy.copy(self)
+        other.max_tokens, other.temperature = int(max_tokens), temperature
+        return other
 
     def cache_key(self, prompt: str) -> str:
         blob = json.dumps(
@@ -265,10 +297,15 @@ class LLMJudge:
         return [self.complete(p) for p in prompts]
 
 
+def sarlang_judge(judge: LLMJudge) -> LLMJudge:
+    """``judge`` sending SARLANG-1M's request: max_tokens=100, no temperature (the script's call)."""
+    return judge.with_request(max_tokens=SARLANG_JUDGE_MAX_TOKENS, temperature=None)
+
+
 def sarlang_binary_judgements(judge: LLMJudge, items: Sequence[tuple[str, str, str]]) -> list[bool | None]:
-    """SARLANG-1M binary verdicts for ``(question, ground_truth, prediction)`` items (None = unparsable)."""
+    """SARLANG-1M judge verdicts for ``(question, ground_truth, prediction)`` triples, read as the script does."""
     prompts = [SARLANG_PROMPT.format(question=q, ground_truth=g, predicted_answer=p) for q, g, p in items]
-    return [parse_binary(r) for r in judge.complete_many(prompts, "SARLANG-1M judge")]
+    return [parse_sarlang_reply(r) for r in sarlang_judge(judge).complete_many(prompts, "SARLANG-1M judge")]
 
 
 def five_dimension_scores(judges: Sequence[LLMJudge], items: Sequence[dict[str, str]]) -> dict[str, Any]:

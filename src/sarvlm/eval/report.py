@@ -193,7 +193,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         for k in vqa_tasks:
             v = t[k]
             extra = ""
-            if v["protocol"] == "sarlang1m":
+            if v["protocol"] != "exact":
                 extra = f"judged {v.get('judged', 0)}, judge unparsable {v.get('judge_unparsable', 0)}, unjudged {v.get('unjudged', 0)}"
             rows.append([name, k, v["protocol"], v["n"], _pct(v["accuracy"]), extra])
         lines += _table(["Model", "task", "protocol", "n", "Accuracy", "judge"], rows)
