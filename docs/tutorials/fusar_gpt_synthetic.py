@@ -37,6 +37,18 @@ work = Path(os.environ.get("SARVLM_TUTORIAL_DIR") or tempfile.mkdtemp(prefix="sa
 print("working in", work)
 
 
+def show(fig) -> None:
+    """Display a figure as PNG whatever matplotlib backend is active."""
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buf.getvalue()))
+
+
 def run(*argv: str) -> None:
     print("$ sarvlm", " ".join(argv))
     code = sarvlm(list(argv))
@@ -66,7 +78,7 @@ with rasterio.open(work / "world" / samples[0]["landcover"]["mask"]) as src:
 ax[1].set_title("land cover (truth)")
 for a in ax:
     a.axis("off")
-plt.show()
+show(fig)
 
 # %% [markdown]
 # ## 2. Preprocessing
