@@ -21,4 +21,6 @@ def on_pre_build(config, **kwargs) -> None:  # noqa: ARG001 - MkDocs hook signat
     write_cli_reference(ROOT / "docs" / "reference" / "cli.md")
     missing = [p.name for p in (ROOT / "docs" / "tutorials").glob("*.py") if not p.with_suffix(".md").exists()]
     if missing:
-        raise SystemExit(f"tutorials not executed yet ({', '.join(missing)}): run `python tools/run_tutorials.py` first")
+        raise SystemExit(
+            f"tutorials not executed yet ({', '.join(missing)}): run `python tools/run_tutorials.py` first"
+        )

@@ -88,8 +88,14 @@ show(fig)
 
 # %%
 run(
-    "preprocess", str(work / "world" / "samples.jsonl"), "--out", str(work / "pre"),
-    "--filter", "refined-lee", "--stretch", "--uint8",
+    "preprocess",
+    str(work / "world" / "samples.jsonl"),
+    "--out",
+    str(work / "pre"),
+    "--filter",
+    "refined-lee",
+    "--stretch",
+    "--uint8",
 )
 
 # %% [markdown]
@@ -99,7 +105,17 @@ run(
 # captions, split 6:2:2 by scene (a real dataset would use 8:1:1).
 
 # %%
-run("build", str(work / "pre" / "samples.jsonl"), str(work / "data"), "--tasks", "fusar-gpt,caption", "--split", "6:2:2", "--seed", "0")
+run(
+    "build",
+    str(work / "pre" / "samples.jsonl"),
+    str(work / "data"),
+    "--tasks",
+    "fusar-gpt,caption",
+    "--split",
+    "6:2:2",
+    "--seed",
+    "0",
+)
 print(sorted(p.name for p in (work / "data").iterdir()))
 print((work / "data" / "train.jsonl").read_text().splitlines()[0][:400])
 
@@ -111,8 +127,16 @@ print((work / "data" / "train.jsonl").read_text().splitlines()[0][:400])
 # Google's public tiles.
 
 # %%
-run("priors", str(work / "pre" / "samples.jsonl"), "--source", f"aef-cog:{work / 'world' / 'aef'}",
-    "--grid", "4x4", "--out", str(work / "priors"))
+run(
+    "priors",
+    str(work / "pre" / "samples.jsonl"),
+    "--source",
+    f"aef-cog:{work / 'world' / 'aef'}",
+    "--grid",
+    "4x4",
+    "--out",
+    str(work / "priors"),
+)
 
 # %% [markdown]
 # ## 5. Two-stage decoupled training
@@ -122,9 +146,25 @@ run("priors", str(work / "pre" / "samples.jsonl"), "--source", f"aef-cog:{work /
 
 # %%
 run(
-    "train", "--recipe", "fusar-gpt", "--model", "tiny-qwen2.5-vl", "--data", str(work / "data"),
-    "--priors", str(work / "priors"), "--out", str(work / "run"), "--batch-size", "2",
-    "--set", "stage1.max_steps=4", "--set", "stage2.max_steps=8", "--seed", "0",
+    "train",
+    "--recipe",
+    "fusar-gpt",
+    "--model",
+    "tiny-qwen2.5-vl",
+    "--data",
+    str(work / "data"),
+    "--priors",
+    str(work / "priors"),
+    "--out",
+    str(work / "run"),
+    "--batch-size",
+    "2",
+    "--set",
+    "stage1.max_steps=4",
+    "--set",
+    "stage2.max_steps=8",
+    "--seed",
+    "0",
 )
 print(sorted(p.name for p in (work / "run").iterdir()))
 
@@ -134,10 +174,28 @@ print(sorted(p.name for p in (work / "run").iterdir()))
 # Batched generation over the test split, then the papers' metrics in their table layouts.
 
 # %%
-run("predict", "--model", str(work / "run"), "--data", str(work / "data" / "test.jsonl"),
-    "--priors", str(work / "priors"), "--out", str(work / "pred.jsonl"), "--max-new-tokens", "16")
-run("eval", str(work / "pred.jsonl"), "--data", str(work / "data" / "test.jsonl"), "--out", str(work / "report"),
-    "--no-plots")
+run(
+    "predict",
+    "--model",
+    str(work / "run"),
+    "--data",
+    str(work / "data" / "test.jsonl"),
+    "--priors",
+    str(work / "priors"),
+    "--out",
+    str(work / "pred.jsonl"),
+    "--max-new-tokens",
+    "16",
+)
+run(
+    "eval",
+    str(work / "pred.jsonl"),
+    "--data",
+    str(work / "data" / "test.jsonl"),
+    "--out",
+    str(work / "report"),
+    "--no-plots",
+)
 metrics = json.loads((work / "report" / "metrics.json").read_text())
 print(json.dumps({k: v for k, v in metrics["tasks"].items() if k in ("count", "grid")}, indent=1)[:800])
 
@@ -151,5 +209,12 @@ print(json.dumps({k: v for k, v in metrics["tasks"].items() if k in ("count", "g
 
 # %%
 first = json.loads((work / "pre" / "samples.jsonl").read_text().splitlines()[0])
-run("ask", "--model", str(work / "run"), str(work / "pre" / first["image"]), "How many ships are there?",
-    "--max-new-tokens", "8")
+run(
+    "ask",
+    "--model",
+    str(work / "run"),
+    str(work / "pre" / first["image"]),
+    "How many ships are there?",
+    "--max-new-tokens",
+    "8",
+)

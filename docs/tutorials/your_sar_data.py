@@ -117,7 +117,15 @@ print(len(boxes), "boxes")
 # sample record per image. The record keeps the georeference read from the GeoTIFF.
 
 # %%
-run("import", "coco", str(data / "instances.json"), "--images", str(data / "images"), "--out", str(work / "samples.jsonl"))
+run(
+    "import",
+    "coco",
+    str(data / "instances.json"),
+    "--images",
+    str(data / "images"),
+    "--out",
+    str(work / "samples.jsonl"),
+)
 record = json.loads((work / "samples.jsonl").read_text().splitlines()[0])
 print(json.dumps({k: record.get(k) for k in ("id", "width", "height", "date", "polarizations", "georef")}, indent=1))
 
@@ -134,8 +142,18 @@ print(json.dumps({k: record.get(k) for k in ("id", "width", "height", "date", "p
 # %%
 run("preprocess", str(work / "samples.jsonl"), "--out", str(work / "raw_vv"), "--pol", "VV")
 run("preprocess", str(work / "samples.jsonl"), "--out", str(work / "lee_vv"), "--pol", "VV", "--filter", "refined-lee")
-run("preprocess", str(work / "samples.jsonl"), "--out", str(work / "pre"), "--composite", "dual",
-    "--filter", "refined-lee", "--stretch", "--uint8")
+run(
+    "preprocess",
+    str(work / "samples.jsonl"),
+    "--out",
+    str(work / "pre"),
+    "--composite",
+    "dual",
+    "--filter",
+    "refined-lee",
+    "--stretch",
+    "--uint8",
+)
 
 
 def first_image(d: Path) -> np.ndarray:
@@ -154,8 +172,10 @@ def speckle_index(img: np.ndarray, block: int = 8) -> float:
     return float(np.median(b.std(1) / np.maximum(b.mean(1), 1e-12)))
 
 
-print(f"speckle index: {speckle_index(raw):.2f} before, {speckle_index(lee):.2f} after refined Lee; "
-      f"mean intensity {raw.mean():.0f} -> {lee.mean():.0f}")
+print(
+    f"speckle index: {speckle_index(raw):.2f} before, {speckle_index(lee):.2f} after refined Lee; "
+    f"mean intensity {raw.mean():.0f} -> {lee.mean():.0f}"
+)
 raw_db, lee_db = 10 * np.log10(np.maximum(raw, 1e-6)), 10 * np.log10(np.maximum(lee, 1e-6))
 fig, ax = plt.subplots(1, 3, figsize=(12, 4))
 lo, hi = np.percentile(raw_db, [2, 98])
@@ -178,11 +198,14 @@ show(fig)
 # detection and question-answer examples.
 
 # %%
-run("build", str(work / "pre" / "samples.jsonl"), str(work / "data"), "--tasks", "fusar-gpt,sarlang", "--split",
-    "1:0:0")
+run(
+    "build", str(work / "pre" / "samples.jsonl"), str(work / "data"), "--tasks", "fusar-gpt,sarlang", "--split", "1:0:0"
+)
 for line in (work / "data" / "train.jsonl").read_text().splitlines()[:3]:
     ex = json.loads(line)
-    print(ex["task"], "|", ex["messages"][0]["content"][:90].replace("\n", " "), "->", ex["messages"][-1]["content"][:60])
+    print(
+        ex["task"], "|", ex["messages"][0]["content"][:90].replace("\n", " "), "->", ex["messages"][-1]["content"][:60]
+    )
 
 # %% [markdown]
 # ## 6. The AlphaEarth anchor grid on the scene
