@@ -144,7 +144,7 @@ def bench_captions(n_images: int = 5000, n_refs: int = 5) -> dict:
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     from sarvlm.eval import caption_scores
-    from sarvlm.eval.ptb_tokenizer import _lex_chunk
+    from sarvlm.metrics.ptb_tokenizer import _lex_chunk
 
     r = random.Random(1)
     refs = {f"img{i}": [caption(r) for _ in range(n_refs)] for i in range(n_images)}
@@ -166,7 +166,7 @@ def bench_captions(n_images: int = 5000, n_refs: int = 5) -> dict:
     t0, c0 = time.perf_counter(), cpu()
     mine = caption_scores(refs, preds)
     t_mine, c_mine = time.perf_counter() - t0, cpu() - c0
-    from sarvlm.eval.ptb_tokenizer import tokenize
+    from sarvlm.metrics.ptb_tokenizer import tokenize
 
     _lex_chunk.cache_clear()
     t0 = time.perf_counter()

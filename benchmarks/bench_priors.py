@@ -37,8 +37,7 @@ from pyproj import Transformer  # noqa: E402
 from rasterio.transform import Affine  # noqa: E402
 
 from sarvlm.core.record import GeoRef, SampleRecord, write_samples  # noqa: E402
-from sarvlm.priors import open_source, sample_grid  # noqa: E402
-from sarvlm.priors.aef_layout import (
+from sarvlm.io.aef_layout import (
     AEF_NODATA,
     dequantize_aef,
     quantize_aef,
@@ -46,6 +45,7 @@ from sarvlm.priors.aef_layout import (
     write_aef_index,
     write_aef_tile,
 )  # noqa: E402
+from sarvlm.priors import open_source, sample_grid  # noqa: E402
 from sarvlm.priors.cache import build_prior_cache  # noqa: E402
 
 TILE = 512

@@ -14,7 +14,7 @@ import numpy as np
 from pyproj import Transformer
 from rasterio.transform import Affine
 
-from sarvlm.priors.aef_layout import AEF_NODATA, write_aef_index, write_aef_tile
+from sarvlm.io.aef_layout import AEF_NODATA, write_aef_index, write_aef_tile
 
 BBOX = (5.98, 45.00, 6.02, 45.02)  # a footprint straddling the zone edge
 NODATA_LONLAT = (5.99, 45.01)  # a node that falls in the NoData patch

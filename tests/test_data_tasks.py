@@ -13,12 +13,12 @@ from PIL import Image
 from sarvlm.core.coords import CONVENTIONS, from_model_coords
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import parse_sample
-from sarvlm.data.positions import cell_box, grid_cell, grid_cells, majority_region, region_of
+from sarvlm.core.vocabulary import cell_box, grid_cell, grid_cells, majority_region, region_of
 from sarvlm.data.quality import QualityReport, clean_targets, text_problems
-from sarvlm.data.tasks import GENERATORS, TASK_NAMES, resolve_tasks
-from sarvlm.data.tasks.base import SampleView, TaskContext
-from sarvlm.data.tasks.caption import KLIP_TEMPLATES
-from sarvlm.data.tasks.dialogue import sentences
+from sarvlm.tasks.base import SampleView, TaskContext
+from sarvlm.tasks.caption import KLIP_TEMPLATES
+from sarvlm.tasks.dialogue import sentences
+from sarvlm.tasks.registry import GENERATORS, TASK_NAMES, resolve_tasks
 
 W, H = 90, 60  # cells are 30 x 20 pixels
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from sarvlm.eval.caption import caption_scores
-from sarvlm.eval.ptb_tokenizer import tokenize, tokenize_caption
+from sarvlm.metrics.caption import caption_scores
+from sarvlm.metrics.ptb_tokenizer import tokenize, tokenize_caption
 
 EDGE_CASES = [
     "The harbour isn't busy, e.g. it's 50% empty (approx.) -- unlike the U.S. one.",
@@ -135,7 +135,7 @@ def test_identical_caption_scores_perfect_bleu_and_missing_rules():
 
 
 def test_meteor_reported_as_skipped_without_java(monkeypatch):
-    import sarvlm.eval.caption as cap
+    import sarvlm.metrics.caption as cap
 
     monkeypatch.setattr(cap.shutil, "which", lambda name: None)
     s = caption_scores({"a": ["a ship"]}, {"a": "a ship"}, meteor=True, spice=True)

@@ -20,7 +20,7 @@ from sarvlm.eval import (
     segmentation_scores,
     vqa_accuracy,
 )
-from sarvlm.eval.detection import coco_map50, greedy_match, iou_matrix
+from sarvlm.metrics.detection import coco_map50, greedy_match, iou_matrix
 
 
 def test_count_scores():

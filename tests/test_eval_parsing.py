@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sarvlm.core.coords import smart_resize, to_model_coords
-from sarvlm.eval.parsing import canonical_category, parse_prediction
+from sarvlm.core.vocabulary import answer_key
+from sarvlm.tasks.registry import parse_prediction
 
 TASKS = [
     "count",
@@ -85,14 +86,14 @@ def test_yes_no(text, expected):
 
 def test_categories_and_positions():
     assert parse_prediction("classify_box", "It is an airplane.") == "aircraft"
-    assert parse_prediction("classify_box", "storage tanks") == "oil tank"
+    assert parse_prediction("classify_box", "storage tanks") == "tank"
     assert parse_prediction("classify_box", "a harbour") == "harbor"
     assert parse_prediction("landform_all", "urban areas, water and some fields") == ["farmland", "urban", "water"]
     assert parse_prediction("classify", "ship and plane", params={"mode": "all"}) == ["aircraft", "ship"]
     assert parse_prediction("classify_box", "an A320", categories=["A320", "B737"]) == "A320"
     assert parse_prediction("position", "In the upper part of the image.") == "top"
     assert parse_prediction("position", "centre") == "center"
-    assert canonical_category("Airplanes") == "aircraft"
+    assert answer_key("Airplanes") == "aircraft"
 
 
 def test_boxes_in_every_convention_map_back_to_original_pixels():

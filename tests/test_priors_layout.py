@@ -10,7 +10,7 @@ import shapely
 from rasterio.transform import Affine
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.priors.aef_layout import (
+from sarvlm.io.aef_layout import (
     AEF_NODATA,
     INDEX_COLUMNS,
     dequantize_aef,

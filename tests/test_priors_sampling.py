@@ -9,8 +9,8 @@ from pyproj import Transformer
 from _priors_world import BBOX, NODATA_LONLAT, build_tiles, expected_codes
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import GeoRef
+from sarvlm.io.aef_layout import dequantize_aef
 from sarvlm.priors import PriorGrid, open_source, sample_grid
-from sarvlm.priors.aef_layout import dequantize_aef
 from sarvlm.priors.anchor_grid import anchor_nodes
 from sarvlm.priors.sources.base import choose_year
 
@@ -227,7 +227,7 @@ def test_grid_across_two_tiles_of_one_zone(tmp_path):
     """Adjacent tiles in one zone (side by side, one stored bottom-up): each node from its tile."""
     from rasterio.transform import Affine
 
-    from sarvlm.priors.aef_layout import write_aef_index, write_aef_tile
+    from sarvlm.io.aef_layout import write_aef_index, write_aef_tile
 
     rng = np.random.default_rng(5)
     left, right = (rng.integers(-127, 128, size=(64, 48, 48), dtype=np.int8) for _ in range(2))

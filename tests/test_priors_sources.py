@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 from sarvlm.core.errors import SarvlmError
+from sarvlm.io.aef_layout import AEF_NODATA, dequantize_aef
 from sarvlm.priors import open_source, sample_grid
-from sarvlm.priors.aef_layout import AEF_NODATA, dequantize_aef
 
 X0, Y0, RES = 10.0, 50.0, 0.0001  # top-left corner of the cut-out, ~10 m pixels
 H, W = 60, 80

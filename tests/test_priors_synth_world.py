@@ -1,6 +1,6 @@
 """Integration: the synthetic world's embedding field, read through aef-cog: like real tiles.
 
-The world writes its field with :mod:`sarvlm.priors.aef_layout`; its land-cover masks give an
+The world writes its field with :mod:`sarvlm.io.aef_layout`; its land-cover masks give an
 independent truth: the class whose prototype is nearest to each cached node vector must be the
 land-cover class under that node's pixel (the field is built from those masks).
 """

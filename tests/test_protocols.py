@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from sarvlm.data.quality import colour_words
-from sarvlm.eval.caption import caption_scores
-from sarvlm.eval.detection import detection_scores
-from sarvlm.eval.grid import grid_scores
+from sarvlm.metrics.caption import caption_scores
+from sarvlm.metrics.detection import detection_scores
+from sarvlm.metrics.grid import grid_scores
 from sarvlm.eval.judges import SARLANG_PROMPT, parse_sarlang_reply
-from sarvlm.eval.retrieval import retrieval_scores
-from sarvlm.eval.vqa import vqa_accuracy
+from sarvlm.metrics.retrieval import retrieval_scores
+from sarvlm.metrics.vqa import vqa_accuracy
 
 # --------------------------------------------------------------------------------------------
 # SARLANG-1M Evaluate_VQA.py

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from sarvlm.core.vocabulary import cell_name, grid_cell
 from sarvlm.synth.backscatter import SEA_STATES, db_to_linear, sigma0_map, speckle
-from sarvlm.synth.captions import grid_cell, make_captions
+from sarvlm.synth.captions import make_captions
 from sarvlm.synth.embedding_field import PROTOTYPES, CellLayout, nearest_class, site_embedding_field
 from sarvlm.synth.footprint import Site, place_scenes, utm_zone
 from sarvlm.synth.landcover import CLASSES, FARMLAND, GRASSLAND, WATER, generate_layout
@@ -168,7 +169,7 @@ def test_captions_follow_the_annotations():
     assert concise == "A coastal port with one harbor and two ships."
     empty = make_captions("rural", [], {"farmland": 0.7, "forest": 0.3}, 100, 100, 2.0)
     assert "No ships" in empty[0].text and "mostly farmland" in empty[1].text
-    assert grid_cell(99, 0, 100, 100) == "upper right" and grid_cell(50, 50, 100, 100) == "center"
+    assert cell_name(grid_cell(99, 0, 100, 100)) == "upper right" and cell_name(grid_cell(50, 50, 100, 100)) == "center"
 
 
 def test_optical_shows_farmland_crops_unlike_grassland():

@@ -13,7 +13,7 @@ import rasterio
 from sarvlm.cli.main import main
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import read_samples
-from sarvlm.priors.aef_layout import INDEX_COLUMNS, read_aef_index
+from sarvlm.io.aef_layout import INDEX_COLUMNS, read_aef_index
 from sarvlm.synth.landcover import CLASSES, WATER
 from sarvlm.synth.world import generate_world
 
@@ -90,7 +90,7 @@ def test_world_spans_two_zones_and_years(world):
     with rasterio.open(tile) as ds:
         assert ds.count == 64 and ds.dtypes[0] == "int8" and ds.nodata == -128 and ds.res == (10.0, 10.0)
         v = ds.read()
-    from sarvlm.priors.aef_layout import dequantize_aef
+    from sarvlm.io.aef_layout import dequantize_aef
 
     vec = dequantize_aef(v).reshape(64, -1)
     ok = ~np.isnan(vec[0])

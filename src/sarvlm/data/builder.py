@@ -27,13 +27,12 @@ from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
+from sarvlm.core.vocabulary import SYNONYMS, canonical_category
 from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
-from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
+from sarvlm.data.quality import QualityReport, clean_targets, text_problems
 from sarvlm.data.splits import SplitPlan
-from sarvlm.data.tasks import GENERATORS, resolve_tasks
-from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext
-
-TEXT_TASKS = frozenset({"caption", "dialogue", "vqa"})  # free text: checked for colour words, counts, positions
+from sarvlm.tasks.base import Draft, SampleView, Target, TaskContext
+from sarvlm.tasks.registry import GENERATORS, is_free_text, resolve_tasks
 
 
 @dataclass
@@ -172,7 +171,7 @@ def _sample_examples(
                 report.add("duplicate_question", eid)
                 continue
             seen.add(key)
-            if task in TEXT_TASKS:
+            if is_free_text(task):  # free text: checked for colour words, counts, positions
                 problems = text_problems("\n".join(answers), view, ctx.vocabulary)
                 for p in problems:
                     report.add(p, eid)

@@ -6,7 +6,9 @@ Checks on annotations (before any task sees them):
   (``boxes="clip"``, default) or dropped (``boxes="drop"``);
 - ``box_outside``: a box entirely outside the image is dropped;
 - ``zero_area_box``: a box with no area (after clipping) is dropped;
-- ``category_mapped``: a category renamed through the synonym table (``plane`` -> ``aircraft``);
+- ``category_mapped``: a category renamed through the synonym table of :mod:`sarvlm.core.vocabulary`
+  (``plane`` -> ``aircraft``, ``oil_tank`` -> ``tank``; a dataset's type label such as SAR-AIRcraft's
+  ``A330`` -> ``aircraft``, the label kept as the object's fine type);
 - ``unknown_category``: a category not in a given vocabulary (after synonyms) is dropped;
 - ``crowd_region``: COCO ``iscrowd`` regions are kept in the record but are not targets.
 
@@ -37,8 +39,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sarvlm.core.record import SampleRecord
-from sarvlm.data.positions import box_centre, grid_cell
-from sarvlm.data.tasks.base import SampleView, Target, plural
+from sarvlm.core.vocabulary import (
+    CARDINALS,
+    POSITION_WORDS,
+    SYNONYMS,
+    box_centre,
+    canonical_category,
+    grid_cell,
+    is_fine_type,
+)
+from sarvlm.tasks.base import SampleView, Target, plural
 
 REASONS: dict[str, str] = {
     "box_clipped": "box partly outside the image: clipped to the image",
@@ -58,30 +68,6 @@ REASONS: dict[str, str] = {
 }
 TEXT_REASONS = ("colour_word", "count_mismatch", "position_mismatch")
 
-# Coarse-category synonyms seen across SARDet-100k, SSDD, HRSID, SAR-AIRcraft, FUSAR-Ship, SARLANG-1M.
-SYNONYMS: dict[str, str] = {
-    "plane": "aircraft",
-    "airplane": "aircraft",
-    "aeroplane": "aircraft",
-    "airliner": "aircraft",
-    "jet": "aircraft",
-    "vessel": "ship",
-    "boat": "ship",
-    "cargo ship": "ship",
-    "tanker": "ship",
-    "oil tank": "tank",
-    "storage tank": "tank",
-    "storage-tank": "tank",
-    "oiltank": "tank",
-    "vehicle": "car",
-    "automobile": "car",
-    "small vehicle": "car",
-    "small-vehicle": "car",
-    "port": "harbor",
-    "harbour": "harbor",
-    "dock": "harbor",
-    "bridges": "bridge",
-}
 COLOUR_WORDS = (
     "red",
     "green",
@@ -122,34 +108,7 @@ LAND_USE_COLOUR_PHRASES = (
     r"blue[\s-]+green[\s-]+(?:spaces?|infrastructure|corridors?)",
 )
 _LAND_USE_RE = re.compile(r"\b(?:" + "|".join(LAND_USE_COLOUR_PHRASES) + r")\b", re.I)
-NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-}
 _LINKS = {"and", "or", "of", "to", "the", "with", "than", "in", "on", "at", "from", "by", "for"}
-_POSITION_WORDS = {
-    "left": "left",
-    "right": "right",
-    "top": "top",
-    "upper": "top",
-    "bottom": "bottom",
-    "lower": "bottom",
-    "center": "center",
-    "centre": "center",
-    "middle": "center",
-}
-
-
-def canonical_category(name: str, synonyms: dict[str, str] | None = SYNONYMS) -> str:
-    """Category name through the synonym table (case-insensitive, ``_``/``-`` read as spaces, so
-    ``Oil_Tank`` -> ``tank``; unknown names are returned as given)."""
-    if not synonyms:
-        return name
-    key = name.strip().lower()
-    return synonyms.get(key) or synonyms.get(key.replace("_", " ").replace("-", " "), name)
 
 
 @dataclass
@@ -214,7 +173,9 @@ def clean_targets(
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             report.add("zero_area_box", record.id)
             continue
-        out.append(Target(cat, obj.fine_category, (float(x1), float(y1), float(x2), float(y2))))
+        # A type label (SAR-AIRcraft's "A330") mapped to its coarse category stays the object's type.
+        fine = obj.fine_category or (obj.category if cat != obj.category and is_fine_type(obj.category) else None)
+        out.append(Target(cat, fine, (float(x1), float(y1), float(x2), float(y2))))
     return out
 
 
@@ -250,13 +211,13 @@ def _mentions(text: str, categories: tuple[str, ...]) -> tuple[list[tuple[int, s
             re.I,
         )
         if pos:
-            positions.append((cat, _POSITION_WORDS[pos.group(1).lower()]))
+            positions.append((cat, POSITION_WORDS[pos.group(1).lower()]))
     return counts, positions
 
 
 def _number(word: str) -> int | None:
     word = word.lower().strip("(,")
-    return int(word) if word.isdigit() else NUMBER_WORDS.get(word)
+    return int(word) if word.isdigit() else CARDINALS.get(word)
 
 
 def text_problems(text: str, view: SampleView, vocabulary: tuple[str, ...]) -> list[str]:

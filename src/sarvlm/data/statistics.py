@@ -43,8 +43,8 @@ import numpy as np
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
 from sarvlm.data.image_features import default_extractor, resolve_extractor
+from sarvlm.tasks.registry import is_free_text
 
-FREE_TEXT_TASKS = ("caption", "dialogue", "vqa", "imported")
 MTLD_THRESHOLD = 0.72
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -237,7 +237,7 @@ def dataset_statistics(
             q_words.append(len(words(user)))
             for a in answers:
                 a_words.append(len(words(a)))
-                (free if e.task in FREE_TEXT_TASKS else other)[a] = None
+                (free if is_free_text(e.task) else other)[a] = None
             for im in e.images:
                 images[os.path.normpath(os.path.join(f.parent, im))] = None
     if n == 0:

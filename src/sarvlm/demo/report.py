@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,15 @@ def _fmt(values: list[float] | None) -> str:
 
 
 def _subset_scores(pred_path: Path, test_path: Path) -> dict[str, float]:
-    """Accuracy on the questions the prior is built to answer (see docs/synthetic-world.md)."""
+    """Accuracy on the questions the prior is built to answer (see docs/synthetic-world.md).
+
+    Answers are parsed by the task registry and compared the way ``sarvlm eval`` compares them
+    (:func:`sarvlm.tasks.registry.answer_is_correct`: "meadow" is a correct ``grassland``)."""
     from sarvlm.core.example import read_examples, read_predictions
-    from sarvlm.eval.counting import count_scores
-    from sarvlm.eval.detection import detection_scores
-    from sarvlm.eval.parsing import parse_prediction
+    from sarvlm.core.vocabulary import answer_key
+    from sarvlm.metrics.counting import count_scores
+    from sarvlm.metrics.detection import detection_scores
+    from sarvlm.tasks.registry import answer_is_correct, parse_prediction
 
     preds = {p.id: p.prediction for p in read_predictions(pred_path)}
     land_hits: list[bool] = []
@@ -78,12 +83,12 @@ def _subset_scores(pred_path: Path, test_path: Path) -> dict[str, float]:
     for ex in read_examples(test_path):
         text = preds.get(ex.id, "")
         parsed = parse_prediction(ex.task, text, params=ex.params, coords=ex.coords, width=ex.width, height=ex.height)
-        if ex.task in ("landform_main", "landform_region") and ex.answer in PRIOR_CLASSES:
-            land_hits.append(parsed == ex.answer)
-        elif ex.task == "count" and ex.params.get("category") == "ship":
+        if ex.task in ("landform_main", "landform_region") and answer_key(str(ex.answer)) in PRIOR_CLASSES:
+            land_hits.append(answer_is_correct(ex.task, parsed, ex.answer))
+        elif ex.task == "count" and answer_key(str(ex.params.get("category"))) == "ship":
             ship_gt.append(int(ex.answer))
             ship_pred.append(parsed if isinstance(parsed, int) else None)
-        elif ex.task == "detect" and ex.params.get("category") == "ship":
+        elif ex.task == "detect" and answer_key(str(ex.params.get("category"))) == "ship":
             det_gt.append([("ship", *b) for b in ex.answer])
             det_pred.append([("ship", *b) for b in (parsed or [])])
     out: dict[str, float] = {}
@@ -271,20 +276,28 @@ def _sample_plot(world: Path, data: Path, scored: Path, runs: list[dict[str, Any
     plt.close(fig)
 
 
-def write_demo_report(
-    out: Path,
-    cfg: DemoConfig,
-    *,
-    world: Path,
-    pre: Path,
-    data: Path,
-    priors: Path,
-    base: Path,
-    ablation: Path,
-    scored: Path,
-    timings: dict[str, float],
-) -> Path:
-    """Write ``out/report.md``, ``out/metrics.json`` and the PNG plots; print the summary table."""
+@dataclass
+class RunScores:
+    """Scores of every run, read back from the scored predictions (the report's first seam)."""
+
+    order: list[str]  # run names, the no-model baseline first
+    runs: list[dict[str, Any]]  # the ablation's run entries (runs.json)
+    headline: dict[str, dict[str, list[float]]]  # run -> column title -> value per seed
+    subsets: dict[str, dict[str, list[float]]]  # run -> prior-question subset -> value per seed
+    per_run: list[dict[str, Any]]
+
+    @property
+    def columns(self) -> list[str]:
+        return [t for t, _, _ in HEADLINE if any(self.headline[n].get(t) for n in self.order)]
+
+    @property
+    def subset_columns(self) -> list[str]:
+        return sorted({k for n in self.order for k in self.subsets[n]})
+
+
+def collect_scores(ablation: Path, scored: Path) -> RunScores:
+    """Headline metrics (from each run's ``metrics.json``) and prior-question subsets (re-scored
+    from its predictions) of the baseline and every ablation run."""
     runs = json.loads((ablation / "runs.json").read_text())["runs"]
     order: list[str] = [MAJORITY, *dict.fromkeys(e["name"] for e in runs)]
     headline: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
@@ -321,22 +334,29 @@ def write_demo_report(
                 subsets[entry["name"]][k].append(v)
         row["prior_subsets"] = sub
         per_run.append(row)
-    columns = [t for t, _, _ in HEADLINE if any(headline[n].get(t) for n in order)]
-    sub_cols = sorted({k for n in order for k in subsets[n]})
+    return RunScores(order, runs, headline, subsets, per_run)
 
-    def table(rows_of: dict[str, dict[str, list[float]]], cols: list[str]) -> list[str]:
-        lines = ["| run | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-        lines += [f"| {n} | " + " | ".join(_fmt(rows_of[n].get(c)) for c in cols) + " |" for n in order]
-        return lines
 
-    verdicts: list[str] = []
-    verdict_data: list[dict[str, Any]] = []
+@dataclass
+class Verdicts:
+    """Does each TLM run beat its no-TLM twin by more than the spread across seeds?"""
+
+    lines: list[str]  # markdown rows for the prior-question subsets
+    data: list[dict[str, Any]]
+    helped: list[str]  # headline columns where a TLM run beats its twin
+    not_helped: list[str]
+
+
+def tlm_verdicts(scores: RunScores) -> Verdicts:
+    columns, sub_cols = scores.columns, scores.subset_columns
+    lines: list[str] = []
+    data: list[dict[str, Any]] = []
     for with_tlm, without in TLM_PAIRS:
-        if with_tlm not in order or without not in order:
+        if with_tlm not in scores.order or without not in scores.order:
             continue
         for col in sub_cols + columns:
-            a = subsets[with_tlm].get(col) or headline[with_tlm].get(col)
-            b = subsets[without].get(col) or headline[without].get(col)
+            a = scores.subsets[with_tlm].get(col) or scores.headline[with_tlm].get(col)
+            b = scores.subsets[without].get(col) or scores.headline[without].get(col)
             if not a or not b:
                 continue
             (ma, sa), (mb, sb) = _mean_std(a), _mean_std(b)
@@ -344,7 +364,7 @@ def write_demo_report(
             diff = ma - mb
             known = len(a) > 1 and len(b) > 1
             beats = known and diff > spread
-            verdict_data.append(
+            data.append(
                 {
                     "with": with_tlm,
                     "without": without,
@@ -357,44 +377,67 @@ def write_demo_report(
             )
             if col in sub_cols:
                 word = ("**yes**" if beats else "no") if known else "unknown (one seed: no spread)"
-                verdicts.append(
-                    f"| {col} | {with_tlm} vs {without} | {100 * diff:+.1f} | {100 * spread:.1f} | {word} |"
-                )
-    helped = sorted({v["metric"] for v in verdict_data if v["beats"] and v["metric"] in columns})
-    not_helped = [c for c in columns if c not in helped]
+                lines.append(f"| {col} | {with_tlm} vs {without} | {100 * diff:+.1f} | {100 * spread:.1f} | {word} |")
+    helped = sorted({v["metric"] for v in data if v["beats"] and v["metric"] in columns})
+    return Verdicts(lines, data, helped, [c for c in columns if c not in helped])
 
-    def table9() -> list[str]:
-        lines = ["| Model | SFT1 | SFT2 | TLM | Count ACC |", "|---|:-:|:-:|:-:|---:|"]
-        for name, label in (
-            ("stage2-only", "BaseModel(+SFT2)"),
-            ("stage1+stage2", "BaseModel(+SFT1+SFT2)"),
-            ("stage2+tlm", "BaseModel(+SFT2+TLM)"),
-            ("full", "FUSAR-GPT"),
-        ):
-            if name in headline:
-                e = next(x for x in runs if x["name"] == name)
-                mark = lambda b: "✓" if b else "✗"  # noqa: E731
-                lines.append(
-                    f"| {label} | {mark(e['sft1'])} | {mark(e['sft2'])} | {mark(e['fusion'] == 'tlm')} | {_fmt(headline[name].get('Count Acc'))} |"
-                )
-        return lines
 
-    def table6() -> list[str]:
-        cols = [("Base", "stage1+stage2"), ("TLM", "fusion-tlm"), ("Sum", "fusion-sum"), ("Concat", "fusion-concat")]
-        cols = [(t, n) for t, n in cols if n in headline]
-        return [
-            "| Model | " + " | ".join(t for t, _ in cols) + " |",
-            "|---|" + "---:|" * len(cols),
-            "| Count accuracy | " + " | ".join(_fmt(headline[n].get("Count Acc")) for _, n in cols) + " |",
-        ]
+def _table(order: list[str], rows_of: dict[str, dict[str, list[float]]], cols: list[str]) -> list[str]:
+    lines = ["| run | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [f"| {n} | " + " | ".join(_fmt(rows_of[n].get(c)) for c in cols) + " |" for n in order]
+    return lines
 
-    probe = _prior_probe(pre, data, priors)
-    _loss_plot(ablation, runs, out / "loss_curves.png")
-    _bars_plot(headline, columns, out / "per_task_by_run.png")
-    _sample_plot(world, data, scored, runs, out / "sample_scene.png")
+
+def _table9(scores: RunScores) -> list[str]:
+    """FUSAR-GPT Table 9 layout: which stages and fusion each run has, and its counting accuracy."""
+    lines = ["| Model | SFT1 | SFT2 | TLM | Count ACC |", "|---|:-:|:-:|:-:|---:|"]
+    for name, label in (
+        ("stage2-only", "BaseModel(+SFT2)"),
+        ("stage1+stage2", "BaseModel(+SFT1+SFT2)"),
+        ("stage2+tlm", "BaseModel(+SFT2+TLM)"),
+        ("full", "FUSAR-GPT"),
+    ):
+        if name in scores.headline:
+            e = next(x for x in scores.runs if x["name"] == name)
+            mark = lambda b: "✓" if b else "✗"  # noqa: E731
+            lines.append(
+                f"| {label} | {mark(e['sft1'])} | {mark(e['sft2'])} | {mark(e['fusion'] == 'tlm')} | "
+                f"{_fmt(scores.headline[name].get('Count Acc'))} |"
+            )
+    return lines
+
+
+def _table6(scores: RunScores) -> list[str]:
+    """FUSAR-GPT Table 6 layout: counting accuracy per fusion variant."""
+    cols = [("Base", "stage1+stage2"), ("TLM", "fusion-tlm"), ("Sum", "fusion-sum"), ("Concat", "fusion-concat")]
+    cols = [(t, n) for t, n in cols if n in scores.headline]
+    return [
+        "| Model | " + " | ".join(t for t, _ in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+        "| Count accuracy | " + " | ".join(_fmt(scores.headline[n].get("Count Acc")) for _, n in cols) + " |",
+    ]
+
+
+def _report_markdown(
+    cfg: DemoConfig,
+    scores: RunScores,
+    verdicts: Verdicts,
+    probe: dict[str, float],
+    *,
+    world: Path,
+    data: Path,
+    priors: Path,
+    base: Path,
+    ablation: Path,
+    scored: Path,
+    timings: dict[str, float],
+) -> str:
+    """The text of ``report.md``."""
     world_info = json.loads((world / "world.json").read_text())
     prior_summary = json.loads((priors / "summary.json").read_text())
-    n_test = sum(1 for _ in open(scored / "test.jsonl"))
+    with open(scored / "test.jsonl", encoding="utf-8") as fh:
+        n_test = sum(1 for _ in fh)
+    per_run = scores.per_run
     md = [
         "# sarvlm demo report",
         "",
@@ -413,7 +456,7 @@ def write_demo_report(
         "",
         f"`{MAJORITY}` is the no-model baseline: every question gets its task's most frequent training answer.",
         "",
-        *table(headline, columns),
+        *_table(scores.order, scores.headline, scores.columns),
         "",
         "## Questions that need the prior",
         "",
@@ -427,25 +470,25 @@ def write_demo_report(
         )
         + ":",
         "",
-        *table(subsets, sub_cols),
+        *_table(scores.order, scores.subsets, scores.subset_columns),
         "",
         "Does the TLM run beat the same run without it by more than the spread across seeds (√(std₁² + std₂²))?",
         "",
         "| question set | pair | Δ (points) | spread | TLM better? |",
         "|---|---|---:|---:|---|",
-        *(verdicts or ["| – | – | – | – | – |"]),
+        *(verdicts.lines or ["| – | – | – | – | – |"]),
         "",
-        f"Tasks where a TLM run beats its no-TLM twin by more than the spread: {', '.join(helped) or 'none'}. "
-        f"Tasks where it does not: {', '.join(not_helped) or 'none'}.",
+        f"Tasks where a TLM run beats its no-TLM twin by more than the spread: {', '.join(verdicts.helped) or 'none'}. "
+        f"Tasks where it does not: {', '.join(verdicts.not_helped) or 'none'}.",
         "",
         *_probe_lines(probe),
         "## FUSAR-GPT Table 9 layout (stage ablation, counting)",
         "",
-        *table9(),
+        *_table9(scores),
         "",
         "## FUSAR-GPT Table 6 layout (fusion variants, counting)",
         "",
-        *table6(),
+        *_table6(scores),
         "",
         "## Plots",
         "",
@@ -469,20 +512,60 @@ def write_demo_report(
         *[f"| {k} | {v:.1f} |" for k, v in timings.items()],
         "",
     ]
+    return "\n".join(md)
+
+
+def write_demo_report(
+    out: Path,
+    cfg: DemoConfig,
+    *,
+    world: Path,
+    pre: Path,
+    data: Path,
+    priors: Path,
+    base: Path,
+    ablation: Path,
+    scored: Path,
+    timings: dict[str, float],
+) -> Path:
+    """Write ``out/report.md``, ``out/metrics.json`` and the PNG plots; print the summary table.
+
+    Seams: scores of every run (:func:`collect_scores`), the TLM verdicts (:func:`tlm_verdicts`),
+    the nearest-neighbour information probe, the plots, the markdown (:func:`_report_markdown`).
+    """
+    scores = collect_scores(ablation, scored)
+    verdicts = tlm_verdicts(scores)
+    probe = _prior_probe(pre, data, priors)
+    _loss_plot(ablation, scores.runs, out / "loss_curves.png")
+    _bars_plot(scores.headline, scores.columns, out / "per_task_by_run.png")
+    _sample_plot(world, data, scored, scores.runs, out / "sample_scene.png")
+    text = _report_markdown(
+        cfg,
+        scores,
+        verdicts,
+        probe,
+        world=world,
+        data=data,
+        priors=priors,
+        base=base,
+        ablation=ablation,
+        scored=scored,
+        timings=timings,
+    )
     with atomic_open(out / "report.md") as fh:
-        fh.write("\n".join(md))
+        fh.write(text)
     metrics = {
         "config": cfg.to_dict(),
-        "headline": {n: {c: v for c, v in headline[n].items()} for n in order},
-        "prior_subsets": {n: {c: v for c, v in subsets[n].items()} for n in order},
-        "tlm_verdicts": verdict_data,
+        "headline": {n: dict(scores.headline[n].items()) for n in scores.order},
+        "prior_subsets": {n: dict(scores.subsets[n].items()) for n in scores.order},
+        "tlm_verdicts": verdicts.data,
         "prior_probe": probe,
-        "runs": per_run,
+        "runs": scores.per_run,
         "timings_s": timings,
     }
     with atomic_open(out / "metrics.json") as fh:
         json.dump(metrics, fh, indent=2, sort_keys=True)
-    _print_summary(order, headline, columns)
+    _print_summary(scores.order, scores.headline, scores.columns)
     return out / "report.md"
 
 

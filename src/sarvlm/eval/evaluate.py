@@ -1,9 +1,9 @@
 """Score a whole predictions file against its test data, task by task.
 
-``evaluate(predictions, data, out_dir)`` pairs predictions with examples by id, parses
-each answer with :func:`sarvlm.eval.parsing.parse_prediction`, dispatches every task to
-its metric, and writes ``metrics.json``, ``report.md`` and PNG plots (atomically, as one
-directory). Missing predictions count as wrong; predictions for unknown ids are
+``evaluate(predictions, data, out_dir)`` pairs predictions with examples by id, parses each answer
+with its task's parser, scores every task present with its task's scorer (both from
+:mod:`sarvlm.tasks.registry`), and writes ``metrics.json``, ``report.md`` and PNG plots
+(atomically, as one directory). Missing predictions count as wrong; predictions for unknown ids are
 reported and ignored; unparsable answers are counted per task as ``no_answer``.
 """
 
@@ -16,15 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.core.errors import SarvlmError
-
-# Tasks whose answer is one category/word compared after canonicalisation.
-SINGLE_LABEL_TASKS = ("classify_box", "landform_main", "landform_region", "refer")
-CLOSED_TASKS = ("identify", "position")
-TEXT_TASKS = ("caption", "dialogue")
-# SARLANG-1M's question types (Table 5) besides imported open VQA: under a SARLANG-1M VQA
-# protocol they are also scored with the released script's rule, as its Table 8 is, and
-# reported as "<task>@<protocol>" next to their structured metrics.
-SARLANG_VQA_TASKS = ("identify", "classify", "count", "position", "refer")
 
 
 def _versions() -> dict[str, str]:
@@ -84,26 +75,104 @@ def _load(predictions_path: str | Path, data_path: str | Path):
     return examples, preds, unknown
 
 
-def _question(ex) -> str:
-    for m in reversed(ex.prompt_messages):
-        if m.role == "user":
-            return m.content.replace("<image>", "").strip()
-    return ""
-
-
 def _history(ex) -> str:
     msgs = ex.prompt_messages[:-1]
     return "\n".join(f"{m.role}: {m.content.replace('<image>', '').strip()}" for m in msgs if m.role != "system")
 
 
-def _canon(v: Any) -> Any:
-    from sarvlm.eval.parsing import canonical_category
+def _label_vocabulary(examples: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+    """Category names per task from the ground truth: lets the parser find fine-grained names
+    ("A320") in free text, on top of the vocabulary's synonym table."""
+    from sarvlm.tasks.registry import task_spec
 
-    if isinstance(v, str):
-        return canonical_category(v)
-    if isinstance(v, (list, tuple)):
-        return sorted(canonical_category(str(x)) for x in v)
-    return v
+    vocab: dict[str, set[str]] = defaultdict(set)
+    for ex in examples:
+        if task_spec(ex.task).label_vocabulary:
+            for a in ex.answer if isinstance(ex.answer, list) else [ex.answer]:
+                if isinstance(a, str) and a.strip():
+                    vocab[ex.task].add(a)
+    return {task: tuple(sorted(names)) for task, names in vocab.items()}
+
+
+def parse_answers(examples: dict[str, Any], preds: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every example with its prediction and parsed answer, grouped by task
+    (:class:`sarvlm.tasks.spec.Scored` rows in input order)."""
+    from sarvlm.core.progress import track
+    from sarvlm.tasks.registry import parse_prediction
+    from sarvlm.tasks.spec import Scored
+
+    vocab = _label_vocabulary(list(examples.values()))
+    by_task: dict[str, list[Scored]] = defaultdict(list)
+    for ex in track(examples.values(), "parsing answers", total=len(examples)):
+        p = preds.get(ex.id)
+        parsed = None
+        if p is not None:
+            parsed = parse_prediction(
+                ex.task,
+                p.prediction,
+                params=ex.params,
+                coords=ex.coords,
+                width=ex.width,
+                height=ex.height,
+                categories=vocab.get(ex.task),
+            )
+        by_task[ex.task].append(Scored(ex, p, parsed))
+    return by_task
+
+
+def score_tasks(by_task: dict[str, list[Any]], options: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(metrics per task, answer counts per task, plot data) with each task's registered scorer."""
+    from sarvlm.tasks.registry import task_spec
+
+    tasks: dict[str, Any] = {}
+    answers: dict[str, Any] = {}
+    plot_data: dict[str, Any] = {}
+    for task in sorted(by_task):
+        rows = by_task[task]
+        n_missing = sum(1 for r in rows if r.prediction is None)
+        n_none = sum(1 for r in rows if r.prediction is not None and r.parsed is None)
+        answers[task] = {"n": len(rows), "missing": n_missing, "no_answer": n_none}
+        score = task_spec(task).scorer(rows, options)
+        tasks[task] = score.metrics
+        tasks[task]["no_answer"] = n_none + n_missing
+        plot_data.update(score.plot_data)
+    if options.vqa_protocol != "exact":
+        # SARLANG-1M's question types are also scored with the protocol's VQA rule on the reference
+        # text, as its Table 8 is, and reported as "<task>@<protocol>" beside their structured metrics.
+        from sarvlm.tasks.scoring import protocol_vqa
+
+        for task in sorted(by_task):
+            if "sarlang" in task_spec(task).groups:
+                rows = by_task[task]
+                truths = [r.example.reference or "" for r in rows]
+                tasks[f"{task}@{options.vqa_protocol}"] = protocol_vqa(rows, truths, options)
+    return tasks, answers, plot_data
+
+
+def _five_dimensions(by_task: dict[str, list[Any]], judge: Sequence[Any]) -> dict[str, Any]:
+    """LunarOS-Mini five-dimension scores of every free-text task's answers by each judge."""
+    from sarvlm.eval.judges import five_dimension_scores
+    from sarvlm.tasks.registry import is_free_text
+    from sarvlm.tasks.scoring import question_text
+
+    judged: dict[str, Any] = {}
+    for task in sorted(by_task):
+        if not is_free_text(task):
+            continue
+        items = [
+            {
+                "question": question_text(r.example),
+                "reference": str(r.example.reference or r.example.answer or ""),
+                "answer": r.prediction.prediction if r.prediction is not None else "",
+                "history": _history(r.example),
+            }
+            for r in by_task[task]
+        ]
+        res = five_dimension_scores(judge, items)
+        for j in res["judges"].values():
+            j.pop("per_sample")
+        judged[task] = res
+    return judged
 
 
 def evaluate(
@@ -125,8 +194,8 @@ def evaluate(
 
     Args:
         judge: :class:`sarvlm.eval.judges.LLMJudge` objects. The first one judges open VQA
-            answers under ``vqa_protocol="sarlang1m"``; all of them give LunarOS-Mini
-            five-dimension scores to caption/dialogue/VQA answers when ``five_dimensions``.
+            answers under the SARLANG-1M protocols; all of them give LunarOS-Mini
+            five-dimension scores to free-text answers (caption/dialogue/VQA) when ``five_dimensions``.
         tokenizer: caption tokenizer (``python``, ``java``, ``none``).
         vqa_protocol: ``exact`` (normalised exact match), ``sarlang1m`` (SARLANG-1M's released
             script, also applied to the SARLANG-1M question types as ``<task>@sarlang1m``) or
@@ -136,145 +205,54 @@ def evaluate(
 
     Returns the metrics dictionary that is written to ``metrics.json``.
     """
-    from sarvlm.core.progress import track
-    from sarvlm.eval import parsing
-    from sarvlm.eval.caption import caption_scores, per_type_means
-    from sarvlm.eval.classification import classification_scores, multilabel_scores
-    from sarvlm.eval.counting import count_scores
-    from sarvlm.eval.detection import detection_scores
-    from sarvlm.eval.grid import grid_scores
+    from sarvlm.tasks.spec import ScoreOptions
 
     examples, preds, unknown = _load(predictions_path, data_path)
-    # Label vocabulary per task from the ground truth: lets the parser find fine-grained
-    # names ("A320") in free text, on top of the built-in synonym table.
-    vocab: dict[str, set[str]] = defaultdict(set)
-    for ex in examples.values():
-        if ex.task in (*SINGLE_LABEL_TASKS, "landform_all", "classify"):
-            for a in ex.answer if isinstance(ex.answer, list) else [ex.answer]:
-                if isinstance(a, str) and a.strip():
-                    vocab[ex.task].add(a)
-    by_task: dict[str, list[tuple[Any, Any, Any]]] = defaultdict(list)  # (example, prediction|None, parsed)
-    for ex in track(examples.values(), "parsing answers", total=len(examples)):
-        p = preds.get(ex.id)
-        parsed = None
-        if p is not None:
-            cats = sorted(vocab[ex.task]) if ex.task in vocab else None
-            parsed = parsing.parse_prediction(
-                ex.task,
-                p.prediction,
-                params=ex.params,
-                coords=ex.coords,
-                width=ex.width,
-                height=ex.height,
-                categories=cats,
-            )
-        by_task[ex.task].append((ex, p, parsed))
+    by_task = parse_answers(examples, preds)
+    options = ScoreOptions(
+        meteor=meteor,
+        spice=spice,
+        tokenizer=tokenizer,
+        vqa_protocol=vqa_protocol,
+        judge=_binary_judge(judge[0], vqa_protocol) if vqa_protocol != "exact" and judge else None,
+    )
+    tasks, answers, raw = score_tasks(by_task, options)
+    judged = _five_dimensions(by_task, judge) if five_dimensions and judge else {}
+    metrics = _metrics_document(
+        run_name or (Path(out_dir).name if out_dir is not None else "run"),
+        (predictions_path, data_path),
+        (examples, preds, unknown),
+        answers,
+        tasks,
+        judged,
+        tokenizer=tokenizer,
+        vqa_protocol=vqa_protocol,
+        judge=judge,
+    )
+    if out_dir is not None:
+        from sarvlm.eval.report import write_report
 
-    tasks: dict[str, Any] = {}
-    answers: dict[str, Any] = {}
-    raw: dict[str, Any] = {}  # data for plots, not written to metrics.json
-    for task in sorted(by_task):
-        rows = by_task[task]
-        n_missing = sum(1 for _, p, _ in rows if p is None)
-        n_none = sum(1 for _, p, v in rows if p is not None and v is None)
-        answers[task] = {"n": len(rows), "missing": n_missing, "no_answer": n_none}
-        gts = [ex.answer for ex, _, _ in rows]
-        vals = [v for _, _, v in rows]
-        if task == "count":
-            gt_i = [int(g) for g in gts]
-            tasks[task] = count_scores(gt_i, vals)
-            raw["count_errors"] = [int(v) - g for g, v in zip(gt_i, vals) if v is not None]
-        elif task == "grid":
-            tasks[task] = grid_scores([set(g) for g in gts], [set(v) if v is not None else None for v in vals])
-        elif task == "detect":
+        write_report(metrics, out_dir, raw=raw, plots=plots, overwrite=overwrite)
+    return metrics
 
-            def cat(ex):
-                return str(ex.params.get("category") or "object")
 
-            gt_b = [[(cat(ex), *b) for b in (ex.answer or [])] for ex, _, _ in rows]
-            pr_b = [[(cat(ex), *b) for b in v] if v is not None else None for ex, _, v in rows]
-            tasks[task] = detection_scores(gt_b, pr_b)
-        elif task in SINGLE_LABEL_TASKS or (
-            task == "classify" and all(ex.params.get("mode", "main") != "all" for ex, _, _ in rows)
-        ):
-            levels: dict[str, list[int]] = defaultdict(list)
-            for i, (ex, _, _) in enumerate(rows):
-                levels[str(ex.params.get("level", "all"))].append(i)
-            res = {}
-            for level, idx in sorted(levels.items()):
-                res[level] = classification_scores([_canon(gts[i]) for i in idx], [_canon(vals[i]) for i in idx])
-                # fine classes under their coarse parent, when the data names it (FUSAR-GPT Table 3)
-                parents = {
-                    str(_canon(gts[i])): str(rows[i][0].params["category"])
-                    for i in idx
-                    if level == "fine" and rows[i][0].params.get("category")
-                }
-                if parents:
-                    res[level]["parent"] = dict(sorted(parents.items()))
-            tasks[task] = res if len(res) > 1 else next(iter(res.values()))
-            if len(res) > 1:
-                tasks[task]["top1"] = sum(r["top1"] * r["n"] for r in res.values()) / len(rows)
-                tasks[task]["n"] = len(rows)
-        elif task in ("landform_all", "classify"):
-            tasks[task] = multilabel_scores(
-                [_canon(g if isinstance(g, list) else [g]) for g in gts],
-                [_canon(v if isinstance(v, list) else [v]) if v is not None else None for v in vals],
-            )
-        elif task in CLOSED_TASKS:
-            ok = [int(v is not None and str(v).lower() == str(g).lower()) for g, v in zip(gts, vals)]
-            tasks[task] = {"n": len(rows), "accuracy": sum(ok) / len(rows), "no_answer": n_none + n_missing}
-        elif task in TEXT_TASKS:
-            refs = {}
-            hyps = {}
-            for ex, _p, v in rows:
-                a = ex.answer if ex.answer is not None else ex.reference
-                if task == "dialogue":
-                    # The model sees the earlier turns in its prompt and answers the final one.
-                    a = ex.reference if ex.reference is not None else (a[-1] if isinstance(a, list) and a else a)
-                if isinstance(a, list):
-                    a = [str(x) for x in a]
-                refs[ex.id] = a if isinstance(a, list) else [str(a)]
-                hyps[ex.id] = (" ".join(v) if isinstance(v, list) else v) or ""
-            tasks[task] = caption_scores(refs, hyps, meteor=meteor, spice=spice, tokenizer=tokenizer)
-            per_sample = tasks[task].pop("per_sample")
-            styles = {ex.id: str(ex.params.get("style") or ex.params.get("type") or "all") for ex, _, _ in rows}
-            if len(set(styles.values())) > 1:
-                tasks[task]["per_type"] = per_type_means(per_sample, styles)
-        else:  # open-ended VQA
-            g = [str(x if x is not None else (ex.reference or "")) for x, (ex, _, _) in zip(gts, rows)]
-            tasks[task] = _protocol_vqa(rows, g, vqa_protocol, judge)
-        tasks[task]["no_answer"] = n_none + n_missing
-
-    if vqa_protocol != "exact":
-        for task in sorted(set(by_task) & set(SARLANG_VQA_TASKS)):
-            rows = by_task[task]
-            tasks[f"{task}@{vqa_protocol}"] = _protocol_vqa(
-                rows, [ex.reference or "" for ex, _, _ in rows], vqa_protocol, judge
-            )
-
-    judged: dict[str, Any] = {}
-    if five_dimensions and judge:
-        from sarvlm.eval.judges import five_dimension_scores
-
-        for task in sorted(by_task):
-            if task in TEXT_TASKS or task not in tasks or "protocol" in tasks[task]:
-                items = [
-                    {
-                        "question": _question(ex),
-                        "reference": str(ex.reference or ex.answer or ""),
-                        "answer": p.prediction if p is not None else "",
-                        "history": _history(ex),
-                    }
-                    for ex, p, _ in by_task[task]
-                ]
-                res = five_dimension_scores(judge, items)
-                for j in res["judges"].values():
-                    j.pop("per_sample")
-                judged[task] = res
-
+def _metrics_document(
+    run_name: str,
+    paths: tuple[str | Path, str | Path],
+    loaded: tuple[dict[str, Any], dict[str, Any], list[str]],
+    answers: dict[str, Any],
+    tasks: dict[str, Any],
+    judged: dict[str, Any],
+    *,
+    tokenizer: str,
+    vqa_protocol: str,
+    judge: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """The JSON-safe ``metrics.json`` content: inputs, counts, per-task metrics, protocol, versions."""
+    examples, preds, unknown = loaded
     metrics: dict[str, Any] = {
-        "run_name": run_name or (Path(out_dir).name if out_dir is not None else "run"),
-        "inputs": {"predictions": Path(predictions_path).name, "data": Path(data_path).name},
+        "run_name": run_name,
+        "inputs": {"predictions": Path(paths[0]).name, "data": Path(paths[1]).name},
         "counts": {
             "examples": len(examples),
             "predictions": len(preds) + len(unknown),
@@ -291,37 +269,14 @@ def evaluate(
             "detection": "P/R/F1: one-to-one greedy matching by IoU per image and category, continuous coordinates; "
             "mAP@50: pycocotools COCOeval, rank-derived scores 1/(1+k)",
             "grid": "acc100 exact set, acc50 set IoU >= 0.5, top1 non-empty intersection",
+            "categories": "category answers compare through sarvlm.core.vocabulary.answer_key "
+            "(synonyms, plurals, case, '_' as space)",
             "missing": "missing predictions count as wrong; unparsable answers count as wrong (no_answer)",
             "judges": [{"name": j.name, "model": j.model, "endpoint": j.base_url} for j in (judge or [])],
         },
         "versions": _versions(),
     }
-    metrics = _clean(metrics)
-    if out_dir is not None:
-        from sarvlm.eval.report import write_report
-
-        write_report(metrics, out_dir, raw=raw, plots=plots, overwrite=overwrite)
-    return metrics
-
-
-def _protocol_vqa(rows: list[tuple[Any, Any, Any]], truths: list[str], protocol: str, judge: Sequence[Any] | None):
-    """Open-VQA accuracy of ``rows`` (example, prediction, parsed) against ``truths`` under ``protocol``.
-
-    ``sarlang1m`` reads the model's raw answer text, as the released script reads its CSV;
-    the other protocols read the parsed answer.
-    """
-    from sarvlm.eval.vqa import vqa_accuracy
-
-    judge_fn = _binary_judge(judge[0], protocol) if protocol != "exact" and judge else None
-    q = [_question(ex) for ex, _, _ in rows]
-    if protocol == "sarlang1m":
-        v = [p.prediction if p is not None else None for _, p, _ in rows]
-    else:
-        v = [(" ".join(map(str, x)) if isinstance(x, list) else str(x)) if x is not None else None for _, _, x in rows]
-    qtypes = [str(ex.params.get("type", ex.task)) for ex, _, _ in rows]
-    if judge_fn is not None:
-        judge_fn.prefetch(q, truths, v)
-    return vqa_accuracy(q, truths, v, types=qtypes, protocol=protocol, judge=judge_fn)
+    return _clean(metrics)
 
 
 class _binary_judge:
@@ -346,7 +301,7 @@ class _binary_judge:
         return SARLANG_PROMPT.format(question=q, ground_truth=g, predicted_answer=p)
 
     def prefetch(self, questions, gts, preds) -> None:
-        from sarvlm.eval.vqa import judge_needed
+        from sarvlm.metrics.vqa import judge_needed
 
         prompts = [self._prompt(q, g, p) for q, g, p in zip(questions, gts, preds) if judge_needed(self.protocol, g, p)]
         if prompts:

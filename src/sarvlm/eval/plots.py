@@ -111,7 +111,7 @@ def plot_count_errors(errors: list[int], path: Path) -> None:
 
 def plot_detection_pr(det: dict[str, Any], path: Path) -> None:
     plt = _plt()
-    from sarvlm.eval.report import iou_thresholds
+    from sarvlm.eval.metrics_view import iou_thresholds
 
     thr = iou_thresholds(det)
     cats = ["all"] + sorted({c for k in thr for c in det[k] if c != "all"})
@@ -133,7 +133,7 @@ def plot_detection_pr(det: dict[str, Any], path: Path) -> None:
 
 def plot_run(metrics: dict[str, Any], raw: dict[str, Any], out_dir: Path) -> list[Path]:
     """All plots for one run into ``out_dir``; returns the files written."""
-    from sarvlm.eval.report import _classification_levels
+    from sarvlm.eval.metrics_view import classification_levels
 
     out_dir = Path(out_dir)
     written = []
@@ -143,7 +143,7 @@ def plot_run(metrics: dict[str, Any], raw: dict[str, Any], out_dir: Path) -> lis
         written.append(out_dir / "tasks.png")
     for task in ("classify_box", "landform_main", "landform_region", "classify", "refer"):
         if task in tasks and isinstance(tasks[task], dict):
-            for level, res in sorted(_classification_levels(tasks[task]).items()):
+            for level, res in sorted(classification_levels(tasks[task]).items()):
                 p = out_dir / f"confusion_{task}_{level}.png"
                 plot_confusion(res["confusion"], f"{task} ({level})", p)
                 written.append(p)

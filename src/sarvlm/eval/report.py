@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.core.errors import SarvlmError
+from sarvlm.eval.metrics_view import classification_levels, iou_thresholds
 
 
 def _pct(v: Any, scale: float = 100.0) -> str:
@@ -35,26 +36,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return out + [""]
-
-
-def iou_thresholds(det: dict[str, Any]) -> list[str]:
-    """The IoU-threshold keys of a detection result (``"0.25"``, ...), ascending."""
-    out = []
-    for k in det:
-        try:
-            float(k)
-        except (TypeError, ValueError):
-            continue
-        if isinstance(det[k], dict):
-            out.append(k)
-    return sorted(out, key=float)
-
-
-def _classification_levels(m: dict[str, Any]) -> dict[str, Any]:
-    """{level: classification result}; a single-level result is keyed 'all'."""
-    if "per_class" in m:
-        return {"all": m}
-    return {k: v for k, v in m.items() if isinstance(v, dict) and "per_class" in v}
 
 
 def render_markdown(metrics: dict[str, Any]) -> str:
@@ -94,7 +75,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
 
     if "classify_box" in t:
         lines += ["## FUSAR-GPT Table 3 layout — classification of the target in a given box (per-class accuracy)", ""]
-        for level, res in sorted(_classification_levels(t["classify_box"]).items()):
+        for level, res in sorted(classification_levels(t["classify_box"]).items()):
             classes = list(res["per_class"])
             lines += [
                 f"Level: **{level}** — top-1 {_pct(res['top1'])}"

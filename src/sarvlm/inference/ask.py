@@ -130,7 +130,7 @@ def ask(
     parsed = None
     if task is not None:
         try:
-            from sarvlm.eval.parsing import parse_prediction
+            from sarvlm.tasks.registry import parse_prediction
         except ImportError:
             parse_prediction = None
         if parse_prediction is not None:

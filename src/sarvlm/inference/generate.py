@@ -14,32 +14,15 @@ from PIL import Image
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.models.geo_inputs import sample_prior_rows, stack_prior_rows
-
-# Answer budgets per task (tokens of the real Qwen tokenizer; a byte-level tiny tokenizer
-# spends more per word, so tiny models produce truncated nonsense either way).
-MAX_NEW_TOKENS = {
-    "count": 16,
-    "identify": 8,
-    "grid": 32,
-    "classify_box": 24,
-    "classify": 24,
-    "position": 32,
-    "refer": 64,
-    "detect": 384,
-    "landform_main": 32,
-    "landform_all": 64,
-    "landform_region": 48,
-    "caption": 160,
-    "dialogue": 256,
-    "vqa": 64,
-}
-DEFAULT_MAX_NEW_TOKENS = 128
+from sarvlm.tasks.registry import max_new_tokens as task_budget
 
 
 @dataclass
 class GenerationOptions:
     """How to decode. Greedy unless ``do_sample``; ``max_new_tokens`` is an int for every task,
-    a per-task dict (merged over :data:`MAX_NEW_TOKENS`), or None for the per-task defaults."""
+    a per-task dict (over the registry's per-task budgets, :func:`sarvlm.tasks.registry.max_new_tokens`),
+    or None for the per-task defaults. The budgets are tokens of the real Qwen tokenizer; a byte-level
+    tiny tokenizer spends more per word, so tiny models produce truncated nonsense either way."""
 
     max_new_tokens: int | dict[str, int] | None = None
     do_sample: bool = False
@@ -56,8 +39,8 @@ class GenerationOptions:
             if self.max_new_tokens < 1:
                 raise SarvlmError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
             return self.max_new_tokens
-        table = {**MAX_NEW_TOKENS, **(self.max_new_tokens or {})}
-        return int(table.get(task or "", DEFAULT_MAX_NEW_TOKENS))
+        overrides = self.max_new_tokens or {}
+        return int(overrides[task]) if task in overrides else task_budget(task)
 
     def generate_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

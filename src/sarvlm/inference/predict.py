@@ -40,9 +40,9 @@ class PredictSummary:
 
 
 def parse_answer(example: InstructionExample, text: str) -> Any:
-    """The structured answer parsed by ``sarvlm.eval.parsing`` (None when unparseable or unavailable)."""
+    """The structured answer parsed by ``sarvlm.tasks.registry.parse_prediction`` (None when unparseable or unavailable)."""
     try:
-        from sarvlm.eval.parsing import parse_prediction
+        from sarvlm.tasks.registry import parse_prediction
     except ImportError:
         return None
     return parse_prediction(

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from sarvlm.core.record import Caption, ObjectAnnotation
+from sarvlm.core.vocabulary import box_centre, cell_name, grid_cell, number_word
 
 CATEGORY_ORDER = ("harbor", "ship", "bridge", "aircraft", "oil_tank", "car")
 _SINGULAR = {
@@ -41,23 +42,11 @@ _KIND_PHRASE = {
     "airport": "an airport",
     "rural": "a rural area",
 }
-_GRID = (("upper left", "top", "upper right"), ("left", "center", "right"), ("lower left", "bottom", "lower right"))
-_NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def number_word(n: int) -> str:
-    return _NUMBERS[n] if 0 <= n < len(_NUMBERS) else str(n)
-
-
-def grid_cell(x: float, y: float, width: int, height: int) -> str:
-    """Name of the 3×3 grid cell holding point (x, y): 'upper left', 'top', ..., 'lower right'."""
-    col = min(int(3 * x / width), 2)
-    row = min(int(3 * y / height), 2)
-    return _GRID[max(row, 0)][max(col, 0)]
 
 
 def _where(objs: Sequence[ObjectAnnotation], width: int, height: int) -> str:
-    cells = Counter(grid_cell((o.bbox[0] + o.bbox[2]) / 2, (o.bbox[1] + o.bbox[3]) / 2, width, height) for o in objs)
+    # where the targets lie, in the words of the 3x3 grid (the same cells as FUSAR-GPT's grid task)
+    cells = Counter(cell_name(grid_cell(*box_centre(o.bbox), width, height)) for o in objs)
     if len(cells) == 1:
         return f"in the {next(iter(cells))}"
     if len(cells) <= 2:

@@ -12,7 +12,7 @@ from sarvlm.synth.landcover import CLASSES
 
 if TYPE_CHECKING:
     from sarvlm.synth.footprint import Site
-    from sarvlm.synth.world import Scene
+    from sarvlm.synth.scene import Scene
 
 CLASS_COLOURS = ["#2b6cb0", "#e53e3e", "#ecc94b", "#68d391", "#22543d", "#a0816c"]  # water … bare
 CATEGORY_COLOURS = {

@@ -52,6 +52,7 @@ from sarvlm.synth.embedding_field import CellLayout, site_embedding_fields
 from sarvlm.synth.footprint import DEFAULT_REGION, SceneFootprint, Site, place_scenes
 from sarvlm.synth.landcover import CLASSES, WATER, Layout, generate_layout, pick_kind
 from sarvlm.synth.optical import render_optical
+from sarvlm.synth.scene import Scene
 from sarvlm.synth.shapes import paint
 from sarvlm.synth.targets import PlacedTarget, place_targets
 
@@ -143,19 +144,6 @@ def _tile_offsets(site: Site) -> tuple[int, int]:
 def cell_key(seed: int, index: int) -> int:
     """Key of scene ``index``'s cell in the crop hash shared by the optical and embedding renderers."""
     return int(seed) * 1_000_003 + int(index)
-
-
-@dataclass
-class Scene:
-    """One generated scene in memory (what the files hold), before writing."""
-
-    record: SampleRecord
-    intensity: np.ndarray  # (P, H, W) float32, one band per polarisation
-    mask: np.ndarray  # (H, W) uint8
-    optical: np.ndarray | None  # (H, W, 3) uint8
-    cell: CellLayout  # the whole cell's land cover, for the site's embedding field
-    footprint: SceneFootprint
-    clutter: int
 
 
 def render_sar(
@@ -324,7 +312,7 @@ def _write_site_tiles(
     root: Path, site: Site, cells: list[CellLayout], years: Sequence[int], seed: int
 ) -> dict[int, np.ndarray]:
     """Write the site's embedding tile for every year; return the fields (year -> (64, H, W))."""
-    from sarvlm.priors.aef_layout import quantize_aef, write_aef_tile
+    from sarvlm.io.aef_layout import quantize_aef, write_aef_tile
 
     fields = site_embedding_fields(site, cells, years, [int(seed), 1 << 29, site.index])
     y_off, x_off = _tile_offsets(site)
@@ -478,7 +466,7 @@ def generate_world(
                     pass
         ordered = [records[i] for i in range(n)]
         write_samples(tmp / "samples.jsonl", ordered)
-        from sarvlm.priors.aef_layout import write_aef_index
+        from sarvlm.io.aef_layout import write_aef_index
 
         write_aef_index(tmp / AEF_DIRNAME)
         summary = _summarise(

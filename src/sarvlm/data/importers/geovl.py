@@ -19,7 +19,7 @@ from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import SampleRecord
 from sarvlm.data.export import iter_rows
 from sarvlm.data.importers.common import ImportContext
-from sarvlm.data.tasks.caption import GEOVL_FIELDS, structured_text
+from sarvlm.tasks.caption import GEOVL_FIELDS, structured_text
 
 _ID_KEYS = ("image_id", "image", "imageid", "id", "filename", "file_name")
 _NOT_FIELDS = set(_ID_KEYS) | {"lon", "lat", "bbox_wgs84", "split", "date", "sensor", "resolution", "resolution_m"}

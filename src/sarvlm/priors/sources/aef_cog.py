@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.priors.aef_layout import AEF_BANDS, AEF_NODATA, dequantize_aef, read_aef_index, zone_lonlat_box
+from sarvlm.io.aef_layout import AEF_BANDS, AEF_NODATA, dequantize_aef, read_aef_index, zone_lonlat_box
 
 MERGE_PIXELS = 8192  # pixels (x 64 bands) whose copy costs about one extra window read call
 

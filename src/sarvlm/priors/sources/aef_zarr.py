@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.priors.aef_layout import AEF_NODATA, dequantize_aef
+from sarvlm.io.aef_layout import AEF_NODATA, dequantize_aef
 
 _YEAR_SUFFIX = re.compile(r"(\d{4})\.zarr$")
 

@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.priors.aef_layout import AEF_BAND_NAMES
+from sarvlm.io.aef_layout import AEF_BAND_NAMES
 
 COLLECTION_ID = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
 INSTALL_HINT = "pip install sarvlm[earthengine]"

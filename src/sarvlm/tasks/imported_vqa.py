@@ -10,7 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, single_turn, vqa_question
+from sarvlm.tasks.base import Draft, SampleView, TaskContext, single_turn, vqa_question
+from sarvlm.tasks.parsing import text_answer
+from sarvlm.tasks.scoring import score_open_vqa
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("vqa",)
 
@@ -23,3 +26,18 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
         q, a = qa.question.strip(), qa.answer.strip()
         if q and a:
             yield single_turn(task, vqa_question(q), a, a, {"type": qa.type})
+
+
+SPECS = (
+    TaskSpec(
+        name="vqa",
+        paper="imported QA (SARLANG-1M VQA files and other VQA sets)",
+        answer="str (imported answer)",
+        generator=generate,
+        parser=text_answer,
+        scorer=score_open_vqa,
+        metrics=("n", "accuracy", "per_type"),
+        max_new_tokens=64,
+        free_text=True,
+    ),
+)

@@ -359,7 +359,7 @@ def read_aef_index(root: str | Path):
             raise SarvlmError(f"{csv_path}: cannot read CSV index ({exc})") from None
     else:
         raise SarvlmError(
-            f"{root}: no aef_index.parquet or aef_index.csv (write one with sarvlm.priors.aef_layout.write_aef_index)"
+            f"{root}: no aef_index.parquet or aef_index.csv (write one with sarvlm.io.aef_layout.write_aef_index)"
         )
     missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
     if missing:

@@ -10,7 +10,7 @@ ignored. Class shares are measured on the mask's own grid, so a mask coarser tha
 - ``landform_all``: sorted classes covering at least ``landform_min_fraction`` (default 5%) of the
   labelled pixels; text comma-separated.
 - ``landform_region``: the majority class of one 3x3 grid cell (numbered as in
-  :mod:`sarvlm.data.positions`); asked only for cells whose majority class covers at least half the
+  :mod:`sarvlm.core.vocabulary`); asked only for cells whose majority class covers at least half the
   cell's labelled pixels, so the answer is unambiguous. ``params`` hold ``cell`` and ``region`` (the
   cell's box in original pixels).
 """
@@ -24,8 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.data.positions import GRID_SIZE, cell_box
-from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, choose, single_turn, vqa_question
+from sarvlm.core.vocabulary import GRID_SIZE, cell_box, same_answer
+from sarvlm.tasks.base import Draft, SampleView, TaskContext, choose, single_turn, vqa_question
+from sarvlm.tasks.parsing import category_answer, category_list_answer
+from sarvlm.tasks.scoring import score_multi_label, score_single_label
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("landform_main", "landform_all", "landform_region")
 REGION_MIN_SHARE = 0.5
@@ -111,3 +114,47 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
             yield single_turn(task, q, kind, kind, {"cell": cell, "region": region})
     else:
         raise ValueError(f"not a landform task: {task}")
+
+
+_PAPER = "FUSAR-KLIP (paper 004, HCoT terrain layer)"
+SPECS = (
+    TaskSpec(
+        name="landform_main",
+        paper=_PAPER,
+        answer="str land cover",
+        generator=generate,
+        parser=category_answer,
+        scorer=score_single_label,
+        metrics=("n", "top1"),
+        max_new_tokens=32,
+        groups=("landform",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+    TaskSpec(
+        name="landform_all",
+        paper=_PAPER,
+        answer="sorted list[str] of land covers",
+        generator=generate,
+        parser=category_list_answer,
+        scorer=score_multi_label,
+        metrics=("n", "accuracy", "precision", "recall", "f1"),
+        max_new_tokens=64,
+        groups=("landform",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+    TaskSpec(
+        name="landform_region",
+        paper=_PAPER,
+        answer="str land cover of one grid cell",
+        generator=generate,
+        parser=category_answer,
+        scorer=score_single_label,
+        metrics=("n", "top1"),
+        max_new_tokens=48,
+        groups=("landform",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+)

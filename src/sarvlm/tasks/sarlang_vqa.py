@@ -5,13 +5,13 @@ question concisely."):
 
 - ``identify`` (yes/no): "Are there [category] in the image?" (``mode`` presence), "Is there a
   [category] located on the [position] side of the image?" (``mode`` side; sides are the five regions
-  of :mod:`sarvlm.data.positions`), "Are there any other categories apart from [category] in the
+  of :mod:`sarvlm.core.vocabulary`), "Are there any other categories apart from [category] in the
   image?" (``mode`` other). Balanced: every sample gets yes and, where the vocabulary allows, no
   questions.
 - ``classify``: "What is the main object in the image?" (``mode`` main: the category with most
   targets; ties go to the larger total box area, then the name) and "What are the categories visible
   in the image?" (``mode`` all: sorted list, text comma-separated).
-- ``count`` is shared with FUSAR-GPT (:mod:`sarvlm.data.tasks.fusar_gpt`), which includes the
+- ``count`` is shared with FUSAR-GPT (:mod:`sarvlm.tasks.fusar_gpt`), which includes the
   SARLANG-1M wording.
 - ``position``: "Where are the most [category] positioned within the image?" -> the region
   (left/right/top/bottom/center) holding most targets of the category.
@@ -30,8 +30,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
-from sarvlm.data.positions import REGIONS, majority_region, regions_with
-from sarvlm.data.tasks.base import (
+from sarvlm.core.vocabulary import REGIONS, majority_region, regions_with, same_answer
+from sarvlm.tasks.base import (
     Draft,
     SampleView,
     TaskContext,
@@ -41,6 +41,9 @@ from sarvlm.data.tasks.base import (
     single_turn,
     vqa_question,
 )
+from sarvlm.tasks.parsing import category_answer, classify_answer, position_answer, yes_no_answer
+from sarvlm.tasks.scoring import score_classify, score_closed, score_single_label
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("identify", "classify", "position", "refer")
 REFER_MAX_IOU = 0.3
@@ -149,3 +152,56 @@ def _refer(view: SampleView, ctx: TaskContext, rng: random.Random) -> Iterator[D
         area = ctx.box_text(region, view.width, view.height)
         q = vqa_question(_hint(ctx) + f"What is the object in the area {area}?")
         yield single_turn("refer", q, t.category, t.category, {"region": region})
+
+
+_PAPER = "SARLANG-1M (paper 003, Table 5)"
+SPECS = (
+    TaskSpec(
+        name="identify",
+        paper=_PAPER,
+        answer='"yes" | "no"',
+        generator=generate,
+        parser=yes_no_answer,
+        scorer=score_closed,
+        metrics=("n", "accuracy"),
+        max_new_tokens=8,
+        groups=("sarlang",),
+    ),
+    TaskSpec(
+        name="classify",
+        paper=_PAPER,
+        answer="str (main) | sorted list[str] (all)",
+        generator=generate,
+        parser=classify_answer,
+        scorer=score_classify,
+        metrics=("n",),  # plus top1 (main questions only) or accuracy/precision/recall/f1 (with "all")
+        max_new_tokens=24,
+        groups=("sarlang",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+    TaskSpec(
+        name="position",
+        paper=_PAPER,
+        answer="left | right | top | bottom | center",
+        generator=generate,
+        parser=position_answer,
+        scorer=score_closed,
+        metrics=("n", "accuracy"),
+        max_new_tokens=32,
+        groups=("sarlang",),
+    ),
+    TaskSpec(
+        name="refer",
+        paper=_PAPER,
+        answer="str category",
+        generator=generate,
+        parser=category_answer,
+        scorer=score_single_label,
+        metrics=("n", "top1"),
+        max_new_tokens=64,
+        groups=("sarlang",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+)

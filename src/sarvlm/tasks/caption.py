@@ -28,8 +28,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from sarvlm.data.positions import grid_cells, majority_region
-from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext, plural, single_turn
+from sarvlm.core.vocabulary import grid_cells, majority_region
+from sarvlm.tasks.base import Draft, SampleView, Target, TaskContext, plural, single_turn
+from sarvlm.tasks.parsing import text_answer
+from sarvlm.tasks.scoring import score_caption
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("caption",)
 
@@ -109,7 +112,7 @@ def complex_caption(view: SampleView) -> str:
         )
     shares = view.cache.get("landcover")
     if view.record.landcover is not None and shares is None:
-        from sarvlm.data.tasks.landform import landcover_shares
+        from sarvlm.tasks.landform import landcover_shares
 
         shares = view.cache["landcover"] = landcover_shares(view)
     if shares is not None and shares.overall:
@@ -139,3 +142,18 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
         yield single_turn(task, PROMPTS["template"], text, text, {"style": "template", "source": "annotations"})
         text = complex_caption(view)
         yield single_turn(task, PROMPTS["complex"], text, text, {"style": "complex", "source": "annotations"})
+
+
+SPECS = (
+    TaskSpec(
+        name="caption",
+        paper="SARLANG-1M / FUSAR-KLIP / FUSAR-GEOVL",
+        answer="str",
+        generator=generate,
+        parser=text_answer,
+        scorer=score_caption,
+        metrics=("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider"),
+        max_new_tokens=160,
+        free_text=True,
+    ),
+)

@@ -29,9 +29,9 @@ def _tokenize(refs: Mapping[str, Sequence[str]], preds: Mapping[str, str], token
         return {i: list(refs[i]) for i in ids}, {i: [preds[i]] for i in ids}
     # One call over references then predictions, like pycocoevalcap's COCOEvalCap (two calls).
     if tokenizer == "python":
-        from sarvlm.eval.ptb_tokenizer import tokenize
+        from sarvlm.metrics.ptb_tokenizer import tokenize
     elif tokenizer == "java":
-        from sarvlm.eval.ptb_tokenizer import JavaPTBTokenizer
+        from sarvlm.metrics.ptb_tokenizer import JavaPTBTokenizer
 
         tokenize = JavaPTBTokenizer().tokenize
     else:

@@ -1,8 +1,10 @@
-"""Robust parsing of free-text model answers into the structured answer types.
+"""Robust reading of free-text model answers into the structured answer types.
 
-``parse_prediction`` never raises: text it cannot read yields ``None`` ("no answer"),
-which the report counts separately. Parsed types match the builder's structured
-answers (see docs/evaluation.md):
+The readers (``parse_count``, ``parse_boxes``, ...) and the per-task parsers built on them
+(``count_answer``, ``category_answer``, ...) that the task families register. Text that cannot be
+read yields ``None`` ("no answer"), which the report counts separately. Category words are read
+through :mod:`sarvlm.core.vocabulary`. Parsed types match the builder's structured answers
+(see docs/evaluation.md):
 
 count -> int; grid -> sorted list[int] (cells 1-9); detect -> list of [x1, y1, x2, y2]
 original pixels; identify -> "yes"/"no"; position -> left/right/top/bottom/center;
@@ -16,109 +18,19 @@ import functools
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
 
-# Canonical SAR categories and land covers with their surface forms (lower case).
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "ship": ("ship", "ships", "vessel", "vessels", "boat", "boats"),
-    "aircraft": (
-        "aircraft",
-        "aircrafts",
-        "airplane",
-        "airplanes",
-        "aeroplane",
-        "aeroplanes",
-        "plane",
-        "planes",
-        "jet",
-        "jets",
-    ),
-    "oil tank": ("oil tank", "oil tanks", "storage tank", "storage tanks", "tank", "tanks", "oiltank", "oil-tank"),
-    "bridge": ("bridge", "bridges"),
-    "car": ("car", "cars", "vehicle", "vehicles"),
-    "harbor": ("harbor", "harbors", "harbour", "harbours", "port", "ports"),
-    "water": ("water", "waters", "sea", "river", "lake", "ocean", "water body", "water bodies"),
-    "urban": ("urban", "city", "built-up", "built up", "buildings", "residential", "urban area", "urban areas"),
-    "farmland": (
-        "farmland",
-        "farmlands",
-        "cropland",
-        "croplands",
-        "agricultural land",
-        "agriculture",
-        "fields",
-        "field",
-    ),
-    "grassland": ("grassland", "grasslands", "grass", "meadow", "meadows"),
-    "forest": ("forest", "forests", "woodland", "trees", "woods"),
-    "bare": ("bare", "bare land", "bare soil", "barren", "barren land", "desert", "bareland"),
-    "runway": ("runway", "runways", "airstrip"),
-}
-POSITIONS = ("left", "right", "top", "bottom", "center")
-_POSITION_WORDS = {
-    "left": "left",
-    "right": "right",
-    "top": "top",
-    "upper": "top",
-    "up": "top",
-    "above": "top",
-    "bottom": "bottom",
-    "lower": "bottom",
-    "below": "bottom",
-    "down": "bottom",
-    "center": "center",
-    "centre": "center",
-    "middle": "center",
-    "central": "center",
-}
-NUMBER_WORDS = {
-    "zero": 0,
-    "no": 0,
-    "none": 0,
-    "one": 1,
-    "a single": 1,
-    "single": 1,
-    "two": 2,
-    "a pair of": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-    "hundred": 100,
-    "dozen": 12,
-}
-_ORDINAL_CELLS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-}
+from sarvlm.core.vocabulary import (
+    ANSWER_SYNONYMS,
+    CARDINALS,
+    COUNT_PHRASES,
+    ORDINALS,
+    POSITION_WORDS,
+    answer_key,
+    surface_forms,
+)
+from sarvlm.tasks.spec import AnswerContext
+
+NUMBER_WORDS: dict[str, int] = {**CARDINALS, **COUNT_PHRASES}
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _INT_RE = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 _TENS = r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
@@ -178,7 +90,7 @@ def parse_grid(text: str) -> list[int] | None:
     ``[]`` for "none"/"no targets"."""
     t = _lower(_strip_think(text))
     cells = {int(d) for d in re.findall(r"(?<![\w.])([1-9])(?!\w|\.\d)", t)}
-    for w, v in _ORDINAL_CELLS.items():
+    for w, v in ORDINALS.items():
         if re.search(rf"\b{w}\b", t):
             cells.add(v)
     for w in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine"):
@@ -204,35 +116,25 @@ def parse_yes_no(text: str) -> str | None:
 def parse_position(text: str) -> str | None:
     t = _lower(_strip_think(text))
     best: tuple[int, str] | None = None
-    for w, canon in _POSITION_WORDS.items():
+    for w, canon in POSITION_WORDS.items():
         m = re.search(rf"\b{w}\b", t)
         if m and (best is None or m.start() < best[0]):
             best = (m.start(), canon)
     return best[1] if best else None
 
 
-_REVERSE = {syn: canon for canon, syns in SYNONYMS.items() for syn in (canon, *syns)}
-
-
-@functools.lru_cache(maxsize=4096)
-def canonical_category(name: str) -> str:
-    """Map a category name through the synonym table ("airplane" -> "aircraft"); unknown names lower-cased."""
-    t = _lower(name).strip(" .")
-    return _REVERSE.get(t, t)
-
-
 @functools.lru_cache(maxsize=256)
 def _category_matcher(categories: tuple[str, ...] | None) -> tuple[re.Pattern[str], dict[str, str]]:
     """One regex over every surface form (longest first, so "oil tank" beats "tank") and surface -> category."""
     pairs: dict[str, str] = {}
-    for cat in categories if categories is not None else tuple(SYNONYMS):
+    for cat in categories if categories is not None else tuple(ANSWER_SYNONYMS):
         c = _lower(str(cat))
         pairs.setdefault(c, str(cat))
         pairs.setdefault(c[:-1] if c.endswith("s") and len(c) > 3 else c + "s", str(cat))
-        for syn in SYNONYMS.get(canonical_category(c), ()):
+        for syn in surface_forms(c):
             pairs.setdefault(syn, str(cat))
     if categories is None:
-        pairs = {k: canonical_category(v) for k, v in pairs.items()}
+        pairs = {k: answer_key(v) for k, v in pairs.items()}
     surfaces = sorted(pairs, key=lambda k: (-len(k), k))
     rx = re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(x) for x in surfaces) + r")(?![a-z])")
     return rx, pairs
@@ -312,70 +214,54 @@ def parse_boxes(
     return boxes
 
 
-def parse_prediction(
-    task: str,
-    text: str,
-    *,
-    params: dict | None = None,
-    coords: str | None = None,
-    width: int | None = None,
-    height: int | None = None,
-    categories: Iterable[str] | None = None,
-) -> Any | None:
-    """Parse one model answer for ``task`` into the structured answer type; ``None`` = no answer.
-
-    Never raises (any internal failure is treated as "no answer").
-    """
-    try:
-        return _parse(
-            task,
-            text if isinstance(text, str) else str(text),
-            params or {},
-            coords,
-            width,
-            height,
-            list(categories) if categories is not None else None,
-        )
-    except Exception:  # noqa: BLE001 - a parser must never take the evaluation down
-        return None
+# --- task parsers: (text, AnswerContext) -> structured answer | None -------------------------------
+# Registered on the tasks in sarvlm.tasks.<family>; sarvlm.tasks.registry.parse_prediction calls them
+# and turns any exception into None.
 
 
-def _parse(
-    task: str,
-    text: str,
-    params: dict,
-    coords: str | None,
-    width: int | None,
-    height: int | None,
-    categories: list[str] | None,
-) -> Any | None:
-    if task == "count":
-        return parse_count(text)
-    if task == "grid":
-        return parse_grid(text)
-    if task == "detect":
-        return parse_boxes(text, coords, width, height)
-    if task == "identify":
-        return parse_yes_no(text)
-    if task == "position":
-        return parse_position(text)
-    if task in ("classify_box", "landform_main", "landform_region", "refer"):
-        return parse_category(text, categories)
-    if task == "landform_all":
-        cats = parse_categories(text, categories)
-        return sorted(cats) if cats else None
-    if task == "classify":
-        if params.get("mode") == "all":
-            cats = parse_categories(text, categories)
-            return sorted(cats) if cats else None
-        return parse_category(text, categories)
-    if task == "caption":
-        t = _strip_think(text).strip()
-        return t or None
-    if task == "dialogue":
-        turns = [
-            s.strip() for s in re.split(r"\n\s*\n|\n(?=(?:assistant|answer)\s*:)", _strip_think(text)) if s.strip()
-        ]
-        return turns or None
-    t = _strip_think(text).strip()  # open VQA and unknown tasks: the text itself
+def count_answer(text: str, ctx: AnswerContext) -> int | None:
+    return parse_count(text)
+
+
+def grid_answer(text: str, ctx: AnswerContext) -> list[int] | None:
+    return parse_grid(text)
+
+
+def boxes_answer(text: str, ctx: AnswerContext) -> list[list[float]] | None:
+    return parse_boxes(text, ctx.coords, ctx.width, ctx.height)
+
+
+def yes_no_answer(text: str, ctx: AnswerContext) -> str | None:
+    return parse_yes_no(text)
+
+
+def position_answer(text: str, ctx: AnswerContext) -> str | None:
+    return parse_position(text)
+
+
+def category_answer(text: str, ctx: AnswerContext) -> str | None:
+    return parse_category(text, ctx.categories)
+
+
+def category_list_answer(text: str, ctx: AnswerContext) -> list[str] | None:
+    cats = parse_categories(text, ctx.categories)
+    return sorted(cats) if cats else None
+
+
+def classify_answer(text: str, ctx: AnswerContext) -> str | list[str] | None:
+    """SARLANG-1M classification: the main category, or every category (``params.mode == "all"``)."""
+    if ctx.params.get("mode") == "all":
+        return category_list_answer(text, ctx)
+    return category_answer(text, ctx)
+
+
+def text_answer(text: str, ctx: AnswerContext) -> str | None:
+    """Free text (captions, open VQA): the text without reasoning blocks; None when empty."""
+    t = _strip_think(text).strip()
     return t or None
+
+
+def turns_answer(text: str, ctx: AnswerContext) -> list[str] | None:
+    """Dialogue: the answer split into turns at blank lines or ``assistant:``/``answer:`` prefixes."""
+    turns = [s.strip() for s in re.split(r"\n\s*\n|\n(?=(?:assistant|answer)\s*:)", _strip_think(text)) if s.strip()]
+    return turns or None

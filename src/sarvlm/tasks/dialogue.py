@@ -26,7 +26,10 @@ import re
 from collections.abc import Iterator
 
 from sarvlm.core.example import IMAGE_PLACEHOLDER
-from sarvlm.data.tasks.base import Draft, SampleView, TaskContext, user_image_turn
+from sarvlm.tasks.base import Draft, SampleView, TaskContext, user_image_turn
+from sarvlm.tasks.parsing import turns_answer
+from sarvlm.tasks.scoring import score_dialogue
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("dialogue",)
 TURNS = 3
@@ -135,3 +138,18 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
             pairs.append((q, rest[i]))
         yield _draft(pairs, "caption")
         return
+
+
+SPECS = (
+    TaskSpec(
+        name="dialogue",
+        paper="LunarOS-Mini (paper 000): caption -> 3-turn dialogue",
+        answer="list[str] (assistant turns)",
+        generator=generate,
+        parser=turns_answer,
+        scorer=score_dialogue,
+        metrics=("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider"),
+        max_new_tokens=256,
+        free_text=True,
+    ),
+)

@@ -4,7 +4,7 @@ classification of the object in a given box (coarse and fine), detection from a 
 Answers are derived from the cleaned targets of a sample (crowd regions excluded):
 
 - ``count``: int, the number of targets of ``params.category`` (all targets when it is null).
-- ``grid``: sorted cells 1..9 holding a target centre (rule in :mod:`sarvlm.data.positions`);
+- ``grid``: sorted cells 1..9 holding a target centre (rule in :mod:`sarvlm.core.vocabulary`);
   text ``"2, 5"`` or ``"none"``.
 - ``classify_box``: the category (``level`` coarse) or fine type (``level`` fine) of the object in
   ``params.box`` (original pixels; the prompt prints it in the build's ``--coords`` convention).
@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from sarvlm.data.positions import grid_cells
-from sarvlm.data.tasks.base import (
+from sarvlm.core.vocabulary import grid_cells, same_answer
+from sarvlm.tasks.base import (
     NONE_ANSWER,
     Draft,
     SampleView,
@@ -31,6 +31,9 @@ from sarvlm.data.tasks.base import (
     plural,
     single_turn,
 )
+from sarvlm.tasks.parsing import boxes_answer, category_answer, count_answer, grid_answer
+from sarvlm.tasks.scoring import score_count, score_detect, score_grid, score_single_label
+from sarvlm.tasks.spec import TaskSpec
 
 TASKS = ("count", "grid", "classify_box", "detect")
 
@@ -107,3 +110,54 @@ def _classify_box(view: SampleView, ctx: TaskContext, rng: random.Random) -> Ite
             yield single_turn(
                 "classify_box", prompt, t.fine, t.fine, {"box": box, "level": "fine", "category": t.category}
             )
+
+
+_PAPER = "FUSAR-GPT (paper 001, §4.1)"
+SPECS = (
+    TaskSpec(
+        name="count",
+        paper=_PAPER + "; SARLANG-1M counting",
+        answer="int",
+        generator=generate,
+        parser=count_answer,
+        scorer=score_count,
+        metrics=("n", "accuracy", "mae", "answered"),
+        max_new_tokens=16,
+        groups=("fusar-gpt", "sarlang"),
+    ),
+    TaskSpec(
+        name="grid",
+        paper=_PAPER,
+        answer="sorted list[int] of cells 1..9",
+        generator=generate,
+        parser=grid_answer,
+        scorer=score_grid,
+        metrics=("n", "acc100", "acc50", "top1"),
+        max_new_tokens=32,
+        groups=("fusar-gpt",),
+    ),
+    TaskSpec(
+        name="classify_box",
+        paper=_PAPER,
+        answer="str (coarse category or fine type)",
+        generator=generate,
+        parser=category_answer,
+        scorer=score_single_label,
+        metrics=("n", "top1"),
+        max_new_tokens=24,
+        groups=("fusar-gpt",),
+        matches=same_answer,
+        label_vocabulary=True,
+    ),
+    TaskSpec(
+        name="detect",
+        paper=_PAPER,
+        answer="list of [x1, y1, x2, y2] original pixels",
+        generator=generate,
+        parser=boxes_answer,
+        scorer=score_detect,
+        metrics=("0.25", "0.5", "0.75", "map50"),
+        max_new_tokens=384,
+        groups=("fusar-gpt",),
+    ),
+)
