@@ -191,3 +191,9 @@ def test_the_worked_example_in_docs_tasks_md_runs():
     assert [d.answer for d in drafts] == ["cargo"]
     parsed = spec.parser("Probably a cargo ship.", AnswerContext(categories=("cargo", "tanker")))
     assert spec.matches(parsed, "cargo")
+
+
+def test_the_demo_trains_registered_tasks():
+    from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS
+
+    assert set(STAGE2_TASKS) <= set(BUILD_TASKS) <= set(GENERATORS)

@@ -141,8 +141,9 @@ def plot_run(metrics: dict[str, Any], raw: dict[str, Any], out_dir: Path) -> lis
     if tasks:
         plot_task_bars(metrics, out_dir / "tasks.png")
         written.append(out_dir / "tasks.png")
-    for task in ("classify_box", "landform_main", "landform_region", "classify", "refer"):
-        if task in tasks and isinstance(tasks[task], dict):
+    # every task scored as classification (a per-class result, per level), registered now or later
+    for task in sorted(tasks):
+        if isinstance(tasks[task], dict):
             for level, res in sorted(classification_levels(tasks[task]).items()):
                 p = out_dir / f"confusion_{task}_{level}.png"
                 plot_confusion(res["confusion"], f"{task} ({level})", p)
