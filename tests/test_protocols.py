@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from sarvlm.data.quality import colour_words
+from sarvlm.eval.judges import SARLANG_PROMPT, parse_sarlang_reply
 from sarvlm.metrics.caption import caption_scores
 from sarvlm.metrics.detection import detection_scores
 from sarvlm.metrics.grid import grid_scores
-from sarvlm.eval.judges import SARLANG_PROMPT, parse_sarlang_reply
 from sarvlm.metrics.retrieval import retrieval_scores
 from sarvlm.metrics.vqa import vqa_accuracy
 

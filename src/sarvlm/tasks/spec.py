@@ -86,7 +86,9 @@ class TaskSpec:
         metrics: names of the metrics the scorer reports (keys of ``TaskScore.metrics``).
         max_new_tokens: default generation budget (tokens of the real Qwen tokenizer).
         free_text: the answer is free text (quality control checks its words; LLM judges score it).
-        groups: named groups the task belongs to (``--tasks fusar-gpt``).
+        groups: named groups the task belongs to (``--tasks fusar-gpt``). ``sarlang`` marks SARLANG-1M's
+            question types: under a SARLANG-1M VQA protocol evaluation also scores them with the
+            protocol's rule as ``<task>@<protocol>``.
         matches: per-example correctness of a parsed answer against the reference.
         label_vocabulary: the ground-truth answers of a test file are the categories the parser looks for.
     """
