@@ -13,7 +13,9 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+# the lint-imports of this interpreter's environment first (pytest may run without the venv on PATH)
+_VENV_LINT = Path(sys.executable).parent / "lint-imports"
+LINT_IMPORTS = str(_VENV_LINT) if _VENV_LINT.exists() else (shutil.which("lint-imports") or "lint-imports")
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
