@@ -54,6 +54,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default="error",
         help="aef-cog: tiles in the index but not on disk (default: %(default)s)",
     )
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="FRACTION",
+        help="fail (exit 2, cache kept) when fewer samples than this fraction (0..1) have a prior "
+        "(default: fail only when none has)",
+    )
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
     p.add_argument("--year", type=int, help="show: override the sample's year (required for a bare raster)")
@@ -97,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         return 0
 
-    from sarvlm.priors.cache import build_prior_cache
+    from sarvlm.priors.cache import build_prior_cache, coverage_problems
 
+    if args.min_coverage is not None and not 0.0 <= args.min_coverage <= 1.0:
+        raise SarvlmError(f"--min-coverage must be a fraction in [0, 1], got {args.min_coverage}")
     if args.sample:
         raise SarvlmError(
             f"priors: unexpected argument {args.sample!r} (did you mean `sarvlm priors show {args.sample}`?)"
@@ -115,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         source_options=_source_options(args),
     )
     _print_summary(summary, args.out)
+    warnings, error = coverage_problems(summary, args.min_coverage)
+    if warnings:
+        print("\n".join(warnings), file=sys.stderr)
+    if error:
+        raise SarvlmError(f"{args.out}: {error}")
     return 0
 
 
