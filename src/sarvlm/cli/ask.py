@@ -47,6 +47,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--prior-source", metavar="SPEC", help="aef-cog:DIR, aef-zarr:PATH or earthengine[:PROJECT]")
     p.add_argument("--no-prior", action="store_true", help="do not use a prior")
     p.add_argument(
+        "--no-preprocess",
+        dest="preprocess",
+        action="store_false",
+        help="give a raw GeoTIFF to the model as it is instead of replaying the training preprocessing "
+        "(filter, stretch, uint8, band choice, tiling) saved with the model",
+    )
+    p.add_argument(
         "--task", help="task of the question (count, grid, detect, ...): parses the answer and sets its budget"
     )
     p.add_argument("--json", action="store_true", help="print the answer, the parsed answer and the prior as JSON")
@@ -89,9 +96,14 @@ def run(args: argparse.Namespace) -> int:
         options=generation_options(args),
         dtype=args.dtype,
         device=args.device,
+        preprocess=args.preprocess,
     )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
+        import sys
+
         print(result.answer)
+        tiles = f"; {len(result.tiles)} tiles, training preprocessing applied" if result.tiles else ""
+        print(result.prior_line() + tiles, file=sys.stderr)
     return 0

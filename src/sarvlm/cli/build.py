@@ -37,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="hash: seeded hash of the image, flat memory (default); balanced: exact proportions per "
         "source, for small datasets (remembers every image)",
     )
+    p.add_argument(
+        "--group-by",
+        default="auto",
+        help="what stays in one split: auto (tiles of one scene together, else each image), image, scene, "
+        "source, or meta.KEY (default: %(default)s)",
+    )
     p.add_argument("--format", default="sarvlm", help="sarvlm, swift or llava (default: %(default)s)")
     p.add_argument("--max-per-sample", type=int, default=3, help="cap on examples of one task per sample")
     p.add_argument(
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         coords=args.coords,
         split=args.split,
         split_method=args.split_method,
+        group_by=args.group_by,
         format=args.format,
         max_per_sample=args.max_per_sample,
         negative_rate=args.negative_rate,

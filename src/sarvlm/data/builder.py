@@ -29,7 +29,7 @@ from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
 from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
 from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
-from sarvlm.data.splits import SplitPlan
+from sarvlm.data.splits import SplitPlan, check_group_by, group_key
 from sarvlm.data.tasks import GENERATORS, resolve_tasks
 from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext
 
@@ -45,6 +45,7 @@ class BuildOptions:
     coords: str = "qwen2.5"
     split: str = "8:1:1"
     split_method: str = "hash"  # hash (flat memory) | balanced (exact proportions; remembers images)
+    group_by: str = "auto"  # what stays in one split: auto (scene of tiles, else image), image, scene, source, meta.KEY
     format: str = "sarvlm"
     max_per_sample: int = 3
     negative_rate: float = 0.25
@@ -64,6 +65,7 @@ class BuildOptions:
 
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
+        check_group_by(self.group_by)
         if self.coords not in CONVENTIONS:
             raise SarvlmError(
                 f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})"
@@ -252,7 +254,8 @@ def build_dataset(
                             f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
                             f"(use --skip-missing to skip such samples)"
                         )
-                    split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
+                    split_key = group_key(rec, image_key, opts.group_by)
+                    split = plan.assign(split_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
                         counts[split] = Counter()
@@ -340,4 +343,18 @@ def _manifest(
             for src, tasks in sorted(by_source.items())
         },
         "quality": report.to_dict(),
+        # how the samples' pixels were made (``sarvlm preprocess``), replayed by `sarvlm ask` on raw scenes
+        "preprocess": _preprocess_config(samples),
     }
+
+
+def _preprocess_config(samples: Path) -> dict[str, Any] | None:
+    """The configuration in ``preprocess.json`` beside the samples file (None if it is not there)."""
+    path = samples.parent / "preprocess.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")).get("config")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return config if isinstance(config, dict) else None

@@ -200,7 +200,10 @@ def train(
     if ran_any or not (final / "training.json").is_file():
         done = [n for n in names if stage_complete(run_dir / n)]
         if _is_main_process():
-            _write_final(recipe, str(model), settings, run_dir, done, log)
+            from sarvlm.training.input_chain import chain_for_training
+
+            chain = chain_for_training(data, getattr(cache, "settings", None))
+            _write_final(recipe, str(model), settings, run_dir, done, log, chain)
         _barrier()
     result.final = final
     return result
@@ -522,7 +525,13 @@ def _run_stage(
 
 
 def _write_final(
-    recipe: Recipe, model: str, settings: dict[str, Any], run_dir: Path, done: list[str], log: Callable[[str], None]
+    recipe: Recipe,
+    model: str,
+    settings: dict[str, Any],
+    run_dir: Path,
+    done: list[str],
+    log: Callable[[str], None],
+    chain: dict[str, Any] | None = None,
 ) -> None:
     from sarvlm.models.loading import save_model
 
@@ -543,6 +552,9 @@ def _write_final(
                 "adapters": {n: f"../{n}/adapter" for n in applied if (run_dir / n / "adapter").is_dir()},
             },
         )
+        if chain is not None:
+            # the preprocessing and prior settings of the training data, replayed by `sarvlm ask`
+            _write_json(tmp / "inference.json", chain)
     _say(log, f"final model (after {last}) in {run_dir / FINAL}")
 
 
