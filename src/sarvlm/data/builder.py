@@ -27,10 +27,10 @@ from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
-from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
+from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row, write_tool_files
 from sarvlm.data.quality import SYNONYMS, QualityReport, canonical_category, clean_targets, text_problems
 from sarvlm.data.splits import SplitPlan, check_group_by, group_key
-from sarvlm.data.tasks import GENERATORS, resolve_tasks
+from sarvlm.data.tasks import GENERATORS, TASK_NEEDS, resolve_tasks
 from sarvlm.data.tasks.base import Draft, SampleView, Target, TaskContext
 
 TEXT_TASKS = frozenset({"caption", "dialogue", "vqa"})  # free text: checked for colour words, counts, positions
@@ -72,6 +72,8 @@ class BuildOptions:
             )
         if self.format not in FORMATS:
             raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
+        if self.format == "geochat" and self.coords != "geochat":
+            raise SarvlmError(f"--format geochat needs --coords geochat (GeoChat boxes are 0-100), got {self.coords!r}")
         if self.qc not in ("drop", "flag"):
             raise SarvlmError(f"--qc must be drop or flag, got {self.qc!r}")
         if self.boxes not in ("clip", "drop"):
@@ -259,12 +261,15 @@ def build_dataset(
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
                         counts[split] = Counter()
-                    images = [_image_ref(image_abs, final_dir, opts.absolute_images)]
+                    # tools outside sarvlm resolve relative paths differently (ms-swift: the working
+                    # directory): their exports carry absolute paths
+                    absolute = opts.absolute_images or fmt != "sarvlm"
+                    images = [_image_ref(image_abs, final_dir, absolute)]
                     if opts.with_optical and rec.optical:
                         optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
                         if opts.check_images and not os.path.exists(optical_abs):
                             raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
-                        images.append(_image_ref(optical_abs, final_dir, opts.absolute_images))
+                        images.append(_image_ref(optical_abs, final_dir, absolute))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
                     view = SampleView(rec, base_dir, targets, _group(targets))
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
@@ -282,7 +287,7 @@ def build_dataset(
                                 {
                                     "id": eid,
                                     "sample_id": rec.id,
-                                    "task": task,
+                                    "task": task,  # (geochat rows use it for the task token)
                                     "messages": [{"role": r, "content": c} for r, c in draft.messages],
                                     "images": images,
                                     "answer": draft.answer,
@@ -304,7 +309,22 @@ def build_dataset(
         finally:
             for f in files.values():
                 f.close()
+        per_task: Counter = Counter()
+        for c in counts.values():
+            per_task.update(c)
+        empty = {t: TASK_NEEDS.get(t, "") for t in opts.tasks if per_task.get(t, 0) == 0}
+        if not per_task:
+            raise SarvlmError(
+                f"{samples}: no example for tasks {', '.join(opts.tasks)} — "
+                + "; ".join(f"{t} needs {n}" for t, n in empty.items())
+                + " (nothing written)"
+            )
+        tool_files = write_tool_files(tmp, fmt, list(files))
         manifest = _manifest(samples, opts, plan, vocabulary, counts, by_source, samples_per_split, report)
+        if tool_files:
+            manifest["tool_files"] = tool_files
+        if empty:
+            manifest["tasks_without_examples"] = empty  # requested but the samples lack what they need
         with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(manifest, fh, indent=2, ensure_ascii=False)
             fh.write("\n")

@@ -110,14 +110,14 @@ def tile_prior(
     if year is None:
         return None, "no year (pass --year)"
     try:
-        bbox = footprint_from_georef(prepared.georef, prepared.width, prepared.height)
+        footprint_from_georef(prepared.georef, prepared.width, prepared.height)
     except SarvlmError as exc:
         return None, f"unsupported footprint: {exc}"
     n_lon, n_lat = priors.get("grid", (8, 8))
     extra = {"anchors": priors["anchors"]} if "anchors" in priors else {}
     grid = sample_grid(
         source,
-        bbox,
+        None,  # checked above; placed from the georeference, as the prior cache does
         year,
         int(n_lon),
         int(n_lat),

@@ -158,6 +158,8 @@ def _settings(
         "edge_tolerance": float(edge_tolerance),
         "shard_size": int(shard_size),
         "node_order": "row-major: lat (south to north) outer, lon (west to east) inner",
+        # nodes on the image's pixel grid for affine/GCP georeferences (see priors.anchor_grid)
+        "anchors": "auto",
     }
 
 
@@ -196,12 +198,12 @@ def _compute_entry(
     from sarvlm.priors.anchor_grid import footprint_from_georef
 
     try:
-        bbox = footprint_from_georef(t.georef, t.width, t.height, where=f"sample {t.sample_id!r}: georef")
+        footprint_from_georef(t.georef, t.width, t.height, where=f"sample {t.sample_id!r}: georef")
     except SarvlmError as exc:
         return None, f"{BAD_FOOTPRINT}: {exc}"
     g = sample_grid(
         source,
-        bbox,
+        None,  # checked above; the grid is placed from the georeference (image-space anchors)
         year,
         grid[0],
         grid[1],

@@ -24,16 +24,6 @@ from typing import Any
 from sarvlm.core.errors import SarvlmError
 from sarvlm.training.recipe import Recipe, StageSpec
 
-# which `sarvlm build --tasks` produces a stage's task, and what the samples need for it
-_TASK_NEEDS = {
-    "caption": "captions or annotated objects",
-    "dialogue": "captions (expanded to 3-turn dialogues) or imported dialogues",
-    "landform_main": "land-cover masks",
-    "landform_all": "land-cover masks",
-    "landform_region": "land-cover masks",
-    "vqa": "imported question-answer pairs",
-}
-
 
 def fusion_only(spec: StageSpec, fusion: str) -> bool:
     """Whether ``spec`` trains the fusion module and nothing else (no LoRA, adapter or full model)."""
@@ -130,7 +120,9 @@ def check_stages(
         cov.tasks = dict(tasks)
         if cov.examples == 0:
             have = ", ".join(f"{t} {n}" for t, n in sorted(present.items())) or "none"
-            needs = "; ".join(f"{t} needs {_TASK_NEEDS[t]}" for t in spec.tasks if t in _TASK_NEEDS)
+            from sarvlm.data.tasks import TASK_NEEDS
+
+            needs = "; ".join(f"{t} needs {TASK_NEEDS[t]}" for t in spec.tasks if t in TASK_NEEDS)
             raise SarvlmError(
                 f"{data / 'train.jsonl'}: stage {name} of recipe {recipe.name} trains on tasks "
                 f"{', '.join(spec.tasks)} but the data has none of them (it has: {have}); rebuild with "

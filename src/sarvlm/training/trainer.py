@@ -67,7 +67,7 @@ def resolve_deepspeed(spec: str | None) -> str | None:
     if not path.is_file():
         raise SarvlmError(f"--deepspeed {spec}: no such config file (or use 'zero2')")
     if importlib.util.find_spec("deepspeed") is None:
-        raise SarvlmError("--deepspeed needs the deepspeed package: pip install 'sarvlm[deepspeed]' (GPU machines)")
+        raise SarvlmError("--deepspeed needs the deepspeed package: pip install -e '.[deepspeed]' (GPU machines)")
     return str(path)
 
 

@@ -41,6 +41,17 @@ TASK_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What the samples need for a task to produce examples (reported when a requested task yields none).
+TASK_NEEDS: dict[str, str] = {
+    **{t: "annotated objects (boxes)" for t in fusar_gpt.TASKS},
+    **{t: "annotated objects (boxes)" for t in ("identify", "classify", "position", "refer")},
+    **{t: "land-cover masks (record.landcover)" for t in landform.TASKS},
+    "caption": "captions or annotated objects",
+    "dialogue": "captions (expanded to 3-turn dialogues) or imported dialogues",
+    "vqa": "imported question-answer pairs (record.qa)",
+}
+
+
 def resolve_tasks(spec: str | list[str]) -> list[str]:
     """``"count,grid"`` or group names (``fusar-gpt``, ``sarlang``, ``landform``, ``all``) -> task names."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -61,4 +72,14 @@ def resolve_tasks(spec: str | list[str]) -> list[str]:
     return out
 
 
-__all__ = ["GENERATORS", "TASK_NAMES", "TASK_GROUPS", "resolve_tasks", "Draft", "SampleView", "TaskContext", "Target"]
+__all__ = [
+    "GENERATORS",
+    "TASK_NAMES",
+    "TASK_GROUPS",
+    "TASK_NEEDS",
+    "resolve_tasks",
+    "Draft",
+    "SampleView",
+    "TaskContext",
+    "Target",
+]
