@@ -345,6 +345,49 @@ def test_exports_load_in_the_tools_readers(pipeline, tmp_path, monkeypatch):
     assert identify and all(roi.search(h) for h in identify)
 
 
+def _swift_render_grounding(row):
+    """ms-swift's grounding input (docs "Custom dataset" → grounding; template ``replace_bbox`` /
+    ``replace_ref``): each ``<bbox>`` in the text takes the next box of ``objects["bbox"]`` (real
+    pixel coordinates, bbox_type "real"), each ``<ref-object>`` the next entry of ``objects["ref"]``;
+    a placeholder without an object left is an error."""
+    boxes = list(row["objects"]["bbox"])
+    refs = list(row["objects"]["ref"])
+    out = []
+    for m in row["messages"]:
+        text = m["content"]
+        while "<ref-object>" in text:
+            text = text.replace("<ref-object>", refs.pop(0), 1)
+        while "<bbox>" in text:
+            text = text.replace("<bbox>", str(boxes.pop(0)), 1)
+        out.append(text)
+    assert not boxes  # every object was placed
+    return out
+
+
+def test_swift_grounding_objects(pipeline, tmp_path):
+    from sarvlm.data.builder import BuildOptions, build_dataset
+
+    root, facts, log = pipeline
+    opts = dict(tasks=["detect"], split="2:1:1", split_method="balanced", coords="norm")
+    build_dataset(root / "pre" / "samples.jsonl", tmp_path / "ref", BuildOptions(**opts))
+    build_dataset(
+        root / "pre" / "samples.jsonl", tmp_path / "g", BuildOptions(format="swift", swift_objects=True, **opts)
+    )
+    ref = list(read_examples(tmp_path / "ref" / "train.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "g" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == len(ref)
+    grounded = 0
+    for ex, row in zip(ref, rows, strict=True):
+        if ex.answer:
+            grounded += 1
+            assert row["objects"]["bbox"] == ex.answer and row["objects"]["ref"] == []
+            rendered = _swift_render_grounding(row)
+            assert rendered[-1] == ", ".join(str(b) for b in ex.answer)
+        else:
+            assert "objects" not in row  # "none" answers stay text
+    assert grounded
+
+
 def test_priors_tiles_lists_exactly_the_needed_tiles(pipeline, capsys, tmp_path):
     import shutil
 

@@ -38,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "source, for small datasets (remembers every image)",
     )
     p.add_argument(
+        "--swift-objects",
+        action="store_true",
+        help="with --format swift: detect rows use ms-swift's grounding field objects {ref, bbox} (original "
+        "pixels) and <bbox> placeholders, so ms-swift writes boxes in the trained model's convention",
+    )
+    p.add_argument(
         "--group-by",
         default="auto",
         help="what stays in one split: auto (tiles of one scene together, else each image), image, scene, "
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         split_method=args.split_method,
         group_by=args.group_by,
+        swift_objects=args.swift_objects,
         format=args.format,
         max_per_sample=args.max_per_sample,
         negative_rate=args.negative_rate,

@@ -45,6 +45,7 @@ class BuildOptions:
     coords: str = "qwen2.5"
     split: str = "8:1:1"
     split_method: str = "hash"  # hash (flat memory) | balanced (exact proportions; remembers images)
+    swift_objects: bool = False  # swift: detect rows in ms-swift's grounding form (objects + <bbox>)
     group_by: str = "auto"  # what stays in one split: auto (scene of tiles, else image), image, scene, source, meta.KEY
     format: str = "sarvlm"
     max_per_sample: int = 3
@@ -72,6 +73,8 @@ class BuildOptions:
             )
         if self.format not in FORMATS:
             raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
+        if self.swift_objects and self.format != "swift":
+            raise SarvlmError(f"--swift-objects needs --format swift, got --format {self.format}")
         if self.format == "geochat" and self.coords != "geochat":
             raise SarvlmError(f"--format geochat needs --coords geochat (GeoChat boxes are 0-100), got {self.coords!r}")
         if self.qc not in ("drop", "flag"):
@@ -300,6 +303,7 @@ def build_dataset(
                                     "split": split,
                                 },
                                 fmt,
+                                swift_objects=opts.swift_objects,
                             )
                         out.write(line + "\n")
                         counts[split][task] += 1

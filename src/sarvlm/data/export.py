@@ -20,6 +20,9 @@ What each tool reads (written by :func:`write_tool_files` next to the JSONL spli
   works (``os.path.join(folder, absolute)`` is the absolute path).
 - ms-swift: ``{split}.jsonl``; it opens relative image paths from the *working directory*, not
   from the file, so the export writes absolute paths.
+- ms-swift grounding (``swift_objects``, ``--swift-objects``): detect rows carry ms-swift's
+  ``objects`` field (``{"ref": [], "bbox": [[x1, y1, x2, y2], ...]}`` in original pixels) and
+  ``<bbox>`` placeholders in the answer, so ms-swift renders boxes in the model's convention.
 - LLaMA-Factory: ``dataset_info.json`` in the dataset directory with one entry per split
   (``sarvlm_train`` …: ``file_name``, ``formatting: sharegpt``, ``columns`` messages/images, ``tags``
   role/content/user/assistant/system); use ``dataset_dir: DATA`` and ``dataset: sarvlm_train``.
@@ -63,15 +66,20 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, reused (js
 _STR = json.encoder.encode_basestring  # a str as JSON with ensure_ascii=False (C speed)
 
 
-def example_row(example: dict[str, Any], fmt: str) -> str:
+def example_row(example: dict[str, Any], fmt: str, swift_objects: bool = False) -> str:
     """One JSONL line (no newline) of an example given as a dict in ``InstructionExample`` field order.
 
-    ``sarvlm`` rows are byte-identical to ``InstructionExample(**example).to_json()``.
+    ``sarvlm`` rows are byte-identical to ``InstructionExample(**example).to_json()``. With
+    ``swift_objects``, ``swift`` rows of ``detect`` examples use ms-swift's grounding field (see
+    :func:`swift_grounding`).
     """
     if fmt == "sarvlm":
         return _ENCODE({k: v for k, v in example.items() if v is not None})
     if fmt == "swift":
-        return _ENCODE({"messages": example["messages"], "images": example["images"]})
+        row = {"messages": example["messages"], "images": example["images"]}
+        if swift_objects and example.get("task") == "detect" and example.get("answer"):
+            row = swift_grounding(row, example["answer"])
+        return _ENCODE(row)
     if fmt in ("llava", "geochat"):
         images = example["images"]
         row: dict[str, Any] = {"id": example["id"]}
@@ -82,6 +90,15 @@ def example_row(example: dict[str, Any], fmt: str) -> str:
             row["conversations"] = _geochat_turns(row["conversations"], example.get("task"))
         return _ENCODE(row)
     raise SarvlmError(f"--format: unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+def swift_grounding(row: dict[str, Any], boxes: list[list[float]]) -> dict[str, Any]:
+    """ms-swift's grounding form of a detect row: the answer becomes one ``<bbox>`` per box and
+    ``objects = {"ref": [], "bbox": [[x1, y1, x2, y2] in original pixels]}``; ms-swift writes the
+    boxes in the trained model's own convention (its ``bbox_type: real`` input)."""
+    messages = [dict(m) for m in row["messages"]]
+    messages[-1]["content"] = ", ".join("<bbox>" for _ in boxes)
+    return {**row, "messages": messages, "objects": {"ref": [], "bbox": [[float(v) for v in b] for b in boxes]}}
 
 
 def geochat_boxes(text: str) -> str:
