@@ -32,7 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Answer one question about a SAR image (PNG/JPEG/GeoTIFF), optionally with a co-located "
         "optical image. The AlphaEarth prior is sampled on the model's anchor grid from --bbox (or "
         "a georeferenced GeoTIFF's footprint), --year and --prior-source (default: the source saved "
-        "with the model); --no-prior runs without one.",
+        "with the model); --no-prior runs without one. A raw GeoTIFF scene given to a model trained by "
+        "`sarvlm train` is preprocessed and tiled as its training data was (saved in inference.json), each "
+        "tile is asked and the answers merged (counts summed, boxes in scene pixels); every answer says "
+        "whether a prior was used.",
     )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("question", metavar="QUESTION")

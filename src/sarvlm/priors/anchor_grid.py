@@ -23,8 +23,8 @@ derived from a projected or GCP georeference encloses a slightly rotated image (
 convergence, orbit heading), so the Eq. 2 nodes on the box edges land a few pixels outside it.
 Such nodes keep their embedding and their position is clipped to the image border.
 
-Image-space anchors (the default for images with an affine or GCP georeference,
-``anchors="image"``): a GRD scene's rows run along the orbit, so its footprint is rotated against
+Image-space anchors (the default for images with an affine or GCP georeference and no stated
+WGS84 box — ``bbox_wgs84`` or an explicit ``bbox`` keep the grid on that box; ``anchors="image"``): a GRD scene's rows run along the orbit, so its footprint is rotated against
 the lon/lat box, and box nodes near the box corners fall outside the image (24 of 64 nodes for a
 12°-rotated Labrador scene). Eq. 2 is then applied in the image's own frame — the same
 ``N_lon × N_lat`` evenly spaced nodes spanning the footprint edge to edge, but along the image axes::

@@ -49,8 +49,9 @@ def sample_grid(
     Node order: row-major over latitude then longitude (node ``j*n_lon + i``, south-west first).
     ``anchors``: ``"image"`` places the nodes on the image's pixel grid and maps them to lon/lat
     through ``georef`` (see :mod:`sarvlm.priors.anchor_grid`), ``"bbox"`` on the lon/lat box;
-    ``"auto"`` (default) is ``"image"`` when no ``bbox`` is given and ``georef`` has an affine
-    transform or GCPs (the footprint is then the image itself), else ``"bbox"``.
+    ``"auto"`` (default) is ``"image"`` when ``georef`` has an affine transform or GCPs and no box
+    is stated (neither a ``bbox`` argument nor ``georef.bbox_wgs84``: the footprint is then the
+    image itself), else ``"bbox"``.
     """
     if anchors not in ("auto", "image", "bbox"):
         raise SarvlmError(f"anchors: must be auto, image or bbox, got {anchors!r}")
@@ -64,7 +65,9 @@ def sample_grid(
         bbox = footprint_from_georef(georef, width, height)
     else:
         bbox = check_bbox(bbox)
-    in_image = anchors == "image" or (anchors == "auto" and explicit_bbox is None)
+    # an explicit footprint (the bbox argument, or the record's own bbox_wgs84) keeps Eq. 2 on that box
+    stated_box = explicit_bbox is not None or (georef is not None and georef.bbox_wgs84 is not None)
+    in_image = anchors == "image" or (anchors == "auto" and not stated_box)
     if in_image and _has_transform_or_gcps(georef):
         lon, lat, x, y = image_anchor_nodes(georef, width, height, n_lon, n_lat)
     else:
