@@ -95,6 +95,11 @@ def prepare_scene(image: str | Path, preprocess: dict[str, Any], out_dir: str | 
                 scale_y=float(tile.get("src_height", rec.height)) / rec.height,
             )
         )
+    if not out:
+        raise SarvlmError(
+            f"{image}: smaller than the training tile size (tile_m {config.tile_m} m): no tile to ask about "
+            "(pass --no-preprocess to give the image as it is)"
+        )
     return out
 
 
