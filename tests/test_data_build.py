@@ -164,7 +164,7 @@ def test_split_keep_in_build(world, tmp_path):
 @pytest.mark.parametrize("fmt", ["swift", "llava"])
 def test_export_formats_round_trip(tmp_path, fmt):
     world = _world(tmp_path / "w", n=30, shared=False)  # one record per image: conversations regroup 1:1
-    build_dataset(world, tmp_path / "ref", BuildOptions(tasks=["count", "detect"], seed=1))
+    build_dataset(world, tmp_path / "ref", BuildOptions(tasks=["count", "detect"], seed=1, absolute_images=True))
     build_dataset(world, tmp_path / "ex", BuildOptions(tasks=["count", "detect"], seed=1, format=fmt))
     ref = list(read_examples(tmp_path / "ref" / "train.jsonl"))
     back = list(read_export(tmp_path / "ex" / "train.jsonl"))

@@ -114,9 +114,12 @@ def test_dataset_statistics(built):
     assert again.to_dict() == st.to_dict()  # seeded samples
 
 
-def test_stats_cli(built, capsys):
+def test_stats_cli(built, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in built.iterdir())
     assert cli_main(["stats", str(built), "--text-sample", "4", "--image-sample", "4"]) == 0
-    out = built / "stats"
+    assert sorted(p.name for p in built.iterdir()) == before  # the dataset is not written to
+    out = tmp_path / f"{built.resolve().name}_stats"
     for name in (
         "stats.md",
         "stats.json",

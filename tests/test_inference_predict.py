@@ -102,7 +102,7 @@ def test_predict_writes_rows_in_order_and_is_deterministic(dataset, trained, tmp
     predict(loaded, dataset / "test.jsonl", tmp_path / "b.jsonl", batch_size=2, max_new_tokens=4)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     line = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])
-    assert list(line) == ["id", "task", "prediction", "parsed"]
+    assert list(line) == ["id", "task", "prediction", "parsed", "prior"]
 
 
 def test_batched_generation_equals_one_by_one(dataset, trained):
@@ -254,7 +254,8 @@ def test_cli_predict_and_ask(dataset, trained, tmp_path, capsys):
         == 0
     )
     shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(shown) == {"answer", "task", "parsed", "prior"} and shown["prior"]["valid_nodes"] == 0
+    assert set(shown) == {"answer", "task", "parsed", "prior", "preprocessed"} and shown["prior"]["valid_nodes"] == 0
+    assert shown["prior"]["used"] is False and shown["prior"]["reason"]
     assert cli_main(["ask", "--model", str(path), str(image), "How many?", "--bbox", "1,2,3"]) == 2
     assert "--bbox must be 4 comma-separated numbers" in capsys.readouterr().err
     assert cli_main(["ask", "--model", str(tmp_path / "nomodel"), str(image), "How many?"]) == 2

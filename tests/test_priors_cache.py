@@ -69,7 +69,7 @@ def test_cache_contents_match_sample_grid_and_no_prior_entries(tmp_path, aef_roo
     assert summary["samples"] == 11 and summary["with_prior"] == 7 and summary["shards"] == 3
     assert summary["no_prior"] == {
         "no acquisition year": 1,
-        "no coverage": 1,
+        "outside the source": 1,
         "no georeference": 1,
         "unsupported footprint": 1,
     }

@@ -91,18 +91,25 @@ def test_positions_through_a_utm_georef_and_outside_nodes_invalid(world):
     assert 0 < inside.sum() < 15
     assert not grid.valid[~inside].any()
     assert (grid.vectors[~inside] == 0).all()
-    # Without a box, the footprint is the lon/lat extent of the image edges. UTM grid
-    # convergence (~2° here) tilts the image inside that box, so edge nodes land a few pixels
+    # anchors="bbox": without a box, the footprint is the lon/lat extent of the image edges. UTM
+    # grid convergence (~2° here) tilts the image inside that box, so edge nodes land a few pixels
     # outside the image: valid within the default 5 % edge tolerance, invalid with none.
-    grid2 = sample_grid(src, None, 2020, 4, 4, 200, 100, georef=georef)
+    grid2 = sample_grid(src, None, 2020, 4, 4, 200, 100, georef=georef, anchors="bbox")
     assert grid2.lon.min() == pytest.approx(5.985, abs=1e-3) and grid2.lat.max() == pytest.approx(45.015, abs=1e-3)
     strict = (grid2.x >= 0) & (grid2.x <= 200) & (grid2.y >= 0) & (grid2.y <= 100)
     tol = (grid2.x >= -10) & (grid2.x <= 210) & (grid2.y >= -5) & (grid2.y <= 105)
     assert strict.sum() == 4 and tol.sum() == 14  # only two opposite box corners stay outside
     assert grid2.valid.tolist() == tol.tolist()
     assert ((grid2.positions >= 0) & (grid2.positions <= 1)).all()
-    grid3 = sample_grid(src, None, 2020, 4, 4, 200, 100, georef=georef, edge_tolerance=0.0)
+    grid3 = sample_grid(src, None, 2020, 4, 4, 200, 100, georef=georef, edge_tolerance=0.0, anchors="bbox")
     assert grid3.valid.tolist() == strict.tolist()
+    # the default for an affine/GCP georeference: nodes on the image's pixel grid, all on the image
+    grid4 = sample_grid(src, None, 2020, 4, 4, 200, 100, georef=georef, edge_tolerance=0.0)
+    assert grid4.valid.all() and grid4.x.tolist() == [0.0, 200 / 3, 400 / 3, 200.0] * 4
+    assert grid4.y[:4].tolist() == [100.0] * 4 and grid4.y[-4:].tolist() == [0.0] * 4  # south row first
+    x4, y4 = tr.transform(grid4.lon, grid4.lat)
+    np.testing.assert_allclose(grid4.x, (x4 - ox) / 10.0, atol=1e-6)
+    np.testing.assert_allclose(grid4.y, (oy - y4) / 10.0, atol=1e-6)
 
 
 def test_year_policy_nearest_exact_and_none(world):

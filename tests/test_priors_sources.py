@@ -201,7 +201,7 @@ def test_earthengine_sampling_with_faked_api(monkeypatch):
 
 def test_earthengine_missing_and_unauthenticated(monkeypatch):
     monkeypatch.setitem(sys.modules, "ee", None)  # import ee → ImportError
-    with pytest.raises(SarvlmError, match=r"pip install sarvlm\[earthengine\]"):
+    with pytest.raises(SarvlmError, match=r"pip install -e '\.\[earthengine\]'"):
         open_source("earthengine")
     ee, _ = _fake_ee(fail_init=True)
     monkeypatch.setitem(sys.modules, "ee", ee)

@@ -32,7 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Answer one question about a SAR image (PNG/JPEG/GeoTIFF), optionally with a co-located "
         "optical image. The AlphaEarth prior is sampled on the model's anchor grid from --bbox (or "
         "a georeferenced GeoTIFF's footprint), --year and --prior-source (default: the source saved "
-        "with the model); --no-prior runs without one.",
+        "with the model); --no-prior runs without one. A raw GeoTIFF scene given to a model trained by "
+        "`sarvlm train` is preprocessed and tiled as its training data was (saved in inference.json), each "
+        "tile is asked and the answers merged (counts summed, boxes in scene pixels); every answer says "
+        "whether a prior was used.",
     )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("question", metavar="QUESTION")
@@ -46,6 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--year", type=int, help="year of the AlphaEarth layer")
     p.add_argument("--prior-source", metavar="SPEC", help="aef-cog:DIR, aef-zarr:PATH or earthengine[:PROJECT]")
     p.add_argument("--no-prior", action="store_true", help="do not use a prior")
+    p.add_argument(
+        "--no-preprocess",
+        dest="preprocess",
+        action="store_false",
+        help="give a raw GeoTIFF to the model as it is instead of replaying the training preprocessing "
+        "(filter, stretch, uint8, band choice, tiling) saved with the model",
+    )
     p.add_argument(
         "--task", help="task of the question (count, grid, detect, ...): parses the answer and sets its budget"
     )
@@ -89,9 +99,14 @@ def run(args: argparse.Namespace) -> int:
         options=generation_options(args),
         dtype=args.dtype,
         device=args.device,
+        preprocess=args.preprocess,
     )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
+        import sys
+
         print(result.answer)
+        tiles = f"; {len(result.tiles)} tiles, training preprocessing applied" if result.tiles else ""
+        print(result.prior_line() + tiles, file=sys.stderr)
     return 0

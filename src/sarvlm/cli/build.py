@@ -37,7 +37,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="hash: seeded hash of the image, flat memory (default); balanced: exact proportions per "
         "source, for small datasets (remembers every image)",
     )
-    p.add_argument("--format", default="sarvlm", help="sarvlm, swift or llava (default: %(default)s)")
+    p.add_argument(
+        "--swift-objects",
+        action="store_true",
+        help="with --format swift: detect rows use ms-swift's grounding field objects {ref, bbox} (original "
+        "pixels) and <bbox> placeholders, so ms-swift writes boxes in the trained model's convention",
+    )
+    p.add_argument(
+        "--group-by",
+        default="auto",
+        help="what stays in one split: auto (tiles of one scene together, else each image), image, scene, "
+        "source, or meta.KEY (default: %(default)s)",
+    )
+    p.add_argument(
+        "--format",
+        default="sarvlm",
+        help="sarvlm; swift (ms-swift JSONL + LLaMA-Factory dataset_info.json); llava (+ SPLIT.json array); "
+        "geochat (llava with {<x1><y1><x2><y2>|θ} boxes and task tokens; needs --coords geochat). Exports "
+        "for other tools carry absolute image paths (default: %(default)s)",
+    )
     p.add_argument("--max-per-sample", type=int, default=3, help="cap on examples of one task per sample")
     p.add_argument(
         "--negative-rate",
@@ -86,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         coords=args.coords,
         split=args.split,
         split_method=args.split_method,
+        group_by=args.group_by,
+        swift_objects=args.swift_objects,
         format=args.format,
         max_per_sample=args.max_per_sample,
         negative_rate=args.negative_rate,
@@ -110,5 +130,7 @@ def run(args: argparse.Namespace) -> int:
     issues = ", ".join(f"{r} {n}" for r, n in sorted(result.quality.counts.items()))
     if issues:
         print(f"quality control: {issues} (see {result.out_dir}/quality.md)", file=sys.stderr)
+    for task, need in result.manifest.get("tasks_without_examples", {}).items():
+        print(f"warning: task {task}: no example (it needs {need})", file=sys.stderr)
     print(f"wrote {result.total} examples to {result.out_dir}", file=sys.stderr)
     return 0

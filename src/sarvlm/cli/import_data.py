@@ -40,6 +40,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="coco: category = supercategory, fine category = name (SAR-AIRcraft style)",
     )
     p.add_argument("--classes", metavar="FILE", help="yolo: classes.txt or data.yaml with the class names")
+    g = p.add_argument_group(
+        "acquisition facts (sarvlm priors needs the year)",
+        "Per field, the first found wins: the --meta CSV row of the image, what the format or file carries "
+        "(COCO date_captured, GeoTIFF band descriptions, ACQUISITION_DATE tag), then these defaults.",
+    )
+    g.add_argument(
+        "--meta",
+        metavar="CSV",
+        help="sidecar CSV: file_name plus any of date, year, sensor, band, polarizations, resolution_m",
+    )
+    g.add_argument("--date", metavar="YYYY[-MM[-DD]]", help="acquisition date of records that have none")
+    g.add_argument("--year", type=int, metavar="YYYY", help="acquisition year of records that have no date")
+    g.add_argument("--sensor", help="sensor of records that have none (e.g. Sentinel-1A)")
+    g.add_argument("--pol", metavar="POLS", help="polarisation of each band, e.g. VV+VH or HH (records without)")
     return p
 
 
@@ -54,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         options["fine_from_supercategory"] = args.fine_from_supercategory
     if args.format == "yolo" and args.classes:
         options["classes"] = Path(args.classes)
+    if args.date and args.year:
+        raise SarvlmError("--date and --year: give one of them")
     result = import_dataset(
         args.format,
         args.src,
@@ -63,8 +79,19 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         skip_missing=args.skip_missing,
         check_images=args.check_images,
+        date=args.date or args.year,
+        sensor=args.sensor,
+        polarizations=args.pol,
+        meta=args.meta,
         **options,
     )
     extra = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()) if k != "records")
     print(f"wrote {result.records} sample records to {result.out}" + (f" ({extra})" if extra else ""), file=sys.stderr)
+    undated = result.counts.get("without_date", 0)
+    if undated:
+        print(
+            f"warning: {undated} of {result.records} records have no acquisition date: `sarvlm priors` gives them "
+            "no prior (set it with --date/--year or a --meta CSV)",
+            file=sys.stderr,
+        )
     return 0

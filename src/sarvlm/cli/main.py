@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from sarvlm import __version__
@@ -62,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            if not os.environ.get("SARVLM_DEBUG"):
+                # transformers' deprecation notices (past_key_values -> cache, ...) are about its own
+                # internals and would flood train/predict/ask output; SARVLM_DEBUG=1 shows them
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+            return int(args._run(args) or 0)
     except SarvlmError as exc:
         print(f"sarvlm: error: {exc}", file=sys.stderr)
         return exc.exit_code

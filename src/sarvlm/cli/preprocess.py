@@ -40,8 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", type=Path, required=True, help="output directory (must be new or empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     g = p.add_argument_group("polarisation and quantities")
-    g.add_argument("--pol", help="keep one polarisation: HH, HV, VH or VV")
-    g.add_argument("--composite", choices=["dual"], help="3-channel dual-pol composite (co-pol, cross-pol, mean)")
+    g.add_argument(
+        "--pol",
+        help="keep one polarisation: HH, HV, VH, VV, or co / cross (the co- or cross-polarised band of each "
+        "image, for archives mixing VV and HH products). Multi-band images given neither --pol nor "
+        "--composite keep their co-pol band only, with a warning",
+    )
+    g.add_argument(
+        "--composite",
+        choices=["dual"],
+        help="3-channel dual-pol composite written as RGB: co-pol, cross-pol, their mean (e.g. VV, VH, (VV+VH)/2)",
+    )
     g.add_argument(
         "--input-kind",
         dest="input_kind",
@@ -168,6 +177,13 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     counts = json.loads((args.out / "preprocess.json").read_text())["counts"]
+    kept = counts.get("multiband_kept_copol") or []
+    if kept:
+        print(
+            f"sarvlm: warning: {len(kept)} multi-band image(s) reduced to one band (e.g. {kept[0]}): "
+            "pass --composite dual for co/cross/mean as RGB, or --pol to choose the band",
+            file=sys.stderr,
+        )
     extra = f", {counts['screened_out']} screened out (see screening.jsonl)" if args.screen else ""
     print(f"wrote {counts['outputs'] - counts['screened_out']} images from {counts['scenes']} scene(s) to {out}{extra}")
     return 0

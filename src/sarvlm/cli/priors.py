@@ -18,12 +18,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "    compute the anchor-grid prior of every sample in DATA (samples JSONL, examples JSONL or a built\n"
         "    dataset directory) into a resumable cache keyed by sample id.\n"
         "sarvlm priors show SAMPLE --source SPEC --out PNG [--id ID]\n"
-        "    render the SAR image beside the embedding field (three channels as RGB) with the grid nodes.\n\n"
+        "    render the SAR image beside the embedding field (three channels as RGB) with the grid nodes.\n"
+        "sarvlm priors tiles DATA --source aef-cog:DIR [--fetch]\n"
+        "    list exactly the AlphaEarth tiles DATA needs, from DIR/aef_index.csv (download it from\n"
+        "    gs://alphaearth_foundations/satellite_embedding/v1/annual/aef_index.csv); --fetch copies the\n"
+        "    missing ones into DIR with gcloud, gsutil or HTTPS. Licence CC-BY 4.0 (Google, Google DeepMind).\n"
+        "\n"
         "SPEC: aef-cog:DIR (official AlphaEarth COG layout with aef_index), aef-zarr:PATH (aef-download\n"
-        "stores), earthengine[:PROJECT] (needs pip install sarvlm[earthengine]).",
+        "stores), earthengine[:PROJECT] (needs pip install -e '.[earthengine]').",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", metavar="DATA | show", help="dataset to cache, or the word 'show'")
+    p.add_argument("target", metavar="DATA | show | tiles", help="dataset to cache, or the word 'show' or 'tiles'")
     p.add_argument(
         "sample",
         nargs="?",
@@ -39,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--grid", default="8x8", metavar="NLONxNLAT", help="anchor grid size N_lon x N_lat (default: %(default)s)"
     )
-    p.add_argument("--out", required=True, help="cache directory (or the PNG path for show)")
+    p.add_argument("--out", help="cache directory (or the PNG path for show); not used by tiles")
+    p.add_argument("--fetch", action="store_true", help="tiles: download the tiles that are not in DIR yet")
     p.add_argument(
         "--year-policy",
         choices=("nearest", "exact"),
@@ -53,6 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("error", "skip"),
         default="error",
         help="aef-cog: tiles in the index but not on disk (default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        metavar="FRACTION",
+        help="fail (exit 2, cache kept) when fewer samples than this fraction (0..1) have a prior "
+        "(default: fail only when none has)",
     )
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
@@ -70,6 +83,10 @@ def _source_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from sarvlm.priors.sources import open_source
 
+    if args.target == "tiles":
+        return _tiles(args)
+    if not args.out:
+        raise SarvlmError("priors: --out is required")
     grid = parse_pair(args.grid, name="--grid")
     if grid[0] < 1 or grid[1] < 1:
         raise SarvlmError(f"--grid must be at least 1x1, got {args.grid!r}")
@@ -97,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         return 0
 
-    from sarvlm.priors.cache import build_prior_cache
+    from sarvlm.priors.cache import build_prior_cache, coverage_problems
 
+    if args.min_coverage is not None and not 0.0 <= args.min_coverage <= 1.0:
+        raise SarvlmError(f"--min-coverage must be a fraction in [0, 1], got {args.min_coverage}")
     if args.sample:
         raise SarvlmError(
             f"priors: unexpected argument {args.sample!r} (did you mean `sarvlm priors show {args.sample}`?)"
@@ -115,6 +134,30 @@ def run(args: argparse.Namespace) -> int:
         source_options=_source_options(args),
     )
     _print_summary(summary, args.out)
+    warnings, error = coverage_problems(summary, args.min_coverage)
+    if warnings:
+        print("\n".join(warnings), file=sys.stderr)
+    if error:
+        raise SarvlmError(f"{args.out}: {error}")
+    return 0
+
+
+def _tiles(args: argparse.Namespace) -> int:
+    from sarvlm.priors.tiles import fetch_tiles, needed_tiles
+
+    if not args.sample:
+        raise SarvlmError("priors tiles: needs DATA (samples JSONL, examples JSONL or dataset directory)")
+    report = needed_tiles(args.sample, args.source, args.year_policy, args.default_year)
+    for need in report.tiles:
+        state = "present" if need.present else "missing"
+        print(f"{need.path}\t{need.year}\t{len(need.samples)} samples\t{state}")
+    missing = sum(not n.present for n in report.tiles)
+    lines = [f"{len(report.tiles)} tiles for {report.samples} samples ({missing} not in {args.source[8:]})"]
+    lines += [f"  samples no tile serves ({reason}): {n}" for reason, n in report.uncovered.items()]
+    print("\n".join(lines), file=sys.stderr)
+    if args.fetch and missing:
+        n = fetch_tiles(report, log=lambda text: print(text, file=sys.stderr))
+        print(f"fetched {n} tiles", file=sys.stderr)
     return 0
 
 

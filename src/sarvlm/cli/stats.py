@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="output directory (default: DATA/stats for a directory, else <file stem>_stats beside the file)",
+        help="output directory (default: <DATA name>_stats in the current directory; the dataset itself is "
+        "never written to)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the text/image samples")
     p.add_argument("--text-sample", type=int, default=1000, help="texts sampled for text similarity (all pairs)")
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if args.text_sample < 2 or args.image_sample < 2:
         raise SarvlmError("--text-sample and --image-sample must be at least 2")
-    out = Path(args.out) if args.out else (data / "stats" if data.is_dir() else data.with_name(f"{data.stem}_stats"))
+    # a built dataset is an input: the report goes to the working directory unless --out says otherwise
+    out = Path(args.out) if args.out else Path.cwd() / f"{data.resolve().name if data.is_dir() else data.stem}_stats"
     stats = dataset_statistics(
         data,
         seed=args.seed,

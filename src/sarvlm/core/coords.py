@@ -33,11 +33,30 @@ def smart_resize(
     min_pixels: int = QWEN_MIN_PIXELS,
     max_pixels: int = QWEN_MAX_PIXELS,
 ) -> tuple[int, int]:
-    """Qwen2-VL/Qwen2.5-VL's resize rule: (height, width) the processor feeds the vision tower."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
+    """Qwen2-VL/Qwen2.5-VL's resize rule: (height, width) the processor feeds the vision tower.
 
-    h, w = hf_smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    return int(h), int(w)
+    The arithmetic of ``transformers.models.qwen2_vl.image_processing_pil_qwen2_vl.smart_resize``
+    restated (importing it costs ~7 s of CPU for a few lines of integer arithmetic; a test checks
+    both agree on a grid of sizes): round each side to a multiple of ``factor``, then scale both
+    down (floor) or up (ceil) by the same factor into ``[min_pixels, max_pixels]``.
+    """
+    if min(height, width) <= 0:
+        raise SarvlmError(f"smart_resize: image size must be positive, got {width}x{height}")
+    if max(height, width) / min(height, width) > 200:
+        raise SarvlmError(
+            f"smart_resize: absolute aspect ratio must be smaller than 200, got {max(height, width) / min(height, width)}"
+        )
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return int(h_bar), int(w_bar)
 
 
 def _scale(convention: str, width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[float, float]:

@@ -28,11 +28,11 @@ from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
 from sarvlm.core.vocabulary import SYNONYMS, canonical_category
-from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row
+from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row, write_tool_files
 from sarvlm.data.quality import QualityReport, clean_targets, text_problems
-from sarvlm.data.splits import SplitPlan
+from sarvlm.data.splits import SplitPlan, check_group_by, group_key
 from sarvlm.tasks.base import Draft, SampleView, Target, TaskContext
-from sarvlm.tasks.registry import GENERATORS, is_free_text, resolve_tasks
+from sarvlm.tasks.registry import GENERATORS, is_free_text, resolve_tasks, task_spec
 
 
 @dataclass
@@ -44,6 +44,8 @@ class BuildOptions:
     coords: str = "qwen2.5"
     split: str = "8:1:1"
     split_method: str = "hash"  # hash (flat memory) | balanced (exact proportions; remembers images)
+    swift_objects: bool = False  # swift: detect rows in ms-swift's grounding form (objects + <bbox>)
+    group_by: str = "auto"  # what stays in one split: auto (scene of tiles, else image), image, scene, source, meta.KEY
     format: str = "sarvlm"
     max_per_sample: int = 3
     negative_rate: float = 0.25
@@ -63,12 +65,17 @@ class BuildOptions:
 
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
+        check_group_by(self.group_by)
         if self.coords not in CONVENTIONS:
             raise SarvlmError(
                 f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})"
             )
         if self.format not in FORMATS:
             raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
+        if self.swift_objects and self.format != "swift":
+            raise SarvlmError(f"--swift-objects needs --format swift, got --format {self.format}")
+        if self.format == "geochat" and self.coords != "geochat":
+            raise SarvlmError(f"--format geochat needs --coords geochat (GeoChat boxes are 0-100), got {self.coords!r}")
         if self.qc not in ("drop", "flag"):
             raise SarvlmError(f"--qc must be drop or flag, got {self.qc!r}")
         if self.boxes not in ("clip", "drop"):
@@ -251,16 +258,20 @@ def build_dataset(
                             f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
                             f"(use --skip-missing to skip such samples)"
                         )
-                    split = plan.assign(image_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
+                    split_key = group_key(rec, image_key, opts.group_by)
+                    split = plan.assign(split_key, rec.split, f"{where}: record {rec.id!r}", rec.source)
                     if split not in files:  # keep,<2-way ratio> can still meet a source 'val'
                         files[split] = open(tmp / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
                         counts[split] = Counter()
-                    images = [_image_ref(image_abs, final_dir, opts.absolute_images)]
+                    # tools outside sarvlm resolve relative paths differently (ms-swift: the working
+                    # directory): their exports carry absolute paths
+                    absolute = opts.absolute_images or fmt != "sarvlm"
+                    images = [_image_ref(image_abs, final_dir, absolute)]
                     if opts.with_optical and rec.optical:
                         optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
                         if opts.check_images and not os.path.exists(optical_abs):
                             raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
-                        images.append(_image_ref(optical_abs, final_dir, opts.absolute_images))
+                        images.append(_image_ref(optical_abs, final_dir, absolute))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
                     view = SampleView(rec, base_dir, targets, _group(targets))
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
@@ -278,7 +289,7 @@ def build_dataset(
                                 {
                                     "id": eid,
                                     "sample_id": rec.id,
-                                    "task": task,
+                                    "task": task,  # (geochat rows use it for the task token)
                                     "messages": [{"role": r, "content": c} for r, c in draft.messages],
                                     "images": images,
                                     "answer": draft.answer,
@@ -291,6 +302,7 @@ def build_dataset(
                                     "split": split,
                                 },
                                 fmt,
+                                swift_objects=opts.swift_objects,
                             )
                         out.write(line + "\n")
                         counts[split][task] += 1
@@ -300,7 +312,22 @@ def build_dataset(
         finally:
             for f in files.values():
                 f.close()
+        per_task: Counter = Counter()
+        for c in counts.values():
+            per_task.update(c)
+        empty = {t: task_spec(t).needs for t in opts.tasks if per_task.get(t, 0) == 0}
+        if not per_task:
+            raise SarvlmError(
+                f"{samples}: no example for tasks {', '.join(opts.tasks)} — "
+                + "; ".join(f"{t} needs {n}" for t, n in empty.items())
+                + " (nothing written)"
+            )
+        tool_files = write_tool_files(tmp, fmt, list(files))
         manifest = _manifest(samples, opts, plan, vocabulary, counts, by_source, samples_per_split, report)
+        if tool_files:
+            manifest["tool_files"] = tool_files
+        if empty:
+            manifest["tasks_without_examples"] = empty  # requested but the samples lack what they need
         with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(manifest, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
@@ -339,4 +366,18 @@ def _manifest(
             for src, tasks in sorted(by_source.items())
         },
         "quality": report.to_dict(),
+        # how the samples' pixels were made (``sarvlm preprocess``), replayed by `sarvlm ask` on raw scenes
+        "preprocess": _preprocess_config(samples),
     }
+
+
+def _preprocess_config(samples: Path) -> dict[str, Any] | None:
+    """The configuration in ``preprocess.json`` beside the samples file (None if it is not there)."""
+    path = samples.parent / "preprocess.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")).get("config")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return config if isinstance(config, dict) else None

@@ -15,6 +15,14 @@ with no table of images in memory. Because ``u`` is an independent uniform draw 
 the source or task, every (source, task) stratum is split at the given ratio in expectation, up to
 binomial noise for small strata; the manifest reports the realised counts per source, task and split.
 
+Grouping (``--group-by``): the hashed key is the sample's *group*, not always its image. Tiles cut
+from one scene by ``sarvlm preprocess --tile-m`` overlap (shifted edge tiles share up to half their
+width) and show the same place and date, so splitting them independently leaks test pixels into
+training. ``auto`` (the default) groups by source scene (``meta.tile.source_id``) when a record
+comes from tiling and by image otherwise; ``image`` splits every image independently (the old
+behaviour); ``scene`` always uses ``meta.tile.source_id`` or the record id; ``source`` the dataset
+name; ``meta.KEY`` any meta field (e.g. ``meta.site``), records without it fall back to their image.
+
 ``method="balanced"`` (``--split-method balanced``) gives exact proportions instead, which matters for
 small datasets (with hashing, 12 images split 8:1:1 leave val and test empty 7% of the time). Images
 are taken per source stratum in blocks of the ratio's integer size (10 for 8:1:1, 5 for 4:1); each
@@ -57,6 +65,32 @@ def normalise_split_name(name: str) -> str | None:
 
 
 METHODS = ("hash", "balanced")
+GROUP_BY = ("auto", "image", "scene", "source")
+
+
+def check_group_by(group_by: str) -> str:
+    """Validate a ``--group-by`` value (``auto``, ``image``, ``scene``, ``source`` or ``meta.KEY``)."""
+    if group_by in GROUP_BY or (group_by.startswith("meta.") and len(group_by) > 5):
+        return group_by
+    raise SarvlmError(f"--group-by: expected one of {', '.join(GROUP_BY)} or meta.KEY, got {group_by!r}")
+
+
+def group_key(record: object, image_key: str, group_by: str = "auto") -> str:
+    """The key that decides a sample's split: its scene, source, a meta field, or its image."""
+    meta = getattr(record, "meta", None) or {}
+    tile = meta.get("tile") if isinstance(meta.get("tile"), dict) else None
+    if group_by == "image":
+        return image_key
+    if group_by == "auto":
+        return f"scene:{tile['source_id']}" if tile and tile.get("source_id") else image_key
+    if group_by == "scene":
+        return f"scene:{tile['source_id']}" if tile and tile.get("source_id") else f"scene:{record.id}"  # type: ignore[attr-defined]
+    if group_by == "source":
+        return f"source:{getattr(record, 'source', None) or ''}"
+    value = meta.get(group_by[5:])
+    return f"{group_by}:{value}" if value is not None else image_key
+
+
 MAX_BLOCK = 1000
 
 

@@ -163,8 +163,14 @@ def predict(
             for batch in track(batches, description=f"predict {data_jsonl.name}", total=len(batches)):
                 queries = [_query(ex, base_dir, processor, cache, data_jsonl, allow_missing_priors) for ex in batch]
                 texts = generate_batch(model, processor, queries, options.budget(batch[0].task), options)
-                for ex, text in zip(batch, texts):
-                    row = Prediction(id=ex.id, task=ex.task, prediction=text, parsed=parse_answer(ex, text))
+                for ex, query, text in zip(batch, queries, texts):
+                    row = Prediction(
+                        id=ex.id,
+                        task=ex.task,
+                        prediction=text,
+                        parsed=parse_answer(ex, text),
+                        prior=_prior_note(query.prior, cache, ex.sample_id, processor),
+                    )
                     done[ex.id] = row
                     fh.write(row.to_json() + "\n")
                 fh.flush()
@@ -174,6 +180,21 @@ def predict(
     if journal.exists():
         journal.unlink()
     return PredictSummary(out=out_jsonl, total=len(examples), generated=len(todo), skipped=skipped)
+
+
+def _prior_note(prior: Any, cache: Any, sample_id: str, processor: Any) -> dict[str, Any]:
+    """Whether the answer used a prior, and why not (recorded on every prediction)."""
+    if prior is not None and bool(prior.valid.any()):
+        return {"used": True, "year": prior.year, "valid_nodes": int(prior.valid.sum())}
+    if processor.settings.fusion == "none":
+        reason = "the model fuses no prior"
+    elif cache is None:
+        reason = "no --priors"
+    elif sample_id not in cache:
+        reason = "not in the prior cache"
+    else:
+        reason = cache.reason(sample_id) if hasattr(cache, "reason") else "no prior"
+    return {"used": False, "reason": reason or "no valid node"}
 
 
 def _query(

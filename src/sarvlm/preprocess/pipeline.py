@@ -7,6 +7,13 @@ Per image (or per SRC tile of it, read window by window):
          -> output quantity (intensity | amplitude | dB) -> log + percentile stretch -> uint8
          -> write (PNG for uint8, GeoTIFF float32 otherwise, with the georeference) + sample record
 
+Multi-band inputs (dual-pol VV+VH, HH+HV, full-pol) need an explicit choice: ``pol`` keeps one band
+(a name, or ``co`` / ``cross`` for the co-/cross-polarised band each record has, for archives mixing
+VV and HH products) and ``composite="dual"`` writes the 3-channel composite (co, cross, mean) that
+loaders read as RGB. Without either, the **co-polarised band alone** is kept (VV, else HH, else the
+first band), counted in ``preprocess.json`` (``multiband_kept_copol``) and reported as a warning:
+a 2-band PNG would be grey + alpha, and every RGB loader would drop the cross-pol band silently.
+
 Then, optionally, GLCM + KNN quality screening of all outputs, dropping low-information tiles with
 a reason each (``screening.jsonl``). The output directory appears atomically with ``images/``,
 ``samples.jsonl`` (written last), ``preprocess.json`` (configuration and counts) and preview plots.
@@ -18,7 +25,7 @@ import json
 import math
 import shutil
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +49,9 @@ from sarvlm.preprocess.tiling import (
     tile_record,
 )
 
+POL_ROLES = ("co", "cross")
+_ROLE_ORDER = {"co": ("VV", "HH"), "cross": ("VH", "HV")}
+
 FilterName = Literal["refined-lee", "lee", "boxcar", "none"]
 FILTERS = ("refined-lee", "lee", "boxcar", "none")
 INPUT_KINDS = ("auto", "intensity", "amplitude", "db")
@@ -52,7 +62,7 @@ OUTPUT_KINDS = ("intensity", "amplitude", "db")
 class PreprocessConfig:
     """Every step of the chain; the defaults leave pixels as they are (float32 intensity GeoTIFF)."""
 
-    pol: str | None = None  # keep one polarisation (HH/HV/VH/VV)
+    pol: str | None = None  # keep one polarisation (HH/HV/VH/VV, or co / cross)
     composite: Literal["dual"] | None = None  # 3-channel (co, cross, mean) composite
     input: str = "auto"  # what the pixels are: auto (complex -> intensity, else tag/meta 'quantity', else intensity)
     to: str = "intensity"  # output quantity before stretch/quantisation
@@ -80,7 +90,9 @@ class PreprocessConfig:
     def validate(self) -> PreprocessConfig:
         """Check option values; raises SarvlmError naming the option."""
         if self.pol is not None:
-            self.pol = normalize_polarization(self.pol)
+            self.pol = (
+                self.pol.strip().lower() if self.pol.strip().lower() in POL_ROLES else normalize_polarization(self.pol)
+            )
         if self.composite not in (None, "dual"):
             raise SarvlmError(f"composite: only 'dual' is supported, got {self.composite!r}")
         if self.pol and self.composite:
@@ -125,6 +137,7 @@ class _Counts:
     screened_out: int = 0
     pixel_mode_scenes: int = 0
     scenes_too_small: list[str] = field(default_factory=list)
+    multiband_kept_copol: list[str] = field(default_factory=list)  # "id: kept VV of VV+VH"
 
 
 def _band_names(record: SampleRecord, info: Any) -> list[str]:
@@ -147,12 +160,34 @@ def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> st
     return "intensity"
 
 
+def resolve_pol(pol: str | None, names: list[str], count: int, where: str) -> str | None:
+    """The band name ``pol`` stands for in this image (``co``/``cross`` → VV or HH / VH or HV)."""
+    if pol not in POL_ROLES:
+        return pol
+    for name in _ROLE_ORDER[pol]:
+        if name in names:
+            return name
+    if not names and count == 1 and pol == "co":
+        return None  # one unnamed band: taken as the co-pol band
+    raise SarvlmError(
+        f"{where}: --pol {pol}: no {'/'.join(_ROLE_ORDER[pol])} band (the image has {', '.join(names) or 'unnamed bands'})"
+    )
+
+
+def default_band(names: list[str], count: int) -> str | None:
+    """The band kept from a multi-band image given no --pol/--composite: VV, else HH, else band 1."""
+    return next((n for n in ("VV", "HH") if n in names), names[0] if names else None) if count > 1 else None
+
+
 def _bands_to_read(config: PreprocessConfig, names: list[str], count: int, where: str) -> list[int]:
     if config.pol:
         if not names and count == 1:
             return [1]
         select_polarization(np.zeros((len(names) or count, 1, 1)), names, config.pol, where)  # validates
         return [names.index(config.pol) + 1]
+    if config.composite is None and count > 1:
+        keep = default_band(names, count)
+        return [names.index(keep) + 1 if keep else 1]
     return list(range(1, count + 1))
 
 
@@ -267,6 +302,16 @@ class _Preprocessor:
             )
         georef = record.georef or info.georef
         names = _band_names(record, info)
+        if cfg.pol in POL_ROLES:
+            cfg = replace(cfg, pol=resolve_pol(cfg.pol, names, info.count, where))
+        elif cfg.pol is None and cfg.composite is None and info.count > 1:
+            keep = default_band(names, info.count)
+            kept = f"{record.id}: kept {keep or 'band 1'} of {'+'.join(names) or f'{info.count} bands'}"
+            self.counts.multiband_kept_copol.append(kept)
+            cfg = replace(cfg, pol=keep) if keep else cfg
+            if keep is None:
+                names = []
+        self._record_pol = cfg.pol  # the band this record keeps (steps of its outputs)
         bands = _bands_to_read(cfg, names, info.count, where)
         kind = _input_kind(cfg, record, info)
         if cfg.composite == "dual":
@@ -392,8 +437,11 @@ class _Preprocessor:
     def _steps(self) -> dict[str, Any]:
         cfg = self.config
         steps: dict[str, Any] = {"input": cfg.input}
-        if cfg.pol:
-            steps["pol"] = cfg.pol
+        pol = getattr(self, "_record_pol", None) or cfg.pol
+        if pol:
+            steps["pol"] = pol
+        if cfg.pol in POL_ROLES:
+            steps["pol_role"] = cfg.pol
         if cfg.composite:
             steps["composite"] = cfg.composite
         if cfg.filter != "none":

@@ -22,6 +22,19 @@ a node is *inside the image* when ``0 ≤ x ≤ W`` and ``0 ≤ y ≤ H``, widen
 derived from a projected or GCP georeference encloses a slightly rotated image (UTM grid
 convergence, orbit heading), so the Eq. 2 nodes on the box edges land a few pixels outside it.
 Such nodes keep their embedding and their position is clipped to the image border.
+
+Image-space anchors (the default for images with an affine or GCP georeference and no stated
+WGS84 box — ``bbox_wgs84`` or an explicit ``bbox`` keep the grid on that box; ``anchors="image"``): a GRD scene's rows run along the orbit, so its footprint is rotated against
+the lon/lat box, and box nodes near the box corners fall outside the image (24 of 64 nodes for a
+12°-rotated Labrador scene). Eq. 2 is then applied in the image's own frame — the same
+``N_lon × N_lat`` evenly spaced nodes spanning the footprint edge to edge, but along the image axes::
+
+    x_i = i·W/(N_lon − 1),   y_j = H − j·H/(N_lat − 1),   (lon, lat)_{ij} = georef(x_i, y_j)
+
+so every node lies on the image and samples the embedding at its true position; node order is
+kept (``s = j·N_lon + i``, node 0 at the bottom-left corner, which is the south-west corner of a
+north-up image, where both grids coincide up to the map projection). For a north-up WGS84 image
+the two placements are identical; ``anchors="bbox"`` keeps the lon/lat box grid everywhere.
 """
 
 from __future__ import annotations
@@ -69,6 +82,23 @@ def anchor_nodes(bbox: Sequence[float], n_lon: int, n_lat: int) -> tuple[np.ndar
     lats = np.linspace(lat_min, lat_max, int(n_lat)) if n_lat > 1 else np.array([(lat_min + lat_max) / 2.0])
     lat_grid, lon_grid = np.meshgrid(lats, lons, indexing="ij")
     return lon_grid.ravel().astype(np.float64), lat_grid.ravel().astype(np.float64)
+
+
+def image_anchor_nodes(
+    georef: GeoRef, width: int, height: int, n_lon: int, n_lat: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eq. 2 nodes on the image's pixel grid mapped to lon/lat: ``(lon, lat, x, y)``, each (S,),
+    row-major from the bottom row (j) and left column (i)."""
+    from sarvlm.io.georef import pixel_to_lonlat
+
+    if int(n_lon) < 1 or int(n_lat) < 1:
+        raise SarvlmError(f"grid: needs at least 1×1 nodes, got {n_lon}x{n_lat}")
+    xs = np.linspace(0.0, width, int(n_lon)) if n_lon > 1 else np.array([width / 2.0])
+    ys = np.linspace(height, 0.0, int(n_lat)) if n_lat > 1 else np.array([height / 2.0])
+    y_grid, x_grid = np.meshgrid(ys, xs, indexing="ij")
+    x, y = x_grid.ravel().astype(np.float64), y_grid.ravel().astype(np.float64)
+    lon, lat = pixel_to_lonlat(georef, x, y, width=width, height=height)
+    return np.asarray(lon, np.float64), np.asarray(lat, np.float64), x, y
 
 
 def _has_transform_or_gcps(georef: GeoRef | None) -> bool:

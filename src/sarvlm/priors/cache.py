@@ -44,8 +44,17 @@ SHARD_META_KEY = "sarvlm_prior_shard"
 ROW_KEYS = ("lon", "lat", "x", "y", "positions", "vectors", "valid", "year", "year_requested")
 NO_GEOREF = "no georeference"
 NO_YEAR = "no acquisition year"
-NO_COVERAGE = "no coverage"
+NO_COVERAGE = "outside the source"  # the source has no data for the footprint in any usable year
+NODATA = "source NoData"  # the source covers the footprint, but every node is NoData there
 BAD_FOOTPRINT = "unsupported footprint"
+# what to do about each reason (printed by `sarvlm priors` under its coverage warning)
+REASON_HINTS = {
+    NO_YEAR: "set acquisition dates on import (--date/--year or a --meta CSV) or pass --default-year",
+    NO_GEOREF: "import GeoTIFFs with a georeference (affine + CRS or GCPs) or give bbox_wgs84",
+    NO_COVERAGE: "the source has no tile there or in a usable year: `sarvlm priors tiles DATA` lists the tiles needed",
+    NODATA: "the tiles there are NoData (-128) under every node",
+    BAD_FOOTPRINT: "footprints across the antimeridian or a pole are not supported",
+}
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,8 @@ def _settings(
         "edge_tolerance": float(edge_tolerance),
         "shard_size": int(shard_size),
         "node_order": "row-major: lat (south to north) outer, lon (west to east) inner",
+        # nodes on the image's pixel grid for affine/GCP georeferences (see priors.anchor_grid)
+        "anchors": "auto",
     }
 
 
@@ -187,12 +198,12 @@ def _compute_entry(
     from sarvlm.priors.anchor_grid import footprint_from_georef
 
     try:
-        bbox = footprint_from_georef(t.georef, t.width, t.height, where=f"sample {t.sample_id!r}: georef")
+        footprint_from_georef(t.georef, t.width, t.height, where=f"sample {t.sample_id!r}: georef")
     except SarvlmError as exc:
         return None, f"{BAD_FOOTPRINT}: {exc}"
     g = sample_grid(
         source,
-        bbox,
+        None,  # checked above; the grid is placed from the georeference (image-space anchors)
         year,
         grid[0],
         grid[1],
@@ -204,7 +215,7 @@ def _compute_entry(
     )
     g.year_requested = t.year
     if not g.valid.any():
-        return g, NO_COVERAGE
+        return g, NO_COVERAGE if g.year is None else NODATA
     return g, ""
 
 
@@ -395,6 +406,34 @@ def build_prior_cache(
         json.dump({k: v for k, v in summary.items() if k != "shards_resumed"}, fh, indent=2, sort_keys=True)
         fh.write("\n")
     return summary
+
+
+def coverage_problems(summary: dict[str, Any], min_coverage: float | None = None) -> tuple[list[str], str | None]:
+    """Warning lines about samples without a prior (one per reason, with what to do), and an error
+    message when the share of samples with a prior is below ``min_coverage`` (a fraction; None: only
+    when no sample at all has a prior)."""
+    n = int(summary["samples"])
+    have = int(summary["with_prior"])
+    share = have / n if n else 0.0
+    lines = []
+    if have < n:
+        lines.append(f"warning: only {have} of {n} samples ({100.0 * share:.1f}%) have a prior")
+        for reason, count in summary["no_prior"].items():
+            hint = REASON_HINTS.get(reason, "")
+            lines.append(f"warning:   {reason}: {count}" + (f" ({hint})" if hint else ""))
+    error = None
+    if min_coverage is None:
+        if n and have == 0:
+            error = (
+                f"no sample has a prior ({', '.join(f'{r} {c}' for r, c in summary['no_prior'].items())}); "
+                "the cache is written but useless for training (pass --min-coverage 0 to accept it)"
+            )
+    elif share < float(min_coverage):
+        error = (
+            f"prior coverage {100.0 * share:.1f}% is below --min-coverage {100.0 * float(min_coverage):.1f}% "
+            f"({', '.join(f'{r} {c}' for r, c in summary['no_prior'].items())}); the cache is written"
+        )
+    return lines, error
 
 
 # ----------------------------------------------------------------------------- reading

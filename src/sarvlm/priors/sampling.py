@@ -9,9 +9,11 @@ import numpy as np
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import GeoRef
 from sarvlm.priors.anchor_grid import (
+    _has_transform_or_gcps,
     anchor_nodes,
     check_bbox,
     footprint_from_georef,
+    image_anchor_nodes,
     inside_image,
     node_pixels,
     normalised_positions,
@@ -32,6 +34,7 @@ def sample_grid(
     *,
     year_policy: str = "nearest",
     edge_tolerance: float = 0.05,
+    anchors: str = "auto",
 ) -> PriorGrid:
     """The FUSAR-GPT anchor-grid prior F(B, y) of one image (Eq. 1–3).
 
@@ -44,18 +47,32 @@ def sample_grid(
     None. Nodes are invalid where the source has NoData or no coverage, or outside the image
     by more than ``edge_tolerance`` × its size (positions are clipped to [0, 1]).
     Node order: row-major over latitude then longitude (node ``j*n_lon + i``, south-west first).
+    ``anchors``: ``"image"`` places the nodes on the image's pixel grid and maps them to lon/lat
+    through ``georef`` (see :mod:`sarvlm.priors.anchor_grid`), ``"bbox"`` on the lon/lat box;
+    ``"auto"`` (default) is ``"image"`` when ``georef`` has an affine transform or GCPs and no box
+    is stated (neither a ``bbox`` argument nor ``georef.bbox_wgs84``: the footprint is then the
+    image itself), else ``"bbox"``.
     """
+    if anchors not in ("auto", "image", "bbox"):
+        raise SarvlmError(f"anchors: must be auto, image or bbox, got {anchors!r}")
     if int(width) <= 0 or int(height) <= 0:
         raise SarvlmError(f"image size: width and height must be positive, got {width}x{height}")
     width, height = int(width), int(height)
+    explicit_bbox = bbox
     if bbox is None:
         if georef is None:
             raise SarvlmError("sample_grid: needs a bbox or a georef")
         bbox = footprint_from_georef(georef, width, height)
     else:
         bbox = check_bbox(bbox)
-    lon, lat = anchor_nodes(bbox, n_lon, n_lat)
-    x, y = node_pixels(lon, lat, width, height, bbox, georef)
+    # an explicit footprint (the bbox argument, or the record's own bbox_wgs84) keeps Eq. 2 on that box
+    stated_box = explicit_bbox is not None or (georef is not None and georef.bbox_wgs84 is not None)
+    in_image = anchors == "image" or (anchors == "auto" and not stated_box)
+    if in_image and _has_transform_or_gcps(georef):
+        lon, lat, x, y = image_anchor_nodes(georef, width, height, n_lon, n_lat)
+    else:
+        lon, lat = anchor_nodes(bbox, n_lon, n_lat)
+        x, y = node_pixels(lon, lat, width, height, bbox, georef)
     inside = inside_image(x, y, width, height, edge_tolerance)
 
     s = lon.shape[0]

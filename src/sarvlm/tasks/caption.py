@@ -146,6 +146,7 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
 
 SPECS = (
     TaskSpec(
+        needs="captions or annotated objects",
         name="caption",
         paper="SARLANG-1M / FUSAR-KLIP / FUSAR-GEOVL",
         answer="str",

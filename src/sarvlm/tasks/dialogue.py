@@ -142,6 +142,7 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
 
 SPECS = (
     TaskSpec(
+        needs="captions (expanded to 3-turn dialogues) or imported dialogues",
         name="dialogue",
         paper="LunarOS-Mini (paper 000): caption -> 3-turn dialogue",
         answer="list[str] (assistant turns)",

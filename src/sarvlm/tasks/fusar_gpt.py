@@ -115,6 +115,7 @@ def _classify_box(view: SampleView, ctx: TaskContext, rng: random.Random) -> Ite
 _PAPER = "FUSAR-GPT (paper 001, §4.1)"
 SPECS = (
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="count",
         paper=_PAPER + "; SARLANG-1M counting",
         answer="int",
@@ -126,6 +127,7 @@ SPECS = (
         groups=("fusar-gpt", "sarlang"),
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="grid",
         paper=_PAPER,
         answer="sorted list[int] of cells 1..9",
@@ -137,6 +139,7 @@ SPECS = (
         groups=("fusar-gpt",),
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="classify_box",
         paper=_PAPER,
         answer="str (coarse category or fine type)",
@@ -150,6 +153,7 @@ SPECS = (
         label_vocabulary=True,
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="detect",
         paper=_PAPER,
         answer="list of [x1, y1, x2, y2] original pixels",

@@ -30,6 +30,7 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
 
 SPECS = (
     TaskSpec(
+        needs="imported question-answer pairs (record.qa)",
         name="vqa",
         paper="imported QA (SARLANG-1M VQA files and other VQA sets)",
         answer="str (imported answer)",

@@ -119,6 +119,7 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
 _PAPER = "FUSAR-KLIP (paper 004, HCoT terrain layer)"
 SPECS = (
     TaskSpec(
+        needs="land-cover masks (record.landcover)",
         name="landform_main",
         paper=_PAPER,
         answer="str land cover",
@@ -132,6 +133,7 @@ SPECS = (
         label_vocabulary=True,
     ),
     TaskSpec(
+        needs="land-cover masks (record.landcover)",
         name="landform_all",
         paper=_PAPER,
         answer="sorted list[str] of land covers",
@@ -145,6 +147,7 @@ SPECS = (
         label_vocabulary=True,
     ),
     TaskSpec(
+        needs="land-cover masks (record.landcover)",
         name="landform_region",
         paper=_PAPER,
         answer="str land cover of one grid cell",

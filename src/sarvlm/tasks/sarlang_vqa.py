@@ -157,6 +157,7 @@ def _refer(view: SampleView, ctx: TaskContext, rng: random.Random) -> Iterator[D
 _PAPER = "SARLANG-1M (paper 003, Table 5)"
 SPECS = (
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="identify",
         paper=_PAPER,
         answer='"yes" | "no"',
@@ -168,6 +169,7 @@ SPECS = (
         groups=("sarlang",),
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="classify",
         paper=_PAPER,
         answer="str (main) | sorted list[str] (all)",
@@ -181,6 +183,7 @@ SPECS = (
         label_vocabulary=True,
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="position",
         paper=_PAPER,
         answer="left | right | top | bottom | center",
@@ -192,6 +195,7 @@ SPECS = (
         groups=("sarlang",),
     ),
     TaskSpec(
+        needs="annotated objects (boxes)",
         name="refer",
         paper=_PAPER,
         answer="str category",

@@ -91,6 +91,8 @@ class TaskSpec:
             protocol's rule as ``<task>@<protocol>``.
         matches: per-example correctness of a parsed answer against the reference.
         label_vocabulary: the ground-truth answers of a test file are the categories the parser looks for.
+        needs: what a sample must carry for the generator to write examples (said when a requested
+            task produces none).
     """
 
     name: str
@@ -105,3 +107,4 @@ class TaskSpec:
     groups: tuple[str, ...] = ()
     matches: Matcher = equal_answers
     label_vocabulary: bool = False
+    needs: str = ""

@@ -66,6 +66,7 @@ class DataReport:
     no_answer: int = 0
     missing_prior: int = 0
     no_prior: int = 0
+    excluded_no_prior: int = 0  # left out because the stage trains only the fusion module
     tasks: dict[str, int] = field(default_factory=dict)
     max_tokens: int = 0
 
@@ -79,6 +80,7 @@ class DataReport:
             "dropped_no_answer": self.no_answer,
             "missing_prior": self.missing_prior,
             "no_prior": self.no_prior,
+            "excluded_no_prior": self.excluded_no_prior,
             "tasks": dict(sorted(self.tasks.items())),
             "max_tokens": self.max_tokens,
         }
@@ -87,7 +89,9 @@ class DataReport:
         return (
             f"{self.split}: {self.kept}/{self.total} examples kept "
             f"(other tasks {self.other_task}, over-long dropped {self.too_long}, without answer {self.no_answer}; "
-            f"no prior {self.no_prior}, missing prior {self.missing_prior}); longest {self.max_tokens} tokens"
+            f"no prior {self.no_prior}, missing prior {self.missing_prior}"
+            + (f", excluded for lack of a prior {self.excluded_no_prior}" if self.excluded_no_prior else "")
+            + f"); longest {self.max_tokens} tokens"
         )
 
 
@@ -106,6 +110,7 @@ class SftDataset(Dataset):
         allow_missing_priors: bool = False,
         prior_images: str = "sar",
         split: str | None = None,
+        require_prior: bool = False,
     ) -> None:
         self.path = Path(jsonl)
         self.base_dir = self.path.parent
@@ -140,6 +145,11 @@ class SftDataset(Dataset):
             self._check_placeholders(ex)
             if self.use_priors:
                 self._check_prior(ex)
+                if require_prior and not self._has_prior(ex):
+                    # a stage that trains only the fusion module learns nothing from it (see
+                    # sarvlm.training.preflight): excluded and counted
+                    self.report.excluded_no_prior += 1
+                    continue
             length = known.get(ex.id)
             if length is None:
                 length = known[ex.id] = int(self._encode_text(ex)["input_ids"].shape[0])
@@ -180,6 +190,15 @@ class SftDataset(Dataset):
             )
         self._missing.add(ex.sample_id)
         self.report.missing_prior += 1
+
+    def _has_prior(self, ex: InstructionExample) -> bool:
+        if self.priors is None or ex.sample_id in self._missing:
+            return False
+        reason = getattr(self.priors, "reason", None)
+        if reason is not None:
+            return not reason(ex.sample_id)
+        grid = self.priors.get(ex.sample_id)
+        return grid is not None and bool(np.asarray(grid.valid).any())
 
     # -- encoding ----------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ def resolve_deepspeed(spec: str | None) -> str | None:
     if not path.is_file():
         raise SarvlmError(f"--deepspeed {spec}: no such config file (or use 'zero2')")
     if importlib.util.find_spec("deepspeed") is None:
-        raise SarvlmError("--deepspeed needs the deepspeed package: pip install 'sarvlm[deepspeed]' (GPU machines)")
+        raise SarvlmError("--deepspeed needs the deepspeed package: pip install -e '.[deepspeed]' (GPU machines)")
     return str(path)
 
 
@@ -145,6 +145,13 @@ def train(
     uses_priors = recipe.fusion != "none"
     cache = _open_priors(priors, uses_priors, allow_missing_priors, log)
     settings = align_prior_settings(resolved, cache, settings)
+    from sarvlm.training.preflight import check_stages
+
+    # tasks and prior coverage of every stage, checked before the run directory is touched
+    coverage = check_stages(recipe, selected, data, cache)
+    if uses_priors:
+        for cov in coverage.values():
+            _say(log, cov.summary())
     ds_config = resolve_deepspeed(deepspeed)
     model_ref = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
     identity = run_identity(
@@ -185,6 +192,7 @@ def train(
             merge=merge,
             allow_missing_priors=allow_missing_priors,
             ds_config=ds_config,
+            coverage=coverage[name].to_dict(),
             log=log,
         )
         ran_any = True
@@ -192,7 +200,10 @@ def train(
     if ran_any or not (final / "training.json").is_file():
         done = [n for n in names if stage_complete(run_dir / n)]
         if _is_main_process():
-            _write_final(recipe, str(model), settings, run_dir, done, log)
+            from sarvlm.training.input_chain import chain_for_training
+
+            chain = chain_for_training(data, getattr(cache, "settings", None))
+            _write_final(recipe, str(model), settings, run_dir, done, log, chain)
         _barrier()
     result.final = final
     return result
@@ -360,6 +371,7 @@ def _run_stage(
     allow_missing_priors: bool,
     ds_config: str | None,
     log: Callable[[str], None],
+    coverage: dict[str, Any] | None = None,
 ) -> None:
     import torch
     from safetensors.torch import save_file
@@ -379,7 +391,6 @@ def _run_stage(
     stage_dir = run_dir / spec.name
     precision = resolve_precision(recipe.precision)
     start, processor, applied = load_stage_start(model, settings, run_dir, recipe, spec.name, recipe.seed)
-    stage_dir.mkdir(parents=True, exist_ok=True)
     earlier = [s.name for s in recipe.stages[: [s.name for s in recipe.stages].index(spec.name)]]
     if earlier and not applied:
         _say(log, f"[{spec.name}] starts from the base model (no earlier stage complete in {run_dir})")
@@ -409,7 +420,11 @@ def _run_stage(
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
     )
-    train_set = SftDataset(split_path(data, "train"), split="train", **common)
+    from sarvlm.training.preflight import fusion_only
+
+    train_set = SftDataset(
+        split_path(data, "train"), split="train", require_prior=fusion_only(spec, recipe.fusion), **common
+    )
     eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
     reports = [train_set.report.to_dict()] + ([eval_set.report.to_dict()] if eval_set is not None else [])
     for ds in (train_set, eval_set):
@@ -423,6 +438,7 @@ def _run_stage(
     if spec.eval and eval_set is not None and len(eval_set) == 0:
         raise SarvlmError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
 
+    stage_dir.mkdir(parents=True, exist_ok=True)  # only once the stage has data to train on
     args = training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
     trainer = Trainer(
         model=to_train,
@@ -450,7 +466,7 @@ def _run_stage(
                 "trainer": _args_summary(args),
             },
         )
-        _write_json(stage_dir / "data.json", {"splits": reports})
+        _write_json(stage_dir / "data.json", {"splits": reports, "prior_coverage": coverage})
     checkpoint = last_checkpoint(stage_dir) if resume else None
     if checkpoint is not None:
         _say(log, f"[{spec.name}] resuming from {checkpoint}")
@@ -496,6 +512,8 @@ def _run_stage(
             "trainable_by_part": per_part,
             "examples": train_set.report.kept,
             "dropped_too_long": train_set.report.too_long,
+            "excluded_no_prior": train_set.report.excluded_no_prior,
+            "prior_coverage": coverage,
             "starts_from": applied,
         },
     )
@@ -507,7 +525,13 @@ def _run_stage(
 
 
 def _write_final(
-    recipe: Recipe, model: str, settings: dict[str, Any], run_dir: Path, done: list[str], log: Callable[[str], None]
+    recipe: Recipe,
+    model: str,
+    settings: dict[str, Any],
+    run_dir: Path,
+    done: list[str],
+    log: Callable[[str], None],
+    chain: dict[str, Any] | None = None,
 ) -> None:
     from sarvlm.models.loading import save_model
 
@@ -528,6 +552,9 @@ def _write_final(
                 "adapters": {n: f"../{n}/adapter" for n in applied if (run_dir / n / "adapter").is_dir()},
             },
         )
+        if chain is not None:
+            # the preprocessing and prior settings of the training data, replayed by `sarvlm ask`
+            _write_json(tmp / "inference.json", chain)
     _say(log, f"final model (after {last}) in {run_dir / FINAL}")
 
 

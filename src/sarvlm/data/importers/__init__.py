@@ -64,14 +64,23 @@ def import_dataset(
     skip_missing: bool = False,
     check_images: bool = True,
     progress: Callable[..., Any] | None = None,
+    *,
+    date: str | int | None = None,
+    sensor: str | None = None,
+    polarizations: str | list[str] | None = None,
+    meta: str | Path | None = None,
     **options: Any,
 ) -> ImportResult:
     """Import ``src`` in format ``fmt`` into a samples JSONL at ``out`` (written atomically).
 
     ``images`` is the folder the annotation file names are relative to (default: the folder of
     ``src``). Format-specific options: ``fine_from_supercategory`` (coco), ``classes`` (yolo).
+    Acquisition facts (see :mod:`sarvlm.data.importers.common`): ``meta`` a sidecar CSV with one
+    row per image; ``date`` (``YYYY[-MM[-DD]]`` or a year), ``sensor`` and ``polarizations``
+    (``"VV+VH"`` or a list, one per band) fill what neither the sidecar nor the format gives.
     """
     from sarvlm.core.progress import track
+    from sarvlm.data.importers.common import parse_date, parse_polarizations, read_sidecar
 
     reader = IMPORTERS.get(fmt)
     if reader is None:
@@ -95,6 +104,14 @@ def import_dataset(
         split=split,
         skip_missing=skip_missing,
         check_images=check_images,
+        date=parse_date(date, "--date") if date is not None else None,
+        sensor=sensor,
+        polarizations=(
+            parse_polarizations("+".join(polarizations) if isinstance(polarizations, list) else polarizations, "--pol")
+            if polarizations
+            else None
+        ),
+        sidecar=read_sidecar(meta) if meta is not None else {},
     )
     kwargs = {k: v for k, v in options.items() if v is not None}
     wrap = progress or track

@@ -3,7 +3,8 @@
 ``images[]`` give ``id``, ``file_name``, ``width``, ``height``; ``annotations[]`` give ``image_id``,
 ``category_id``, ``bbox`` ``[x, y, w, h]`` (converted to ``[x1, y1, x2, y2]``), ``iscrowd`` and an
 optional polygon ``segmentation`` (the first polygon is kept); ``categories[]`` give ``id``, ``name``
-and ``supercategory``. With ``fine_from_supercategory`` (SAR-AIRcraft-style files whose names are
+and ``supercategory``. ``images[].date_captured`` (any timestamp starting ``YYYY-MM-DD``) becomes
+the record's date. With ``fine_from_supercategory`` (SAR-AIRcraft-style files whose names are
 aircraft types), the supercategory becomes the category and the name the fine category.
 
 Images without annotations become records without objects (background samples). An annotation for
@@ -76,6 +77,12 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
         info = ctx.image(str(im["file_name"]), who, im.get("width"), im.get("height"))
         if info is None:
             continue
+        extra = {"date": im["date_captured"]} if im.get("date_captured") else {}
         yield ctx.record(
-            str(im["file_name"]), info, who, objects=objects.get(image_id, []), meta={"coco_image_id": image_id}
+            str(im["file_name"]),
+            info,
+            who,
+            objects=objects.get(image_id, []),
+            meta={"coco_image_id": image_id},
+            **extra,
         )

@@ -6,7 +6,7 @@ mosaicked, each node is a point feature carrying its index, and Earth Engine ret
 values at the 10 m pixel under each point. Nodes that come back without values (masked pixels,
 no coverage) are invalid.
 
-This source is an optional extra: ``pip install sarvlm[earthengine]`` (``earthengine-api``).
+This source is an optional extra: ``pip install -e '.[earthengine]'`` (``earthengine-api``).
 Authenticate once per machine with ``earthengine authenticate`` (or ``ee.Authenticate()``),
 or use a service account (``GOOGLE_APPLICATION_CREDENTIALS`` pointing at its JSON key); the
 Cloud project comes from ``earthengine:PROJECT`` or ``EARTHENGINE_PROJECT``/
@@ -25,7 +25,7 @@ from sarvlm.core.errors import SarvlmError
 from sarvlm.io.aef_layout import AEF_BAND_NAMES
 
 COLLECTION_ID = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
-INSTALL_HINT = "pip install sarvlm[earthengine]"
+INSTALL_HINT = "pip install -e '.[earthengine]'"
 
 
 def _import_ee():
