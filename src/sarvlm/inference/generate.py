@@ -63,9 +63,19 @@ class Query:
     prior: Any | None = None  # PriorGrid or None
 
 
-def collate_queries(processor: Any, queries: Sequence[Query]) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs for generation (``mm_token_type_ids`` always included)."""
-    encs = [processor.encode(q.messages, q.images, add_generation_prompt=True) for q in queries]
+def encode_query(processor: Any, query: Query) -> dict[str, Any]:
+    """The processor's encoding of one query with the generation prompt (see ``SarvlmProcessor.encode``)."""
+    return processor.encode(query.messages, query.images, add_generation_prompt=True)
+
+
+def collate_queries(
+    processor: Any, queries: Sequence[Query], encodings: Sequence[dict[str, Any]] | None = None
+) -> dict[str, torch.Tensor]:
+    """Left-padded model inputs for generation (``mm_token_type_ids`` always included).
+
+    ``encodings`` (from :func:`encode_query`) skip re-encoding queries a caller already encoded.
+    """
+    encs = list(encodings) if encodings is not None else [encode_query(processor, q) for q in queries]
     length = max(len(e["input_ids"]) for e in encs)
     pad = int(processor.pad_token_id)
     ids = torch.full((len(encs), length), pad, dtype=torch.long)
@@ -90,13 +100,11 @@ def collate_queries(processor: Any, queries: Sequence[Query]) -> dict[str, torch
     return batch
 
 
-@torch.no_grad()
-def generate_batch(
-    model: Any, processor: Any, queries: Sequence[Query], max_new_tokens: int, options: GenerationOptions | None = None
-) -> list[str]:
-    """Answer a batch of queries; returns the decoded new text of each (special tokens removed)."""
-    options = options or GenerationOptions()
-    batch = collate_queries(processor, queries)
+def model_inputs(
+    model: Any, processor: Any, queries: Sequence[Query], encodings: Sequence[dict[str, Any]] | None = None
+) -> dict[str, torch.Tensor]:
+    """:func:`collate_queries` moved to the model's device, floats in the model's dtype."""
+    batch = collate_queries(processor, queries, encodings)
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     if "pixel_values" in batch:
@@ -104,6 +112,16 @@ def generate_batch(
     if "geo_priors" in batch:
         batch["geo_priors"] = batch["geo_priors"].to(model.dtype)
         batch["geo_positions"] = batch["geo_positions"].to(model.dtype)
+    return batch
+
+
+@torch.no_grad()
+def generate_batch(
+    model: Any, processor: Any, queries: Sequence[Query], max_new_tokens: int, options: GenerationOptions | None = None
+) -> list[str]:
+    """Answer a batch of queries; returns the decoded new text of each (special tokens removed)."""
+    options = options or GenerationOptions()
+    batch = model_inputs(model, processor, queries)
     if options.do_sample:
         torch.manual_seed(options.seed)
     out = model.generate(

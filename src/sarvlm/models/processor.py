@@ -69,6 +69,16 @@ def stretch_to_uint8(data: np.ndarray, percentiles: tuple[float, float] = STRETC
     return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
 
 
+def raster_to_image(data: np.ndarray) -> Image.Image:
+    """The model's view of raster pixels ``(bands, H, W)``: uint8 as they are, anything else
+    with a 2–98 percentile linear stretch; one band → grey, three or more → RGB of the first
+    three, two (dual-pol) → the first band."""
+    bands = data[:3] if data.shape[0] >= 3 else data[:1]
+    pixels = bands if bands.dtype == np.uint8 else stretch_to_uint8(bands.astype(np.float64))
+    array = pixels[0] if pixels.shape[0] == 1 else np.moveaxis(pixels, 0, -1)
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Open an image for the model: PNG/JPEG as they are; GeoTIFF through ``sarvlm.io.raster``.
 
@@ -82,11 +92,7 @@ def load_image(path: str | Path) -> Image.Image:
     if path.suffix.lower() in (".tif", ".tiff"):
         from sarvlm.io.raster import read_raster
 
-        data = read_raster(path)
-        bands = data[:3] if data.shape[0] >= 3 else data[:1]
-        pixels = bands if bands.dtype == np.uint8 else stretch_to_uint8(bands.astype(np.float64))
-        array = pixels[0] if pixels.shape[0] == 1 else np.moveaxis(pixels, 0, -1)
-        return Image.fromarray(np.ascontiguousarray(array))
+        return raster_to_image(read_raster(path))
     try:
         with Image.open(path) as img:
             img.load()
