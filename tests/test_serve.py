@@ -328,7 +328,7 @@ def test_body_limits_hold_for_declared_and_chunked_uploads(served):
             yield payload[i : i + 65536]
 
     resp = httpx.post(served["base"] + "/v1/chat/completions", content=chunks(), timeout=60)
-    assert "transfer-encoding" not in {k.lower() for k in resp.request.headers if k.lower() == "content-length"}
+    assert "content-length" not in resp.request.headers  # sent chunked: no size known before reading
     err = _error(resp, 413)
     assert err["code"] == "body_too_large" and "declared" not in err["message"]
     three = [{"type": "image_url", "image_url": {"url": data_url(png_bytes(8, 8), "image/png")}}] * 3
@@ -457,3 +457,20 @@ def test_waiting_greedy_requests_are_batched(busy):
     # two batches: the blocker alone, then the three waiting requests together
     assert metrics.value("sarvlm_batch_size_count") - count0 == 2
     assert metrics.value("sarvlm_batch_size_sum") - sum0 == 4
+
+
+def test_a_qwen3_vl_model_serves_the_same_api(served):
+    from sarvlm.models.loading import load_model
+
+    model, processor = load_model("tiny-qwen3-vl")
+    config = ServeConfig(model_id="q3", priors_source=f"aef-cog:{served['root'] / 'aef'}")
+    with running_server(create_app(model, processor, config)) as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=120)
+        resp = client.chat.completions.create(
+            model="q3",
+            messages=image_message(data_url(served["tif"], "image/tiff")),
+            max_tokens=5,
+            extra_body={"min_tokens": 5},
+        )
+    assert resp.usage.completion_tokens == 5 and resp.choices[0].finish_reason == "length"
+    assert resp.model_extra["sarvlm"]["prior"]["used"] is True

@@ -115,3 +115,13 @@ def test_cli_reports_a_bad_model_in_one_line(tmp_path, capsys, monkeypatch):
     assert err.startswith("sarvlm: error:") and "missing" in err and "\n" not in err
     assert "VRT" in os.environ["GDAL_SKIP"].split()
     assert main(["serve", "--model", "tiny-qwen2.5-vl", "--max-batch", "0"]) == 2
+
+
+def test_help_does_not_import_the_server_stack():
+    code = (
+        "import sys; from sarvlm.cli.main import build_parser; build_parser().parse_args(['serve', '--model', 'x']); "
+        "print(sorted(m for m in ('torch', 'transformers', 'fastapi', 'uvicorn', 'rasterio') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
