@@ -261,6 +261,7 @@ class Engine:
                 return
             if batch:
                 self._run(batch)
+            del batch  # do not keep the finished jobs (images, encodings) alive while waiting
             with self._cond:
                 self._running = []
             self._set_gauges()
