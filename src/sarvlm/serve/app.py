@@ -1,15 +1,13 @@
 """The FastAPI application of ``sarvlm serve``: OpenAI-compatible chat completions that speak geography.
 
-==============================  ===============================================================
-``POST /v1/chat/completions``   OpenAI chat format (text + image_url data URLs; ``stream``; the
-                                ``geo``/``task``/``min_tokens`` extensions); answers carry ``usage``
-                                and a ``sarvlm`` object (prior used, boxes in pixels + GeoJSON)
-``GET /v1/models``              the served model
-``POST /v1/sarvlm/quicklook``   the web UI's quick-look, footprint and prior-field overlay
-``GET /health``                 liveness + queue state (no key needed)
-``GET /metrics``                Prometheus text
-``GET /ui/``                    the web UI (static page on this API, no CDN assets)
-==============================  ===============================================================
+| endpoint | what |
+|---|---|
+| `POST /v1/chat/completions` | OpenAI chat format (text + image_url data URLs; `stream`; the `geo`/`task`/`min_tokens` extensions); answers carry `usage` and a `sarvlm` object (prior used, boxes in pixels + GeoJSON) |
+| `GET /v1/models` | the served model |
+| `POST /v1/sarvlm/quicklook` | the web UI's quick-look, footprint and prior-field overlay |
+| `GET /health` | liveness + queue state (no key needed) |
+| `GET /metrics` | Prometheus text |
+| `GET /ui/` | the web UI (static page on this API, no CDN assets) |
 
 Build it with :func:`create_app` from a loaded ``(model, processor)``; ``sarvlm serve`` runs it
 under uvicorn. See docs/serving.md.
