@@ -474,3 +474,27 @@ def test_a_qwen3_vl_model_serves_the_same_api(served):
         )
     assert resp.usage.completion_tokens == 5 and resp.choices[0].finish_reason == "length"
     assert resp.model_extra["sarvlm"]["prior"]["used"] is True
+
+
+def test_remote_image_urls_only_with_allow_remote_images(served, tmp_path):
+    import functools
+    import http.server
+
+    (tmp_path / "scene.png").write_bytes(png_bytes(64, 48))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as files:
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{files.server_address[1]}/scene.png"
+        config = ServeConfig(model_id="remote", allow_remote_images=True, limits=LIMITS)
+        try:
+            with running_server(create_app(served["model"], served["processor"], config)) as base:
+                ok = httpx.post(base + "/v1/chat/completions", json={"messages": image_message(url)}, timeout=60)
+                missing = httpx.post(
+                    base + "/v1/chat/completions", json={"messages": image_message(url + ".nope")}, timeout=60
+                )
+        finally:
+            files.shutdown()
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == ANSWER
+    assert ok.json()["sarvlm"]["images"][0]["width"] == 64
+    assert "HTTP 404" in _error(missing, 400)["message"]
