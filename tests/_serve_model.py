@@ -72,3 +72,21 @@ def taught_model(name: str = "tiny-qwen2.5-vl", steps: int = 100, seed: int = 0)
         torch.set_num_threads(threads)
     model.eval()
     return model, processor
+
+
+def shared_taught_model(tmp_path_factory):
+    """:func:`taught_model`, trained once per test run and shared by the pytest-xdist workers
+    (saved with ``save_model`` under the run's common temp dir, guarded by a file lock)."""
+    import os
+
+    from filelock import FileLock
+
+    from sarvlm.models.loading import load_model, save_model
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "serve-taught-model"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "config.json").is_file():
+            model, processor = taught_model()
+            save_model(model, processor, root)
+    return load_model(root)

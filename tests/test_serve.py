@@ -17,7 +17,7 @@ import pytest
 
 from _priors_world import build_tiles
 from _serve_helpers import data_url, png_bytes, running_server, utm_to_lonlat, write_geotiff
-from _serve_model import ANSWER, QUESTION, taught_model
+from _serve_model import ANSWER, QUESTION, shared_taught_model
 from sarvlm.serve.app import ServeConfig, create_app
 from sarvlm.serve.engine import EngineConfig
 from sarvlm.serve.limits import Limits
@@ -33,7 +33,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     build_tiles(root / "aef")
     transform = write_geotiff(root / "scene.tif", *NW)
-    model, processor = taught_model()
+    model, processor = shared_taught_model(tmp_path_factory)
     config = ServeConfig(model_id="tiny-taught", limits=LIMITS, priors_source=f"aef-cog:{root / 'aef'}")
     app = create_app(model, processor, config)
     with running_server(app) as base:

@@ -15,20 +15,20 @@ import pytest
 
 from _priors_world import build_tiles
 from _serve_helpers import running_server, write_geotiff
-from _serve_model import ANSWER, QUESTION, taught_model
+from _serve_model import ANSWER, QUESTION, shared_taught_model
 from sarvlm.serve.app import ServeConfig, create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "artifacts"
 
 
-def test_ui_uploads_a_geotiff_streams_the_answer_and_draws_boxes(tmp_path):
+def test_ui_uploads_a_geotiff_streams_the_answer_and_draws_boxes(tmp_path, tmp_path_factory):
     assert CHROMIUM.exists(), "the UI test needs Debian's chromium at /usr/bin/chromium (`make setup` installs it)"
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     build_tiles(tmp_path / "aef")
     tif = tmp_path / "scene.tif"
     write_geotiff(tif, 5.970, 45.028)
-    model, processor = taught_model()
+    model, processor = shared_taught_model(tmp_path_factory)
     app = create_app(model, processor, ServeConfig(model_id="tiny-taught", priors_source=f"aef-cog:{tmp_path / 'aef'}"))
     shot = tmp_path / "serve-ui.png"
     with running_server(app) as base, sync_playwright() as pw:
