@@ -100,7 +100,7 @@ def test_chat_completion_through_the_openai_sdk_answers_with_boxes(served, clien
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
     ext = resp.model_extra["sarvlm"]
     assert ext["prior"]["used"] is False and "not georeferenced" in ext["prior"]["reason"]
-    from sarvlm.eval.parsing import parse_boxes
+    from sarvlm.tasks.parsing import parse_boxes
 
     expected = parse_boxes(ANSWER, processor.settings.coords, 64, 48)
     assert [b["pixel"] for b in ext["boxes"]] == [[round(v, 2) for v in box] for box in expected]

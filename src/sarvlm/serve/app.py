@@ -219,8 +219,8 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None) ->
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        from sarvlm.inference.generate import MAX_NEW_TOKENS
         from sarvlm.serve.chat import prepare_chat
+        from sarvlm.tasks.registry import TASKS, max_new_tokens
 
         authorize(request)
         req = parse(ChatCompletionRequest, await json_body(request))
@@ -230,13 +230,13 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None) ->
             )
         if req.n != 1:
             raise ApiError(400, "n > 1 is not supported", param="n")
-        if req.task is not None and req.task not in MAX_NEW_TOKENS:
-            raise ApiError(400, f"task {req.task!r} is unknown (expected one of {', '.join(MAX_NEW_TOKENS)})")
+        if req.task is not None and req.task not in TASKS:
+            raise ApiError(400, f"task {req.task!r} is unknown (expected one of {', '.join(TASKS)})", param="task")
         requested = req.max_completion_tokens or req.max_tokens
         config.limits.check_max_tokens(requested)
         if req.min_tokens > (requested or config.limits.max_tokens):
             raise ApiError(400, "min_tokens exceeds max_tokens", param="min_tokens")
-        budget = requested or (MAX_NEW_TOKENS[req.task] if req.task else config.limits.default_max_tokens)
+        budget = requested or (max_new_tokens(req.task) if req.task else config.limits.default_max_tokens)
         prepared = await asyncio.to_thread(
             prepare_chat, req, processor, sampler, config.limits, config.allow_remote_images
         )
@@ -283,7 +283,7 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None) ->
                 ],
             }
             if req.task is not None:
-                from sarvlm.eval.parsing import parse_prediction
+                from sarvlm.tasks.registry import parse_prediction
 
                 w, h = (image.width, image.height) if image is not None else (None, None)
                 ext["task"] = req.task

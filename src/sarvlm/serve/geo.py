@@ -11,7 +11,7 @@ Prior (first image of a request, the SAR image — priors are georeferenced to i
 3. :func:`sarvlm.priors.sample_grid` from the server's ``--priors-source`` (any ``sarvlm priors``
    source), one sample at a time (sources hold open datasets).
 
-Boxes: :func:`sarvlm.eval.parsing.parse_boxes` reads boxes from the answer in the model's
+Boxes: :func:`sarvlm.tasks.parsing.parse_boxes` reads boxes from the answer in the model's
 coordinate convention and maps them to original image pixels; with a georeference (the file's,
 or the request's ``geo.bbox``) each box also becomes a lon/lat polygon, returned as GeoJSON.
 """
@@ -158,7 +158,7 @@ def boxes_extension(text: str, coords: str | None, image: DecodedImage | None, g
     "georef": "image"|"request"|None}`` for the boxes found in an answer about ``image``."""
     if image is None:
         return {"boxes": [], "geojson": None, "georef": None}
-    from sarvlm.eval.parsing import parse_boxes
+    from sarvlm.tasks.parsing import parse_boxes
 
     try:
         parsed = parse_boxes(text, coords, image.width, image.height) or []
