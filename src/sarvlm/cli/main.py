@@ -23,6 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "synth",
     "preprocess",
     "import_data",
+    "annotate",
     "build",
     "stats",
     "priors",

