@@ -330,3 +330,33 @@ def test_structured_outputs_rejected_falls_back_to_plain(samples, tmp_path, serv
 def test_prices_cost():
     assert Prices(2.5, 10).cost(1_000_000, 100_000) == pytest.approx(3.5)
     assert completion("x", "m")["usage"]["total_tokens"] == 120
+
+
+def test_stats_compares_template_and_llm_captions(samples, tmp_path, server):
+    srv = server(lambda body, n: (200, _marine_reply_from(body, samples, lie=True)))
+    out = tmp_path / "o.jsonl"
+    args = ["annotate", str(samples), "--out", str(out), "--prompt", "hcot-marine", "--endpoint", srv.url]
+    assert main([*args, "--model", "m", "--on-conflict", "keep"]) == 0
+    assert main(["annotate", str(out), "--out", str(tmp_path / "o2.jsonl"), "--prompt", "geovl"]) == 0
+    assert main(["stats", str(tmp_path / "o2.jsonl"), "--captions", "--no-text-similarity"]) == 0
+    d = json.loads((tmp_path / "o2_stats" / "caption_comparison.json").read_text())
+    groups = d["groups"]
+    assert set(groups) == {"template", "llm:hcot-marine@v1", "llm:geovl@v1"} and d["samples_with_both"] == 4
+    marine = groups["llm:hcot-marine@v1"]
+    assert marine["fields"]["Count"]["accuracy"] == 0 and marine["fields"]["Location"]["accuracy"] == 1
+    assert marine["factual_accuracy"] == 0 and groups["template"]["factual_accuracy"] == 1
+    assert groups["llm:geovl@v1"]["fields"]["Terrain"]["accuracy"] == 1
+    md = (tmp_path / "o2_stats" / "caption_comparison.md").read_text()
+    assert "## Side by side" in md and "| Count | 0 |" in md
+    assert (tmp_path / "o2_stats" / "caption_comparison.png").stat().st_size > 1000
+    # Samples without LLM captions: a one-line error, not an empty report.
+    assert main(["stats", str(samples), "--captions", "--no-text-similarity", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_output_in_another_directory_keeps_paths_valid(samples, tmp_path):
+    out = tmp_path / "elsewhere" / "deep" / "o.jsonl"
+    assert main(["annotate", str(samples), "--out", str(out), "--prompt", "lunaros"]) == 0
+    for rec, orig in zip(read_samples(out), read_samples(samples)):
+        assert rec.image_path(out.parent) == orig.image_path(samples.parent)
+        assert rec.optical_path(out.parent) == orig.optical_path(samples.parent)
+        assert (out.parent / rec.landcover.mask).resolve() == (samples.parent / orig.landcover.mask).resolve()

@@ -18,6 +18,7 @@ the rerun pays only for the rest.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -250,6 +251,24 @@ class _Annotator:
         return rec.model_copy(update={"captions": captions})
 
 
+def _rebase(rec: SampleRecord, src_dir: Path, dst_dir: Path) -> SampleRecord:
+    """The record with its relative paths (image, optical, land-cover mask) valid from ``dst_dir``."""
+    if src_dir.resolve() == dst_dir.resolve():
+        return rec
+
+    def move(p: str) -> str:
+        if Path(p).is_absolute():
+            return p
+        return Path(os.path.relpath((src_dir / p).resolve(), dst_dir.resolve())).as_posix()
+
+    update: dict[str, Any] = {"image": move(rec.image)}
+    if rec.optical:
+        update["optical"] = move(rec.optical)
+    if rec.landcover is not None:
+        update["landcover"] = rec.landcover.model_copy(update={"mask": move(rec.landcover.mask)})
+    return rec.model_copy(update=update)
+
+
 def _already_done(out: Path, source: str) -> dict[str, str]:
     """Lines of an existing output whose record already carries this prompt's annotation."""
     done: dict[str, str] = {}
@@ -320,13 +339,16 @@ def annotate_samples(
             item = pending.popleft()
             yield item if isinstance(item, Outcome) else item.result()
 
+    src, dst = samples.parent, (out_path.parent if out_path else samples.parent)
+
     def consume(fh: Any) -> None:
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
             try:
                 for outcome in track(outcomes(pool), f"annotating ({tpl.id})", total=total):
                     report.add(outcome)
                     if fh is not None:
-                        fh.write(outcome.record.to_json())
+                        rec = outcome.record if outcome.status == "resumed" else _rebase(outcome.record, src, dst)
+                        fh.write(rec.to_json())
                         fh.write("\n")
             except LLMRequestError as exc:
                 pool.shutdown(wait=True, cancel_futures=True)

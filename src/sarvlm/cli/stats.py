@@ -39,7 +39,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_false",
         help="skip the Sentence-BERT text similarity and token counts",
     )
+    p.add_argument(
+        "--captions",
+        action="store_true",
+        help="DATA is a sample-records JSONL annotated by `sarvlm annotate`: compare template and LLM captions "
+        "of the same samples side by side (length, vocabulary, MTLD, text similarity, factual and per-field "
+        "accuracy against the annotations; FUSAR-KLIP Fig. 9-11, SARLANG-1M Table 3) into "
+        "caption_comparison.{md,json,png}",
+    )
     return p
+
+
+def _run_captions(args: argparse.Namespace, data: Path, out: Path) -> int:
+    from sarvlm.annotate.compare import caption_comparison, write_comparison
+
+    d = caption_comparison(data, text_similarity=args.text_similarity)
+    md = write_comparison(d, out)
+    for g, e in d["groups"].items():
+        print(
+            f"{g}: {e['captions']} captions, {e['words_mean']:.1f} words, MTLD {e['mtld']:.1f}, "
+            f"factual accuracy {100 * e['factual_accuracy']:.1f}%",
+            file=sys.stderr,
+        )
+    print(f"wrote {md}", file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise SarvlmError("--text-sample and --image-sample must be at least 2")
     # a built dataset is an input: the report goes to the working directory unless --out says otherwise
     out = Path(args.out) if args.out else Path.cwd() / f"{data.resolve().name if data.is_dir() else data.stem}_stats"
+    if args.captions:
+        return _run_captions(args, data, out)
     stats = dataset_statistics(
         data,
         seed=args.seed,
