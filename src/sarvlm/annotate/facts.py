@@ -137,7 +137,7 @@ class Facts:
                     size = f"; about {lo:.0f} m long" if round(lo) == round(hi) else f"; {lo:.0f}-{hi:.0f} m long"
                 lines.append(
                     f"- {g.count} {noun}" + (f" ({fine})" if fine else "") + f": mostly {g.main_region}, "
-                    f"in 3x3 grid cells {', '.join(map(str, g.cells))}{size}"
+                    f"in 3x3 grid cell{'s' if len(g.cells) > 1 else ''} {', '.join(map(str, g.cells))}{size}"
                 )
         else:
             lines.append("- annotated objects: none")
