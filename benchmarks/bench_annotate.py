@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the scripted loopback server shared with the tests
 
 from _fake_openai import FakeOpenAI  # noqa: E402
-
 from sarvlm.annotate.client import OfflineEndpoint, OpenAIEndpoint  # noqa: E402
 from sarvlm.annotate.run import AnnotateOptions, annotate_samples  # noqa: E402
 from sarvlm.annotate.templates import load_template  # noqa: E402
