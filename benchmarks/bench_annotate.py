@@ -55,10 +55,12 @@ def make_world(root: Path, n: int) -> Path:
     return path
 
 
-def _run(samples: Path, tpl: str, ep, out: Path, concurrency: int, run_dir: Path):
+def _run(samples: Path, tpl: str, ep, out: Path, concurrency: int, run_dir: Path, cpu: list | None = None):
     opts = AnnotateOptions(concurrency=concurrency, run_dir=run_dir, overwrite=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rep = annotate_samples(samples, out, load_template(tpl), ep, opts)
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
     return time.perf_counter() - t, rep
 
 
@@ -68,10 +70,10 @@ def throughput(samples: Path, tmp: Path, delay: float, levels: list[int], n_per_
     try:
         for c in levels:
             n = n_per_level[c]
-            sub = tmp / f"thr_{c}.jsonl"
+            sub = samples.parent / f"thr_{c}.jsonl"
             sub.write_text("".join(samples.read_text().splitlines(keepends=True)[:n]))
             ep = OpenAIEndpoint(srv.url, f"bench-{c}", concurrency=c, max_retries=0)
-            secs, rep = _run(sub, "dialogue", ep, tmp / f"out_{c}.jsonl", c, tmp / f"run_thr_{c}")
+            secs, rep = _run(sub, "dialogue", ep, samples.parent / f"out_{c}.jsonl", c, tmp / f"run_thr_{c}")
             assert rep.to_dict()["status"]["accepted"] == n, rep.to_dict()["status"]
             rps = n / secs
             ideal = c / delay
@@ -116,15 +118,17 @@ def overhead(samples: Path, tmp: Path, delay: float, n: int) -> list[dict]:
     srv.script = script
     try:
         for tpl in ("dialogue", "hcot-marine"):
-            sub = tmp / f"ovh_{tpl}.jsonl"
+            sub = samples.parent / f"ovh_{tpl}.jsonl"
             lines = samples.read_text().splitlines(keepends=True)
             sub.write_text("".join(lines[: n * 3]))
             ep = OpenAIEndpoint(srv.url, f"ovh-{tpl}", concurrency=1, max_retries=0)
-            secs, rep = _run(sub, tpl, ep, tmp / f"ovh_{tpl}_out.jsonl", 1, tmp / f"run_ovh_{tpl}")
+            cpu: list[float] = []
+            secs, rep = _run(sub, tpl, ep, samples.parent / f"ovh_{tpl}_out.jsonl", 1, tmp / f"run_ovh_{tpl}", cpu)
             d = rep.to_dict()
             sent = d["new_replies"]
             per_req = secs / max(1, sent)
             extra = per_req - delay
+            cpu_ms = 1000 * cpu[0] / max(1, sent)
             rows.append(
                 {
                     "prompt": tpl,
@@ -133,10 +137,13 @@ def overhead(samples: Path, tmp: Path, delay: float, n: int) -> list[dict]:
                     "server_ms": delay * 1000,
                     "overhead_ms": round(extra * 1000, 2),
                     "overhead_share": round(extra / delay, 3),
+                    "client_cpu_ms": round(cpu_ms, 2),
+                    "client_cpu_share": round(cpu_ms / (1000 * delay), 3),
                 }
             )
             print(
-                f"{tpl}: {per_req * 1000:.1f} ms per request, overhead {extra * 1000:.1f} ms = {extra / delay:.1%} of server time"
+                f"{tpl}: {per_req * 1000:.1f} ms per request, wall overhead {extra * 1000:.1f} ms = "
+                f"{extra / delay:.1%} of server time; CPU {cpu_ms:.1f} ms = {cpu_ms / (1000 * delay):.1%}"
             )
     finally:
         srv.close()
@@ -189,10 +196,12 @@ def memory(samples: Path, tmp: Path, sizes: list[int]) -> list[dict]:
     rows = []
     lines = samples.read_text().splitlines(keepends=True)
     for n in sizes:
-        sub = tmp / f"mem_{n}.jsonl"
+        sub = samples.parent / f"mem_{n}.jsonl"
         sub.write_text("".join(lines[:n]))
         tracemalloc.start()
-        secs, rep = _run(sub, "geovl", OfflineEndpoint(), tmp / f"mem_{n}_out.jsonl", 1, tmp / f"run_mem_{n}")
+        secs, rep = _run(
+            sub, "geovl", OfflineEndpoint(), samples.parent / f"mem_{n}_out.jsonl", 1, tmp / f"run_mem_{n}"
+        )
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rows.append({"records": n, "peak_traced_mb": round(peak / 2**20, 2), "seconds": round(secs, 2)})
@@ -202,14 +211,15 @@ def memory(samples: Path, tmp: Path, sizes: list[int]) -> list[dict]:
 
 def cache_rerun(samples: Path, tmp: Path, n: int) -> dict:
     srv = FakeOpenAI(lambda body, k: (200, DIALOGUE, 0.0))
-    sub = tmp / f"cache_{n}.jsonl"
+    sub = samples.parent / f"cache_{n}.jsonl"
     sub.write_text("".join(samples.read_text().splitlines(keepends=True)[:n]))
     try:
         ep = OpenAIEndpoint(srv.url, "cache-bench", concurrency=8, max_retries=0)
-        first, _ = _run(sub, "dialogue", ep, tmp / "cache_out.jsonl", 8, tmp / "run_cache")
+        first, _ = _run(sub, "dialogue", ep, samples.parent / "cache_out.jsonl", 8, tmp / "run_cache")
         sent = len(srv.requests)
         ep = OpenAIEndpoint(srv.url, "cache-bench", concurrency=8, max_retries=0)
-        again, rep = _run(sub, "dialogue", ep, tmp / "cache_out.jsonl", 8, tmp / "run_cache")
+        cpu: list[float] = []
+        again, rep = _run(sub, "dialogue", ep, samples.parent / "cache_out.jsonl", 8, tmp / "run_cache", cpu)
         assert len(srv.requests) == sent and rep.to_dict()["cache_hits"] == n
     finally:
         srv.close()

@@ -166,7 +166,7 @@ def make_endpoint(
     if endpoint == "local-llm":
         from sarvlm.annotate.local_llm import LocalLLMEndpoint
 
-        return LocalLLMEndpoint(max_tokens=kwargs.get("max_tokens", 512))
+        return LocalLLMEndpoint(max_tokens=kwargs.get("max_tokens", 512), max_requests=kwargs.get("max_requests"))
     if not endpoint.startswith(("http://", "https://")):
         raise InputError(f"--endpoint {endpoint!r}: expected local, local-llm or an http(s):// URL")
     if not model:

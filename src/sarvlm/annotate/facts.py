@@ -167,15 +167,33 @@ def _place(record: SampleRecord) -> dict[str, Any] | None:
     return out
 
 
+def _read_mask(path: Path) -> Any:
+    """The class mask; PNG masks through PIL (a tenth of GDAL's per-file cost), others through rasterio."""
+    import numpy as np
+
+    if path.suffix.lower() == ".png":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                if im.mode in ("L", "P", "I", "I;16"):
+                    return np.asarray(im)
+        except FileNotFoundError:
+            raise SarvlmError(f"{path}: no such file") from None
+        except (OSError, UnidentifiedImageError) as exc:
+            raise SarvlmError(f"{path}: cannot read land-cover mask ({exc})") from None
+    from sarvlm.io.raster import read_raster
+
+    return read_raster(path, bands=1)[0]
+
+
 def _landcover(record: SampleRecord, base_dir: Path) -> dict[str, float] | None:
     shares: dict[str, float] = {}
     if record.landcover is not None:
         import numpy as np
 
-        from sarvlm.io.raster import read_raster
-
         path = base_dir / record.landcover.mask
-        mask = read_raster(path, bands=1)[0]
+        mask = _read_mask(path)
         if mask.dtype.kind not in "iu":
             raise SarvlmError(f"{path}: land-cover mask must hold integer class values, got {mask.dtype}")
         names = {int(k): canonical(v) for k, v in record.landcover.classes.items()}

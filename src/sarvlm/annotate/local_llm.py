@@ -21,7 +21,7 @@ from sarvlm.annotate.client import Endpoint
 from sarvlm.annotate.facts import Facts
 from sarvlm.annotate.templates import PromptTemplate
 from sarvlm.core.errors import MissingDependency
-from sarvlm.core.llm_client import ChatReply
+from sarvlm.core.llm_client import BudgetExhausted, ChatReply
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
@@ -46,8 +46,9 @@ class LocalLLMEndpoint(Endpoint):
     kind = "local-llm"
     model = MODEL_NAME
 
-    def __init__(self, max_tokens: int = 512) -> None:
+    def __init__(self, max_tokens: int = 512, max_requests: int | None = None) -> None:
         self.max_tokens = int(max_tokens)
+        self.max_requests = max_requests
         self._model: Any = None
         self._tok: Any = None
         self._lock = threading.Lock()
@@ -88,6 +89,8 @@ class LocalLLMEndpoint(Endpoint):
         import torch
 
         with self._lock:  # one generation at a time: the model is not shared between threads
+            if self.max_requests is not None and self._requests >= self.max_requests:
+                raise BudgetExhausted(self.max_requests)
             self._load()
             start = time.perf_counter()
             enc = self._tok.apply_chat_template(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,20 +68,25 @@ def _balanced_objects(text: str) -> list[str]:
     return out
 
 
-def _json_candidates(text: str) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
+def _json_candidates(text: str) -> Iterator[tuple[str, Any]]:
+    """JSON objects in the reply, the whole reply first (lazily: the common case costs one json.loads)."""
     try:
-        found.append(("json", json.loads(text)))
+        obj = json.loads(text)
+        if isinstance(obj, dict):
+            yield "json", obj
     except ValueError:
         pass
+    if "{" not in text:
+        return
     fence = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.S | re.I)
     blocks = ([fence.group(1)] if fence else []) + _balanced_objects(text)
     for blk in blocks:
         try:
-            found.append(("embedded-json", json.loads(blk)))
+            obj = json.loads(blk)
         except ValueError:
             continue
-    return [(m, o) for m, o in found if isinstance(o, dict)]
+        if isinstance(obj, dict):
+            yield "embedded-json", obj
 
 
 def _as_text(v: Any) -> str | None:

@@ -252,14 +252,15 @@ class _Annotator:
 
 
 def _rebase(rec: SampleRecord, src_dir: Path, dst_dir: Path) -> SampleRecord:
-    """The record with its relative paths (image, optical, land-cover mask) valid from ``dst_dir``."""
-    if src_dir.resolve() == dst_dir.resolve():
-        return rec
+    """The record with its relative paths (image, optical, land-cover mask) valid from ``dst_dir``.
+
+    ``src_dir`` and ``dst_dir`` are resolved directories; call only when they differ.
+    """
 
     def move(p: str) -> str:
         if Path(p).is_absolute():
             return p
-        return Path(os.path.relpath((src_dir / p).resolve(), dst_dir.resolve())).as_posix()
+        return Path(os.path.relpath(os.path.normpath(src_dir / p), dst_dir)).as_posix()
 
     update: dict[str, Any] = {"image": move(rec.image)}
     if rec.optical:
@@ -339,7 +340,7 @@ def annotate_samples(
             item = pending.popleft()
             yield item if isinstance(item, Outcome) else item.result()
 
-    src, dst = samples.parent, (out_path.parent if out_path else samples.parent)
+    src, dst = samples.parent.resolve(), (out_path.parent if out_path else samples.parent).resolve()
 
     def consume(fh: Any) -> None:
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
@@ -347,7 +348,9 @@ def annotate_samples(
                 for outcome in track(outcomes(pool), f"annotating ({tpl.id})", total=total):
                     report.add(outcome)
                     if fh is not None:
-                        rec = outcome.record if outcome.status == "resumed" else _rebase(outcome.record, src, dst)
+                        rec = outcome.record
+                        if src != dst and outcome.status != "resumed":
+                            rec = _rebase(rec, src, dst)
                         fh.write(rec.to_json())
                         fh.write("\n")
             except LLMRequestError as exc:
