@@ -140,7 +140,7 @@ def test_missing_facts_and_unreadable_image(samples, tmp_path, capsys):
     try:
         tpl = load_template("hcot-terrain")
         ep = OpenAIEndpoint(srv.url, "vlm", backoff=0.01)
-        rep = annotate_samples(samples, tmp_path / "o.jsonl", tpl, ep)
+        rep = annotate_samples(samples, samples.parent / "o.jsonl", tpl, ep)
     finally:
         srv.close()
     d = rep.to_dict()
@@ -148,7 +148,7 @@ def test_missing_facts_and_unreadable_image(samples, tmp_path, capsys):
     ex = {e["sample_id"]: e["detail"] for k in ("image_error", "missing_facts") for e in d["examples"][k]}
     assert "not a tiff" not in ex[broken["id"]] and broken["image"].split("/")[-1] in ex[broken["id"]]
     assert "no land cover" in ex[bare["id"]]
-    out = _records(tmp_path / "o.jsonl")
+    out = _records(samples.parent / "o.jsonl")
     originals = _records(samples)
     assert len(out) == 4 and out[broken["id"]] == originals[broken["id"]] and out[bare["id"]] == originals[bare["id"]]
     assert len(srv.requests) == 2
