@@ -10,12 +10,12 @@ Figures, all from one run:
    HTTP round trip minus the server's sleep) as a share of the server time, at concurrency 1, for the
    text prompt and for an image prompt (``hcot-marine``: the SAR image rendered with the project
    stretch, resized and base64-encoded in every request); the per-stage split is measured separately;
-3. memory flat in the number of samples: peak traced Python memory (tracemalloc) of a run over N and 4N
-   records (offline endpoint, so nothing but the pipeline is measured);
+3. memory flat in the number of samples: peak RSS of a fresh process annotating N and 4N records
+   (offline endpoint, so nothing but the pipeline is measured);
 4. cache-hit rerun time for 10,000 samples (every reply cached: nothing is asked; the cache is filled by
    the offline writer, which takes the same cache path as an endpoint).
 
-    python benchmarks/bench_annotate.py            # ~2 min on the 2-core project machine
+    python benchmarks/bench_annotate.py            # ~10 min on the loaded 2-core project machine
     python benchmarks/bench_annotate.py --quick    # smaller sizes, for a smoke run
 """
 
@@ -27,7 +27,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,20 +192,37 @@ def stages(samples: Path, n: int) -> dict[str, float]:
     return {name: round(1000 * v / max(1, k), 3) for name, v in t.items()}
 
 
+_MEMORY_CHILD = """
+import resource, sys, time
+from pathlib import Path
+from sarvlm.annotate.client import OfflineEndpoint
+from sarvlm.annotate.run import AnnotateOptions, annotate_samples
+from sarvlm.annotate.templates import load_template
+sub, out, run = map(Path, sys.argv[1:4])
+t = time.process_time()
+annotate_samples(sub, out, load_template("geovl"), OfflineEndpoint(), AnnotateOptions(concurrency=1, run_dir=run))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time() - t)
+"""
+
+
 def memory(samples: Path, tmp: Path, sizes: list[int]) -> list[dict]:
+    """Peak RSS of a fresh process annotating N records (offline writer, geovl), for each N."""
+    import os
+    import subprocess
+
     rows = []
     lines = samples.read_text().splitlines(keepends=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SARVLM_NO_PROGRESS": "1"}
     for n in sizes:
         sub = samples.parent / f"mem_{n}.jsonl"
         sub.write_text("".join(lines[:n]))
-        tracemalloc.start()
-        secs, rep = _run(
-            sub, "geovl", OfflineEndpoint(), samples.parent / f"mem_{n}_out.jsonl", 1, tmp / f"run_mem_{n}"
-        )
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rows.append({"records": n, "peak_traced_mb": round(peak / 2**20, 2), "seconds": round(secs, 2)})
-        print(f"memory: {n} records -> peak {peak / 2**20:.1f} MiB traced ({secs:.1f} s under tracemalloc)", flush=True)
+        args = [str(sub), str(samples.parent / f"mem_{n}_out.jsonl"), str(tmp / f"run_mem_{n}")]
+        res = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, *args], env=env, capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(res.stderr[-2000:])
+        rss_kb, cpu = res.stdout.split()
+        rows.append({"records": n, "peak_rss_mb": round(int(rss_kb) / 1024, 1), "cpu_s": round(float(cpu), 2)})
+        print(f"memory: {n} records -> peak RSS {int(rss_kb) / 1024:.0f} MB ({float(cpu):.1f} CPU-s)", flush=True)
     return rows
 
 
@@ -241,7 +257,7 @@ def main() -> None:
     quick = args.quick
     n_cache = 1000 if quick else 10_000
     n_thr = {1: 20, 8: 120, 32: 320} if quick else {1: 60, 8: 400, 32: 1200}
-    mem_sizes = [100, 400] if quick else [300, 1200]
+    mem_sizes = [250, 1000] if quick else [1000, 4000]
     tmp = Path(tempfile.mkdtemp(prefix="bench_annotate_"))
     try:
         samples = make_world(tmp, max(n_cache, max(n_thr.values()), max(mem_sizes)))
