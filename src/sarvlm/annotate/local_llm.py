@@ -55,10 +55,10 @@ def converted_dir(gguf: Path) -> Path:
 
 def _keep_converted(model: Any, tok: Any, path: Path) -> None:
     """Save the converted model for the next run; a cache that cannot be written is simply skipped."""
+    from safetensors.torch import save_model
+
     from sarvlm.core.atomic import atomic_dir
     from sarvlm.core.errors import SarvlmError
-
-    from safetensors.torch import save_model
 
     try:
         with atomic_dir(path, overwrite=True) as tmp:
