@@ -338,7 +338,8 @@ def test_stats_compares_template_and_llm_captions(samples, tmp_path, server):
     args = ["annotate", str(samples), "--out", str(out), "--prompt", "hcot-marine", "--endpoint", srv.url]
     assert main([*args, "--model", "m", "--on-conflict", "keep"]) == 0
     assert main(["annotate", str(out), "--out", str(tmp_path / "o2.jsonl"), "--prompt", "geovl"]) == 0
-    assert main(["stats", str(tmp_path / "o2.jsonl"), "--captions", "--no-text-similarity"]) == 0
+    stats = ["stats", str(tmp_path / "o2.jsonl"), "--captions", "--no-text-similarity"]
+    assert main([*stats, "--out", str(tmp_path / "o2_stats")]) == 0
     d = json.loads((tmp_path / "o2_stats" / "caption_comparison.json").read_text())
     groups = d["groups"]
     assert set(groups) == {"template", "llm:hcot-marine@v1", "llm:geovl@v1"} and d["samples_with_both"] == 4

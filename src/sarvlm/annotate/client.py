@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sarvlm.annotate.endpoint import Endpoint
 from sarvlm.annotate.facts import Facts
 from sarvlm.annotate.offline_writer import MODEL_NAME, offline_reply
 from sarvlm.annotate.templates import PromptTemplate
@@ -38,29 +39,6 @@ class Prices:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
-
-
-class Endpoint:
-    """Something that answers an annotation request with reply text."""
-
-    kind = "endpoint"
-    model = ""
-    supports_images = False
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Generation parameters that change the answer (part of the cache key)."""
-        return {}
-
-    @property
-    def requests_made(self) -> int:
-        return 0
-
-    def answer(self, tpl: PromptTemplate, facts: Facts, messages: list[dict[str, Any]]) -> ChatReply:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 class OfflineEndpoint(Endpoint):

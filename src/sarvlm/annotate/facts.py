@@ -1,7 +1,7 @@
 """What a sample record knows, as the facts an annotation prompt is filled with and checked against.
 
 - objects: per canonical category the count, fine types, the 3x3 grid cells and SARLANG-1M regions
-  holding them (:mod:`sarvlm.data.positions`), and their length range in metres (box diagonal x
+  holding them (:mod:`sarvlm.core.vocabulary`), and their length range in metres (box diagonal x
   resolution, only when the resolution is known);
 - land cover: class shares of the land-cover mask (canonical names, classes >= 0.5 %), or the
   ``meta.landcover_fractions`` a record carries when it has no mask;
@@ -27,7 +27,7 @@ from typing import Any
 from sarvlm.annotate.vocabulary import canonical, plural
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import SampleRecord
-from sarvlm.data.positions import box_centre, grid_cells, majority_region, regions_with
+from sarvlm.core.vocabulary import box_centre, grid_cells, majority_region, regions_with
 
 MIN_LANDCOVER_SHARE = 0.005
 _PLACE_KEYS = ("place", "city", "location", "region", "site")

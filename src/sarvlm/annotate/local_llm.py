@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sarvlm.annotate.client import Endpoint
+from sarvlm.annotate.endpoint import Endpoint
 from sarvlm.annotate.facts import Facts
 from sarvlm.annotate.templates import PromptTemplate
 from sarvlm.core.errors import MissingDependency

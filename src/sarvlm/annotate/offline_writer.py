@@ -30,7 +30,7 @@ _SCATTERING = {
     "ship": "elongated strong-scattering hulls with bright points at the superstructure",
     "aircraft": "cross-shaped clusters of strong scattering points from fuselage and wings",
     "car": "small bright point-like returns",
-    "oil tank": "circular bright rims with a darker interior",
+    "tank": "circular bright rims with a darker interior",
     "bridge": "bright linear strong-scattering structures crossing the water",
     "harbor": "bright linear piers and breakwaters along the shore",
 }
@@ -325,7 +325,7 @@ def _transfer(f: Facts) -> dict[str, Any]:
 
 
 def _dialogue(f: Facts) -> dict[str, Any]:
-    from sarvlm.data.tasks.dialogue import FIELD_QUESTIONS, OVERVIEW_QUESTION, sentences
+    from sarvlm.tasks.dialogue import FIELD_QUESTIONS, OVERVIEW_QUESTION, sentences
 
     rng = random.Random(zlib.crc32(f.sample_id.encode("utf-8")))
     caps = sorted(source_captions(f), key=lambda c: (-len(c.text), c.text))

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from sarvlm.core.atomic import atomic_open
 
 if TYPE_CHECKING:
-    from sarvlm.annotate.client import Endpoint, Prices
-    from sarvlm.annotate.run import Outcome
+    from sarvlm.annotate.client import Prices
+    from sarvlm.annotate.endpoint import Endpoint
+    from sarvlm.annotate.outcome import Outcome
     from sarvlm.annotate.templates import PromptTemplate
 
 EXAMPLES = 3

@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.annotate.cache import ReplyCache, cache_key
-from sarvlm.annotate.client import Endpoint, Prices
+from sarvlm.annotate.client import Prices
+from sarvlm.annotate.endpoint import Endpoint
 from sarvlm.annotate.facts import Facts, record_facts
 from sarvlm.annotate.images import data_url, file_digest, render_png
+from sarvlm.annotate.outcome import Outcome
 from sarvlm.annotate.parse import DEFAULT_MAX_CHARS, ParsedReply, parse_reply
 from sarvlm.annotate.report import RunReport
 from sarvlm.annotate.templates import ANNOTATE_SOURCE, PromptTemplate
@@ -57,23 +59,6 @@ class AnnotateOptions:
     overwrite: bool = False
     run_dir: Path | None = None
     prices: Prices = field(default_factory=Prices)
-
-
-@dataclass
-class Outcome:
-    """What happened to one record."""
-
-    record: SampleRecord
-    status: str
-    detail: str = ""
-    cached: bool = False
-    requested: bool = False
-    validation: Validation | None = None
-    parsed: ParsedReply | None = None
-    reply: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    action: str | None = None  # keep / flag / drop for conflicts
 
 
 def default_run_dir(out: Path) -> Path:

@@ -31,9 +31,15 @@ from typing import Any
 from sarvlm.annotate.facts import Facts, ObjectGroup
 from sarvlm.annotate.parse import ParsedReply
 from sarvlm.annotate.templates import PromptTemplate
-from sarvlm.annotate.vocabulary import LANDCOVER_CLASSES, NUMBER_WORDS, canonical, colour_words, positions_in
-from sarvlm.data.positions import grid_cell
-from sarvlm.eval.parsing import _category_matcher
+from sarvlm.annotate.vocabulary import (
+    LANDCOVER_CLASSES,
+    NUMBER_WORDS,
+    canonical,
+    category_matcher,
+    colour_words,
+    positions_in,
+)
+from sarvlm.core.vocabulary import grid_cell
 
 CHECKS = ("count", "category", "position", "landcover", "size", "colour")
 ON_CONFLICT = ("keep", "flag", "drop")
@@ -104,7 +110,7 @@ def _number_before(text: str, start: int) -> int | None:
 
 def _mentions(text: str) -> list[tuple[str, int, int]]:
     """(canonical name, start, end) of every category / land-cover mention in ``text``."""
-    rx, pairs = _category_matcher(None)
+    rx, pairs = category_matcher(None)
     low = text.lower()
     return [(canonical(pairs[m.group(0)]), m.start(), m.end()) for m in rx.finditer(low)]
 

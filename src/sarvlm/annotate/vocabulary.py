@@ -1,27 +1,28 @@
 """The project's vocabulary as annotation needs it: one adapter, so switching sources is one line.
 
-Category and land-cover names, their synonyms, number words and position words come from the
-answer parser of evaluation (:mod:`sarvlm.eval.parsing`) and the colour words from instruction-data
-quality control (:mod:`sarvlm.data.quality`), so annotation checks a reply exactly the way evaluation
-reads a model's answer and quality control reads a caption. When ``sarvlm.core.vocabulary`` lands,
-only the imports below change.
+Category and land-cover names and their synonyms, number words and position words come from
+:mod:`sarvlm.core.vocabulary` through the answer readers of :mod:`sarvlm.tasks.parsing`, and the colour
+words from instruction-data quality control (:mod:`sarvlm.data.quality`), so annotation checks a reply
+exactly the way evaluation reads a model's answer and quality control reads a caption.
 """
 
 from __future__ import annotations
 
 import re
 
+from sarvlm.core import vocabulary as _vocabulary
 from sarvlm.data.quality import _COLOUR_RE as COLOUR_RE
 from sarvlm.data.quality import colour_words
-from sarvlm.data.tasks.base import plural
-from sarvlm.eval import parsing as _parsing
+from sarvlm.tasks import parsing as _parsing
+from sarvlm.tasks.base import plural
 
-LANDCOVER_CLASSES = ("water", "urban", "farmland", "grassland", "forest", "bare", "runway")
+LANDCOVER_CLASSES = (*_vocabulary.LANDCOVERS, "runway")
 # Relational words ("above", "below") say where a thing is relative to another, not in the image.
 POSITION_WORDS: dict[str, str] = {
-    k: v for k, v in _parsing._POSITION_WORDS.items() if k not in ("up", "down", "above", "below")
+    k: v for k, v in _vocabulary.POSITION_WORDS.items() if k not in ("up", "down", "above", "below")
 }
 NUMBER_WORDS: dict[str, int] = dict(_parsing.NUMBER_WORDS)
+category_matcher = _parsing._category_matcher
 
 __all__ = [
     "COLOUR_RE",
@@ -29,6 +30,7 @@ __all__ = [
     "NUMBER_WORDS",
     "POSITION_WORDS",
     "canonical",
+    "category_matcher",
     "colour_words",
     "mentioned",
     "parse_count",
@@ -38,8 +40,8 @@ __all__ = [
 
 
 def canonical(name: str) -> str:
-    """Canonical name of a category or land cover (``oil_tank`` -> ``oil tank``, ``vessel`` -> ``ship``)."""
-    return _parsing.canonical_category(str(name).replace("_", " "))
+    """Canonical name of a category or land cover (``oil_tank`` -> ``tank``, ``vessel`` -> ``ship``)."""
+    return _vocabulary.answer_key(str(name))
 
 
 def mentioned(text: str, names: tuple[str, ...] | None = None) -> list[str]:
