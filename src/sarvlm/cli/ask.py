@@ -21,8 +21,21 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-k", type=int, default=50)
     g.add_argument("--num-beams", type=int, default=1)
     g.add_argument("--seed", type=int, default=0, help="sampling seed")
-    g.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default: as saved)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    g = p.add_argument_group("placement")
+    g.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps (default: auto)"
+    )
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (bf16 on CUDA GPUs that support it, fp32 elsewhere), float32, bf16, fp16 (default: auto)",
+    )
+    g.add_argument(
+        "--attention",
+        default="auto",
+        choices=["auto", "sdpa", "flash_attention_2", "eager"],
+        help="attention kernel (auto: FlashAttention 2 when installed on CUDA in bf16/fp16, else SDPA)",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -100,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         preprocess=args.preprocess,
+        attention=args.attention,
     )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype=args.dtype,
         device=args.device,
+        attention=args.attention,
         allow_missing_priors=args.allow_missing_priors,
     )
+    if summary.placement:
+        print(f"ran on {summary.placement}", file=sys.stderr)
     print(
         f"{summary.out}: {summary.generated} answered, {summary.skipped} already done, {summary.total} examples",
         file=sys.stderr,

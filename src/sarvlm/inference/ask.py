@@ -122,8 +122,9 @@ def ask(
     no_prior: bool = False,
     task: str | None = None,
     options: GenerationOptions | None = None,
-    dtype: Any = None,
-    device: Any = None,
+    dtype: Any = "auto",
+    device: Any = "auto",
+    attention: str | None = "auto",
     preprocess: bool = True,
 ) -> Answer:
     """Answer ``question`` about ``image``.
@@ -137,6 +138,8 @@ def ask(
         no_prior: run without a prior even when one could be sampled.
         task: a sarvlm task name (``count``, ``detect``, ...) to parse the answer and pick its token budget.
         preprocess: apply the model's saved training chain to a raw GeoTIFF scene (module docs).
+        dtype, device, attention: where and how to run a model loaded here (default ``auto``: CUDA → MPS →
+            CPU, bf16 where supported, FlashAttention 2 or SDPA; see :mod:`sarvlm.models.device`).
     """
     import tempfile
 
@@ -148,7 +151,7 @@ def ask(
     else:
         from sarvlm.models.loading import load_model
 
-        net, processor = load_model(model, dtype=dtype, device=device)
+        net, processor = load_model(model, dtype=dtype, device=device, attention=attention)
         if Path(str(model)).is_dir():
             chain = read_chain(model)
     if not question.strip():

@@ -34,9 +34,16 @@ class PredictSummary:
     total: int  # examples considered (after ``limit``)
     generated: int  # answered in this call
     skipped: int  # already answered by an earlier run
+    placement: str | None = None  # "device cuda:0, dtype bfloat16, attention sdpa" when a model ran
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out": str(self.out), "total": self.total, "generated": self.generated, "skipped": self.skipped}
+        return {
+            "out": str(self.out),
+            "total": self.total,
+            "generated": self.generated,
+            "skipped": self.skipped,
+            "placement": self.placement,
+        }
 
 
 def parse_answer(example: InstructionExample, text: str) -> Any:
@@ -65,12 +72,12 @@ def _read_journal(path: Path) -> Iterator[Prediction]:
             raise SarvlmError(f"{path}:{lineno}: corrupt resume journal (delete it to start over)") from None
 
 
-def _resolve_model(model: Any, dtype: Any, device: Any) -> tuple[Any, Any]:
+def _resolve_model(model: Any, dtype: Any, device: Any, attention: str | None) -> tuple[Any, Any]:
     if isinstance(model, tuple):
         return model
     from sarvlm.models.loading import load_model
 
-    return load_model(model, dtype=dtype, device=device)
+    return load_model(model, dtype=dtype, device=device, attention=attention)
 
 
 def _open_priors(priors_dir: str | Path | None) -> Any:
@@ -96,8 +103,9 @@ def predict(
     top_k: int = 50,
     num_beams: int = 1,
     seed: int = 0,
-    dtype: Any = None,
-    device: Any = None,
+    dtype: Any = "auto",
+    device: Any = "auto",
+    attention: str | None = "auto",
     allow_missing_priors: bool = False,
 ) -> PredictSummary:
     """Generate answers for a dataset split.
@@ -112,6 +120,8 @@ def predict(
         limit: only the first ``limit`` examples.
         max_new_tokens: int for all tasks, per-task dict, or None for the per-task defaults.
         do_sample, temperature, top_p, top_k, num_beams, seed: decoding (greedy by default).
+        dtype, device, attention: where and how to run a model loaded here (default ``auto``: CUDA → MPS →
+            CPU, bf16 where supported, FlashAttention 2 or SDPA; see :mod:`sarvlm.models.device`).
     """
     data_jsonl, out_jsonl = Path(data_jsonl), Path(out_jsonl)
     if batch_size < 1:
@@ -138,8 +148,12 @@ def predict(
     todo = [ex for ex in examples if ex.id not in done]
     skipped = len(examples) - len(todo)
 
+    placement = None
     if todo:
-        model, processor = _resolve_model(model_path, dtype, device)
+        from sarvlm.models.device import describe_placement
+
+        model, processor = _resolve_model(model_path, dtype, device, attention)
+        placement = describe_placement(model)
         cache = _open_priors(priors_dir) if processor.settings.fusion != "none" else None
         options = GenerationOptions(
             max_new_tokens=max_new_tokens,
@@ -179,7 +193,7 @@ def predict(
     _write_final(out_jsonl, examples, done)
     if journal.exists():
         journal.unlink()
-    return PredictSummary(out=out_jsonl, total=len(examples), generated=len(todo), skipped=skipped)
+    return PredictSummary(out=out_jsonl, total=len(examples), generated=len(todo), skipped=skipped, placement=placement)
 
 
 def _prior_note(prior: Any, cache: Any, sample_id: str, processor: Any) -> dict[str, Any]:

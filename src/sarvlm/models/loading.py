@@ -44,12 +44,17 @@ def _set_generation_defaults(model: Any, processor: Any) -> None:
         gen.pad_token_id = processor.pad_token_id
 
 
-def _finish(model: Any, processor: Any, dtype: Any, device: Any) -> tuple[Any, Any]:
+def _finish(model: Any, processor: Any, dtype: Any, device: Any, attention: str | None = None) -> tuple[Any, Any]:
     _set_generation_defaults(model, processor)
     if dtype is not None:
         model = model.to(dtype=_dtype(dtype))
     if device is not None:
         model = model.to(device)
+    if attention is not None:
+        from sarvlm.models.device import resolve_attention
+
+        param = next(model.parameters())
+        model.set_attn_implementation(resolve_attention(attention, param.device, param.dtype))
     model.eval()
     return model, processor
 
@@ -117,7 +122,9 @@ def read_checkpoint_settings(path: str | Path, overrides: SarvlmSettings | dict 
     return base.merged(overrides, where=str(path))
 
 
-def _load_adapter(path: Path, settings: Any, dtype: Any, device: Any, seed: int) -> tuple[Any, Any]:
+def _load_adapter(
+    path: Path, settings: Any, dtype: Any, device: Any, seed: int, attention: str | None = None
+) -> tuple[Any, Any]:
     from peft import PeftModel
 
     try:
@@ -129,7 +136,7 @@ def _load_adapter(path: Path, settings: Any, dtype: Any, device: Any, seed: int)
         raise SarvlmError(f"{path / 'adapter_config.json'}: base_model_name_or_path is empty")
     model, processor = load_model(base, settings=settings, seed=seed)
     model = PeftModel.from_pretrained(model, str(path))
-    return _finish(model, processor, dtype, device)
+    return _finish(model, processor, dtype, device, attention)
 
 
 def load_model(
@@ -139,6 +146,7 @@ def load_model(
     dtype: Any = None,
     device: Any = None,
     seed: int = 0,
+    attention: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a sarvlm model and its :class:`~sarvlm.models.processor.SarvlmProcessor`.
 
@@ -147,24 +155,33 @@ def load_model(
             a directory written by :func:`save_model`, a PEFT adapter directory, or a ``sarvlm train``
             run directory (its ``final`` model).
         settings: overrides of the saved (or default) :class:`SarvlmSettings`, e.g. ``{"fusion": "sum"}``.
-        dtype: ``torch.bfloat16``, ``"bf16"``, ... (default: as built / as saved, float32 for tiny).
-        device: where to move the model.
+        dtype: ``torch.bfloat16``, ``"bf16"``, ..., or ``"auto"`` (bf16 on CUDA GPUs that support it,
+            fp32 elsewhere; :func:`sarvlm.models.device.resolve_dtype`). Default: as built / as saved.
+        device: where to move the model: ``"auto"`` (CUDA → MPS → CPU), ``"cpu"``, ``"cuda:1"``, a
+            ``torch.device``; default: stay on the CPU.
         seed: seed of the tiny models' initial weights (and of the new fusion weights of a stock checkpoint).
+        attention: ``"auto"`` (FlashAttention 2 where installed and usable, else SDPA), ``"sdpa"``,
+            ``"flash_attention_2"`` or ``"eager"``; default: the transformers default (SDPA).
 
     Returns:
         ``(model, processor)``, the model in eval mode.
     """
+    from sarvlm.models.device import resolve_device, resolve_dtype
+
+    if device is not None:
+        device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device if device is not None else torch.device("cpu"))
     name = str(name_or_path)
     if name in TINY_MODELS:
         model, processor = build_tiny(name, settings, seed)
-        return _finish(model, processor, dtype, device)
+        return _finish(model, processor, dtype, device, attention)
     path = Path(name_or_path)
     if not path.exists():
         raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         path = path / "final"  # a `sarvlm train` run directory: its final (merged) model
     if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
-        return _load_adapter(path, settings, dtype, device, seed)
+        return _load_adapter(path, settings, dtype, device, seed, attention)
     resolved = read_checkpoint_settings(path, settings)
 
     from transformers import AutoConfig
@@ -188,7 +205,7 @@ def load_model(
         raise SarvlmError(
             f"{path}: checkpoint lacks weight {missing[0]}{more}; not a complete {resolved.backbone} checkpoint"
         )
-    return _finish(model, processor, None, device)
+    return _finish(model, processor, None, device, attention)
 
 
 def fusion_module(model: Any) -> torch.nn.Module:

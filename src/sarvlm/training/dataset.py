@@ -32,12 +32,9 @@ from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
 from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
+from sarvlm.training.length_cache import LengthCache
 
 SPLITS = ("train", "val", "test")
-
-# Token lengths already measured in this process, per (file version, processor configuration):
-# the stages of a recipe and the runs of an ablation read the same files with the same processor.
-_LENGTHS: dict[tuple, dict[str, int]] = {}
 
 
 def split_path(data_dir: str | Path, split: str) -> Path:
@@ -96,7 +93,12 @@ class DataReport:
 
 
 class SftDataset(Dataset):
-    """One split of a built dataset, encoded for supervised fine-tuning."""
+    """One split of a built dataset, encoded for supervised fine-tuning.
+
+    ``length_cache``: True (default) keeps token lengths in ``DATA_DIR/.sarvlm-cache/lengths``
+    (:mod:`sarvlm.training.length_cache`), a path puts them there instead, False measures every
+    example in this process (the old behaviour, O(dataset) start-up).
+    """
 
     def __init__(
         self,
@@ -111,6 +113,7 @@ class SftDataset(Dataset):
         prior_images: str = "sar",
         split: str | None = None,
         require_prior: bool = False,
+        length_cache: bool | str | Path = True,
     ) -> None:
         self.path = Path(jsonl)
         self.base_dir = self.path.parent
@@ -133,8 +136,13 @@ class SftDataset(Dataset):
         self._missing: set[str] = set()
         task_counts: Counter[str] = Counter()
         rows = list(read_examples(self.path))
-        known = _LENGTHS.setdefault(_lengths_key(self.path, processor), {})
-        for ex in track(rows, f"encoding {self.path.name}", total=len(rows)):
+        # token lengths persist next to the data (see sarvlm.training.length_cache): a start-up
+        # encodes only examples no earlier run measured
+        self.length_cache: LengthCache | None = None
+        if length_cache is not False:
+            cache_dir = None if length_cache is True else length_cache
+            self.length_cache = LengthCache(self.path, processor, len(rows), cache_dir)
+        for row, ex in enumerate(track(rows, f"reading {self.path.name}", total=len(rows))):
             self.report.total += 1
             if wanted is not None and ex.task not in wanted:
                 self.report.other_task += 1
@@ -150,9 +158,11 @@ class SftDataset(Dataset):
                     # sarvlm.training.preflight): excluded and counted
                     self.report.excluded_no_prior += 1
                     continue
-            length = known.get(ex.id)
+            length = self.length_cache.get(row) if self.length_cache is not None else None
             if length is None:
-                length = known[ex.id] = int(self._encode_text(ex)["input_ids"].shape[0])
+                length = int(self._encode_text(ex)["input_ids"].shape[0])
+                if self.length_cache is not None:
+                    self.length_cache.put(row, length)
             self.report.max_tokens = max(self.report.max_tokens, length)
             if length > max_length:
                 self.report.too_long += 1
@@ -162,6 +172,8 @@ class SftDataset(Dataset):
             task_counts[ex.task] += 1
         self.report.kept = len(self.examples)
         self.report.tasks = dict(task_counts)
+        if self.length_cache is not None:
+            self.length_cache.save()
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -270,22 +282,6 @@ class SftDataset(Dataset):
         if isinstance(settings, dict) and settings.get("prior_dim"):
             return int(settings["prior_dim"])
         return int(getattr(settings, "prior_dim", 64) or 64)
-
-
-def _lengths_key(path: Path, processor: Any) -> tuple:
-    stat = path.stat()
-    settings = getattr(processor, "settings", None)
-    settings_json = settings.to_json() if hasattr(settings, "to_json") else repr(settings)
-    tokenizer = getattr(processor, "tokenizer", None)
-    return (
-        str(path.resolve()),
-        stat.st_mtime_ns,
-        stat.st_size,
-        type(processor).__qualname__,
-        settings_json,
-        getattr(tokenizer, "name_or_path", None),
-        len(tokenizer) if tokenizer is not None else None,
-    )
 
 
 def _as_tensor(value: Any) -> Any:

@@ -420,16 +420,22 @@ def _run_stage(
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
     )
+    from accelerate import PartialState
+
     from sarvlm.training.preflight import fusion_only
 
-    train_set = SftDataset(
-        split_path(data, "train"), split="train", require_prior=fusion_only(spec, recipe.fusion), **common
-    )
-    eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
+    # the main process measures token lengths first and writes the length cache; the others read it
+    with PartialState().main_process_first():
+        train_set = SftDataset(
+            split_path(data, "train"), split="train", require_prior=fusion_only(spec, recipe.fusion), **common
+        )
+        eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
     reports = [train_set.report.to_dict()] + ([eval_set.report.to_dict()] if eval_set is not None else [])
     for ds in (train_set, eval_set):
         if ds is not None:
             _say(log, f"[{spec.name}] {ds.report.summary()}")
+            if ds.length_cache is not None:
+                _say(log, f"[{spec.name}] {ds.length_cache.describe()}")
     if len(train_set) == 0:
         present = ", ".join(sorted(train_set.report.tasks)) or "none kept"
         raise SarvlmError(
