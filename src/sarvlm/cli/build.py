@@ -92,6 +92,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--min-pixels", type=int, default=None, help="qwen2.5 smart_resize min_pixels")
     p.add_argument("--max-pixels", type=int, default=None, help="qwen2.5 smart_resize max_pixels")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="build only the K-th of N contiguous blocks of the records (K from 0) into OUT_DIR.shard-K-of-N; "
+        "`sarvlm merge OUT_DIR` joins the N parts into exactly what one run writes",
+    )
     return p
 
 
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         opts.min_pixels = args.min_pixels
     if args.max_pixels:
         opts.max_pixels = args.max_pixels
-    result = build_dataset(args.samples, args.out_dir, opts)
+    result = build_dataset(args.samples, args.out_dir, opts, shard=args.shard)
     for split, tasks in result.counts.items():
         detail = ", ".join(f"{t} {n}" for t, n in tasks.items())
         print(f"{split}: {sum(tasks.values())} examples" + (f" ({detail})" if detail else ""), file=sys.stderr)

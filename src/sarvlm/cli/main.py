@@ -31,6 +31,7 @@ VERB_MODULES: tuple[str, ...] = (
     "ablate",
     "ask",
     "predict",
+    "merge",
     "eval",
     "serve",
     "demo",

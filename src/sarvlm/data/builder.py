@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
+from sarvlm.core.sharding import Shard, write_shard_info
 from sarvlm.core.vocabulary import SYNONYMS, canonical_category
 from sarvlm.data.export import FORMATS, SarvlmRowWriter, example_row, write_tool_files
 from sarvlm.data.quality import QualityReport, clean_targets, text_problems
@@ -192,6 +194,7 @@ def build_dataset(
     out_dir: str | Path,
     options: BuildOptions | None = None,
     progress: Callable[..., Any] | None = None,
+    shard: Shard | str | None = None,
 ) -> BuildResult:
     """Build instruction data from a samples JSONL into ``out_dir`` (see module docstring).
 
@@ -200,6 +203,9 @@ def build_dataset(
         out_dir: output directory; must be absent or empty unless ``options.overwrite``.
         options: tasks, seed, coordinate convention, split, format, QC behaviour.
         progress: an iterable wrapper like :func:`sarvlm.core.progress.track` (default: that one).
+        shard: ``"K/N"`` or a :class:`~sarvlm.core.sharding.Shard`: build only the K-th contiguous
+            block of the records into ``OUT_DIR.shard-K-of-N`` (image paths still relative to
+            ``out_dir``); :func:`merge_build_shards` joins the N parts into what one run writes.
     """
     from sarvlm.core.progress import track
 
@@ -209,7 +215,10 @@ def build_dataset(
     out_dir = Path(out_dir)
     if not samples.is_file():
         raise SarvlmError(f"{samples}: no such file")
+    shard = Shard.parse(shard)
     plan = SplitPlan.parse(opts.split, opts.seed, opts.split_method)
+    if shard is not None and opts.split_method != "hash":
+        raise SarvlmError(f"--shard {shard}: needs --split-method hash (balanced splits depend on every earlier image)")
     synonyms = SYNONYMS if opts.use_synonyms else None
     if opts.categories:
         vocabulary = tuple(sorted({canonical_category(c.strip(), synonyms) for c in opts.categories if c.strip()}))
@@ -231,6 +240,12 @@ def build_dataset(
     )
     base_dir = samples.resolve().parent
     final_dir = out_dir.resolve()
+    first, stop = 0, None
+    if shard is not None:
+        if n_records is None:
+            n_records = _count_records(samples)
+        first, stop = shard.bounds(n_records)
+        out_dir = shard.output_path(out_dir, directory=True)
     report = QualityReport()
     counts: dict[str, Counter] = {name: Counter() for name in plan.names}
     by_source: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
@@ -243,7 +258,12 @@ def build_dataset(
         files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
         try:
             with open(samples, encoding="utf-8") as fh:
-                for lineno, line in wrap(enumerate(fh, 1), description="building", total=n_records):
+                lines = enumerate(fh, 1)
+                if stop is not None:
+                    lines = _record_block(lines, first, stop)
+                for lineno, line in wrap(
+                    lines, description="building", total=None if n_records is None else (stop or n_records) - first
+                ):
                     if not line.strip():
                         continue
                     where = f"{samples}:{lineno}"
@@ -316,7 +336,7 @@ def build_dataset(
         for c in counts.values():
             per_task.update(c)
         empty = {t: task_spec(t).needs for t in opts.tasks if per_task.get(t, 0) == 0}
-        if not per_task:
+        if not per_task and shard is None:  # a shard may hold none; the merge checks the whole
             raise SarvlmError(
                 f"{samples}: no example for tasks {', '.join(opts.tasks)} — "
                 + "; ".join(f"{t} needs {n}" for t, n in empty.items())
@@ -334,7 +354,110 @@ def build_dataset(
         with open(tmp / "quality.md", "w", encoding="utf-8", newline="\n") as fh:
             fh.write(f"# Quality control: {samples.name}\n\n")
             fh.write(report.markdown())
+        if shard is not None:
+            state = {
+                "records": [first, stop],
+                "splits": list(counts),
+                "samples_per_split": dict(samples_per_split),
+                "by_source": {src: {t: dict(sp) for t, sp in tasks.items()} for src, tasks in by_source.items()},
+                "quality": {"counts": dict(report.counts), "examples": report.examples},
+            }
+            write_shard_info(tmp, "build", shard, state)
     return BuildResult(out_dir, {s: dict(sorted(c.items())) for s, c in counts.items()}, report, manifest)
+
+
+def _count_records(path: Path) -> int:
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _record_block(lines: Iterator[tuple[int, str]], first: int, stop: int) -> Iterator[tuple[int, str]]:
+    """The numbered lines of records ``first`` … ``stop - 1`` (records are the non-empty lines)."""
+    index = -1
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        index += 1
+        if index >= stop:
+            return
+        if index >= first:
+            yield lineno, line
+
+
+def merge_build_shards(out_dir: str | Path, overwrite: bool = False) -> BuildResult:
+    """Join the parts ``OUT_DIR.shard-K-of-N`` of a sharded build into ``OUT_DIR``, byte-identical
+    to an unsharded build (split files concatenated in shard order, counts and the quality report
+    summed, the manifest rewritten)."""
+    from sarvlm.core.sharding import find_parts, read_shard_info
+
+    out_dir = Path(out_dir)
+    parts = find_parts(out_dir, directory=True)
+    infos = [read_shard_info(p) for p in parts]
+    manifests = [json.loads((p / "manifest.json").read_text(encoding="utf-8")) for p in parts]
+    for p, info, man in zip(parts, infos, manifests):
+        if info.get("kind") != "build":
+            raise SarvlmError(f"{p}: a {info.get('kind')} shard, not a build shard")
+        same = ("inputs", "options", "vocabulary", "format")
+        if any(man[k] != manifests[0][k] for k in same):
+            raise SarvlmError(f"{p}: built from other inputs or options than {parts[0]}; cannot merge")
+    splits: list[str] = []
+    for info in infos:
+        splits += [s for s in info["splits"] if s not in splits]
+    counts: dict[str, Counter] = {s: Counter() for s in splits}
+    by_source: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    samples_per_split: Counter = Counter()
+    report = QualityReport()
+    for info, man in zip(infos, manifests):
+        for split, tasks in man["counts"].items():
+            counts[split].update(tasks)
+        samples_per_split.update(info["samples_per_split"])
+        for src, tasks in info["by_source"].items():
+            for task, sp in tasks.items():
+                by_source[src][task].update(sp)
+        report.counts.update(info["quality"]["counts"])
+        for reason, ids in info["quality"]["examples"].items():
+            kept = report.examples.setdefault(reason, [])
+            kept += [i for i in ids if i not in kept][: report.keep_examples - len(kept)]
+    first = {k: v for k, v in manifests[0].items() if k not in ("tool_files", "tasks_without_examples")}
+    tasks = list(first["options"]["tasks"])
+    per_task: Counter = Counter()
+    for c in counts.values():
+        per_task.update(c)
+    if not per_task:
+        raise SarvlmError(f"{out_dir}: the shards hold no example for tasks {', '.join(tasks)} (nothing written)")
+    empty = {t: task_spec(t).needs for t in tasks if per_task.get(t, 0) == 0}
+    manifest = {
+        **first,
+        "files": {name: f"{name}.jsonl" for name in counts},
+        "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
+        "totals": {s: sum(c.values()) for s, c in counts.items()},
+        "samples": {s: samples_per_split.get(s, 0) for s in counts},
+        "by_source": {
+            src: {task: dict(sorted(sp.items())) for task, sp in sorted(tasks.items())}
+            for src, tasks in sorted(by_source.items())
+        },
+        "quality": report.to_dict(),
+    }
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        for split in splits:
+            with open(tmp / f"{split}.jsonl", "wb") as out:
+                for p in parts:
+                    if (p / f"{split}.jsonl").is_file():
+                        with open(p / f"{split}.jsonl", "rb") as part:
+                            shutil.copyfileobj(part, out, 1 << 22)
+        tool_files = write_tool_files(tmp, first["format"], splits)
+        if tool_files:
+            manifest["tool_files"] = tool_files
+        if empty:
+            manifest["tasks_without_examples"] = empty
+        with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
+            json.dump(manifest, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        name = Path(first["inputs"][0]["path"]).name
+        with open(tmp / "quality.md", "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(f"# Quality control: {name}\n\n")
+            fh.write(report.markdown())
+    return BuildResult(out_dir, manifest["counts"], report, manifest)
 
 
 def _manifest(

@@ -1,0 +1,65 @@
+"""Array-job sharding: ``--shard K/N`` runs then ``sarvlm merge`` give byte-identical outputs to one
+unsharded run (build, priors, predict, preprocess); missing or mixed parts are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.test_data_build import _world
+
+from sarvlm.cli.main import main as cli_main
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.sharding import Shard, find_parts
+
+
+def _same_tree(a: Path, b: Path) -> None:
+    """Every file of a equals the file of b at the same place (byte for byte) and nothing else exists."""
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_shard_blocks_cover_the_input_once():
+    for n in (0, 1, 7, 10, 101):
+        for count in (1, 2, 3, 8):
+            blocks = [Shard(k, count).bounds(n) for k in range(count)]
+            assert blocks[0][0] == 0 and blocks[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+            sizes = [b - a for a, b in blocks]
+            assert max(sizes) - min(sizes) <= 1
+    assert Shard.parse("2/4") == Shard(2, 4) and Shard.parse(None) is None
+    for bad in ("4/4", "-1/3", "1", "a/b", "0/0"):
+        with pytest.raises(SarvlmError, match="--shard"):
+            Shard.parse(bad)
+    assert Shard(1, 3).output_path("out/preds.jsonl", directory=False).name == "preds.shard-1-of-3.jsonl"
+    assert Shard(1, 3).output_path("out/data", directory=True).name == "data.shard-1-of-3"
+
+
+def test_build_sharded_then_merged_equals_unsharded(tmp_path, capsys):
+    samples = _world(tmp_path / "world", n=40)
+    args = [str(samples), "--tasks", "count,grid,detect,caption", "--seed", "3"]
+    assert cli_main(["build", *args, str(tmp_path / "whole")]) == 0
+    for k in range(3):
+        assert cli_main(["build", *args, str(tmp_path / "data"), "--shard", f"{k}/3"]) == 0
+    assert [p.name for p in find_parts(tmp_path / "data", directory=True)] == [f"data.shard-{k}-of-3" for k in range(3)]
+    assert cli_main(["merge", str(tmp_path / "data"), "--remove-parts"]) == 0
+    _same_tree(tmp_path / "whole", tmp_path / "data")
+    assert not list(tmp_path.glob("data.shard-*"))
+    assert "merged 3 build shards" in capsys.readouterr().err
+
+
+def test_merge_refuses_missing_or_mixed_parts(tmp_path, capsys):
+    samples = _world(tmp_path / "world", n=12)
+    assert cli_main(["build", str(samples), str(tmp_path / "data"), "--shard", "0/3"]) == 0
+    assert cli_main(["build", str(samples), str(tmp_path / "data"), "--shard", "2/3"]) == 0
+    assert cli_main(["merge", str(tmp_path / "data")]) == 2
+    assert "shard(s) 1/3 missing" in capsys.readouterr().err
+    assert cli_main(["build", str(samples), str(tmp_path / "data"), "--shard", "1/3", "--seed", "9"]) == 0
+    assert cli_main(["merge", str(tmp_path / "data")]) == 2
+    assert "other inputs or options" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # nothing half-written
+    assert cli_main(["merge", str(tmp_path / "nothing")]) == 2
+    assert "no shard outputs" in capsys.readouterr().err
