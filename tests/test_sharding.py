@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.test_data_build import _world
 
 from sarvlm.cli.main import main as cli_main
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.sharding import Shard, find_parts
+from test_data_build import _world
 
 
 def _same_tree(a: Path, b: Path) -> None:
@@ -63,3 +63,22 @@ def test_merge_refuses_missing_or_mixed_parts(tmp_path, capsys):
     assert not (tmp_path / "data").exists()  # nothing half-written
     assert cli_main(["merge", str(tmp_path / "nothing")]) == 2
     assert "no shard outputs" in capsys.readouterr().err
+
+
+def test_priors_sharded_then_merged_equals_unsharded(tmp_path, capsys):
+    from _priors_world import build_tiles
+    from sarvlm.core.record import write_samples
+    from test_priors_cache import _records
+
+    aef = tmp_path / "aef"
+    build_tiles(aef)
+    samples = tmp_path / "samples.jsonl"
+    write_samples(samples, _records())  # 11 samples → 6 cache shards of 2
+    args = ["priors", str(samples), "--source", f"aef-cog:{aef}", "--grid", "3x2", "--shard-size", "2"]
+    assert cli_main([*args, "--out", str(tmp_path / "whole")]) == 0
+    for k in range(4):
+        assert cli_main([*args, "--out", str(tmp_path / "cache"), "--shard", f"{k}/4"]) == 0
+    assert not (tmp_path / "cache.shard-0-of-4" / "summary.json").exists()  # a part is not a usable cache
+    assert cli_main(["merge", str(tmp_path / "cache")]) == 0
+    _same_tree(tmp_path / "whole", tmp_path / "cache")
+    assert "merged 4 priors shards" in capsys.readouterr().err

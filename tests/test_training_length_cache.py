@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from tests.test_training_data import make_dataset
 
 from sarvlm.models.loading import load_model
 from sarvlm.training.dataset import SftDataset
 from sarvlm.training.length_cache import CACHE_DIR, LengthCache, processor_fingerprint
+from test_training_data import make_dataset
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: fail only when none has)",
     )
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="compute only the K-th of N contiguous blocks of cache shards (K from 0) into OUT.shard-K-of-N; "
+        "`sarvlm merge OUT` joins the N parts into the cache one run writes",
+    )
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
     p.add_argument("--year", type=int, help="show: override the sample's year (required for a bare raster)")
     p.add_argument(
@@ -132,7 +138,11 @@ def run(args: argparse.Namespace) -> int:
         default_year=args.default_year,
         overwrite=args.overwrite,
         source_options=_source_options(args),
+        shard=args.shard,
     )
+    if args.shard:
+        print(f"priors shard {args.shard}: {summary['samples']} samples in {summary['shards']} cache shard(s)")
+        return 0
     _print_summary(summary, args.out)
     warnings, error = coverage_problems(summary, args.min_coverage)
     if warnings:

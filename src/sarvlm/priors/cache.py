@@ -34,6 +34,7 @@ import numpy as np
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import GeoRef
+from sarvlm.core.sharding import Shard, write_shard_info
 from sarvlm.priors.prior_grid import PriorGrid
 
 CACHE_FORMAT = 1
@@ -273,6 +274,7 @@ def build_prior_cache(
     edge_tolerance: float = 0.05,
     overwrite: bool = False,
     source_options: dict | None = None,
+    shard: Shard | str | None = None,
 ) -> dict[str, Any]:
     """Compute (or resume) the prior cache of every sample in ``data`` into ``out_dir``.
 
@@ -282,6 +284,10 @@ def build_prior_cache(
     ``default_year`` if given, else get a *no prior* entry. An existing cache with the same
     settings is resumed (finished shards are kept); different settings need ``overwrite``.
     Returns the summary (also written to ``out_dir/summary.json``).
+
+    ``shard`` (``"K/N"``): compute only the K-th contiguous block of cache shards into
+    ``OUT_DIR.shard-K-of-N`` (no ``summary.json`` there); :func:`merge_prior_shards` joins the parts
+    into the cache one unsharded run writes.
     """
     from sarvlm.core.atomic import atomic_open, ensure_writable_dir
     from sarvlm.core.progress import track
@@ -298,6 +304,9 @@ def build_prior_cache(
     if year_policy not in ("nearest", "exact"):
         raise SarvlmError(f"year policy: must be 'nearest' or 'exact', got {year_policy!r}")
     targets = load_prior_targets(data)
+    shard = Shard.parse(shard)
+    if shard is not None:
+        out_dir = shard.output_path(out_dir, directory=True)
 
     source = open_source(source_spec, **(source_options or {})) if isinstance(source_spec, str) else source_spec
     spec = source_spec if isinstance(source_spec, str) else source.spec
@@ -329,18 +338,55 @@ def build_prior_cache(
 
     s, d = n_lon * n_lat, int(source.prior_dim)
     chunks = [targets[i : i + shard_size] for i in range(0, len(targets), shard_size)]
+    first, stop = shard.bounds(len(chunks)) if shard is not None else (0, len(chunks))
+    mine = range(first, stop)
+    resumed = 0
+    fingerprints = {k: _fingerprint(chunks[k], settings) for k in mine}
+    current = {
+        k: _shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in chunks[k]], fingerprints[k]) for k in mine
+    }
+    todo = [t for k in mine if not current[k] for t in chunks[k]]
+    # One progress bar over the samples still to compute (finished shards are skipped).
+    computed = (
+        _compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance)
+        for t in track(todo, description=f"priors {n_lon}x{n_lat}", total=len(todo))
+    )
+    try:
+        for k in mine:
+            if current[k]:
+                resumed += 1
+            else:
+                entries = list(itertools.islice(computed, len(chunks[k])))
+                _write_shard(_shard_path(out_dir, k), chunks[k], entries, s, d, fingerprints[k])
+    finally:
+        if isinstance(source_spec, str):
+            source.close()
+    for p in sorted((out_dir / SHARD_DIR).glob("shard-*.safetensors")):
+        if int(p.stem.split("-")[1]) not in mine:
+            p.unlink()  # left over from a larger earlier dataset (or another block)
+    if shard is not None:
+        write_shard_info(out_dir, "priors", shard, {"chunks": [first, stop], "n_chunks": len(chunks)})
+        return {"samples": sum(len(chunks[k]) for k in mine), "shards": len(mine), "shards_resumed": resumed}
+    summary = _summarize(out_dir, range(len(chunks)), settings)
+    summary["shards_resumed"] = resumed
+    return summary
+
+
+def _summarize(out_dir: Path, chunk_ids: range, settings: dict[str, Any]) -> dict[str, Any]:
+    """Read the cache shards ``chunk_ids`` of ``out_dir`` and write ``summary.json`` (returned)."""
+    from sarvlm.core.atomic import atomic_open
+
     reasons: Counter[str] = Counter()
     years_used: Counter[str] = Counter()
     fallbacks: Counter[str] = Counter()
-    nodes_valid = nodes_total = 0
-    resumed = 0
+    nodes_valid = nodes_total = n_samples = 0
     footprint_example = None
-
-    def account(
-        chunk_reasons: list[str], years: np.ndarray, req: np.ndarray, valid: np.ndarray, has: np.ndarray
-    ) -> None:
-        nonlocal nodes_valid, nodes_total, footprint_example
-        for i, r in enumerate(chunk_reasons):
+    for k in chunk_ids:
+        shard = _ShardReader(_shard_path(out_dir, k))
+        years, req = shard.array("year"), shard.array("year_requested")
+        valid, has = shard.array("valid"), shard.array("has_prior")
+        n_samples += len(shard.ids)
+        for i, r in enumerate(shard.reasons):
             if r:
                 key = BAD_FOOTPRINT if r.startswith(BAD_FOOTPRINT) else r
                 reasons[key] += 1
@@ -352,58 +398,23 @@ def build_prior_cache(
                 nodes_total += valid.shape[1]
                 if req[i] >= 0 and req[i] != years[i]:
                     fallbacks[f"{int(req[i])}->{int(years[i])}"] += 1
-
-    fingerprints = [_fingerprint(chunk, settings) for chunk in chunks]
-    current = [
-        _shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in c], fingerprints[k])
-        for k, c in enumerate(chunks)
-    ]
-    todo = [t for k, c in enumerate(chunks) if not current[k] for t in c]
-    # One progress bar over the samples still to compute (finished shards are skipped).
-    computed = (
-        _compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance)
-        for t in track(todo, description=f"priors {n_lon}x{n_lat}", total=len(todo))
-    )
-    try:
-        for k, chunk in enumerate(chunks):
-            path = _shard_path(out_dir, k)
-            if current[k]:
-                resumed += 1
-            else:
-                entries = list(itertools.islice(computed, len(chunk)))
-                _write_shard(path, chunk, entries, s, d, fingerprints[k])
-            shard = _ShardReader(path)
-            account(
-                shard.reasons,
-                shard.array("year"),
-                shard.array("year_requested"),
-                shard.array("valid"),
-                shard.array("has_prior"),
-            )
-    finally:
-        if isinstance(source_spec, str):
-            source.close()
-    for p in sorted((out_dir / SHARD_DIR).glob("shard-*.safetensors")):
-        if int(p.stem.split("-")[1]) >= len(chunks):
-            p.unlink()  # left over from a larger earlier dataset
-
+    n_lon, n_lat = settings["grid"]
     summary = {
-        "samples": len(targets),
-        "with_prior": len(targets) - sum(reasons.values()),
+        "samples": n_samples,
+        "with_prior": n_samples - sum(reasons.values()),
         "no_prior": dict(sorted(reasons.items())),
         "nodes_valid": nodes_valid,
         "nodes_invalid": nodes_total - nodes_valid,
         "years_used": dict(sorted(years_used.items())),
         "year_fallbacks": dict(sorted(fallbacks.items())),
         "grid": f"{n_lon}x{n_lat}",
-        "source": spec,
-        "shards": len(chunks),
-        "shards_resumed": resumed,
+        "source": settings["source"],
+        "shards": len(chunk_ids),
     }
     if footprint_example:
         summary["footprint_error_example"] = footprint_example
     with atomic_open(out_dir / SUMMARY_FILE) as fh:
-        json.dump({k: v for k, v in summary.items() if k != "shards_resumed"}, fh, indent=2, sort_keys=True)
+        json.dump(summary, fh, indent=2, sort_keys=True)
         fh.write("\n")
     return summary
 
@@ -434,6 +445,43 @@ def coverage_problems(summary: dict[str, Any], min_coverage: float | None = None
             f"({', '.join(f'{r} {c}' for r, c in summary['no_prior'].items())}); the cache is written"
         )
     return lines, error
+
+
+def merge_prior_shards(out_dir: str | Path, overwrite: bool = False) -> dict[str, Any]:
+    """Join the parts ``OUT_DIR.shard-K-of-N`` of a sharded ``build_prior_cache`` into the cache
+    ``OUT_DIR`` one unsharded run writes (same shard files, settings and summary, byte for byte)."""
+    import shutil
+
+    from sarvlm.core.atomic import atomic_dir
+    from sarvlm.core.sharding import find_parts, read_shard_info
+
+    out_dir = Path(out_dir)
+    parts = find_parts(out_dir, directory=True)
+    infos = [read_shard_info(p) for p in parts]
+    settings_text = [(p / SETTINGS_FILE).read_text(encoding="utf-8") for p in parts]
+    n_chunks = infos[0].get("n_chunks")
+    covered = 0
+    for p, info, text in zip(parts, infos, settings_text):
+        if info.get("kind") != "priors":
+            raise SarvlmError(f"{p}: a {info.get('kind')} shard, not a priors shard")
+        if text != settings_text[0] or info.get("n_chunks") != n_chunks:
+            raise SarvlmError(f"{p}: built with other settings or data than {parts[0]}; cannot merge")
+        first, stop = info["chunks"]
+        if first != covered:
+            raise SarvlmError(f"{p}: holds cache shards {first}..{stop - 1}, expected to start at {covered}")
+        covered = stop
+    if covered != n_chunks:
+        raise SarvlmError(f"{parts[-1]}: the parts hold cache shards 0..{covered - 1} of {n_chunks}")
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        (tmp / SHARD_DIR).mkdir()
+        (tmp / SETTINGS_FILE).write_text(settings_text[0], encoding="utf-8")
+        for p, info in zip(parts, infos):
+            for k in range(*info["chunks"]):
+                src = _shard_path(p, k)
+                if not src.is_file():
+                    raise SarvlmError(f"{src}: missing (the shard run did not finish)")
+                shutil.copyfile(src, _shard_path(tmp, k))
+        return _summarize(tmp, range(covered), json.loads(settings_text[0]))
 
 
 # ----------------------------------------------------------------------------- reading
