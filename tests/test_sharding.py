@@ -82,3 +82,28 @@ def test_priors_sharded_then_merged_equals_unsharded(tmp_path, capsys):
     assert cli_main(["merge", str(tmp_path / "cache")]) == 0
     _same_tree(tmp_path / "whole", tmp_path / "cache")
     assert "merged 4 priors shards" in capsys.readouterr().err
+
+
+def test_predict_sharded_then_merged_equals_unsharded(tmp_path, capsys):
+    from sarvlm.models.loading import load_model
+    from test_training_data import make_dataset
+
+    data = make_dataset(tmp_path / "ds", n_samples=8) / "train.jsonl"  # 18 examples of 4 tasks
+    whole, parts = tmp_path / "whole.jsonl", tmp_path / "preds.jsonl"
+    common = ["--model", "tiny-qwen2.5-vl", "--data", str(data), "--batch-size", "4", "--max-new-tokens", "3"]
+    assert cli_main(["predict", *common, "--out", str(whole)]) == 0
+    assert "ran on device cpu, dtype float32, attention sdpa" in capsys.readouterr().err
+    for k in range(3):
+        assert cli_main(["predict", *common, "--out", str(parts), "--shard", f"{k}/3"]) == 0
+    sizes = [len((tmp_path / f"preds.shard-{k}-of-3.jsonl").read_text().splitlines()) for k in range(3)]
+    assert sum(sizes) == 18 and all(sizes)
+    assert cli_main(["merge", str(parts)]) == 0
+    assert parts.read_bytes() == whole.read_bytes()
+    # the Python API merges the same way, and refuses parts of other data
+    from sarvlm.inference.predict import merge_prediction_shards, predict
+
+    model = load_model("tiny-qwen2.5-vl")
+    other = make_dataset(tmp_path / "other", n_samples=10) / "train.jsonl"
+    predict(model, other, parts, batch_size=4, max_new_tokens=3, shard="1/3")
+    with pytest.raises(SarvlmError, match="other data"):
+        merge_prediction_shards(parts)

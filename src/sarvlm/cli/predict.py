@@ -27,6 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="only the first K examples")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="answer only the K-th of N contiguous blocks of batches (K from 0) into STEM.shard-K-of-N.jsonl; "
+        "`sarvlm merge PREDICTIONS.jsonl` joins the parts (under `accelerate launch` each rank is a shard "
+        "and rank 0 merges)",
+    )
     add_generation_args(p)
     return p
 
@@ -52,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         attention=args.attention,
         allow_missing_priors=args.allow_missing_priors,
+        shard=args.shard,
     )
     if summary.placement:
         print(f"ran on {summary.placement}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import InstructionExample, Prediction, read_examples, read_predictions
 from sarvlm.core.progress import track
+from sarvlm.core.sharding import Shard, write_shard_info
 from sarvlm.inference.generate import GenerationOptions, Query, generate_batch
 
 PARTIAL_SUFFIX = ".partial"
@@ -107,6 +108,7 @@ def predict(
     device: Any = "auto",
     attention: str | None = "auto",
     allow_missing_priors: bool = False,
+    shard: Shard | str | None = None,
 ) -> PredictSummary:
     """Generate answers for a dataset split.
 
@@ -122,8 +124,19 @@ def predict(
         do_sample, temperature, top_p, top_k, num_beams, seed: decoding (greedy by default).
         dtype, device, attention: where and how to run a model loaded here (default ``auto``: CUDA → MPS →
             CPU, bf16 where supported, FlashAttention 2 or SDPA; see :mod:`sarvlm.models.device`).
+        shard: ``"K/N"``: answer only the K-th contiguous block of the generation batches (the batches
+            one unsharded run would form) into ``STEM.shard-K-of-N.jsonl``; :func:`merge_prediction_shards`
+            joins the N parts into the file one run writes. Under ``accelerate launch`` (or torchrun)
+            with several processes each rank takes its shard on its own device and rank 0 merges.
     """
     data_jsonl, out_jsonl = Path(data_jsonl), Path(out_jsonl)
+    state = _launched_state()
+    final_out = out_jsonl
+    if state is not None and shard is None:
+        shard = Shard(state.process_index, state.num_processes)
+        if device in (None, "auto"):
+            device = state.device
+    shard = Shard.parse(shard)
     if batch_size < 1:
         raise SarvlmError(f"--batch-size must be >= 1, got {batch_size}")
     if limit is not None and limit < 0:
@@ -138,6 +151,13 @@ def predict(
         seen.add(ex.id)
         if not ex.prompt_messages:
             raise SarvlmError(f"{data_jsonl}: example {ex.id!r}: messages: no prompt before the answer")
+    positions: list[int] = []
+    n_all = len(examples)
+    if shard is not None:
+        chosen = {ex.id for batch in shard.select(_plan_batches(examples, batch_size)) for ex in batch}
+        positions = [i for i, ex in enumerate(examples) if ex.id in chosen]
+        examples = [examples[i] for i in positions]
+        out_jsonl = shard.output_path(out_jsonl, directory=False)
 
     journal = out_jsonl.with_name(out_jsonl.name + PARTIAL_SUFFIX)
     done: dict[str, Prediction] = {}
@@ -164,11 +184,7 @@ def predict(
             num_beams=num_beams,
             seed=seed,
         )
-        # One task per batch (its token budget); dataset order within a task.
-        by_task: dict[str, list[InstructionExample]] = {}
-        for ex in todo:
-            by_task.setdefault(ex.task, []).append(ex)
-        batches = [group[i : i + batch_size] for group in by_task.values() for i in range(0, len(group), batch_size)]
+        batches = _plan_batches(todo, batch_size)
         base_dir = data_jsonl.parent
         from sarvlm.core.atomic import ensure_writable_dir
 
@@ -193,6 +209,20 @@ def predict(
     _write_final(out_jsonl, examples, done)
     if journal.exists():
         journal.unlink()
+    if shard is not None:
+        write_shard_info(
+            out_jsonl,
+            "predict",
+            shard,
+            {"data": str(data_jsonl), "data_digest": _digest(data_jsonl), "examples": n_all, "positions": positions},
+        )
+    if state is not None:
+        # every rank answered its shard; rank 0 joins them into the file one process would write
+        state.wait_for_everyone()
+        if state.is_main_process:
+            merge_prediction_shards(final_out, overwrite=True, remove_parts=True)
+        state.wait_for_everyone()
+        out_jsonl = final_out
     return PredictSummary(out=out_jsonl, total=len(examples), generated=len(todo), skipped=skipped, placement=placement)
 
 
@@ -209,6 +239,80 @@ def _prior_note(prior: Any, cache: Any, sample_id: str, processor: Any) -> dict[
     else:
         reason = cache.reason(sample_id) if hasattr(cache, "reason") else "no prior"
     return {"used": False, "reason": reason or "no valid node"}
+
+
+def _plan_batches(examples: list[InstructionExample], batch_size: int) -> list[list[InstructionExample]]:
+    """One task per batch (its token budget); dataset order within a task."""
+    by_task: dict[str, list[InstructionExample]] = {}
+    for ex in examples:
+        by_task.setdefault(ex.task, []).append(ex)
+    return [group[i : i + batch_size] for group in by_task.values() for i in range(0, len(group), batch_size)]
+
+
+def _launched_state() -> Any:
+    """Accelerate's process state when launched with several processes (accelerate launch, torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state if state.num_processes > 1 else None
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def merge_prediction_shards(out_jsonl: str | Path, overwrite: bool = True, remove_parts: bool = False) -> Path:
+    """Join the parts ``STEM.shard-K-of-N.jsonl`` of a sharded :func:`predict` into ``out_jsonl``, in
+    dataset order: byte-identical to the file one unsharded run writes.
+
+    ``overwrite`` defaults to True: a predictions file is one file, replaced atomically.
+    """
+    from sarvlm.core.atomic import atomic_open
+    from sarvlm.core.sharding import find_parts, read_shard_info, shard_info_path
+
+    out_jsonl = Path(out_jsonl)
+    if out_jsonl.exists() and not overwrite:
+        raise SarvlmError(f"{out_jsonl}: exists (use --overwrite)")
+    parts = find_parts(out_jsonl, directory=False)
+    infos = [read_shard_info(p) for p in parts]
+    n = infos[0].get("examples")
+    rows: list[str | None] = [None] * int(n or 0)
+    extra: list[str] = []
+    for p, info in zip(parts, infos):
+        if info.get("kind") != "predict":
+            raise SarvlmError(f"{p}: a {info.get('kind')} shard, not a predict shard")
+        if info.get("data_digest") != infos[0].get("data_digest") or info.get("examples") != n:
+            raise SarvlmError(f"{p}: predicted on other data than {parts[0]}; cannot merge")
+        lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+        positions = info["positions"]
+        if len(lines) < len(positions):
+            raise SarvlmError(f"{p}: {len(lines)} rows for {len(positions)} examples (the shard run did not finish)")
+        for pos, line in zip(positions, lines):
+            if rows[pos] is not None:
+                raise SarvlmError(f"{p}: example {pos} is also in another part")
+            rows[pos] = line
+        extra += lines[len(positions) :]
+    missing = [i for i, r in enumerate(rows) if r is None]
+    if missing:
+        raise SarvlmError(f"{out_jsonl}: {len(missing)} example(s) in no part (first: row {missing[0] + 1})")
+    with atomic_open(out_jsonl) as fh:
+        for line in rows:
+            fh.write(line)
+        for line in extra:
+            fh.write(line)
+    if remove_parts:
+        for p in parts:
+            p.unlink()
+            shard_info_path(p).unlink(missing_ok=True)
+    return out_jsonl
 
 
 def _query(
