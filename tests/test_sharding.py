@@ -107,3 +107,55 @@ def test_predict_sharded_then_merged_equals_unsharded(tmp_path, capsys):
     predict(model, other, parts, batch_size=4, max_new_tokens=3, shard="1/3")
     with pytest.raises(SarvlmError, match="other data"):
         merge_prediction_shards(parts)
+
+
+def preprocess_world(root: Path, n: int = 5) -> Path:
+    """n dual-pol scenes with masks (tiles, screening and previews all have work to do)."""
+    import numpy as np
+
+    from sarvlm.core.record import SampleRecord, write_samples
+    from sarvlm.io.raster import write_raster
+    from test_preprocess_pipeline import GEOREF, _scene
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(n):
+        rel = f"images/s{i}.tif"
+        pixels = _scene(rng)
+        if i == 3:  # mostly no-data: empty tiles are skipped, mostly-empty ones screened out
+            pixels[:, :, :100] = np.nan
+        write_raster(root / rel, pixels, georef=GEOREF, band_descriptions=["VV", "VH"])
+        mask = np.where(np.arange(128)[None] < 64, 1, 2).repeat(96, 0).astype(np.uint8)
+        write_raster(root / f"masks/s{i}.png", mask)
+        records.append(
+            SampleRecord(
+                id=f"s{i}",
+                image=rel,
+                width=128,
+                height=96,
+                polarizations=["VV", "VH"],
+                resolution_m=2.0,
+                date="2021-05-01",
+                georef=GEOREF,
+                objects=[{"category": "ship", "bbox": [20, 40, 30, 44]}],
+                landcover={"mask": f"masks/s{i}.png", "classes": {1: "water", 2: "land"}},
+            )
+        )
+    write_samples(root / "samples.jsonl", records)
+    return root / "samples.jsonl"
+
+
+PREPROCESS_ARGS = ["--pol", "VV", "--filter", "lee", "--tile-m", "128", "--screen", "--screen-k", "2"]
+
+
+def test_preprocess_sharded_then_merged_equals_unsharded(tmp_path, capsys):
+    samples = preprocess_world(tmp_path / "world")
+    assert cli_main(["preprocess", str(samples), "--out", str(tmp_path / "whole"), *PREPROCESS_ARGS]) == 0
+    for k in range(3):
+        argv = ["preprocess", str(samples), "--out", str(tmp_path / "prep"), *PREPROCESS_ARGS, "--shard", f"{k}/3"]
+        assert cli_main(argv) == 0
+    assert cli_main(["merge", str(tmp_path / "prep")]) == 0
+    whole = tmp_path / "whole"
+    assert (whole / "screening.jsonl").read_text()  # screening dropped something: the merge must redo it globally
+    assert (whole / "preview.png").is_file() and (whole / "screening.png").is_file()
+    _same_tree(whole, tmp_path / "prep")

@@ -120,6 +120,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--screen-quantile", type=float, default=0.1, help="lowest information-score fraction considered (default 0.1)"
     )
     g.add_argument("--no-plots", action="store_true", help="skip preview.png / screening.png")
+    g = p.add_argument_group("scale out (samples JSONL input; the output is the same byte for byte)")
+    g.add_argument("--workers", type=int, default=1, help="processes working on blocks of records (default 1)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the blocks on a Dask cluster: tcp://HOST:8786 (workers must share this file system) or "
+        "'local' (a LocalCluster of --workers processes); needs pip install -e '.[dask]'",
+    )
+    g.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="process only the K-th of N contiguous blocks of records (K from 0) into OUT.shard-K-of-N; "
+        "`sarvlm merge OUT` joins the parts, then screens and plots",
+    )
     return p
 
 
@@ -161,12 +175,16 @@ def run(args: argparse.Namespace) -> int:
     source: Path = args.input
     if not source.exists():
         raise SarvlmError(f"{source}: no such file")
+    if args.shard and source.suffix.lower() not in (".jsonl", ".json"):
+        raise SarvlmError("--shard: needs a samples JSONL input (a single scene is one unit of work)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PixelModeWarning)
         if source.is_dir() and source.suffix.upper() == ".SAFE":
             out = preprocess_safe(source, args.out, config)
         elif source.suffix.lower() in (".jsonl", ".json"):
-            out = preprocess_samples(source, args.out, config)
+            out = preprocess_samples(
+                source, args.out, config, workers=args.workers, scheduler=args.scheduler, shard=args.shard
+            )
         else:
             out = preprocess_raster(source, args.out, config)
     import sys
@@ -176,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"sarvlm: warning: {w.message}", file=sys.stderr)
     import json
 
+    if args.shard:
+        n = sum(1 for line in out.read_text(encoding="utf-8").splitlines() if line.strip())
+        print(f"wrote shard {args.shard}: {n} images to {out.parent} (join the shards with `sarvlm merge {args.out}`)")
+        return 0
     counts = json.loads((args.out / "preprocess.json").read_text())["counts"]
     kept = counts.get("multiband_kept_copol") or []
     if kept:

@@ -33,6 +33,7 @@ import numpy as np
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import LandCover, SampleRecord, read_samples, write_samples
+from sarvlm.core.sharding import Shard
 from sarvlm.preprocess.contrast import stretch as stretch_image
 from sarvlm.preprocess.conversions import convert, to_intensity
 from sarvlm.preprocess.polarization import DUAL_PAIRS, dual_pol_composite, normalize_polarization, select_polarization
@@ -582,48 +583,186 @@ def _plots(pre: _Preprocessor) -> None:
         plt.close(fig)
 
 
-def _run(records: list[SampleRecord], base_dir: Path, out_dir: Path, config: PreprocessConfig) -> Path:
-    from sarvlm.core.atomic import atomic_dir, atomic_open
-    from sarvlm.core.progress import track
+def _process_block(
+    config: PreprocessConfig, out_dir: Path, base_dir: Path, single: bool, records: list[SampleRecord]
+) -> tuple[list[SampleRecord], list[dict[str, float]], list[tuple[str, np.ndarray, np.ndarray]], _Counts, list[str]]:
+    """Preprocess a contiguous block of records into ``out_dir`` (one worker's share): its records,
+    screening features, first previews, counts and the pixel-mode warnings it raised."""
+    pre = _Preprocessor(config, out_dir, base_dir)
+    pre.tile_progress = single
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PixelModeWarning)
+        for rec in records:
+            pre.process(rec)
+    messages = [str(w.message) for w in caught if issubclass(w.category, PixelModeWarning)]
+    return pre.records, pre.features, pre.previews, pre.counts, messages
+
+
+def _absorb(pre: _Preprocessor, result: tuple) -> None:
+    """Append one block's (or shard's) results to ``pre``, in order, as if one loop had made them."""
+    records, features, previews, counts, messages = result
+    pre.records += records
+    pre.features += features
+    pre.previews += previews[: max(0, 4 - len(pre.previews))]
+    for key, value in asdict(counts).items():
+        setattr(pre.counts, key, getattr(pre.counts, key) + value)
+    for message in messages:
+        warnings.warn(message, PixelModeWarning, stacklevel=3)
+
+
+def _finish(pre: _Preprocessor, tmp: Path, config: PreprocessConfig) -> None:
+    """Screening, plots, ``preprocess.json`` and ``samples.jsonl`` (last) over all outputs."""
+    from sarvlm.core.atomic import atomic_open
+
+    dropped = pre.screen() if config.screen else []
+    if config.screen:
+        with atomic_open(tmp / "screening.jsonl") as fh:
+            for entry in dropped:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+    if config.plots:
+        _plots(pre)
+    summary = {"config": asdict(config), "counts": asdict(pre.counts)}
+    with atomic_open(tmp / "preprocess.json") as fh:
+        json.dump(summary, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    write_samples(tmp / "samples.jsonl", pre.records)
+
+
+def _run(
+    records: list[SampleRecord],
+    base_dir: Path,
+    out_dir: Path,
+    config: PreprocessConfig,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    shard: Shard | str | None = None,
+) -> Path:
+    from sarvlm.core.atomic import atomic_dir
+    from sarvlm.core.parallel import check_workers, run_blocks, split_blocks
+    from sarvlm.core.progress import progress_bar
 
     config.validate()
+    workers = check_workers(workers)
     seen: set[str] = set()
     for rec in records:
         if rec.id in seen:
             raise SarvlmError(f"record {rec.id!r}: duplicate id")
         seen.add(rec.id)
+    shard = Shard.parse(shard)
+    final_dir = out_dir
+    if shard is not None:
+        records = list(shard.select(records))
+        out_dir = shard.output_path(out_dir, directory=True)
+    parallel = workers > 1 or scheduler is not None
+    # several blocks per worker: finished blocks drive the progress bar and balance the load
+    blocks = split_blocks(records, workers * 4) if parallel else [[rec] for rec in records]
     with atomic_dir(out_dir, overwrite=config.overwrite) as tmp:
         pre = _Preprocessor(config, tmp, base_dir)
-        pre.tile_progress = len(records) == 1
-        for rec in records if len(records) == 1 else track(records, "preprocess", total=len(records)):
-            pre.process(rec)
-        dropped = pre.screen() if config.screen else []
-        if config.screen:
-            with atomic_open(tmp / "screening.jsonl") as fh:
-                for entry in dropped:
-                    fh.write(json.dumps(entry, sort_keys=True) + "\n")
-        if config.plots:
-            _plots(pre)
-        summary = {"config": asdict(config), "counts": asdict(pre.counts)}
-        with atomic_open(tmp / "preprocess.json") as fh:
-            json.dump(summary, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        write_samples(tmp / "samples.jsonl", pre.records)
+        single = len(records) == 1
+        with progress_bar("preprocess", total=len(blocks), enabled=not single) as advance:
+            results = run_blocks(
+                _process_block,
+                blocks,
+                args=(config, tmp, base_dir, single),
+                workers=workers,
+                scheduler=scheduler,
+                progress=advance,
+            )
+        for result in results:
+            _absorb(pre, result)
+        if shard is None:
+            _finish(pre, tmp, config)
+        else:
+            _write_shard_part(pre, tmp, config, shard, final_dir)
     return out_dir / "samples.jsonl"
 
 
-def preprocess_samples(samples_path: str | Path, out_dir: str | Path, config: PreprocessConfig | None = None) -> Path:
+PREVIEWS_FILE = "previews.npz"
+FEATURES_FILE = "features.json"
+
+
+def _write_shard_part(pre: _Preprocessor, tmp: Path, config: PreprocessConfig, shard: Shard, final: Path) -> None:
+    """A part holds the images and unscreened records of its block plus what the global steps need:
+    screening features, the first previews and counts (``sarvlm merge`` runs screening and plots)."""
+    from sarvlm.core.sharding import write_shard_info
+
+    write_samples(tmp / "samples.jsonl", pre.records)
+    if config.screen:
+        (tmp / FEATURES_FILE).write_text(json.dumps(pre.features), encoding="utf-8")
+    arrays = {}
+    for i, (_, raw, out) in enumerate(pre.previews):
+        arrays[f"raw{i}"], arrays[f"out{i}"] = raw, out
+    np.savez(tmp / PREVIEWS_FILE, **arrays)
+    state = {
+        "config": asdict(config),
+        "counts": asdict(pre.counts),
+        "previews": [rid for rid, _, _ in pre.previews],
+        "out": str(final),
+    }
+    write_shard_info(tmp, "preprocess", shard, state)
+
+
+def merge_preprocess_shards(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Join the parts ``OUT_DIR.shard-K-of-N`` of a sharded preprocess into ``OUT_DIR``: images moved
+    in, records concatenated, then screening, plots and the summary over everything — byte-identical
+    to one unsharded run. Returns ``OUT_DIR/samples.jsonl``."""
+    import shutil
+
+    from sarvlm.core.atomic import atomic_dir
+    from sarvlm.core.sharding import find_parts, read_shard_info
+
+    out_dir = Path(out_dir)
+    parts = find_parts(out_dir, directory=True)
+    infos = [read_shard_info(p) for p in parts]
+    same = {k: v for k, v in infos[0]["config"].items() if k != "overwrite"}
+    for p, info in zip(parts, infos):
+        if info.get("kind") != "preprocess":
+            raise SarvlmError(f"{p}: a {info.get('kind')} shard, not a preprocess shard")
+        if {k: v for k, v in info["config"].items() if k != "overwrite"} != same:
+            raise SarvlmError(f"{p}: made with other preprocessing settings than {parts[0]}; cannot merge")
+    config = PreprocessConfig(**infos[0]["config"])
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        pre = _Preprocessor(config, tmp, tmp)
+        for p, info in zip(parts, infos):
+            for sub in ("images", "masks", "optical"):
+                if (p / sub).is_dir():
+                    shutil.copytree(p / sub, tmp / sub, dirs_exist_ok=True)
+            features = json.loads((p / FEATURES_FILE).read_text(encoding="utf-8")) if config.screen else []
+            with np.load(p / PREVIEWS_FILE) as arrays:
+                previews = [(rid, arrays[f"raw{i}"], arrays[f"out{i}"]) for i, rid in enumerate(info["previews"])]
+            counts = _Counts(**info["counts"])
+            _absorb(pre, (list(read_samples(p / "samples.jsonl")), features, previews, counts, []))
+        _finish(pre, tmp, config)
+    return out_dir / "samples.jsonl"
+
+
+def preprocess_samples(
+    samples_path: str | Path,
+    out_dir: str | Path,
+    config: PreprocessConfig | None = None,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    shard: Shard | str | None = None,
+) -> Path:
     """Preprocess every record of a samples JSONL into ``out_dir``; returns ``out_dir/samples.jsonl``.
 
     Records keep their annotations; image path, size, polarisations, resolution and georeference
     describe the output. With ``config.tile_m`` each record becomes one record per SRC tile.
+
+    ``workers`` > 1 processes contiguous blocks of records in that many processes; ``scheduler``
+    (a Dask scheduler address, or ``local``) runs the blocks on a Dask cluster instead
+    (:mod:`sarvlm.core.parallel`); ``shard`` (``"K/N"``) processes only the K-th block of records into
+    ``OUT_DIR.shard-K-of-N`` for :func:`merge_preprocess_shards`. The output is byte-identical in
+    every case.
     """
     samples_path = Path(samples_path)
     config = (config or PreprocessConfig()).validate()
     records = list(read_samples(samples_path))
     if not records:
         raise SarvlmError(f"{samples_path}: no sample records")
-    return _run(records, samples_path.parent, Path(out_dir), config)
+    return _run(records, samples_path.parent, Path(out_dir), config, workers=workers, scheduler=scheduler, shard=shard)
 
 
 def record_for_raster(path: str | Path) -> SampleRecord:

@@ -1,0 +1,58 @@
+"""Process-level parallelism (``--workers``) and the Dask engine (``--scheduler``) give the same bytes
+as one process; worker errors reach the caller as one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sarvlm.cli.main import main as cli_main
+from sarvlm.core.errors import SarvlmError
+from sarvlm.core.parallel import run_blocks, split_blocks
+from test_sharding import PREPROCESS_ARGS, _same_tree, preprocess_world
+
+
+def _square_block(offset: int, block: list[int]) -> list[int]:
+    if -1 in block:
+        raise SarvlmError("record -1: bad value")
+    return [offset + v * v for v in block]
+
+
+def test_blocks_come_back_in_order_whatever_the_engine():
+    items = list(range(23))
+    blocks = split_blocks(items, 5)
+    assert [len(b) for b in blocks] == [4, 5, 4, 5, 5] and sum(blocks, []) == items
+    assert split_blocks([], 4) == [] and split_blocks([1], 4) == [[1]]
+    expected = [10 + v * v for v in items]
+    done: list[int] = []
+    assert sum(run_blocks(_square_block, blocks, args=(10,), workers=1, progress=done.append), []) == expected
+    assert done == [1, 2, 3, 4, 5]
+    assert sum(run_blocks(_square_block, blocks, args=(10,), workers=2), []) == expected
+    with pytest.raises(SarvlmError, match="record -1"):
+        run_blocks(_square_block, [[1], [-1]], args=(0,), workers=2)
+    with pytest.raises(SarvlmError, match="--workers"):
+        run_blocks(_square_block, blocks, args=(0,), workers=0)
+
+
+def test_preprocess_workers_and_dask_equal_one_process(tmp_path: Path):
+    from dask.distributed import LocalCluster
+
+    samples = preprocess_world(tmp_path / "world", n=4)
+    assert cli_main(["preprocess", str(samples), "--out", str(tmp_path / "one"), *PREPROCESS_ARGS]) == 0
+    argv = ["preprocess", str(samples), "--out", str(tmp_path / "two"), *PREPROCESS_ARGS, "--workers", "2"]
+    assert cli_main(argv) == 0
+    _same_tree(tmp_path / "one", tmp_path / "two")
+    # a real dask.distributed scheduler (in-process workers keep the test to a few seconds)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        argv = ["preprocess", str(samples), "--out", str(tmp_path / "dask"), *PREPROCESS_ARGS]
+        assert cli_main([*argv, "--scheduler", cluster.scheduler_address, "--workers", "2"]) == 0
+    _same_tree(tmp_path / "one", tmp_path / "dask")
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    samples = preprocess_world(tmp_path / "world", n=1)
+    argv = ["preprocess", str(samples), "--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"]
+    assert cli_main(argv) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
