@@ -253,9 +253,9 @@ def _launched_state() -> Any:
     """Accelerate's process state when launched with several processes (accelerate launch, torchrun)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    from accelerate import PartialState
+    from sarvlm.models.device import process_state
 
-    state = PartialState()
+    state = process_state()
     return state if state.num_processes > 1 else None
 
 

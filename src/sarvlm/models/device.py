@@ -123,3 +123,18 @@ def describe_placement(model: Any) -> str:
     except (StopIteration, AttributeError):
         where, dtype = "unknown", "unknown"
     return f"device {where}, dtype {dtype}, attention {attention_in_use(model)}"
+
+
+def process_state() -> Any:
+    """Accelerate's ``PartialState`` for this process, created so that a multi-process launch
+    (``accelerate launch --multi_gpu --num_processes N``, ``torchrun``) on a machine without GPUs
+    joins a gloo (CPU) process group instead of silently running N independent copies.
+
+    (``PartialState()`` with its default ``cpu=False`` finds no GPU backend and falls back to a
+    single, non-distributed process; the first state created in a process is the one every later
+    ``Accelerator``/``Trainer`` shares.)
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())

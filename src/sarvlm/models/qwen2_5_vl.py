@@ -101,6 +101,11 @@ class SarvlmQwen2_5_VLModel(GeoVLMModelMixin, Qwen2_5_VLModel):
 class SarvlmQwen2_5_VLForConditionalGeneration(GeoFusionInitMixin, Qwen2_5_VLForConditionalGeneration):
     """Qwen2.5-VL + geospatial prior fusion; ``forward``/``generate`` take ``geo_priors``, ``geo_positions``, ``geo_mask``."""
 
+    # The loss is a sum over the answer tokens of the whole global batch divided by their count
+    # (the Trainer passes ``num_items_in_batch``, gathered across processes and accumulation steps),
+    # so N processes × batch B train like one process × batch N·B. The stock class opts out.
+    accepts_loss_kwargs = True
+
     def __init__(self, config: Any) -> None:
         super(Qwen2_5_VLForConditionalGeneration, self).__init__(config)
         self.model = SarvlmQwen2_5_VLModel(config)

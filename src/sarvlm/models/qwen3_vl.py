@@ -104,6 +104,11 @@ class SarvlmQwen3VLModel(GeoVLMModelMixin, Qwen3VLModel):
 class SarvlmQwen3VLForConditionalGeneration(GeoFusionInitMixin, Qwen3VLForConditionalGeneration):
     """Qwen3-VL + geospatial prior fusion; ``forward``/``generate`` take ``geo_priors``, ``geo_positions``, ``geo_mask``."""
 
+    # The loss is a sum over the answer tokens of the whole global batch divided by their count
+    # (the Trainer passes ``num_items_in_batch``, gathered across processes and accumulation steps),
+    # so N processes × batch B train like one process × batch N·B. The stock class opts out.
+    accepts_loss_kwargs = True
+
     def __init__(self, config: Any) -> None:
         super(Qwen3VLForConditionalGeneration, self).__init__(config)
         self.model = SarvlmQwen3VLModel(config)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,9 +84,9 @@ def resolve_precision(precision: str) -> str:
 
 
 def _is_main_process() -> bool:
-    from accelerate import PartialState
+    from sarvlm.models.device import process_state
 
-    return PartialState().is_main_process
+    return process_state().is_main_process
 
 
 def _say(log: Callable[[str], None], text: str) -> None:
@@ -240,9 +241,9 @@ def align_prior_settings(model_settings: Any, cache: Any, settings: dict[str, An
 
 
 def _barrier() -> None:
-    from accelerate import PartialState
+    from sarvlm.models.device import process_state
 
-    PartialState().wait_for_everyone()
+    process_state().wait_for_everyone()
 
 
 def _open_priors(priors: str | Path | None, uses_priors: bool, allow_missing: bool, log: Callable[[str], None]) -> Any:
@@ -349,6 +350,9 @@ def training_arguments(
         activation_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
         dataloader_num_workers=recipe.workers,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # several processes without GPUs (`accelerate launch --multi_gpu --num_processes N` on CPU):
+        # the Trainer must build its state as CPU (gloo) or each process trains alone
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
         remove_unused_columns=False,  # the collator's geo_* and mm_token_type_ids are model inputs
         label_names=["labels"],
         report_to=report_to,
@@ -420,12 +424,11 @@ def _run_stage(
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
     )
-    from accelerate import PartialState
-
+    from sarvlm.models.device import process_state
     from sarvlm.training.preflight import fusion_only
 
     # the main process measures token lengths first and writes the length cache; the others read it
-    with PartialState().main_process_first():
+    with process_state().main_process_first():
         train_set = SftDataset(
             split_path(data, "train"), split="train", require_prior=fusion_only(spec, recipe.fusion), **common
         )
