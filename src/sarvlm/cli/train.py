@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--lora-alpha", type=float)
     g.add_argument("--seed", type=int)
     g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--workers", type=int, help="dataloader worker processes")
+    g.add_argument("--workers", type=int, help="dataloader worker processes (default auto: up to 4 on CUDA, 0 on CPU)")
     g.add_argument(
         "--set",
         action="append",

@@ -107,7 +107,7 @@ class Recipe(_Strict):
     seed: int = 0
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     gradient_checkpointing: bool = False
-    workers: int = Field(0, ge=0)
+    workers: int | None = Field(None, ge=0)  # dataloader processes; None = auto (sarvlm.training.loader)
     max_length: int = Field(2048, gt=0)  # longer examples are dropped and counted, never truncated
     stages: list[StageSpec]
 

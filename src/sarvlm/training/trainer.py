@@ -321,6 +321,7 @@ def training_arguments(
     from transformers import TrainingArguments
 
     from sarvlm.core.progress import progress_enabled
+    from sarvlm.training.loader import loader_arguments
 
     report_to = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else "none"
     return TrainingArguments(
@@ -348,8 +349,7 @@ def training_arguments(
         fp16=precision == "fp16",
         activation_checkpointing=recipe.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if recipe.gradient_checkpointing else None,
-        dataloader_num_workers=recipe.workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        **loader_arguments(recipe.workers, torch.cuda.is_available()),
         # several processes without GPUs (`accelerate launch --multi_gpu --num_processes N` on CPU):
         # the Trainer must build its state as CPU (gloo) or each process trains alone
         use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
