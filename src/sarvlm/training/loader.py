@@ -6,9 +6,11 @@ The rule (``workers: auto``, the recipe default):
   epochs, prefetching 2 batches each, with pinned host memory. Decoding, resizing and patchifying
   images then overlaps the GPU step instead of preceding it (the issue measured a 256-wide
   Qwen2.5-VL waiting on the main process at 8.2 steps/s).
-- **CPU / MPS**: 0 workers. The forward/backward pass already uses every core, so worker processes
-  only compete with it and add start-up and IPC cost (``benchmarks/bench_loader.py`` measures the
-  data share of a tiny CPU step).
+- **CPU / MPS**: 0 workers. By default PyTorch's intra-op threads already use every core, so a
+  worker process only competes with the forward/backward pass and adds start-up and IPC cost.
+  Where a core is spare (``torch.set_num_threads(1)`` on 2 cores, as the demo's side-by-side jobs
+  run), ``--workers 1`` helps: ``benchmarks/bench_train.py`` measured the data share of a tiny CPU
+  step fall from 22–27 % with none to 4–10 % with one worker in that setting.
 
 An explicit ``workers: N`` in the recipe (or ``sarvlm train --workers N``) always wins.
 """
