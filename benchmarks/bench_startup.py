@@ -1,0 +1,129 @@
+"""Benchmark: training start-up (to the end of the first optimizer step) on 1k vs 100k examples.
+
+Data: a built-dataset directory whose ``train.jsonl`` repeats the 18 examples of the tiny training
+fixture (captions, counts, grids, dialogues over 8 small PNGs) with fresh ids, to N rows.
+Model/recipe: ``tiny-qwen2.5-vl``, ``sarlang-lora`` stage 1, batch 4, ``max_steps 1``, fp32, CPU.
+
+Figures (one run, same machine state):
+- cold: the first start-up on 1k examples, when the length cache is empty — every example is encoded
+  by the processor once, as every start-up did before the cache (the peer: today's behaviour);
+- warm: later start-ups on 1k and 100k examples (the cache is read, nothing is encoded); the ratio
+  warm(100k) / warm(1k) shows how start-up grows with the dataset: only the index read (JSONL parse
+  and content hash) is linear;
+- the 100k cache is filled from the 18 templates' measured lengths (rows differ only in their id, so
+  their token counts are equal) instead of a 100k-example cold pass, which would take
+  ``cold per-example cost × 100k`` (reported, extrapolated).
+
+    python benchmarks/bench_startup.py [--sizes 1000 100000] [--out docs/bench/scale.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SARVLM_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+
+def make_data(root: Path, n: int) -> Path:
+    from test_training_data import make_dataset
+
+    src = make_dataset(root / "template", n_samples=8)
+    rows = [json.loads(line) for line in (src / "train.jsonl").read_text().splitlines()]
+    data = root / f"ds{n}"
+    data.mkdir()
+    (data / "images").symlink_to(src / "images")
+    with open(data / "train.jsonl", "w") as fh:
+        for i in range(n):
+            row = dict(rows[i % len(rows)])
+            row["id"] = f"{row['id']}#{i}"
+            fh.write(json.dumps(row) + "\n")
+    for split in ("val", "test"):
+        (data / f"{split}.jsonl").write_text((src / f"{split}.jsonl").read_text())
+    return data, len(rows)
+
+
+def fill_cache_from_templates(data: Path, n_templates: int) -> None:
+    """Write the 100k length cache from the templates' measured lengths (see the module docstring)."""
+    import numpy as np
+
+    from sarvlm.core.example import read_examples
+    from sarvlm.models.loading import load_model
+    from sarvlm.training.dataset import SftDataset
+    from sarvlm.training.length_cache import LengthCache
+
+    processor = load_model("tiny-qwen2.5-vl")[1]
+    n = sum(1 for _ in open(data / "train.jsonl"))
+    cache = LengthCache(data / "train.jsonl", processor, n)
+    probe = SftDataset.__new__(SftDataset)
+    probe.base_dir, probe.processor, probe.path = data, processor, data / "train.jsonl"
+    lengths = []
+    for k, ex in enumerate(read_examples(data / "train.jsonl")):
+        if k == n_templates:
+            break
+        lengths.append(int(probe._encode_text(ex)["input_ids"].shape[0]))
+    cache.lengths = np.resize(np.asarray(lengths, np.int32), n)
+    cache.put(0, int(cache.lengths[0]))
+    cache.save()
+
+
+def startup(data: Path, out: Path) -> float:
+    from sarvlm.training.recipe import apply_common_overrides, load_recipe
+    from sarvlm.training.trainer import train
+
+    recipe = load_recipe("sarlang-lora", {"stage1.tasks": "caption,count,dialogue,grid", "stage1.lora.dropout": 0.0})
+    recipe = apply_common_overrides(recipe, max_steps=1, batch_size=4)
+    t0 = time.perf_counter()
+    train(recipe, model="tiny-qwen2.5-vl", data=data, out=out, overwrite=True, log=lambda _: None)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs=2, default=[1000, 100000])
+    ap.add_argument("--out", type=Path, help="write a markdown table here")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    small, large = args.sizes
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ds_small, n_templates = make_data(root, small)
+        ds_large, _ = make_data(root, large)
+        cold = startup(ds_small, root / "run-cold")  # empty cache: every example encoded (today's start-up)
+        warm_small = startup(ds_small, root / "run-warm-small")
+        t0 = time.perf_counter()
+        fill_cache_from_templates(ds_large, n_templates)
+        fill = time.perf_counter() - t0
+        warm_large = startup(ds_large, root / "run-warm-large")
+        t0 = time.perf_counter()
+        from sarvlm.core.example import read_examples
+
+        sum(1 for _ in read_examples(ds_large / "train.jsonl"))
+        index_read = time.perf_counter() - t0
+    per_example = (cold - warm_small) / small
+    rows = [
+        ("cold start-up, 1k examples (every example encoded: the pre-cache behaviour)", f"{cold:.1f} s"),
+        ("warm start-up, 1k examples (length cache read)", f"{warm_small:.1f} s"),
+        ("warm start-up, 100k examples", f"{warm_large:.1f} s"),
+        ("ratio warm 100k / warm 1k (100× the data)", f"{warm_large / warm_small:.2f}×"),
+        ("of which: parsing the 100k-row index (InstructionExample validation)", f"{index_read:.1f} s"),
+        ("encoding cost per example (cold − warm at 1k, / 1k)", f"{1000 * per_example:.2f} ms"),
+        ("cold start-up at 100k, extrapolated (pre-cache behaviour)", f"{warm_large + per_example * large:.0f} s"),
+        ("filling the 100k cache from 18 templates (benchmark set-up only)", f"{fill:.1f} s"),
+    ]
+    table = "| figure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n"
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
