@@ -100,10 +100,10 @@ def main() -> None:
         build_same = same_tree(root / "b1", root / "b2")
     rows = [
         (f"preprocess {args.scenes} scenes, 1 worker", f"{one:.1f} s", "1.00×"),
-        (f"preprocess {args.scenes} scenes, `--workers 2`", f"{two:.1f} s", f"{one / two:.2f}× faster"),
+        (f"preprocess {args.scenes} scenes, `--workers 2`", f"{two:.1f} s", f"{one / two:.2f}× speed-up"),
         ("preprocess outputs identical", str(prep_same), ""),
         (f"build {args.records} records, unsharded", f"{whole:.1f} s", "1.00×"),
-        ("build, 2 shards side by side (`--shard 0/2`, `1/2`)", f"{shards:.1f} s", f"{whole / shards:.2f}× faster"),
+        ("build, 2 shards side by side (`--shard 0/2`, `1/2`)", f"{shards:.1f} s", f"{whole / shards:.2f}× speed-up"),
         ("`sarvlm merge` of the 2 build shards", f"{merge:.1f} s", f"{merge / whole:.0%} of the unsharded build"),
         ("build outputs identical (after merge)", str(build_same), ""),
     ]
