@@ -56,3 +56,23 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
     assert cli_main(argv) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_priors_workers_and_dask_equal_one_process(tmp_path):
+    from dask.distributed import LocalCluster
+
+    from _priors_world import build_tiles
+    from sarvlm.core.record import write_samples
+    from test_priors_cache import _records
+
+    aef = tmp_path / "aef"
+    build_tiles(aef)
+    samples = tmp_path / "samples.jsonl"
+    write_samples(samples, _records())
+    args = ["priors", str(samples), "--source", f"aef-cog:{aef}", "--grid", "3x2", "--shard-size", "3"]
+    assert cli_main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert cli_main([*args, "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    _same_tree(tmp_path / "one", tmp_path / "two")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        assert cli_main([*args, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+    _same_tree(tmp_path / "one", tmp_path / "dask")

@@ -68,6 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: fail only when none has)",
     )
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache whose settings differ")
+    p.add_argument("--workers", type=int, default=1, help="processes computing cache shards (default 1)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compute cache shards on a Dask cluster: tcp://HOST:8786 (workers must share this file system) "
+        "or 'local'; needs pip install -e '.[dask]'",
+    )
     p.add_argument(
         "--shard",
         metavar="K/N",
@@ -139,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         source_options=_source_options(args),
         shard=args.shard,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     if args.shard:
         print(f"priors shard {args.shard}: {summary['samples']} samples in {summary['shards']} cache shard(s)")

@@ -275,6 +275,8 @@ def build_prior_cache(
     overwrite: bool = False,
     source_options: dict | None = None,
     shard: Shard | str | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Compute (or resume) the prior cache of every sample in ``data`` into ``out_dir``.
 
@@ -288,9 +290,14 @@ def build_prior_cache(
     ``shard`` (``"K/N"``): compute only the K-th contiguous block of cache shards into
     ``OUT_DIR.shard-K-of-N`` (no ``summary.json`` there); :func:`merge_prior_shards` joins the parts
     into the cache one unsharded run writes.
+
+    ``workers`` > 1 computes the cache shards in that many processes, ``scheduler`` (a Dask scheduler
+    address or ``local``) on a Dask cluster (:mod:`sarvlm.core.parallel`); each task opens the source
+    from its spec (an already opened source object runs in this process). Same bytes either way.
     """
     from sarvlm.core.atomic import atomic_open, ensure_writable_dir
-    from sarvlm.core.progress import track
+    from sarvlm.core.parallel import check_workers, run_blocks
+    from sarvlm.core.progress import progress_bar, track
     from sarvlm.priors.sources import open_source
 
     if out_dir is None:
@@ -340,27 +347,41 @@ def build_prior_cache(
     chunks = [targets[i : i + shard_size] for i in range(0, len(targets), shard_size)]
     first, stop = shard.bounds(len(chunks)) if shard is not None else (0, len(chunks))
     mine = range(first, stop)
-    resumed = 0
     fingerprints = {k: _fingerprint(chunks[k], settings) for k in mine}
     current = {
         k: _shard_is_current(_shard_path(out_dir, k), [t.sample_id for t in chunks[k]], fingerprints[k]) for k in mine
     }
     todo = [t for k in mine if not current[k] for t in chunks[k]]
-    # One progress bar over the samples still to compute (finished shards are skipped).
-    computed = (
-        _compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance)
-        for t in track(todo, description=f"priors {n_lon}x{n_lat}", total=len(todo))
-    )
-    try:
-        for k in mine:
-            if current[k]:
-                resumed += 1
-            else:
-                entries = list(itertools.islice(computed, len(chunks[k])))
-                _write_shard(_shard_path(out_dir, k), chunks[k], entries, s, d, fingerprints[k])
-    finally:
-        if isinstance(source_spec, str):
-            source.close()
+    resumed = sum(1 for k in mine if current[k])
+    workers = check_workers(workers)
+    if (workers > 1 or scheduler) and isinstance(source_spec, str):
+        # one task per cache shard: each opens the source, computes its samples and writes its file
+        source.close()
+        jobs = [(k, chunks[k], fingerprints[k]) for k in mine if not current[k]]
+        task_args = (spec, source_options or {}, (n_lon, n_lat), year_policy, default_year, edge_tolerance, s, d)
+        with progress_bar(f"priors {n_lon}x{n_lat} (cache shards)", total=len(jobs)) as advance:
+            run_blocks(
+                _compute_shard_file,
+                jobs,
+                args=(out_dir, *task_args),
+                workers=workers,
+                scheduler=scheduler,
+                progress=advance,
+            )
+    else:
+        # One progress bar over the samples still to compute (finished shards are skipped).
+        computed = (
+            _compute_entry(source, t, (n_lon, n_lat), year_policy, default_year, edge_tolerance)
+            for t in track(todo, description=f"priors {n_lon}x{n_lat}", total=len(todo))
+        )
+        try:
+            for k in mine:
+                if not current[k]:
+                    entries = list(itertools.islice(computed, len(chunks[k])))
+                    _write_shard(_shard_path(out_dir, k), chunks[k], entries, s, d, fingerprints[k])
+        finally:
+            if isinstance(source_spec, str):
+                source.close()
     for p in sorted((out_dir / SHARD_DIR).glob("shard-*.safetensors")):
         if int(p.stem.split("-")[1]) not in mine:
             p.unlink()  # left over from a larger earlier dataset (or another block)
@@ -370,6 +391,31 @@ def build_prior_cache(
     summary = _summarize(out_dir, range(len(chunks)), settings)
     summary["shards_resumed"] = resumed
     return summary
+
+
+def _compute_shard_file(
+    out_dir: Path,
+    spec: str,
+    source_options: dict,
+    grid: tuple[int, int],
+    year_policy: str,
+    default_year: int | None,
+    edge_tolerance: float,
+    s: int,
+    d: int,
+    job: tuple[int, list[PriorTarget], str],
+) -> int:
+    """Compute and write cache shard ``k`` (a worker's task; opens its own source). Returns ``k``."""
+    from sarvlm.priors.sources import open_source
+
+    k, chunk, fingerprint = job
+    source = open_source(spec, **source_options)
+    try:
+        entries = [_compute_entry(source, t, grid, year_policy, default_year, edge_tolerance) for t in chunk]
+    finally:
+        source.close()
+    _write_shard(_shard_path(out_dir, k), chunk, entries, s, d, fingerprint)
+    return k
 
 
 def _summarize(out_dir: Path, chunk_ids: range, settings: dict[str, Any]) -> dict[str, Any]:
