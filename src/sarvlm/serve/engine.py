@@ -326,10 +326,8 @@ class Engine:
 
 
 def resolve_device(device: str | None) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else as given.
+    """``auto`` → CUDA, then MPS, then CPU (sarvlm's shared resolver,
+    :func:`sarvlm.models.device.resolve_device`); an absent device is a one-line error."""
+    from sarvlm.models.device import resolve_device as shared_resolve_device
 
-    A small local resolver; switch to sarvlm's shared ``--device auto`` resolver (issue 14) when it lands.
-    """
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    return str(shared_resolve_device(None if device == "" else device))
