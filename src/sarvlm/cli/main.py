@@ -29,6 +29,7 @@ VERB_MODULES: tuple[str, ...] = (
     "priors",
     "train",
     "ablate",
+    "pretrain",
     "ask",
     "predict",
     "eval",
