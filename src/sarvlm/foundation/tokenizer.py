@@ -1,7 +1,7 @@
 """Offline text tokenizer for KLIP: a BERT WordPiece tokenizer plus BLIP's [ENC] and [DEC] tokens.
 
-From scratch, the WordPiece vocabulary is trained (``tokenizers``) on the pretraining texts
-themselves, deterministically (sorted input, fixed size). With ``text.init_from`` the
+From scratch, the WordPiece vocabulary is built from the pretraining texts themselves,
+deterministically (see :func:`train_tokenizer`). With ``text.init_from`` the
 checkpoint's own tokenizer is used (e.g. all-MiniLM-L6-v2's uncased BERT vocabulary). Either
 way the tokenizer is saved inside every checkpoint (``tokenizer/``), so a model never depends
 on the data it was trained on to be read back.
@@ -22,19 +22,37 @@ ENC_TOKEN, DEC_TOKEN = "[ENC]", "[DEC]"
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int):
-    """A lower-casing WordPiece tokenizer trained on ``texts`` (same texts -> same vocabulary)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A lower-casing WordPiece tokenizer whose vocabulary comes from ``texts``, deterministically.
+
+    Vocabulary: the special tokens, every character seen (alone and as ``##c`` continuation, so any
+    word over those characters can be spelled), then whole words by descending frequency (ties by
+    the word) up to ``vocab_size``. (The ``tokenizers`` WordPiece trainer breaks frequency ties in
+    hash order, so two runs could differ; this does not.)
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for t in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    vocab = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
+    seen = set(vocab)
+    for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if w not in seen:
+            vocab.append(w)
+            seen.add(w)
+    tok = Tokenizer(models.WordPiece(vocab={w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=1, show_progress=False
-    )
-    tok.train_from_iterator(sorted(set(texts)), trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
