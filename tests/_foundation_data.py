@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.core.record import Caption, SampleRecord, write_samples
+from sarvlm.core.record import Caption, LandCover, SampleRecord, write_samples
 from sarvlm.io.raster import write_raster
 
 KINDS = {
@@ -39,6 +39,10 @@ KINDS = {
     },
 }
 _DB = {"coast": (-25, -10), "port": (-25, 5), "rural": (-10, -12), "urban": (5, -10)}
+_CLASSES = {0: "water", 1: "urban", 2: "grassland"}
+_MASK = {"coast": (0, 2), "port": (0, 1), "rural": (2, 2), "urban": (1, 2)}
+_CLASSES = {0: "water", 1: "urban", 2: "grassland"}
+_MASK = {"coast": (0, 2), "port": (0, 1), "rural": (2, 2), "urban": (1, 2)}
 
 
 def fields_for(kind: str) -> dict[str, str]:
@@ -63,6 +67,7 @@ def make_world(
     """Write ``n`` records (kinds in rotation) under ``root``; ``planted[i]`` overrides fields of record i."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
     recs = []
     kinds = list(KINDS)
     for i in range(n):
@@ -72,6 +77,9 @@ def make_world(
         db[:, : size // 2], db[:, size // 2 :] = left, right
         img = (10 ** (db / 10) * rng.gamma(4.0, 1 / 4.0, (size, size))).astype(np.float32)
         write_raster(root / "images" / f"s{i:03d}.tif", img)
+        mask = np.empty((size, size), dtype=np.uint8)
+        mask[:, : size // 2], mask[:, size // 2 :] = _MASK[kind]
+        write_raster(root / "masks" / f"s{i:03d}.png", mask)
         fields = fields_for(kind)
         fields.update((planted or {}).get(i, {}))
         text = "\n".join(f"{k}: {v}." for k, v in fields.items())
@@ -83,6 +91,7 @@ def make_world(
                 height=size,
                 captions=[Caption(text=text, style="structured", fields=fields)],
                 meta={"kind": kind},
+                landcover=LandCover(mask=f"masks/s{i:03d}.png", classes=_CLASSES),
             )
         )
     write_samples(root / "samples.jsonl", recs)

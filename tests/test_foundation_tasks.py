@@ -155,3 +155,26 @@ def test_task_verbs_write_reports_and_refuse_bad_input(tiny_run, capsys):
         ["retrieve", "--model", str(root / "w"), "--data", str(data), "--out", str(root / "r2")]
     )
     assert "not empty" in err(["probe", "--model", model, "--data", str(data), "--out", str(root / "pr")])
+
+
+def test_export_backbone_loads_as_plain_vit_and_segmentation_head_scores(tiny_run, capsys):
+    from transformers import ViTModel
+
+    root, data, model = tiny_run
+    out = root / "backbone"
+    argv = ["export-backbone", "--model", str(root / "model"), "--out", str(out), "--seg-data", str(data)]
+    assert main([*argv, "--seg-steps", "60"]) == 0
+    vit = ViTModel.from_pretrained(out, add_pooling_layer=False)
+    px = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(
+            vit(pixel_values=px).last_hidden_state, model.visual_encoder(pixel_values=px).last_hidden_state
+        )
+    hand = json.loads((out / "handoff.json").read_text())
+    assert hand["output"]["patch_grid"] == [2, 2] and hand["output"]["last_hidden_state"] == ["B", 5, 64]
+    seg = json.loads((out / "segmentation.json").read_text())
+    assert 0.0 <= seg["miou"] <= seg["oa"] <= 1.0 and seg["train"] + seg["test"] == 12
+    assert set(seg["iou"]) == {"water", "urban", "grassland"}
+    # the halves differ in class and backscatter: a linear head on patch tokens beats the majority class
+    assert seg["oa"] > seg["majority_class_oa"]
+    assert "OA" in capsys.readouterr().out

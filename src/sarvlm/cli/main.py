@@ -33,6 +33,7 @@ VERB_MODULES: tuple[str, ...] = (
     "retrieve",
     "zeroshot",
     "probe",
+    "export_backbone",
     "ask",
     "predict",
     "eval",

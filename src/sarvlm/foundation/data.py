@@ -38,6 +38,7 @@ class KlipItem:
     values: list[str]
     label: str | None = None
     record: SampleRecord | None = field(default=None, repr=False)
+    base: Path | None = None  # directory the record's relative paths start from
 
     def fragments(self) -> list[str]:
         return [render_fragment(k, v) for k, v in zip(self.fields, self.values)]
@@ -95,6 +96,7 @@ def item_from_record(
         values=[str(v) for _, v in pairs],
         label=label,
         record=rec,
+        base=base,
     )
 
 

@@ -354,8 +354,8 @@ def pretrain(
         alpha = cfg.alpha * min(1.0, (step + 1) / steps_per_epoch) if epoch == 0 else cfg.alpha
         with accelerator.autocast():
             out = model(px, ids, att, batch.to(device), alpha=alpha, mlm_protect=protect, generator=gen)
-        if not torch.isfinite(out.loss):
-            raise SarvlmError(f"pretrain: loss became {float(out.loss)} at step {step} (lower train.lr?)")
+        if not torch.isfinite(out.loss.detach()):
+            raise SarvlmError(f"pretrain: loss became {float(out.loss.detach())} at step {step} (lower train.lr?)")
         accelerator.backward(out.loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -367,7 +367,7 @@ def pretrain(
                 "epoch": round((step + 1) / steps_per_epoch, 4),
                 "phase": phase,
                 "lr": f"{lr:.3e}",
-                "loss": round(float(out.loss), 6),
+                "loss": round(float(out.loss.detach()), 6),
                 "itc": round(float(out.loss_itc), 6),
                 "itm": round(float(out.loss_itm), 6),
                 "mlm": round(float(out.loss_mlm), 6),
