@@ -49,7 +49,7 @@ def test_recall_ties_count_against_truth_and_matches_eval_module():
     rng = np.random.default_rng(0)
     sim = rng.normal(size=(20, 20))
     ours = recall_at_k(sim, sim.T, range(20))
-    from sarvlm.eval.retrieval import retrieval_scores
+    from sarvlm.metrics.retrieval import retrieval_scores
 
     theirs = retrieval_scores(sim, list(range(20)))
     for key in ("txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"):

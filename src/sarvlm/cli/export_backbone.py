@@ -26,9 +26,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from sarvlm.core.atomic import atomic_open
     from sarvlm.core.errors import InputError
     from sarvlm.foundation.backbone import export_backbone
 
@@ -37,43 +34,12 @@ def run(args: argparse.Namespace) -> int:
     info = export_backbone(args.model, args.out, overwrite=args.overwrite)
     msg = f"exported the image tower to {args.out} (tokens {info['output']['last_hidden_state']})"
     if args.seg_data:
-        import torch
+        from sarvlm.foundation.tasks import run_segmentation_check
 
-        from sarvlm.eval.segmentation import segmentation_scores
-        from sarvlm.foundation.segmentation import SegmentationModel, load_masks, predict_masks, split_half, train_head
-        from sarvlm.foundation.tasks import load_model_and_data
-
-        torch.manual_seed(args.seed)
-        model, items, images = load_model_and_data(args.model, args.seg_data, args.text_field)
-        v = model.config.vision
-        masks, classes = load_masks(items, v.image_size)
-        seg = SegmentationModel(model.visual_encoder, v.hidden_size, v.patch_size, max(classes) + 1)
-        tr, te = split_half(len(items), args.seed)
-        losses = train_head(seg, images[tr], masks[tr], steps=args.seg_steps, seed=args.seed)
-        pred = predict_masks(seg, images[te])
-        names = [classes.get(i, str(i)) for i in range(max(classes) + 1)]
-        scores = segmentation_scores(zip(masks[te].numpy(), pred), len(names), class_names=names)
-        base = segmentation_scores(
-            zip(
-                masks[te].numpy(), [torch.full_like(masks[0], int(masks[tr].flatten().mode().values)).numpy()] * len(te)
-            ),
-            len(names),
-            class_names=names,
+        scores = run_segmentation_check(args.model, args.seg_data, args.out, args.seg_steps, args.seed, args.text_field)
+        msg += (
+            f"; segmentation head OA {100 * scores['oa']:.1f}% mIoU {100 * scores['miou']:.1f}% "
+            f"(majority class OA {100 * scores['majority_class_oa']:.1f}%)"
         )
-        result = {
-            **scores,
-            "majority_class_oa": base["oa"],
-            "majority_class_miou": base["miou"],
-            "train": len(tr),
-            "test": len(te),
-            "steps": args.seg_steps,
-            "final_loss": losses[-1],
-            "resolution": v.image_size,
-            "head": "linear on frozen patch tokens, bilinear upsampling",
-        }
-        with atomic_open(f"{args.out}/segmentation.json") as fh:
-            json.dump(result, fh, indent=2)
-            fh.write("\n")
-        msg += f"; segmentation head OA {100 * scores['oa']:.1f}% mIoU {100 * scores['miou']:.1f}% (majority class OA {100 * base['oa']:.1f}%)"
     print(msg)
     return 0

@@ -8,8 +8,7 @@ Metric definitions are BLIP's ``itm_eval`` (used by FUSAR-KLIP's released ``trai
 - ``txt_r_mean``, ``img_r_mean`` and ``r_mean`` (the mean of the two means). Percentages.
 
 Ties count against the truth (an item scoring the same as the true one ranks above it).
-NB: ``sarvlm.eval.retrieval`` names the two directions the other way round; the
-``image_to_text``/``text_to_image`` keys here say which is which.
+``sarvlm.metrics.retrieval.retrieval_scores`` uses the same definitions on one matrix (tested to agree).
 
 Scores: the ITC similarity matrix ``(images, texts)`` is computed in chunks; for every image the
 ``k`` best texts by ITC (and for every text the ``k`` best images) are re-scored with the ITM

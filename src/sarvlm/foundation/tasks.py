@@ -122,3 +122,42 @@ def run_probe(
             tmp / "confusion_linear.png",
         )
     return res
+
+
+def run_segmentation_check(
+    model_dir, data, out, steps: int = 200, seed: int = 0, text_field: str = "structured"
+) -> dict[str, Any]:
+    """Train a linear segmentation head on the frozen image tower (half the records), score OA/mIoU on
+    the other half against the majority class, and write ``out/segmentation.json``."""
+    from sarvlm.core.atomic import atomic_open
+    from sarvlm.foundation.segmentation import SegmentationModel, load_masks, predict_masks, split_half, train_head
+    from sarvlm.metrics.segmentation import segmentation_scores
+
+    torch.manual_seed(seed)
+    model, items, images = load_model_and_data(model_dir, data, text_field)
+    v = model.config.vision
+    masks, classes = load_masks(items, v.image_size)
+    n_cls = max(classes) + 1
+    seg = SegmentationModel(model.visual_encoder, v.hidden_size, v.patch_size, n_cls)
+    tr, te = split_half(len(items), seed)
+    losses = train_head(seg, images[tr], masks[tr], steps=steps, seed=seed)
+    pred = predict_masks(seg, images[te])
+    names = [classes.get(i, str(i)) for i in range(n_cls)]
+    scores = segmentation_scores(zip(masks[te].numpy(), pred), n_cls, class_names=names)
+    majority = int(masks[tr].flatten().mode().values)
+    base = segmentation_scores(((m, np.full_like(m, majority)) for m in masks[te].numpy()), n_cls, class_names=names)
+    result = {
+        **scores,
+        "majority_class_oa": base["oa"],
+        "majority_class_miou": base["miou"],
+        "train": len(tr),
+        "test": len(te),
+        "steps": steps,
+        "final_loss": losses[-1],
+        "resolution": v.image_size,
+        "head": "linear on frozen patch tokens, bilinear upsampling",
+    }
+    with atomic_open(Path(out) / "segmentation.json") as fh:
+        json.dump(result, fh, indent=2)
+        fh.write("\n")
+    return result
