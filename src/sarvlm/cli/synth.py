@@ -62,6 +62,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="processes generating sites in parallel (default: 2 for 24+ scenes on multi-core machines); "
         "output bytes do not depend on it",
     )
+    p.add_argument(
+        "--geovl-captions",
+        action="store_true",
+        help="also write a FUSAR-GEOVL 8-field structured caption per scene (see docs/foundation.md)",
+    )
+    p.add_argument(
+        "--geovl-corrupt",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="write 8-field captions with this fraction of fragments corrupted (wrong land cover, wrong "
+        "counts, swapped fields), recorded in meta.geovl_corruptions; implies --geovl-captions",
+    )
     return p
 
 
@@ -84,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         preview=args.preview,
         workers=workers,
         polarizations=args.pols.split(","),
+        geovl_corrupt=args.geovl_corrupt if args.geovl_corrupt is not None else (0.0 if args.geovl_captions else None),
     )
     objs = ", ".join(f"{n} {k}" for k, n in summary.objects.items()) or "no objects"
     print(

@@ -385,6 +385,7 @@ def generate_world(
     preview: bool = False,
     workers: int | None = 1,
     polarizations: Sequence[str] = ("VV",),
+    geovl_corrupt: float | None = None,
 ) -> WorldSummary:
     """Generate ``scenes`` synthetic SAR scenes with annotations and an AlphaEarth-layout field.
 
@@ -405,6 +406,9 @@ def generate_world(
             multi-core machine, else 1. Workers are spawned, so a calling script needs the usual
             ``if __name__ == "__main__":`` guard. Output bytes do not depend on it.
         polarizations: ``("VV",)`` or ``("VV", "VH")`` (a second, cross-polarised band).
+        geovl_corrupt: when given, also write a FUSAR-GEOVL 8-field ``structured`` caption per scene
+            with this fraction of fragments corrupted (recorded in ``meta.geovl_corruptions``; see
+            :mod:`sarvlm.synth.geovl_captions`); ``0.0`` writes clean 8-field captions.
 
     Returns:
         A :class:`WorldSummary` (also written to ``out_dir/world.json``).
@@ -417,6 +421,8 @@ def generate_world(
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SarvlmError(f"--workers: must be a positive integer, got {workers!r}")
     n_workers = default_workers(n) if workers is None else int(workers)
+    if geovl_corrupt is not None and not 0.0 <= float(geovl_corrupt) < 1.0:
+        raise SarvlmError(f"--geovl-corrupt: must be a fraction in [0, 1), got {geovl_corrupt}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SarvlmError(f"{out_dir}: exists and is not a directory")
@@ -465,6 +471,10 @@ def generate_world(
                 for _ in track(per_scene(results), description=f"synth: {n} scenes ({n_workers} workers)", total=n):
                     pass
         ordered = [records[i] for i in range(n)]
+        if geovl_corrupt is not None:
+            from sarvlm.synth.geovl_captions import add_geovl_captions
+
+            ordered = add_geovl_captions(ordered, int(seed), float(geovl_corrupt))
         write_samples(tmp / "samples.jsonl", ordered)
         from sarvlm.io.aef_layout import write_aef_index
 
@@ -483,6 +493,12 @@ def generate_world(
             region,
         )
         summary.extra["polarizations"] = list(pols)
+        if geovl_corrupt is not None:
+            summary.extra["geovl_captions"] = {
+                "corrupt_fraction": float(geovl_corrupt),
+                "corrupted_fragments": sum(len(r.meta["geovl_corruptions"]) for r in ordered),
+                "fragments": 8 * len(ordered),
+            }
         with atomic_open(tmp / "world.json") as fh:
             json.dump(summary.to_dict(), fh, indent=2, sort_keys=False)
             fh.write("\n")

@@ -1,0 +1,304 @@
+"""KlipModel: FUSAR-KLIP's dual encoder + fusion (paper 004 §3.3), built from transformers parts.
+
+- image tower: ``ViTModel`` (``num_channels`` 1 for SAR; see :mod:`sarvlm.foundation.transforms`);
+- text tower: one ``BlipTextLMHeadModel`` whose ``bert`` is used three ways, as in BLIP:
+  unimodal ([CLS], no image: ITC), image-grounded ([ENC], cross-attention to the image tokens:
+  ITM and MLM, through the ``cls`` head), and causal ([DEC], ``is_decoder=True``: captioning);
+- projections to the shared ``embed_dim`` space, an ITM head, a learnable temperature;
+- momentum copies of the image tower, text encoder and projections, and a feature queue
+  (:mod:`sarvlm.foundation.momentum`), for ITC soft targets.
+
+Saved as ``config.json`` + ``model.safetensors`` (momentum weights and queues included, so a
+reloaded model continues bit-exactly) + ``tokenizer/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sarvlm.core.errors import ConfigurationError, NotFoundError
+from sarvlm.foundation.config import KlipConfig, config_from_dict
+from sarvlm.foundation.losses import ContrastiveLoss, itm_loss, mask_tokens, sample_hard_negatives
+from sarvlm.foundation.momentum import MomentumDistillationMixin, SharedQueueMixin
+from sarvlm.foundation.tokenizer import special_ids
+
+ARCHITECTURE = "sarvlm-klip"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class KlipOutput:
+    loss: torch.Tensor
+    loss_itc: torch.Tensor
+    loss_itm: torch.Tensor
+    loss_mlm: torch.Tensor
+
+
+def _vit_config(config: KlipConfig):
+    from transformers import ViTConfig
+
+    v = config.vision
+    return ViTConfig(
+        image_size=v.image_size,
+        patch_size=v.patch_size,
+        num_channels=v.num_channels,
+        hidden_size=v.hidden_size,
+        num_hidden_layers=v.num_hidden_layers,
+        num_attention_heads=v.num_attention_heads,
+        intermediate_size=v.intermediate_size,
+        initializer_range=0.02,
+        qkv_bias=True,
+    )
+
+
+def _text_config(config: KlipConfig, vocab_size: int, ids: dict[str, int]):
+    from transformers import BlipTextConfig
+
+    t = config.text
+    return BlipTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=t.hidden_size,
+        encoder_hidden_size=config.vision.hidden_size,
+        intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_hidden_layers,
+        num_attention_heads=t.num_attention_heads,
+        max_position_embeddings=t.max_length,
+        initializer_range=0.02,
+        pad_token_id=ids["pad"],
+        bos_token_id=ids["dec"],
+        eos_token_id=ids["sep"],
+        sep_token_id=ids["sep"],
+        is_decoder=True,  # builds the cross-attention layers; each call picks bidirectional or causal
+    )
+
+
+class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
+    """BLIP-style SAR image-text model with ITC (queue + momentum soft targets), ITM (hard negatives), MLM."""
+
+    def __init__(self, config: KlipConfig, tokenizer: Any) -> None:
+        super().__init__()
+        from transformers import BlipTextLMHeadModel, ViTModel
+
+        self.tokenizer = tokenizer
+        self.ids = special_ids(tokenizer)
+        vocab = len(tokenizer)
+        self.config = config.model_copy(deep=True)
+        self.config.text.vocab_size = vocab
+        self.visual_encoder = ViTModel(_vit_config(config), add_pooling_layer=False)
+        self.text = BlipTextLMHeadModel(_text_config(config, vocab, self.ids))
+        self.vision_proj = nn.Linear(config.vision.hidden_size, config.embed_dim)
+        self.text_proj = nn.Linear(config.text.hidden_size, config.embed_dim)
+        self.itm_head = nn.Linear(config.text.hidden_size, 2)
+        self.itc = ContrastiveLoss(config.temperature)
+        self.momentum = config.momentum
+        self.visual_encoder_m = copy.deepcopy(self.visual_encoder)
+        self.vision_proj_m = copy.deepcopy(self.vision_proj)
+        self.text_encoder_m = copy.deepcopy(self.text.bert)
+        self.text_proj_m = copy.deepcopy(self.text_proj)
+        self.model_pairs = [
+            (self.visual_encoder, self.visual_encoder_m),
+            (self.vision_proj, self.vision_proj_m),
+            (self.text.bert, self.text_encoder_m),
+            (self.text_proj, self.text_proj_m),
+        ]
+        self.copy_params()
+        d, q = config.embed_dim, config.queue_size
+        self.register_buffer("image_queue", F.normalize(torch.randn(d, q), dim=0))
+        self.register_buffer("text_queue", F.normalize(torch.randn(d, q), dim=0))
+        self.register_buffer("idx_queue", torch.full((1, q), -1, dtype=torch.long))
+        self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+
+    # ---- encoders -------------------------------------------------------------------------
+    def encode_image(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, S, S)`` -> image tokens ``(B, 1 + (S/p)^2, Dv)`` and ITC feature ``(B, embed_dim)`` (unit norm)."""
+        embeds = self.visual_encoder(pixel_values=pixel_values).last_hidden_state
+        return embeds, F.normalize(self.vision_proj(embeds[:, 0]), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Unimodal ([CLS]) text ``(B, L)`` -> ITC feature ``(B, embed_dim)`` (unit norm)."""
+        out = self.text.bert(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
+        return F.normalize(self.text_proj(out.last_hidden_state[:, 0]), dim=-1)
+
+    def fuse(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Image-grounded encoder: text ``(B, L)`` with [ENC] first, image tokens ``(B, N, Dv)`` -> ``(B, L, Dt)``."""
+        ids = input_ids.clone()
+        ids[:, 0] = self.ids["enc"]
+        image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+        out = self.text.bert(
+            input_ids=ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+            is_decoder=False,
+        )
+        return out.last_hidden_state
+
+    def itm_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """ITM logits ``(B, 2)`` (index 1 = match)."""
+        return self.itm_head(self.fuse(input_ids, attention_mask, image_embeds)[:, 0])
+
+    def itm_probability(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """Match probability ``(B,)``."""
+        return F.softmax(self.itm_logits(input_ids, attention_mask, image_embeds).float(), dim=-1)[:, 1]
+
+    def mlm_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """Image-grounded masked-token logits ``(B, L, V)``."""
+        return self.text.cls(self.fuse(input_ids, attention_mask, image_embeds))
+
+    def tokenize(self, texts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> ``input_ids``, ``attention_mask`` ``(B, L)`` (padded to the longest, cut at ``max_length``)."""
+        enc = self.tokenizer(
+            texts, padding="longest", truncation=True, max_length=self.config.text.max_length, return_tensors="pt"
+        )
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+    # ---- pretraining ----------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        idx: torch.Tensor,
+        alpha: float | None = None,
+        mlm_protect: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> KlipOutput:
+        """One pretraining step's losses (Eq. 7 with the config's weights).
+
+        ``pixel_values`` ``(B, C, S, S)``, ``input_ids``/``attention_mask`` ``(B, L)`` starting with [CLS],
+        ``idx`` ``(B,)`` sample indices (same index = same image: never a negative),
+        ``mlm_protect`` ``(B, L)`` tokens excluded from MLM targets (SCIO phase 2).
+        """
+        alpha = self.config.alpha if alpha is None else alpha
+        b = pixel_values.shape[0]
+        image_embeds, image_feat = self.encode_image(pixel_values)
+        text_feat = self.encode_text(input_ids, attention_mask)
+
+        with torch.no_grad():
+            self.momentum_update()
+            image_embeds_m = self.visual_encoder_m(pixel_values=pixel_values).last_hidden_state
+            image_feat_m = F.normalize(self.vision_proj_m(image_embeds_m[:, 0]), dim=-1)
+            text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
+            text_feat_m = F.normalize(self.text_proj_m(text_out_m.last_hidden_state[:, 0]), dim=-1)
+            image_all = torch.cat([image_feat_m.T, self.image_queue.clone().detach()], dim=1)
+            text_all = torch.cat([text_feat_m.T, self.text_queue.clone().detach()], dim=1)
+            idx_all = torch.cat([idx.view(1, -1), self.idx_queue.clone().detach()], dim=1).view(-1)
+
+        loss_itc, sim_i2t, sim_t2i = self.itc(
+            image_feat, text_feat, image_feat_m, text_feat_m, image_all, text_all, idx, idx_all, alpha
+        )
+        self.dequeue_and_enqueue(image_feat_m, text_feat_m, idx)
+
+        # ITM: B positives, then for every text a hard negative image and for every image a hard negative text.
+        neg_img, neg_txt = sample_hard_negatives(sim_i2t, sim_t2i, idx, generator)
+        ids_all = torch.cat([input_ids, input_ids, input_ids[neg_txt]], dim=0)
+        att_all = torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]], dim=0)
+        img_all = torch.cat([image_embeds, image_embeds[neg_img], image_embeds], dim=0)
+        loss_itm = itm_loss(self.itm_logits(ids_all, att_all, img_all), b)
+
+        # MLM on the image-grounded encoder.
+        ids = self.ids
+        mlm_ids, labels = mask_tokens(
+            input_ids,
+            ids["mask"],
+            self.config.text.vocab_size,
+            (ids["pad"], ids["cls"], ids["sep"], ids["enc"], ids["dec"]),
+            self.config.mlm_probability,
+            generator,
+            mlm_protect,
+        )
+        logits = self.mlm_logits(mlm_ids, attention_mask, image_embeds)
+        if (labels != -100).any():
+            loss_mlm = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1), ignore_index=-100)
+        else:
+            loss_mlm = logits.sum() * 0.0
+        w = self.config.train.loss_weights
+        loss = w.get("itc", 1.0) * loss_itc + w.get("itm", 1.0) * loss_itm + w.get("mlm", 1.0) * loss_mlm
+        return KlipOutput(loss, loss_itc.detach(), loss_itm.detach(), loss_mlm.detach())
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` into ``directory`` (must exist)."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        cfg = self.config.to_dict()
+        cfg["vision"]["init_from"] = None
+        cfg["text"]["init_from"] = None
+        with open(directory / "config.json", "w", encoding="utf-8") as fh:
+            json.dump({"architecture": ARCHITECTURE, "config": cfg}, fh, indent=2)
+            fh.write("\n")
+        save_model(self, str(directory / WEIGHTS_NAME))
+        self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> KlipModel:
+        """Load a directory written by :meth:`save_pretrained`; another architecture fails with one line."""
+        from safetensors.torch import load_model
+
+        from sarvlm.foundation.tokenizer import load_tokenizer
+
+        directory = Path(directory)
+        cfg_path = directory / "config.json"
+        if not directory.is_dir():
+            raise NotFoundError(f"{directory}: no such model directory")
+        if not cfg_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
+            raise ConfigurationError(f"{directory}: not a KLIP checkpoint (needs config.json and {WEIGHTS_NAME})")
+        try:
+            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"{cfg_path}: not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("architecture") != ARCHITECTURE:
+            found = meta.get("architecture") or meta.get("model_type") or "unknown" if isinstance(meta, dict) else "?"
+            raise ConfigurationError(
+                f"{directory}: wrong architecture {found!r} (expected a {ARCHITECTURE} checkpoint from `sarvlm pretrain`)"
+            )
+        config = config_from_dict(meta.get("config"), str(cfg_path))
+        tokenizer = load_tokenizer(directory / "tokenizer")
+        model = cls(config, tokenizer)
+        try:
+            missing, unexpected = load_model(model, str(directory / WEIGHTS_NAME), strict=False, device=map_location)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for bad files
+            raise ConfigurationError(f"{directory / WEIGHTS_NAME}: cannot load ({str(exc).splitlines()[0]})") from None
+        if missing or unexpected:
+            what = (list(missing) + list(unexpected))[0]
+            raise ConfigurationError(
+                f"{directory / WEIGHTS_NAME}: weights do not match the config ({len(missing)} missing, "
+                f"{len(unexpected)} unexpected, e.g. {what!r})"
+            )
+        return model
+
+
+def build_model(config: KlipConfig, texts: list[str] | None = None) -> KlipModel:
+    """A new model: towers from scratch or from ``init_from`` checkpoints; tokenizer trained on ``texts``
+    (from scratch) or taken from the text checkpoint."""
+    from sarvlm.foundation.init_weights import init_text_tower, init_vision_tower
+    from sarvlm.foundation.tokenizer import load_tokenizer, train_tokenizer
+
+    if config.text.init_from:
+        tokenizer = load_tokenizer(config.text.init_from)
+    else:
+        if not texts:
+            raise ConfigurationError("a from-scratch tokenizer needs the training texts")
+        tokenizer = train_tokenizer(texts, config.text.vocab_size)
+    model = KlipModel(config, tokenizer)
+    if config.vision.init_from:
+        init_vision_tower(model, config.vision.init_from)
+    if config.text.init_from:
+        init_text_tower(model, config.text.init_from)
+    model.copy_params()
+    return model
