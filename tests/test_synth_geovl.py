@@ -38,6 +38,8 @@ def test_true_fields_follow_the_scene():
     assert f["Buildings"] == "Dense buildings cover much of the scene"
     assert f["Boundary"] == "A coastline separates water from land"
     assert scene_fields(_records()[3])["Distribution"] == "No targets are present"  # airport, no water
+    # Layout names the 3x3 region in words (boxes at 10..20 of 64 px: the upper-left cell), not a cell number.
+    assert scene_fields(_records()[1])["Layout"] == "Most targets lie in the upper left of the image"
 
 
 def test_corruptions_are_recorded_wrong_and_deterministic():

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from sarvlm.core.record import Caption, SampleRecord
-from sarvlm.synth.captions import CATEGORY_ORDER, _count_phrase, grid_cell
+from sarvlm.core.vocabulary import box_centre, cell_name, grid_cell
+from sarvlm.synth.captions import CATEGORY_ORDER, _count_phrase
 
 GEOVL_FIELDS = ("Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water")
 CORRUPTION_KINDS = ("wrong_landcover", "wrong_count", "swapped")
@@ -60,10 +61,7 @@ def scene_fields(rec: SampleRecord) -> dict[str, str]:
     if by_cat:
         parts = [_count_phrase(c, by_cat[c]) for c in CATEGORY_ORDER if c in by_cat]
         distribution = "The targets are " + ", ".join(parts)
-        cells = Counter(
-            grid_cell((o.bbox[0] + o.bbox[2]) / 2, (o.bbox[1] + o.bbox[3]) / 2, rec.width, rec.height)
-            for o in rec.objects
-        )
+        cells = Counter(cell_name(grid_cell(*box_centre(o.bbox), rec.width, rec.height)) for o in rec.objects)
         layout = f"Most targets lie in the {cells.most_common(1)[0][0]} of the image"
     else:
         distribution = "No targets are present"
