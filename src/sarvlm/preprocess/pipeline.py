@@ -290,7 +290,7 @@ class _Preprocessor:
         write_raster(self.out / rel, pixels, georef=georef if rel.endswith(".tif") else None, tags=tags)
 
     def process(self, record: SampleRecord) -> None:
-        from sarvlm.io.raster import open_raster, raster_info
+        from sarvlm.io.raster import open_raster, raster_info, read_checked
 
         cfg = self.config
         path = record.image_path(self.base)
@@ -361,10 +361,13 @@ class _Preprocessor:
             for spec in tiles:
                 try:
                     if cfg.tile_m is None:
-                        data = ds.read(bands, out_dtype="complex64" if info.dtype == "complex_int16" else None)
+                        out_dtype = "complex64" if info.dtype == "complex_int16" else None
+                        data = read_checked(ds, bands, out_dtype=out_dtype, where=path)
                         crop = (0, 0, 0, 0)
                     else:
                         data, crop = read_tile(ds, spec, bands, halo)
+                except SarvlmError:
+                    raise
                 except Exception as exc:  # rasterio raises several types for damaged files
                     raise SarvlmError(
                         f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})"
