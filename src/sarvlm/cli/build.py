@@ -98,6 +98,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="build only the K-th of N contiguous blocks of the records (K from 0) into OUT_DIR.shard-K-of-N; "
         "`sarvlm merge OUT_DIR` joins the N parts into exactly what one run writes",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept record paths (image, optical, land-cover mask) leaving the samples file's folder "
+        "(absolute, ../); refused by default; recorded in manifest.json",
+    )
     return p
 
 
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         with_optical=args.with_optical,
         class_hint=args.class_hint,
         overwrite=args.overwrite,
+        allow_outside_root=args.allow_outside_root,
     )
     if args.min_pixels:
         opts.min_pixels = args.min_pixels

@@ -64,6 +64,7 @@ class BuildOptions:
     max_pixels: int = QWEN_MAX_PIXELS
     landform_min_fraction: float = 0.05
     overwrite: bool = False
+    allow_outside_root: bool = False  # accept record paths leaving the samples file's folder
 
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
@@ -130,6 +131,12 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
                     if obj["category"].strip():
                         cats.add(canonical_category(obj["category"], synonyms))
     return tuple(sorted(cats)), n
+
+
+def _in_root(base_dir: Path, name: str, opts: BuildOptions, what: str) -> None:
+    from sarvlm.core.paths import resolve_in_root
+
+    resolve_in_root(base_dir, name, allow_outside=opts.allow_outside_root, what=what)
 
 
 def _image_ref(path: str, out_dir: Path, absolute: bool) -> str:
@@ -270,6 +277,7 @@ def build_dataset(
                     rec = parse_sample(line, where)
                     image_key = os.path.normpath(rec.image).replace(os.sep, "/")
                     image_abs = os.path.normpath(os.path.join(base_dir, rec.image))
+                    _in_root(base_dir, rec.image, opts, f"{where}: record {rec.id!r}: image")
                     if opts.check_images and not os.path.exists(image_abs):
                         if opts.skip_missing:
                             report.add("missing_image", rec.id)
@@ -289,11 +297,14 @@ def build_dataset(
                     images = [_image_ref(image_abs, final_dir, absolute)]
                     if opts.with_optical and rec.optical:
                         optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
+                        _in_root(base_dir, rec.optical, opts, f"{where}: record {rec.id!r}: optical")
                         if opts.check_images and not os.path.exists(optical_abs):
                             raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
                         images.append(_image_ref(optical_abs, final_dir, absolute))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
-                    view = SampleView(rec, base_dir, targets, _group(targets))
+                    view = SampleView(
+                        rec, base_dir, targets, _group(targets), allow_outside_root=opts.allow_outside_root
+                    )
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
                     year = rec.year
                     if fast is not None:
@@ -348,6 +359,8 @@ def build_dataset(
             manifest["tool_files"] = tool_files
         if empty:
             manifest["tasks_without_examples"] = empty  # requested but the samples lack what they need
+        # where the examples' image paths are rooted (train/predict resolve and confine them there)
+        manifest["image_root"] = os.path.relpath(base_dir, final_dir).replace(os.sep, "/")
         with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(manifest, fh, indent=2, ensure_ascii=False)
             fh.write("\n")

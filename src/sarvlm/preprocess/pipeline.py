@@ -87,6 +87,7 @@ class PreprocessConfig:
     format: Literal["auto", "png", "tif"] = "auto"
     overwrite: bool = False
     plots: bool = True
+    allow_outside_root: bool = False  # accept record paths leaving the samples file's folder
 
     def validate(self) -> PreprocessConfig:
         """Check option values; raises SarvlmError naming the option."""
@@ -293,7 +294,7 @@ class _Preprocessor:
         from sarvlm.io.raster import open_raster, raster_info, read_checked
 
         cfg = self.config
-        path = record.image_path(self.base)
+        path = self._resolve(record, record.image, "image")
         info = raster_info(path)
         where = str(path)
         if (info.width, info.height) != (record.width, record.height):
@@ -384,6 +385,13 @@ class _Preprocessor:
             raise SarvlmError(f"{path}: all pixels are NaN, infinite or no-data")
         self.counts.scenes += 1
 
+    def _resolve(self, record: SampleRecord, name: str, what: str) -> Path:
+        from sarvlm.core.paths import resolve_in_root
+
+        return resolve_in_root(
+            self.base, name, allow_outside=self.config.allow_outside_root, what=f"record {record.id!r}: {what}"
+        )
+
     def _emit(
         self,
         record: SampleRecord,
@@ -469,7 +477,7 @@ class _Preprocessor:
             if value is None:
                 continue
             rel = value.mask if key == "landcover" else value
-            src = (self.base / rel).resolve()
+            src = self._resolve(record, rel, "landcover.mask" if key == "landcover" else key)
             if not src.is_file():
                 raise SarvlmError(f"record {record.id!r}: {key}: {src}: no such file")
             dst_rel = f"{sub}/{_safe_name(record.id)}{src.suffix.lower()}"
@@ -489,7 +497,7 @@ class _Preprocessor:
             if value is None:
                 continue
             rel = value.mask if key == "landcover" else value
-            src = (self.base / rel).resolve()
+            src = self._resolve(record, rel, "landcover.mask" if key == "landcover" else key)
             side = raster_info(src)
             if (side.width, side.height) != (info.width, info.height):
                 continue  # a different pixel grid: not cut (the tile record omits it)
