@@ -16,8 +16,16 @@ from sarvlm.core.errors import InputError
 OUTSIDE_ROOT_HINT = "pass --allow-outside-root if you trust this dataset"
 
 
-def resolve_in_root(root: str | Path, name: str | Path, *, allow_outside: bool = False, what: str = "image") -> Path:
-    """Absolute path of ``name`` (relative to ``root``, or absolute); refuses paths leaving ``root``.
+def resolve_in_root(
+    root: str | Path,
+    name: str | Path,
+    *,
+    allow_outside: bool = False,
+    what: str = "image",
+    base: str | Path | None = None,
+) -> Path:
+    """Absolute path of ``name`` (relative to ``base``, default ``root``; or absolute); refuses
+    paths leaving ``root``.
 
     Symlinks are followed before the check, so a link inside the root pointing out of it is refused
     too. The error names the field (``what``), the path as written and the root.
@@ -26,7 +34,7 @@ def resolve_in_root(root: str | Path, name: str | Path, *, allow_outside: bool =
     text = str(name)
     if "\x00" in text:
         raise InputError(f"{what}: path {text!r} contains a NUL byte")
-    full = (root_resolved / Path(name)).resolve()
+    full = ((Path(base).resolve() if base is not None else root_resolved) / Path(name)).resolve()
     if not allow_outside and not full.is_relative_to(root_resolved):
         kind = "absolute path" if Path(name).is_absolute() else "path"
         raise InputError(f"{what}: {kind} {text!r} lies outside the dataset root {root_resolved} ({OUTSIDE_ROOT_HINT})")

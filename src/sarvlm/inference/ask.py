@@ -145,6 +145,19 @@ def ask(
 
     from sarvlm.inference.chain import needs_preprocessing, prepare_scene, read_chain
 
+    # every input is checked before the (slow) model load
+    if not question.strip():
+        raise SarvlmError("question: empty")
+    if task is not None:
+        from sarvlm.tasks.registry import GENERATORS
+
+        if task not in GENERATORS:
+            raise SarvlmError(f"--task: unknown task {task!r} (expected one of {', '.join(sorted(GENERATORS))})")
+    from sarvlm.io.raster import check_whole_image
+
+    for path in (image, optical):
+        if path is not None:
+            check_whole_image(path)
     chain = None
     if isinstance(model, tuple):
         net, processor = model

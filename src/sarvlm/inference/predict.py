@@ -362,7 +362,10 @@ def _check_images(
     for ex in examples:
         where = f"{data_jsonl}: example {ex.id!r}"
         try:
-            resolved = [resolve_in_root(root, rel, allow_outside=allow, what="images") for rel in ex.images]
+            resolved = [
+                resolve_in_root(root, rel, allow_outside=allow, what="images", base=data_jsonl.parent)
+                for rel in ex.images
+            ]
             for path in resolved:
                 if path in checked:
                     continue

@@ -225,7 +225,9 @@ class SftDataset(Dataset):
 
         for rel in ex.images:
             try:
-                path = resolve_in_root(self.image_root, rel, allow_outside=self.allow_outside_root, what="images")
+                path = resolve_in_root(
+                    self.image_root, rel, allow_outside=self.allow_outside_root, what="images", base=self.base_dir
+                )
             except SarvlmError as exc:
                 raise SarvlmError(f"{self._where(ex)}: {exc}") from None
             if not path.is_file():
