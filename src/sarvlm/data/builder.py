@@ -116,8 +116,16 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
     """
     cats: set[str] = set()
     n = 0
+    lineno = 0
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+        lines = enumerate(fh, 1)
+        while True:
+            try:
+                lineno, line = next(lines)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:
+                raise SarvlmError(f"{path}:{lineno + 1}: not UTF-8 text") from None
             if not line.strip():
                 continue
             n += 1
@@ -263,6 +271,8 @@ def build_dataset(
 
     with atomic_dir(out_dir, overwrite=opts.overwrite) as tmp:
         files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
+        seen_ids: dict[str, int] = {}  # record id -> line: duplicates would give duplicate example ids
+        lineno = 0
         try:
             with open(samples, encoding="utf-8") as fh:
                 lines = enumerate(fh, 1)
@@ -275,6 +285,11 @@ def build_dataset(
                         continue
                     where = f"{samples}:{lineno}"
                     rec = parse_sample(line, where)
+                    if rec.id in seen_ids:
+                        raise SarvlmError(
+                            f"{where}: record {rec.id!r}: duplicate id (first on line {seen_ids[rec.id]}); ids must be unique"
+                        )
+                    seen_ids[rec.id] = lineno
                     image_key = os.path.normpath(rec.image).replace(os.sep, "/")
                     image_abs = os.path.normpath(os.path.join(base_dir, rec.image))
                     _in_root(base_dir, rec.image, opts, f"{where}: record {rec.id!r}: image")
@@ -340,9 +355,13 @@ def build_dataset(
                         by_source[source][task][split] += 1
                     if sum(counts[split].values()) > n_before:
                         samples_per_split[split] += 1
+        except UnicodeDecodeError:
+            raise SarvlmError(f"{samples}:{lineno + 1}: not UTF-8 text") from None
         finally:
             for f in files.values():
                 f.close()
+        if not seen_ids:
+            raise SarvlmError(f"{samples}: no sample records (empty file)")
         per_task: Counter = Counter()
         for c in counts.values():
             per_task.update(c)

@@ -125,8 +125,20 @@ def import_dataset(
     )
     kwargs = {k: v for k, v in options.items() if v is not None}
     wrap = progress or track
-    n = write_samples(out, wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"))
+    n = write_samples(out, _nonempty(wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"), src, ctx))
     return ImportResult(Path(out), n, ctx.counts)
+
+
+def _nonempty(records: Iterator[SampleRecord], src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
+    """Pass records through; fail (inside the atomic write, so nothing is written) when there are none."""
+    n = 0
+    for rec in records:
+        n += 1
+        yield rec
+    if n == 0:
+        skipped = ctx.counts["missing_image"]
+        extra = f" ({skipped} skipped for missing images)" if skipped else ""
+        raise SarvlmError(f"{src}: no samples to import{extra}")
 
 
 __all__ = ["IMPORTERS", "ImportContext", "ImportResult", "import_dataset"]
