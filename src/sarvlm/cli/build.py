@@ -132,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         allow_outside_root=args.allow_outside_root,
     )
-    if args.min_pixels:
+    if args.min_pixels is not None:
         opts.min_pixels = args.min_pixels
-    if args.max_pixels:
+    if args.max_pixels is not None:
         opts.max_pixels = args.max_pixels
     result = build_dataset(args.samples, args.out_dir, opts, shard=args.shard)
     for split, tasks in result.counts.items():

@@ -38,8 +38,15 @@ VERB_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``sarvlm: error: ...``), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"sarvlm: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sarvlm",
         description="Teach vision-language models to understand SAR imagery.",
         epilog="Run `sarvlm <verb> --help` for the options of each verb. Set SARVLM_DEBUG=1 to see tracebacks.",
@@ -89,7 +96,11 @@ def _run_verb(args: argparse.Namespace) -> int:
 
         # PIL counts pixels; one byte per pixel keeps it no looser than the byte limit.
         Image.MAX_IMAGE_PIXELS = policy.max_image_bytes
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            # library deprecation notices (transformers) are not the user's business: one-line errors only
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return int(args._run(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

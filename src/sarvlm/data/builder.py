@@ -85,6 +85,10 @@ class BuildOptions:
             raise SarvlmError(f"--boxes must be clip or drop, got {self.boxes!r}")
         if self.max_per_sample < 1:
             raise SarvlmError(f"--max-per-sample must be >= 1, got {self.max_per_sample}")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise SarvlmError(
+                f"--min-pixels/--max-pixels: need 0 < min <= max, got {self.min_pixels} and {self.max_pixels}"
+            )
         if not 0.0 <= self.negative_rate <= 1.0:
             raise SarvlmError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
 

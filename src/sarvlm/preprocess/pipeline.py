@@ -799,7 +799,10 @@ def preprocess_raster(path: str | Path, out_dir: str | Path, config: PreprocessC
     """Preprocess a single raster file (GeoTIFF/PNG/JPEG) as if it were a one-record samples file."""
     path = Path(path)
     config = (config or PreprocessConfig()).validate()
-    return _run([record_for_raster(path)], path.parent, Path(out_dir), config)
+    # the user named this file: its own folder (after following a symlink) is the dataset root
+    real = path.resolve()
+    record = record_for_raster(path).model_copy(update={"image": real.name})
+    return _run([record], real.parent, Path(out_dir), config)
 
 
 def record_for_safe(safe_dir: str | Path, polarisation: str, swath: str | None = None) -> SampleRecord:

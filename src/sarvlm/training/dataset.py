@@ -224,12 +224,9 @@ class SftDataset(Dataset):
         from sarvlm.core.paths import resolve_in_root
 
         for rel in ex.images:
-            try:
-                path = resolve_in_root(
-                    self.image_root, rel, allow_outside=self.allow_outside_root, what="images", base=self.base_dir
-                )
-            except SarvlmError as exc:
-                raise SarvlmError(f"{self._where(ex)}: {exc}") from None
+            path = resolve_in_root(
+                self.image_root, rel, allow_outside=self.allow_outside_root, what="images", base=self.base_dir
+            )
             if not path.is_file():
                 raise SarvlmError(f"{self._where(ex)}: images: no such file {path}")
             images.append(self.processor.load_image(path))

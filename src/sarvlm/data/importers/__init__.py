@@ -125,7 +125,10 @@ def import_dataset(
     )
     kwargs = {k: v for k, v in options.items() if v is not None}
     wrap = progress or track
-    n = write_samples(out, _nonempty(wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"), src, ctx))
+    try:
+        n = write_samples(out, _nonempty(wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"), src, ctx))
+    except UnicodeDecodeError:
+        raise SarvlmError(f"{src}: not UTF-8 text") from None
     return ImportResult(Path(out), n, ctx.counts)
 
 
