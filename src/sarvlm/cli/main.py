@@ -88,8 +88,15 @@ def _add_image_safety_options(parser: argparse.ArgumentParser) -> None:
 
 def _run_verb(args: argparse.Namespace) -> int:
     """Run a verb under the image policy its options ask for, with GDAL and PIL configured to match."""
+    from sarvlm.core.progress import progress_enabled
     from sarvlm.io.raster_policy import configure_gdal, raster_policy
 
+    if not progress_enabled():
+        # SARVLM_NO_PROGRESS / CI / no terminal: no library progress bars either (transformers' weight
+        # loading bar reads this when it is imported; an already imported one is switched off directly)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
     with raster_policy(max_image_bytes=args.max_image_bytes, allow_drivers=args.allow_raster_driver) as policy:
         configure_gdal(policy.allowed_drivers)  # before GDAL loads: VRT/network drivers never registered
         from PIL import Image

@@ -207,6 +207,9 @@ def predict(
                 journal.unlink()
             raise
     _write_final(out_jsonl, examples, done)
+    from sarvlm.data.fingerprint import record_prediction_source
+
+    record_prediction_source(out_jsonl, data_jsonl)  # eval checks predictions answer this very dataset
     if journal.exists():
         journal.unlink()
     if shard is not None:

@@ -135,6 +135,20 @@ def _sniff(path: Path, head: bytes, policy: RasterPolicy) -> list[str]:
     return extra  # the user explicitly allowed more drivers: let GDAL pick among them only
 
 
+def allowed_driver(path: str | Path) -> str:
+    """Check a local raster file like :func:`open_raster` does before GDAL sees it (local regular
+    file, allowed signature) and return the one GDAL driver to open it with. For code that keeps
+    datasets open itself (prior tiles): ``rasterio.open(path, driver=allowed_driver(path))``."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _sniff(path, head, current_policy())[0]
+
+
 def _check_open_size(path: Path, ds: Any, policy: RasterPolicy) -> None:
     """PNG/JPEG decode from the top whatever the window: their whole declared size must fit. Tiled or
     striped GeoTIFFs may be larger than the limit (read them window by window), but one internal

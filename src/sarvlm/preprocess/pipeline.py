@@ -145,6 +145,13 @@ class _Counts:
 def _band_names(record: SampleRecord, info: Any) -> list[str]:
     if record.polarizations and len(record.polarizations) == info.count:
         return list(record.polarizations)
+    if record.polarizations:
+        # e.g. a 3-band PNG declared VV: which band is VV is unknown, and dropping the declaration
+        # silently would lose what the user said
+        raise SarvlmError(
+            f"record {record.id!r}: polarizations {record.polarizations} name {len(record.polarizations)} "
+            f"band(s) but {info.path} has {info.count}"
+        )
     names = [(d or "").strip().upper() for d in info.band_descriptions]
     if len(names) == info.count and all(n in ("HH", "HV", "VH", "VV") for n in names):
         return names
