@@ -52,6 +52,40 @@ def _examples(f, tmp, images, name="test"):
     return path
 
 
+def _two_examples(f, t, bad):
+    """Two examples, one good image and ``bad``, so image statistics have a pair to compare."""
+    path = _examples(f, t, [bad])
+    row = json.loads(path.read_text())
+    good = dict(row, id=row["id"] + "-good", images=["../../images/im0.png"])
+    path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    return path
+
+
+def _show(f, t, image, width, height):
+    """`priors show` of a georeferenced record (the world's) whose image is ``image``."""
+    rec = f["world_record"].model_dump(mode="json", exclude_none=True)
+    rec.update(id="show", image=image, width=width, height=height, objects=[], captions=[])
+    rec.pop("landcover", None)
+    return [
+        "priors",
+        "show",
+        str(_samples(f, t, "show", [rec])),
+        "--source",
+        f"aef-cog:{f['aef']}",
+        "--out",
+        str(t / "o.png"),
+    ]
+
+
+def _predictions_for_other_data(f, t):
+    ex = json.loads((f["built"] / "train.jsonl").read_text().splitlines()[0])
+    preds = t / "in" / "p.jsonl"
+    preds.parent.mkdir()
+    preds.write_text(json.dumps({"id": ex["id"], "task": ex["task"], "prediction": "1"}) + "\n")
+    (t / "in" / "p.jsonl.dataset.json").write_text(json.dumps({"data": "other/test.jsonl", "sha256": "0" * 64}))
+    return preds
+
+
 def _rel(f, path):
     return os.path.relpath(path, f["ds"])
 
@@ -329,6 +363,61 @@ CASES = [
         "outside the dataset root",
         "o",
     ),
+    # --- stats / priors show (image statistics and prior renderings read images too) -----------
+    (
+        "stats-vrt",
+        lambda f, t: ["stats", str(_two_examples(f, t, "../../images/evil.tif")), "--out", str(t / "o")],
+        "evil.tif",
+        "o",
+    ),
+    (
+        "stats-bomb",
+        lambda f, t: ["stats", str(_two_examples(f, t, "../../images/bomb.tif")), "--out", str(t / "o")],
+        "bomb.tif",
+        "o",
+    ),
+    (
+        "priors-show-outside-root",
+        lambda f, t: _show(f, t, "../secret/secret.png", 32, 32),
+        "outside the dataset root",
+        "o.png",
+    ),
+    ("priors-show-vrt", lambda f, t: _show(f, t, "images/evil.tif", 8, 4), "evil.tif", "o.png"),
+    ("priors-show-bomb", lambda f, t: _show(f, t, "images/bomb.tif", 100000, 100000), "bomb.tif", "o.png"),
+    ("priors-show-fifo", lambda f, t: _show(f, t, "images/fifo.png", 32, 32), "not a regular file", "o.png"),
+    # --- silent damage that is now refused ------------------------------------------------------
+    (
+        "preprocess-3band-declared-vv",
+        lambda f, t: ["preprocess", str(_samples(f, t, "rgb", [sample("a", "images/rgb.png")])), "--out", str(t / "o")],
+        "polarizations",
+        "o",
+    ),
+    (
+        "eval-other-dataset",
+        lambda f, t: [
+            "eval",
+            str(_predictions_for_other_data(f, t)),
+            "--data",
+            str(f["built"] / "train.jsonl"),
+            "--out",
+            str(t / "r"),
+        ],
+        "different dataset",
+        "r",
+    ),
+    (
+        "eval-out-is-file",
+        lambda f, t: [
+            "eval",
+            str(f["empty_jsonl"]),
+            "--data",
+            str(f["built"] / "train.jsonl"),
+            "--out",
+            str(f["a_file"]),
+        ],
+        "a_file",
+        None,
+    ),
     # --- train -----------------------------------------------------------------------------
     (
         "train-outside-root",
@@ -543,6 +632,7 @@ def test_enough_distinct_cases():
         "import",
         "build",
         "stats",
+        "priors",
         "train",
         "ask",
         "predict",

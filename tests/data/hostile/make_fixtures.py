@@ -163,6 +163,14 @@ def make_fixtures(root: Path) -> dict[str, Path]:
 
     build_dataset(f["samples"], ds / "built", BuildOptions(tasks=["count"], split="1:0"))
     f["built"] = ds / "built"
+    # a one-scene synthetic world: its AlphaEarth tiles are the prior source of the `priors show` cases
+    from sarvlm.core.record import read_samples
+    from sarvlm.synth.world import generate_world
+
+    generate_world(root / "world", 1, size=32, optical=False)
+    f["aef"] = root / "world" / "aef"
+    rec = next(iter(read_samples(root / "world" / "samples.jsonl")))
+    f["world_record"] = rec  # type: ignore[assignment]
     return f
 
 
