@@ -94,6 +94,12 @@ def generation_options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from sarvlm.cli.common import parse_floats
     from sarvlm.core.errors import SarvlmError
+    from sarvlm.io.raster import check_whole_image
+
+    # image checks first: they need neither torch nor the model
+    for image in (args.image, args.optical):
+        if image is not None:
+            check_whole_image(image)
     from sarvlm.inference.ask import ask
 
     if args.no_prior and (args.bbox or args.prior_source):

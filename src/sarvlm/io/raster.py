@@ -135,6 +135,16 @@ def _sniff(path: Path, head: bytes, policy: RasterPolicy) -> list[str]:
     return extra  # the user explicitly allowed more drivers: let GDAL pick among them only
 
 
+def check_whole_image(path: str | Path) -> None:
+    """Everything :func:`read_raster` of the whole image would refuse, without decoding pixels:
+    missing/unsafe file, disallowed driver, declared size over the limit. Cheap (header only), so
+    callers can check inputs before slow work such as loading a model."""
+    path = Path(path)
+    with open_raster(path) as ds:
+        out = "complex64" if ds.dtypes[0] == "complex_int16" else None
+        read_checked(ds, out_dtype=out, where=path, check_only=True)
+
+
 def allowed_driver(path: str | Path) -> str:
     """Check a local raster file like :func:`open_raster` does before GDAL sees it (local regular
     file, allowed signature) and return the one GDAL driver to open it with. For code that keeps
