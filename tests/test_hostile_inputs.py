@@ -632,7 +632,8 @@ def test_bad_input_gives_one_line_error_and_no_output(case, fx, tmp_path, capsys
         rc = exc.code
     _one_line_error(capsys, rc, culprit)
     if output is not None:
-        assert not (tmp_path / output).exists(), f"{output} was left behind"
+        left = [p.name for p in tmp_path.iterdir() if p.name.startswith(output)]  # incl. journals (.partial)
+        assert not left, f"{left} left behind"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
     assert (fx["secret_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # nothing the user gave changed
 
@@ -731,21 +732,35 @@ def test_bombs_and_vrt_under_a_memory_cap(verb, key, fx, tmp_path):
 
 
 def test_gdal_process_settings_take_effect(tmp_path):
-    """configure_gdal's settings, verified on a fresh GDAL: GDAL_SKIP unregisters VRT (a VRT no longer
-    opens even through plain rasterio), GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR hides a .tfw world file
-    next to a GeoTIFF."""
+    """configure_gdal's settings, each verified on a fresh GDAL against the same probe without them:
+    GDAL_SKIP unregisters VRT (a VRT no longer opens even through plain rasterio),
+    GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR hides a .tfw world file next to a GeoTIFF,
+    GDAL_PAM_ENABLED=NO ignores an .aux.xml side-car's metadata, and CPL_VSIL_CURL_ALLOWED_EXTENSIONS
+    stops /vsicurl/ from fetching a URL (served by a local HTTP server)."""
     import numpy as np
 
     from sarvlm.io.raster import write_raster
 
     write_raster(tmp_path / "a.tif", np.zeros((4, 4), np.uint8), compress=None)
     (tmp_path / "a.tfw").write_text("10\n0\n0\n-10\n500000\n4000000\n")
+    write_raster(tmp_path / "b.tif", np.zeros((4, 4), np.uint8), compress=None)
+    (tmp_path / "b.tif.aux.xml").write_text(
+        '<PAMDataset><Metadata><MDI key="SIDECAR">yes</MDI></Metadata></PAMDataset>'
+    )
     (tmp_path / "v.vrt").write_text(
         '<VRTDataset rasterXSize="4" rasterYSize="4"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
         f'<SourceFilename relativeToVRT="0">{tmp_path / "a.tif"}</SourceFilename><SourceBand>1</SourceBand>'
         "</SimpleSource></VRTRasterBand></VRTDataset>"
     )
-    probe = f"""
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split()[0])
+        probe = f"""
 import warnings
 warnings.simplefilter("ignore")
 import rasterio
@@ -759,19 +774,32 @@ except Exception:
     out["vrt_opens"] = False
 with rasterio.open(d + "/a.tif") as ds:
     out["tfw_seen"] = ds.transform.a == 10
+with rasterio.open(d + "/b.tif") as ds:
+    out["aux_xml_seen"] = ds.tags().get("SIDECAR") == "yes"
+try:
+    with rasterio.open("/vsicurl/http://127.0.0.1:{port}/a.tif") as ds:
+        out["curl_fetches"] = ds.width == 4
+except Exception:
+    out["curl_fetches"] = False
 print(out)
 """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GDAL_", "CPL_"))}
-    env["PYTHONPATH"] = str(Path(__file__).parents[1] / "src")
-    results = {}
-    for hardened in (False, True):
-        harden = "from sarvlm.io.raster_policy import configure_gdal\nconfigure_gdal()\n" if hardened else ""
-        code = harden + probe
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        results[hardened] = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own dict literal
-    assert results[False] == {"vrt_registered": True, "vrt_opens": True, "tfw_seen": True}
-    assert results[True] == {"vrt_registered": False, "vrt_opens": False, "tfw_seen": False}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GDAL_", "CPL_"))}
+        env["PYTHONPATH"] = str(Path(__file__).parents[1] / "src")
+        env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1"
+        results = {}
+        for hardened in (False, True):
+            harden = "from sarvlm.io.raster_policy import configure_gdal\nconfigure_gdal()\n" if hardened else ""
+            proc = subprocess.run(
+                [sys.executable, "-c", harden + probe], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert proc.returncode == 0, proc.stderr
+            results[hardened] = eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own dict literal
+    finally:
+        server.kill()
+        server.wait()
+    keys = ("vrt_registered", "vrt_opens", "tfw_seen", "aux_xml_seen", "curl_fetches")
+    assert results[False] == dict.fromkeys(keys, True)
+    assert results[True] == dict.fromkeys(keys, False)
 
 
 def test_open_raster_bytes_applies_the_same_checks(fx):

@@ -126,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SarvlmError as exc:
         print(f"sarvlm: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except MemoryError:
+        # the size checks should stop this first; if not, still one line and no traceback
+        print(
+            f"sarvlm: error: {args.verb}: out of memory (an input is larger than this machine holds; "
+            "lower --max-image-bytes to refuse such inputs early, or tile large scenes)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("sarvlm: interrupted", file=sys.stderr)
         return 130
