@@ -46,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "of the same samples side by side (length, vocabulary, MTLD, text similarity, factual and per-field "
         "accuracy against the annotations; FUSAR-KLIP Fig. 9-11, SARLANG-1M Table 3) into "
         "caption_comparison.{md,json,png}",
+    )
+    p.add_argument(
         "--allow-outside-root",
         action="store_true",
         help="accept example image paths leaving the dataset's image root (refused by default)",
