@@ -174,7 +174,8 @@ def test_export_formats_round_trip(tmp_path, fmt):
     # re-import as sample records and rebuild the conversations: same messages again
     samples = tmp_path / "ex" / "back.jsonl"
     import_dataset(fmt, tmp_path / "ex" / "train.jsonl", samples, images=tmp_path / "ex")
-    build_dataset(samples, tmp_path / "again", BuildOptions(tasks=["dialogue"], split="1:0"))
+    # back.jsonl sits in ex/ while its images stay in w/: outside its folder, so allowed explicitly
+    build_dataset(samples, tmp_path / "again", BuildOptions(tasks=["dialogue"], split="1:0", allow_outside_root=True))
     again = list(read_examples(tmp_path / "again" / "train.jsonl"))
     assert sorted(m.model_dump_json() for e in again for m in e.messages) == sorted(
         m.model_dump_json() for e in ref for m in e.messages
@@ -265,8 +266,11 @@ def test_bad_input(world, tmp_path):
     )
     with pytest.raises(SarvlmError, match=r"samples.jsonl:1: record 's0': image: .*nope.png: no such file"):
         build_dataset(missing, out, BuildOptions())
-    res = build_dataset(missing, out, BuildOptions(skip_missing=True, check_images=True))
+    with pytest.raises(SarvlmError, match=r"record 's2': image: path '../world/img/im1.png' lies outside"):
+        build_dataset(missing, out, BuildOptions(skip_missing=True, check_images=True))
+    res = build_dataset(missing, out, BuildOptions(skip_missing=True, check_images=True, allow_outside_root=True))
     assert res.quality.counts["missing_image"] == 1
+    assert res.manifest["options"]["allow_outside_root"] is True
     with pytest.raises(SarvlmError, match="exists and is not empty"):
         build_dataset(world, out, BuildOptions())
     neg = tmp_path / "neg.jsonl"

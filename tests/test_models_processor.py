@@ -106,7 +106,7 @@ def test_load_image_png_and_float_geotiff(tmp_path):
     with pytest.raises(SarvlmError, match="no such image file"):
         load_image(tmp_path / "missing.png")
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(SarvlmError, match="cannot read image"):
+    with pytest.raises(SarvlmError, match="not a readable raster"):
         load_image(tmp_path / "bad.png")
 
 

@@ -94,6 +94,13 @@ def generation_options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from sarvlm.cli.common import parse_floats
     from sarvlm.core.errors import SarvlmError
+    from sarvlm.io.raster import raster_info
+
+    # safe-opener checks first (signature, driver, PNG/JPEG size, GeoTIFF blocks): no torch, no model;
+    # the whole-image size is checked by ask() once it knows whether a raw scene will be tiled
+    for image in (args.image, args.optical):
+        if image is not None:
+            raster_info(image)
     from sarvlm.inference.ask import ask
 
     if args.no_prior and (args.bbox or args.prior_source):

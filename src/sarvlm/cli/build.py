@@ -98,6 +98,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="build only the K-th of N contiguous blocks of the records (K from 0) into OUT_DIR.shard-K-of-N; "
         "`sarvlm merge OUT_DIR` joins the N parts into exactly what one run writes",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept record paths (image, optical, land-cover mask) leaving the samples file's folder "
+        "(absolute, ../); refused by default; recorded in manifest.json",
+    )
     return p
 
 
@@ -124,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
         with_optical=args.with_optical,
         class_hint=args.class_hint,
         overwrite=args.overwrite,
+        allow_outside_root=args.allow_outside_root,
     )
-    if args.min_pixels:
+    if args.min_pixels is not None:
         opts.min_pixels = args.min_pixels
-    if args.max_pixels:
+    if args.max_pixels is not None:
         opts.max_pixels = args.max_pixels
     result = build_dataset(args.samples, args.out_dir, opts, shard=args.shard)
     for split, tasks in result.counts.items():

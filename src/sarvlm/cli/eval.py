@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from sarvlm.eval.judges import judges_from_spec
 
     out_path = Path(args.out)
+    if out_path.exists() and not out_path.is_dir():
+        raise SarvlmError(f"{out_path}: exists and is not a directory (--out names the report directory)")
     if out_path.exists() and any(out_path.iterdir()) and not args.overwrite:
         # Checked before any scoring or judge request is made.
         raise SarvlmError(f"{out_path}: output directory exists and is not empty (use --overwrite)")

@@ -39,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="coco: category = supercategory, fine category = name (SAR-AIRcraft style)",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept image names that leave the --images folder (absolute paths, ../); refused by default",
+    )
     p.add_argument("--classes", metavar="FILE", help="yolo: classes.txt or data.yaml with the class names")
     g = p.add_argument_group(
         "acquisition facts (sarvlm priors needs the year)",
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         sensor=args.sensor,
         polarizations=args.pol,
         meta=args.meta,
+        allow_outside_root=args.allow_outside_root,
         **options,
     )
     extra = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()) if k != "records")

@@ -34,6 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "`sarvlm merge PREDICTIONS.jsonl` joins the parts (under `accelerate launch` each rank is a shard "
         "and rank 0 merges)",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept example image paths leaving the dataset's image root (manifest image_root or the JSONL folder)",
+    )
     add_generation_args(p)
     return p
 
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         attention=args.attention,
         allow_missing_priors=args.allow_missing_priors,
         shard=args.shard,
+        allow_outside_root=args.allow_outside_root,
     )
     if summary.placement:
         print(f"ran on {summary.placement}", file=sys.stderr)

@@ -39,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--out", type=Path, required=True, help="output directory (must be new or empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept record paths (image, optical, mask) leaving the samples file's folder (absolute, ../); "
+        "refused by default; recorded in preprocess.json",
+    )
     g = p.add_argument_group("polarisation and quantities")
     g.add_argument(
         "--pol",
@@ -171,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         overwrite=args.overwrite,
         plots=not args.no_plots,
+        allow_outside_root=args.allow_outside_root,
     )
     source: Path = args.input
     if not source.exists():

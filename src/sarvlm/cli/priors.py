@@ -81,6 +81,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="compute only the K-th of N contiguous blocks of cache shards (K from 0) into OUT.shard-K-of-N; "
         "`sarvlm merge OUT` joins the N parts into the cache one run writes",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="show: accept a record image path leaving the samples file's folder (refused by default)",
+    )
     p.add_argument("--id", dest="sample_id", help="show: the sample id in the JSONL")
     p.add_argument("--year", type=int, help="show: override the sample's year (required for a bare raster)")
     p.add_argument(
@@ -120,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
         source = open_source(args.source, **_source_options(args))
         try:
             out = show_sample(
-                args.sample, source, args.out, sample_id=args.sample_id, grid=grid, year=args.year, channels=channels
+                args.sample,
+                source,
+                args.out,
+                sample_id=args.sample_id,
+                grid=grid,
+                year=args.year,
+                channels=channels,
+                allow_outside_root=args.allow_outside_root,
             )
         finally:
             source.close()

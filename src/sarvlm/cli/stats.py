@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "accuracy against the annotations; FUSAR-KLIP Fig. 9-11, SARLANG-1M Table 3) into "
         "caption_comparison.{md,json,png}",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept example image paths leaving the dataset's image root (refused by default)",
+    )
     return p
 
 
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         image_sample=args.image_sample,
         text_similarity=args.text_similarity,
         image_features=None if args.image_features == "none" else args.image_features,
+        allow_outside_root=args.allow_outside_root,
     )
     md = write_report(stats, out)
     print(f"{stats.examples} examples, {len(stats.per_task_split)} tasks; MTLD {stats.mtld:.2f}", file=sys.stderr)

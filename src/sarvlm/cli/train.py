@@ -33,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="train samples absent from the prior cache with an empty prior",
     )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept example images outside the dataset's image root (recorded by build in manifest.json)",
+    )
     p.add_argument("--deepspeed", help="'zero2' (shipped ZeRO-2 bf16 config) or a DeepSpeed JSON file")
     g = p.add_argument_group("overrides")
     g.add_argument("--lr", type=float)
@@ -130,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         merge=args.merge,
         allow_missing_priors=args.allow_missing_priors,
+        allow_outside_root=args.allow_outside_root,
         deepspeed=args.deepspeed,
     )
     print(f"run directory: {result.run_dir}")

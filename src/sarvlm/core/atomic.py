@@ -7,6 +7,7 @@ final output should be.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -40,6 +41,45 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temporary siblings carry the writer's pid, so a later run can tell a dead writer's leftovers."""
+    return f".{path.name}.tmp-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def clean_stale_temps(path: str | Path) -> list[Path]:
+    """Remove temporary siblings of ``path`` left by writers that died (kill -9, power loss).
+
+    Only names this module creates (``.NAME.tmp-PID-*``) whose process no longer runs are removed;
+    a concurrent live writer's temp is left alone. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}.tmp-"
+    for cand in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid_text = cand.name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        if cand.is_dir() and not cand.is_symlink():
+            shutil.rmtree(cand, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                cand.unlink()
+        removed.append(cand)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -49,8 +89,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
+    clean_stale_temps(path)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix or ".tmp", dir=path.parent
+        prefix=_temp_prefix(path), suffix=suffix if suffix is not None else path.suffix or ".tmp", dir=path.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)
@@ -85,7 +126,8 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SarvlmError(f"{path}: output directory exists and is not empty (use --overwrite)")
     ensure_writable_dir(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    clean_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
     os.chmod(tmp, _default_mode(is_dir=True))
     try:
         yield tmp

@@ -54,9 +54,13 @@ def read_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
     except OSError as exc:
         raise SarvlmError(f"{path}: cannot read ({exc.strerror})") from None
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                yield parse_record(line, model, where=f"{path}:{lineno}")
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    yield parse_record(line, model, where=f"{path}:{lineno}")
+        except UnicodeDecodeError:
+            raise SarvlmError(f"{path}:{lineno + 1}: not UTF-8 text") from None
 
 
 def write_jsonl(path: str | Path, items: Iterable[BaseModel]) -> int:

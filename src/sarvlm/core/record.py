@@ -8,6 +8,7 @@ the prior sampler and the demo consume it. It is serialised one per line in JSON
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -215,6 +216,12 @@ class SampleRecord(_Strict):
     def _date(cls, v: str | None) -> str | None:
         if v is not None and not _DATE_RE.match(v):
             raise ValueError(f"date must be YYYY, YYYY-MM or YYYY-MM-DD, got {v!r}")
+        if v is not None and len(v) > 4:
+            parts = [int(p) for p in v.split("-")] + [1]
+            try:
+                datetime.date(parts[0], parts[1], parts[2])
+            except ValueError:
+                raise ValueError(f"date {v!r} is not a calendar date") from None
         return v
 
     @field_validator("schema_version")

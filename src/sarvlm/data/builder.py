@@ -64,6 +64,7 @@ class BuildOptions:
     max_pixels: int = QWEN_MAX_PIXELS
     landform_min_fraction: float = 0.05
     overwrite: bool = False
+    allow_outside_root: bool = False  # accept record paths leaving the samples file's folder
 
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
@@ -84,6 +85,10 @@ class BuildOptions:
             raise SarvlmError(f"--boxes must be clip or drop, got {self.boxes!r}")
         if self.max_per_sample < 1:
             raise SarvlmError(f"--max-per-sample must be >= 1, got {self.max_per_sample}")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise SarvlmError(
+                f"--min-pixels/--max-pixels: need 0 < min <= max, got {self.min_pixels} and {self.max_pixels}"
+            )
         if not 0.0 <= self.negative_rate <= 1.0:
             raise SarvlmError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
 
@@ -115,8 +120,16 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
     """
     cats: set[str] = set()
     n = 0
+    lineno = 0
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+        lines = enumerate(fh, 1)
+        while True:
+            try:
+                lineno, line = next(lines)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:
+                raise SarvlmError(f"{path}:{lineno + 1}: not UTF-8 text") from None
             if not line.strip():
                 continue
             n += 1
@@ -130,6 +143,12 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
                     if obj["category"].strip():
                         cats.add(canonical_category(obj["category"], synonyms))
     return tuple(sorted(cats)), n
+
+
+def _in_root(base_dir: Path, name: str, opts: BuildOptions, what: str) -> None:
+    from sarvlm.core.paths import resolve_in_root
+
+    resolve_in_root(base_dir, name, allow_outside=opts.allow_outside_root, what=what)
 
 
 def _image_ref(path: str, out_dir: Path, absolute: bool) -> str:
@@ -256,6 +275,8 @@ def build_dataset(
 
     with atomic_dir(out_dir, overwrite=opts.overwrite) as tmp:
         files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
+        seen_ids: dict[str, int] = {}  # record id -> line: duplicates would give duplicate example ids
+        lineno = 0
         try:
             with open(samples, encoding="utf-8") as fh:
                 lines = enumerate(fh, 1)
@@ -268,8 +289,14 @@ def build_dataset(
                         continue
                     where = f"{samples}:{lineno}"
                     rec = parse_sample(line, where)
+                    if rec.id in seen_ids:
+                        raise SarvlmError(
+                            f"{where}: record {rec.id!r}: duplicate id (first on line {seen_ids[rec.id]}); ids must be unique"
+                        )
+                    seen_ids[rec.id] = lineno
                     image_key = os.path.normpath(rec.image).replace(os.sep, "/")
                     image_abs = os.path.normpath(os.path.join(base_dir, rec.image))
+                    _in_root(base_dir, rec.image, opts, f"{where}: record {rec.id!r}: image")
                     if opts.check_images and not os.path.exists(image_abs):
                         if opts.skip_missing:
                             report.add("missing_image", rec.id)
@@ -289,11 +316,14 @@ def build_dataset(
                     images = [_image_ref(image_abs, final_dir, absolute)]
                     if opts.with_optical and rec.optical:
                         optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
+                        _in_root(base_dir, rec.optical, opts, f"{where}: record {rec.id!r}: optical")
                         if opts.check_images and not os.path.exists(optical_abs):
                             raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
                         images.append(_image_ref(optical_abs, final_dir, absolute))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
-                    view = SampleView(rec, base_dir, targets, _group(targets))
+                    view = SampleView(
+                        rec, base_dir, targets, _group(targets), allow_outside_root=opts.allow_outside_root
+                    )
                     georef = rec.georef.model_dump(mode="json", exclude_none=True) if rec.georef else None
                     year = rec.year
                     if fast is not None:
@@ -329,9 +359,13 @@ def build_dataset(
                         by_source[source][task][split] += 1
                     if sum(counts[split].values()) > n_before:
                         samples_per_split[split] += 1
+        except UnicodeDecodeError:
+            raise SarvlmError(f"{samples}:{lineno + 1}: not UTF-8 text") from None
         finally:
             for f in files.values():
                 f.close()
+        if not seen_ids:
+            raise SarvlmError(f"{samples}: no sample records (empty file)")
         per_task: Counter = Counter()
         for c in counts.values():
             per_task.update(c)
@@ -348,6 +382,8 @@ def build_dataset(
             manifest["tool_files"] = tool_files
         if empty:
             manifest["tasks_without_examples"] = empty  # requested but the samples lack what they need
+        # where the examples' image paths are rooted (train/predict resolve and confine them there)
+        manifest["image_root"] = os.path.relpath(base_dir, final_dir).replace(os.sep, "/")
         with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(manifest, fh, indent=2, ensure_ascii=False)
             fh.write("\n")

@@ -211,8 +211,13 @@ def dataset_statistics(
     image_sample: int = 200,
     text_similarity: bool = True,
     image_features: str | None = "default",
+    allow_outside_root: bool = False,
 ) -> DatasetStats:
-    """Measure a built dataset (directory or JSONL in any export format). See the module docstring."""
+    """Measure a built dataset (directory or JSONL in any export format). See the module docstring.
+
+    Image paths are confined to the dataset's image root (``allow_outside_root`` lifts that)."""
+    from sarvlm.core.paths import resolve_in_root
+    from sarvlm.data.example_root import example_image_root
     from sarvlm.data.export import read_export
 
     files = data_files(data)
@@ -225,6 +230,7 @@ def dataset_statistics(
     images: dict[str, None] = {}
     n = 0
     for f in files:
+        root, allow = example_image_root(f, allow_outside_root)
         for e in read_export(f):
             n += 1
             split = e.split or (f.stem if f.stem in ("train", "val", "test") else "all")
@@ -239,7 +245,8 @@ def dataset_statistics(
                 a_words.append(len(words(a)))
                 (free if is_free_text(e.task) else other)[a] = None
             for im in e.images:
-                images[os.path.normpath(os.path.join(f.parent, im))] = None
+                what = f"{f}: example {e.id!r}: images" if e.id else f"{f}: images"
+                images[str(resolve_in_root(root, im, allow_outside=allow, what=what, base=f.parent))] = None
     if n == 0:
         raise SarvlmError(f"{data}: no examples")
     texts = list(free) or list(other)

@@ -288,7 +288,13 @@ def run_demo(
             samples,
             d,
             BuildOptions(  # noqa: E731
-                tasks=list(BUILD_TASKS), seed=cfg.world_seed, split="keep", coords="qwen2.5", overwrite=True
+                tasks=list(BUILD_TASKS),
+                seed=cfg.world_seed,
+                split="keep",
+                coords="qwen2.5",
+                overwrite=True,
+                # the scene split files (scenes/) name the demo's own images in preprocessed/ and world/
+                allow_outside_root=True,
             ),
         )
     )

@@ -43,7 +43,10 @@ def _clean(obj: Any) -> Any:
 
 def _load(predictions_path: str | Path, data_path: str | Path):
     from sarvlm.core.example import read_examples, read_predictions
+    from sarvlm.data.fingerprint import check_prediction_source
 
+    if Path(data_path).is_file() and Path(predictions_path).is_file():
+        check_prediction_source(predictions_path, data_path)
     examples: dict[str, Any] = {}
     for ex in read_examples(data_path):
         if ex.id in examples:

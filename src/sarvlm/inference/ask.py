@@ -145,20 +145,34 @@ def ask(
 
     from sarvlm.inference.chain import needs_preprocessing, prepare_scene, read_chain
 
+    # every input is checked before the (slow) model load
+    if not question.strip():
+        raise SarvlmError("question: empty")
+    if task is not None:
+        from sarvlm.tasks.registry import GENERATORS
+
+        if task not in GENERATORS:
+            raise SarvlmError(f"--task: unknown task {task!r} (expected one of {', '.join(sorted(GENERATORS))})")
+    from sarvlm.io.raster import check_whole_image, raster_info
+
+    image = Path(image)
     chain = None
+    if not isinstance(model, tuple) and Path(str(model)).is_dir():
+        chain = read_chain(model)
+    chain_possible = preprocess and chain is not None and chain.get("preprocess") is not None
+    for path in (image, optical):
+        if path is None:
+            continue
+        if chain_possible and path == image and optical is None and bbox is None:
+            raster_info(path)  # a raw scene is tiled window by window: only its blocks must fit the limit
+        else:
+            check_whole_image(path)  # read whole: signature, driver and declared size, no pixel decoded
     if isinstance(model, tuple):
         net, processor = model
     else:
         from sarvlm.models.loading import load_model
 
         net, processor = load_model(model, dtype=dtype, device=device, attention=attention)
-        if Path(str(model)).is_dir():
-            chain = read_chain(model)
-    if not question.strip():
-        raise SarvlmError("question: empty")
-    image = Path(image)
-    if not image.is_file():
-        raise SarvlmError(f"{image}: no such image file")
     options = options or GenerationOptions()
     use_chain = (
         preprocess

@@ -109,6 +109,7 @@ def predict(
     attention: str | None = "auto",
     allow_missing_priors: bool = False,
     shard: Shard | str | None = None,
+    allow_outside_root: bool = False,
 ) -> PredictSummary:
     """Generate answers for a dataset split.
 
@@ -128,6 +129,10 @@ def predict(
             one unsharded run would form) into ``STEM.shard-K-of-N.jsonl``; :func:`merge_prediction_shards`
             joins the N parts into the file one run writes. Under ``accelerate launch`` (or torchrun)
             with several processes each rank takes its shard on its own device and rank 0 merges.
+        allow_outside_root: accept image paths leaving the dataset's image root (see
+            :func:`sarvlm.data.example_root.example_image_root`).
+
+    Every input (examples, images, output folder) is checked before the model is loaded.
     """
     data_jsonl, out_jsonl = Path(data_jsonl), Path(out_jsonl)
     state = _launched_state()
@@ -142,6 +147,8 @@ def predict(
     if limit is not None and limit < 0:
         raise SarvlmError(f"--limit must be >= 0, got {limit}")
     examples = list(read_examples(data_jsonl))
+    if not examples:
+        raise SarvlmError(f"{data_jsonl}: no examples (empty file)")
     if limit is not None:
         examples = examples[:limit]
     seen: set[str] = set()
@@ -167,6 +174,10 @@ def predict(
         done.update((p.id, p) for p in _read_journal(journal))
     todo = [ex for ex in examples if ex.id not in done]
     skipped = len(examples) - len(todo)
+    from sarvlm.core.atomic import ensure_writable_dir
+
+    ensure_writable_dir(out_jsonl.parent)
+    image_paths = _check_images(todo, data_jsonl, allow_outside_root)
 
     placement = None
     if todo:
@@ -185,28 +196,20 @@ def predict(
             seed=seed,
         )
         batches = _plan_batches(todo, batch_size)
-        base_dir = data_jsonl.parent
-        from sarvlm.core.atomic import ensure_writable_dir
-
-        ensure_writable_dir(out_jsonl.parent)
-        with open(journal, "a", encoding="utf-8") as fh:
-            for batch in track(batches, description=f"predict {data_jsonl.name}", total=len(batches)):
-                queries = [_query(ex, base_dir, processor, cache, data_jsonl, allow_missing_priors) for ex in batch]
-                texts = generate_batch(model, processor, queries, options.budget(batch[0].task), options)
-                for ex, query, text in zip(batch, queries, texts):
-                    row = Prediction(
-                        id=ex.id,
-                        task=ex.task,
-                        prediction=text,
-                        parsed=parse_answer(ex, text),
-                        prior=_prior_note(query.prior, cache, ex.sample_id, processor),
-                    )
-                    done[ex.id] = row
-                    fh.write(row.to_json() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-
+        fresh_journal = not journal.exists()
+        try:
+            _predict_batches(
+                batches, journal, done, model, processor, cache, options, image_paths, data_jsonl, allow_missing_priors
+            )
+        except SarvlmError:
+            # an input error in a run that journalled nothing leaves nothing behind
+            if fresh_journal and journal.exists() and journal.stat().st_size == 0:
+                journal.unlink()
+            raise
     _write_final(out_jsonl, examples, done)
+    from sarvlm.data.fingerprint import record_prediction_source
+
+    record_prediction_source(out_jsonl, data_jsonl)  # eval checks predictions answer this very dataset
     if journal.exists():
         journal.unlink()
     if shard is not None:
@@ -315,15 +318,79 @@ def merge_prediction_shards(out_jsonl: str | Path, overwrite: bool = True, remov
     return out_jsonl
 
 
+def _predict_batches(
+    batches: list[list[InstructionExample]],
+    journal: Path,
+    done: dict[str, Prediction],
+    model: Any,
+    processor: Any,
+    cache: Any,
+    options: GenerationOptions,
+    image_paths: dict[str, list[Path]],
+    data_jsonl: Path,
+    allow_missing_priors: bool,
+) -> None:
+    with open(journal, "a", encoding="utf-8") as fh:
+        for batch in track(batches, description=f"predict {data_jsonl.name}", total=len(batches)):
+            queries = [
+                _query(ex, image_paths[ex.id], processor, cache, data_jsonl, allow_missing_priors) for ex in batch
+            ]
+            texts = generate_batch(model, processor, queries, options.budget(batch[0].task), options)
+            for ex, query, text in zip(batch, queries, texts):
+                row = Prediction(
+                    id=ex.id,
+                    task=ex.task,
+                    prediction=text,
+                    parsed=parse_answer(ex, text),
+                    prior=_prior_note(query.prior, cache, ex.sample_id, processor),
+                )
+                done[ex.id] = row
+                fh.write(row.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _check_images(
+    examples: list[InstructionExample], data_jsonl: Path, allow_outside_root: bool
+) -> dict[str, list[Path]]:
+    """Resolve every example image inside the dataset's image root and open its header (safe opener:
+    allow-list, size limit, truncation) before any model is loaded. Returns paths per example id."""
+    from sarvlm.core.paths import resolve_in_root
+    from sarvlm.data.example_root import example_image_root
+    from sarvlm.io.raster import raster_info
+
+    root, allow = example_image_root(data_jsonl, allow_outside_root)
+    checked: set[Path] = set()
+    paths: dict[str, list[Path]] = {}
+    for ex in examples:
+        where = f"{data_jsonl}: example {ex.id!r}"
+        try:
+            resolved = [
+                resolve_in_root(root, rel, allow_outside=allow, what="images", base=data_jsonl.parent)
+                for rel in ex.images
+            ]
+            for path in resolved:
+                if path in checked:
+                    continue
+                if not path.is_file():
+                    raise SarvlmError(f"images: no such file {path}")
+                raster_info(path)
+                checked.add(path)
+        except SarvlmError as exc:
+            raise SarvlmError(f"{where}: {exc}") from None
+        paths[ex.id] = resolved
+    return paths
+
+
 def _query(
-    ex: InstructionExample, base_dir: Path, processor: Any, cache: Any, data_jsonl: Path, allow_missing: bool
+    ex: InstructionExample, paths: list[Path], processor: Any, cache: Any, data_jsonl: Path, allow_missing: bool
 ) -> Query:
     images = []
-    for rel in ex.images:
-        path = (base_dir / rel).resolve()
-        if not path.is_file():
-            raise SarvlmError(f"{data_jsonl}: example {ex.id!r}: images: no such file {path}")
-        images.append(processor.load_image(path))
+    for path in paths:
+        try:
+            images.append(processor.load_image(path))
+        except SarvlmError as exc:
+            raise SarvlmError(f"{data_jsonl}: example {ex.id!r}: {exc}") from None
     prior = None
     if cache is not None:
         if ex.sample_id in cache:

@@ -15,6 +15,8 @@ Every problem with a user's file is a one-line :class:`~sarvlm.core.errors.Sarvl
 from __future__ import annotations
 
 import contextlib
+import math
+import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +28,16 @@ import numpy as np
 from sarvlm.core.atomic import atomic_path
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import GeoRef
+from sarvlm.io.raster_policy import (
+    DEFAULT_DRIVERS,
+    NO_CURL_EXTENSION,
+    RasterPolicy,
+    check_declared_size,
+    check_path_string,
+    current_policy,
+    looks_like,
+    sniff_driver,
+)
 
 ComplexMode = Literal["intensity", "amplitude", "complex"]
 WindowLike = Any  # rasterio.windows.Window or (col_off, row_off, width, height)
@@ -39,6 +51,8 @@ _ENV: dict[str, str | int] = {
     "GDAL_PAM_ENABLED": "NO",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "CPL_LOG_ERRORS": "OFF",
+    # /vsicurl/ fetches only names with this (non-existent) extension: never (docs/security.md).
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": NO_CURL_EXTENSION,
     "GDAL_CACHEMAX": 128,
 }
 
@@ -81,38 +95,185 @@ def _rasterio_env() -> Iterator[None]:
         yield
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise SarvlmError(f"{path}: no such file")
-    if path.is_dir():
-        raise SarvlmError(f"{path}: is a directory, not a raster file")
-    if path.stat().st_size == 0:
-        raise SarvlmError(f"{path}: empty file (0 bytes)")
-
-
 def _reason(exc: Exception) -> str:
     """GDAL messages repeat the path; keep the first line and drop the path."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text.replace("\n", " ")
 
 
+def _check_file(path: Path) -> None:
+    check_path_string(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SarvlmError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SarvlmError(f"{path}: is a directory, not a raster file")
+    if not stat.S_ISREG(st.st_mode):
+        raise SarvlmError(f"{path}: not a regular file (devices, FIFOs and sockets are not opened)")
+    if st.st_size == 0:
+        raise SarvlmError(f"{path}: empty file (0 bytes)")
+
+
+def _sniff(path: Path, head: bytes, policy: RasterPolicy) -> list[str]:
+    """The drivers GDAL may try for this file: the one its signature names, if allowed."""
+    driver = sniff_driver(head)
+    if driver is not None:
+        if driver not in policy.allowed_drivers:
+            raise SarvlmError(
+                f"{path}: {driver} files are not allowed here (allowed drivers: {policy.describe_drivers()})"
+            )
+        return [driver]
+    extra = sorted(policy.allowed_drivers - set(DEFAULT_DRIVERS))
+    if not extra:
+        raise SarvlmError(
+            f"{path}: not a readable raster: not a GeoTIFF, PNG or JPEG file ({looks_like(head)}); sarvlm "
+            f"opens only these (see docs/security.md; other GDAL drivers with --allow-raster-driver NAME)"
+        )
+    return extra  # the user explicitly allowed more drivers: let GDAL pick among them only
+
+
+def check_whole_image(path: str | Path) -> None:
+    """Everything :func:`read_raster` of the whole image would refuse, without decoding pixels:
+    missing/unsafe file, disallowed driver, declared size over the limit. Cheap (header only), so
+    callers can check inputs before slow work such as loading a model."""
+    path = Path(path)
+    with open_raster(path) as ds:
+        out = "complex64" if ds.dtypes[0] == "complex_int16" else None
+        read_checked(ds, out_dtype=out, where=path, check_only=True)
+
+
+def allowed_driver(path: str | Path) -> str:
+    """Check a local raster file like :func:`open_raster` does before GDAL sees it (local regular
+    file, allowed signature) and return the one GDAL driver to open it with. For code that keeps
+    datasets open itself (prior tiles): ``rasterio.open(path, driver=allowed_driver(path))``."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _sniff(path, head, current_policy())[0]
+
+
+def _check_open_size(path: Path, ds: Any, policy: RasterPolicy) -> None:
+    """PNG/JPEG decode from the top whatever the window: their whole declared size must fit. Tiled or
+    striped GeoTIFFs may be larger than the limit (read them window by window), but one internal
+    block (what GDAL decodes at once) must fit."""
+    itemsize = _itemsize(ds.dtypes[0])
+    if ds.driver != "GTiff":
+        check_declared_size(path, ds.width, ds.height, ds.count, itemsize, policy)
+    else:
+        bh, bw = ds.block_shapes[0]
+        check_declared_size(path, bw, bh, ds.count, itemsize, policy, what="has internal blocks of")
+
+
+def _itemsize(dtype: str) -> int:
+    if dtype == "complex_int16":
+        return 8  # read as complex64
+    return int(np.dtype(dtype).itemsize)
+
+
+def _open_first(opener: Any, drivers: list[str], where: str | Path) -> Any:
+    """Open with the first driver (GDAL is given exactly one allowed driver per attempt) that works."""
+    from rasterio.errors import RasterioError
+
+    error: Exception | None = None
+    for driver in drivers:
+        try:
+            return opener(driver)
+        except (RasterioError, OSError) as exc:
+            error = exc
+    raise SarvlmError(f"{where}: not a readable raster ({_reason(error or OSError('no driver'))})") from None
+
+
 @contextlib.contextmanager
 def open_raster(path: str | Path) -> Iterator[Any]:
-    """Open a raster read-only with rasterio; errors name the file. Yields the dataset."""
+    """Open a user's raster read-only, safely; errors name the file. Yields the rasterio dataset.
+
+    Only local regular files whose signature is an allowed driver's (GeoTIFF/COG, PNG, JPEG by
+    default; :mod:`sarvlm.io.raster_policy`) are opened, with GDAL restricted to that driver; PNG
+    and JPEG must fit the image size limit as a whole, GeoTIFF blocks must. Read pixels through
+    :func:`read_checked` so every read is size-checked before allocation.
+    """
     import rasterio
-    from rasterio.errors import RasterioError
 
     path = Path(path)
     _check_file(path)
+    policy = current_policy()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    drivers = _sniff(path, head, policy)
     with _rasterio_env():
-        try:
-            ds = rasterio.open(path)
-        except (RasterioError, OSError) as exc:
-            raise SarvlmError(f"{path}: not a readable raster ({_reason(exc)})") from None
+        ds = _open_first(lambda driver: rasterio.open(path, driver=driver), drivers, path)
         with ds:
+            if ds.driver not in policy.allowed_drivers:
+                raise SarvlmError(f"{path}: opened as {ds.driver}, which is not an allowed driver")
             if ds.width <= 0 or ds.height <= 0 or ds.count <= 0:
                 raise SarvlmError(f"{path}: zero-size image ({ds.width}x{ds.height}, {ds.count} bands)")
+            _check_open_size(path, ds, policy)
             yield ds
+
+
+@contextlib.contextmanager
+def open_raster_bytes(data: bytes, name: str = "upload") -> Iterator[Any]:
+    """Open raster *bytes* (an upload) with the same allow-list and size checks as :func:`open_raster`.
+
+    ``name`` is used in error messages only (never as a path). The bytes are opened from memory
+    (``rasterio.MemoryFile``); nothing is written to disk.
+    """
+    from rasterio.io import MemoryFile
+
+    if not data:
+        raise SarvlmError(f"{name}: empty upload (0 bytes)")
+    policy = current_policy()
+    drivers = _sniff(Path(name), bytes(data[:64]), policy)
+    with _rasterio_env(), MemoryFile(bytes(data)) as mem:
+        ds = _open_first(lambda driver: mem.open(driver=driver), drivers, name)
+        with ds:
+            if ds.driver not in policy.allowed_drivers:
+                raise SarvlmError(f"{name}: opened as {ds.driver}, which is not an allowed driver")
+            if ds.width <= 0 or ds.height <= 0 or ds.count <= 0:
+                raise SarvlmError(f"{name}: zero-size image ({ds.width}x{ds.height}, {ds.count} bands)")
+            _check_open_size(Path(name), ds, policy)
+            yield ds
+
+
+def read_checked(
+    ds: Any,
+    indexes: Sequence[int] | int | None = None,
+    window: Any = None,
+    out_dtype: str | None = None,
+    out_shape: tuple[int, ...] | None = None,
+    where: str | Path | None = None,
+    check_only: bool = False,
+    **kwargs: Any,
+) -> np.ndarray | None:
+    """``ds.read(...)`` after checking the declared size of the result against the image size limit
+    (``check_only``: only the check, for callers that read themselves)."""
+    if indexes is None:
+        n_bands = ds.count
+    else:
+        n_bands = 1 if isinstance(indexes, int) else len(indexes)
+    if out_shape is not None:
+        height, width = out_shape[-2], out_shape[-1]
+    elif window is not None:
+        height, width = int(math.ceil(window.height)), int(math.ceil(window.width))
+    else:
+        height, width = ds.height, ds.width
+    itemsize = _itemsize(out_dtype or ds.dtypes[0])
+    check_declared_size(where or ds.name, width, height, n_bands, itemsize, current_policy(), what="read of")
+    if check_only:
+        return None
+    if out_shape is not None:
+        kwargs["out_shape"] = out_shape
+    return ds.read(indexes, window=window, out_dtype=out_dtype, **kwargs)
 
 
 def _probe_last_block(ds: Any, path: Path) -> None:
@@ -223,11 +384,9 @@ def read_raster(
                 )
         win = _as_window(window, path, ds.width, ds.height)
         try:
-            if ds.dtypes[0] == "complex_int16":
-                # rasterio cannot return complex int16 directly; GDAL converts to complex64 for us.
-                data = ds.read(indexes, window=win, out_dtype="complex64")
-            else:
-                data = ds.read(indexes, window=win)
+            # rasterio cannot return complex int16 directly; GDAL converts to complex64 for us.
+            out = "complex64" if ds.dtypes[0] == "complex_int16" else None
+            data = read_checked(ds, indexes, window=win, out_dtype=out, where=path)
         except (RasterioError, OSError) as exc:
             raise SarvlmError(f"{path}: corrupt or truncated raster data ({_reason(exc)})") from None
     if np.iscomplexobj(data) and complex_mode != "complex":

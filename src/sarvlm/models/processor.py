@@ -86,13 +86,18 @@ def load_image(path: str | Path) -> Image.Image:
     percentile linear stretch per file. One band → grey, three or more → RGB of the first
     three, two (dual-pol) → the first band.
     """
+    from sarvlm.io.raster import open_raster, read_raster
+
     path = Path(path)
     if not path.exists():
         raise SarvlmError(f"{path}: no such image file")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        from sarvlm.io.raster import read_raster
-
-        return raster_to_image(read_raster(path))
+    with open_raster(path) as ds:  # signature, driver allow-list and size limit, before any decoding
+        driver = ds.driver
+    if driver == "GTiff":
+        data = read_raster(path)
+        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).any():
+            raise SarvlmError(f"{path}: all pixels are NaN or infinite")
+        return raster_to_image(data)
     try:
         with Image.open(path) as img:
             img.load()

@@ -87,6 +87,7 @@ class PreprocessConfig:
     format: Literal["auto", "png", "tif"] = "auto"
     overwrite: bool = False
     plots: bool = True
+    allow_outside_root: bool = False  # accept record paths leaving the samples file's folder
 
     def validate(self) -> PreprocessConfig:
         """Check option values; raises SarvlmError naming the option."""
@@ -144,6 +145,13 @@ class _Counts:
 def _band_names(record: SampleRecord, info: Any) -> list[str]:
     if record.polarizations and len(record.polarizations) == info.count:
         return list(record.polarizations)
+    if record.polarizations:
+        # e.g. a 3-band PNG declared VV: which band is VV is unknown, and dropping the declaration
+        # silently would lose what the user said
+        raise SarvlmError(
+            f"record {record.id!r}: polarizations {record.polarizations} name {len(record.polarizations)} "
+            f"band(s) but {info.path} has {info.count}"
+        )
     names = [(d or "").strip().upper() for d in info.band_descriptions]
     if len(names) == info.count and all(n in ("HH", "HV", "VH", "VV") for n in names):
         return names
@@ -290,10 +298,10 @@ class _Preprocessor:
         write_raster(self.out / rel, pixels, georef=georef if rel.endswith(".tif") else None, tags=tags)
 
     def process(self, record: SampleRecord) -> None:
-        from sarvlm.io.raster import open_raster, raster_info
+        from sarvlm.io.raster import open_raster, raster_info, read_checked
 
         cfg = self.config
-        path = record.image_path(self.base)
+        path = self._resolve(record, record.image, "image")
         info = raster_info(path)
         where = str(path)
         if (info.width, info.height) != (record.width, record.height):
@@ -361,10 +369,13 @@ class _Preprocessor:
             for spec in tiles:
                 try:
                     if cfg.tile_m is None:
-                        data = ds.read(bands, out_dtype="complex64" if info.dtype == "complex_int16" else None)
+                        out_dtype = "complex64" if info.dtype == "complex_int16" else None
+                        data = read_checked(ds, bands, out_dtype=out_dtype, where=path)
                         crop = (0, 0, 0, 0)
                     else:
                         data, crop = read_tile(ds, spec, bands, halo)
+                except SarvlmError:
+                    raise
                 except Exception as exc:  # rasterio raises several types for damaged files
                     raise SarvlmError(
                         f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})"
@@ -380,6 +391,13 @@ class _Preprocessor:
         if not any_valid:
             raise SarvlmError(f"{path}: all pixels are NaN, infinite or no-data")
         self.counts.scenes += 1
+
+    def _resolve(self, record: SampleRecord, name: str, what: str) -> Path:
+        from sarvlm.core.paths import resolve_in_root
+
+        return resolve_in_root(
+            self.base, name, allow_outside=self.config.allow_outside_root, what=f"record {record.id!r}: {what}"
+        )
 
     def _emit(
         self,
@@ -466,7 +484,7 @@ class _Preprocessor:
             if value is None:
                 continue
             rel = value.mask if key == "landcover" else value
-            src = (self.base / rel).resolve()
+            src = self._resolve(record, rel, "landcover.mask" if key == "landcover" else key)
             if not src.is_file():
                 raise SarvlmError(f"record {record.id!r}: {key}: {src}: no such file")
             dst_rel = f"{sub}/{_safe_name(record.id)}{src.suffix.lower()}"
@@ -486,7 +504,7 @@ class _Preprocessor:
             if value is None:
                 continue
             rel = value.mask if key == "landcover" else value
-            src = (self.base / rel).resolve()
+            src = self._resolve(record, rel, "landcover.mask" if key == "landcover" else key)
             side = raster_info(src)
             if (side.width, side.height) != (info.width, info.height):
                 continue  # a different pixel grid: not cut (the tile record omits it)
@@ -788,7 +806,10 @@ def preprocess_raster(path: str | Path, out_dir: str | Path, config: PreprocessC
     """Preprocess a single raster file (GeoTIFF/PNG/JPEG) as if it were a one-record samples file."""
     path = Path(path)
     config = (config or PreprocessConfig()).validate()
-    return _run([record_for_raster(path)], path.parent, Path(out_dir), config)
+    # the user named this file: its own folder (after following a symlink) is the dataset root
+    real = path.resolve()
+    record = record_for_raster(path).model_copy(update={"image": real.name})
+    return _run([record], real.parent, Path(out_dir), config)
 
 
 def record_for_safe(safe_dir: str | Path, polarisation: str, swath: str | None = None) -> SampleRecord:

@@ -156,6 +156,8 @@ def read_tile(
     from rasterio.enums import Resampling
     from rasterio.windows import Window
 
+    from sarvlm.io.raster import read_checked
+
     sx, sy = spec.scale_x, spec.scale_y
     hx, hy = halo * sx, halo * sy
     x0, y0 = max(0.0, spec.col_off - hx), max(0.0, spec.row_off - hy)
@@ -168,6 +170,8 @@ def read_tile(
     window = Window(x0, y0, x1 - x0, y1 - y0)
     # rasterio cannot return complex int16 (Sentinel-1 SLC) as such; GDAL converts to complex64.
     out_dtype = "complex64" if dataset.dtypes[0] == "complex_int16" else None
+    # the source window is what GDAL decodes: size-check it before any allocation (docs/security.md)
+    read_checked(dataset, indexes, window=window, out_dtype=out_dtype, check_only=True)
     if spec.width == spec.src_width and spec.height == spec.src_height:
         data = dataset.read(indexes, window=window, out_dtype=out_dtype)
     elif dataset.dtypes[0].startswith("complex"):

@@ -164,6 +164,7 @@ def show_sample(
     grid: tuple[int, int] = (8, 8),
     year: int | None = None,
     channels: Sequence[int] | str = DEFAULT_CHANNELS,
+    allow_outside_root: bool = False,
 ) -> Path:
     """Render one sample of a samples JSONL (``sample_id`` or the first record), or a
     georeferenced raster (then ``year`` is required), with the source's field."""
@@ -184,7 +185,11 @@ def show_sample(
             raise SarvlmError(
                 f"{sample_path}: record {rec.id!r}: field 'georef': missing, so the sample has no prior to show"
             )
-        image_path = rec.image_path(sample_path.parent)
+        from sarvlm.core.paths import resolve_in_root
+
+        image_path = resolve_in_root(
+            sample_path.parent, rec.image, allow_outside=allow_outside_root, what=f"record {rec.id!r}: image"
+        )
         georef, width, height, name = rec.georef, rec.width, rec.height, rec.id
         year = year if year is not None else rec.year
     else:

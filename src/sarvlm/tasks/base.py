@@ -44,6 +44,7 @@ class SampleView:
     targets: list[Target]
     by_category: dict[str, list[Target]]  # sorted by category name
     cache: dict[str, Any] = field(default_factory=dict)  # per-sample results shared by generators
+    allow_outside_root: bool = False  # masks may lie outside base_dir (--allow-outside-root)
 
     @property
     def width(self) -> int:

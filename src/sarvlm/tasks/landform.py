@@ -58,9 +58,15 @@ def landcover_shares(view: SampleView) -> LandcoverShares | None:
     lc = view.record.landcover
     if lc is None:
         return None
+    from sarvlm.core.paths import resolve_in_root
     from sarvlm.io.raster import read_raster
 
-    path = view.base_dir / lc.mask
+    path = resolve_in_root(
+        view.base_dir,
+        lc.mask,
+        allow_outside=view.allow_outside_root,
+        what=f"record {view.record.id!r}: landcover.mask",
+    )
     mask = read_raster(path, bands=1)[0]
     if mask.dtype.kind not in "iu":
         raise SarvlmError(f"{path}: land-cover mask must hold integer class values, got {mask.dtype}")

@@ -114,9 +114,14 @@ class SftDataset(Dataset):
         split: str | None = None,
         require_prior: bool = False,
         length_cache: bool | str | Path = True,
+        allow_outside_root: bool = False,
     ) -> None:
+        from sarvlm.data.example_root import example_image_root
+
         self.path = Path(jsonl)
         self.base_dir = self.path.parent
+        # image paths are confined to the dataset's image root (docs/security.md)
+        self.image_root, self.allow_outside_root = example_image_root(self.path, allow_outside_root)
         self.processor = processor
         self.max_length = max_length
         self.priors = priors if use_priors else None
@@ -216,8 +221,12 @@ class SftDataset(Dataset):
 
     def _load_images(self, ex: InstructionExample) -> list[Any]:
         images = []
+        from sarvlm.core.paths import resolve_in_root
+
         for rel in ex.images:
-            path = (self.base_dir / rel).resolve()
+            path = resolve_in_root(
+                self.image_root, rel, allow_outside=self.allow_outside_root, what="images", base=self.base_dir
+            )
             if not path.is_file():
                 raise SarvlmError(f"{self._where(ex)}: images: no such file {path}")
             images.append(self.processor.load_image(path))

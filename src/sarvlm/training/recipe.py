@@ -266,6 +266,9 @@ def apply_common_overrides(
     workers: int | None = None,
 ) -> Recipe:
     """Apply the CLI's shortcut flags: per-stage values go to every stage in ``stages`` (default: all)."""
+    # a flag the user typed is never silently ignored: -3 steps would otherwise mean "use epochs"
+    if max_steps is not None and max_steps < 1:
+        raise SarvlmError(f"--max-steps: must be a positive integer, got {max_steps}")
     data = recipe.model_dump()
     targets = set(stages) if stages else {s["name"] for s in data["stages"]}
     for stage in data["stages"]:

@@ -111,3 +111,18 @@ def stage_started(stage_dir: Path) -> bool:
 
 def read_result(stage_dir: Path) -> dict[str, Any]:
     return json.loads((stage_dir / RESULT_FILE).read_text(encoding="utf-8"))
+
+
+def discard_unstarted(run_dir: Path, stage_dir: Path, *, new_run: bool) -> None:
+    """After a stage failed: remove what it wrote if it never saved a checkpoint (there is nothing
+    to resume), and the ``run.yaml`` of a run this call created when no stage holds anything.
+    So a run that failed on bad input does not block the corrected rerun."""
+    if stage_complete(stage_dir) or last_checkpoint(stage_dir) is not None:
+        return
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    if not new_run or not run_dir.is_dir():
+        return
+    others = [p for p in run_dir.iterdir() if p.name != RUN_FILE]
+    if not others:
+        (run_dir / RUN_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()

@@ -30,6 +30,8 @@ from sarvlm.training.recipe import Recipe, StageSpec, load_recipe
 from sarvlm.training.run_dir import (
     CHECKPOINTS,
     RESULT_FILE,
+    RUN_FILE,
+    discard_unstarted,
     last_checkpoint,
     prepare_run_dir,
     run_identity,
@@ -106,6 +108,7 @@ def train(
     overwrite: bool = False,
     merge: bool = False,
     allow_missing_priors: bool = False,
+    allow_outside_root: bool = False,
     deepspeed: str | None = None,
     model_settings: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
@@ -127,6 +130,11 @@ def train(
         merge: also save each stage's full merged model in ``STAGE/merged``.
         deepspeed: ``"zero2"`` (shipped ZeRO-2 bf16 config) or a DeepSpeed JSON path.
         model_settings: extra sarvlm model settings for ``load_model`` (the recipe sets ``fusion``).
+        allow_outside_root: accept example images outside the dataset's image root (the build
+            manifest's ``image_root``; a build made with ``--allow-outside-root`` allows it too).
+
+    A stage that fails before its first checkpoint (bad input, say) leaves nothing behind, so it
+    never blocks the corrected rerun; neither does the ``run.yaml`` of a run that never got further.
     """
     recipe = load_recipe(recipe) if isinstance(recipe, str | Path) else recipe
     names = [s.name for s in recipe.stages]
@@ -160,6 +168,7 @@ def train(
     )
     identity["model_settings"] = settings
     run_dir = Path(out)
+    new_run = not (run_dir / RUN_FILE).is_file() or overwrite
     if _is_main_process():
         prepare_run_dir(run_dir, identity, overwrite=overwrite)
     _barrier()
@@ -181,21 +190,28 @@ def train(
                 raise SarvlmError(
                     f"{run_dir / earlier}: stage {earlier} did not finish; complete it first (--stage {earlier} --resume) before {name}"
                 )
-        _run_stage(
-            recipe,
-            recipe.stage(name),
-            model=str(model),
-            settings=settings,
-            data=data,
-            cache=cache,
-            run_dir=run_dir,
-            resume=resume,
-            merge=merge,
-            allow_missing_priors=allow_missing_priors,
-            ds_config=ds_config,
-            coverage=coverage[name].to_dict(),
-            log=log,
-        )
+        fresh_stage = not stage_started(stage_dir)
+        try:
+            _run_stage(
+                recipe,
+                recipe.stage(name),
+                model=str(model),
+                settings=settings,
+                data=data,
+                cache=cache,
+                run_dir=run_dir,
+                resume=resume,
+                merge=merge,
+                allow_missing_priors=allow_missing_priors,
+                allow_outside_root=allow_outside_root,
+                ds_config=ds_config,
+                coverage=coverage[name].to_dict(),
+                log=log,
+            )
+        except SarvlmError:
+            if _is_main_process() and fresh_stage:
+                discard_unstarted(run_dir, stage_dir, new_run=new_run)
+            raise
         ran_any = True
     final = run_dir / FINAL
     if ran_any or not (final / "training.json").is_file():
@@ -373,6 +389,7 @@ def _run_stage(
     resume: bool,
     merge: bool,
     allow_missing_priors: bool,
+    allow_outside_root: bool,
     ds_config: str | None,
     log: Callable[[str], None],
     coverage: dict[str, Any] | None = None,
@@ -423,6 +440,7 @@ def _run_stage(
         use_priors=uses_priors,
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
+        allow_outside_root=allow_outside_root,
     )
     from sarvlm.models.device import process_state
     from sarvlm.training.preflight import fusion_only

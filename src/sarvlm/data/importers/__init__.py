@@ -63,6 +63,7 @@ def import_dataset(
     split: str | None = None,
     skip_missing: bool = False,
     check_images: bool = True,
+    allow_outside_root: bool = False,
     progress: Callable[..., Any] | None = None,
     *,
     date: str | int | None = None,
@@ -77,7 +78,8 @@ def import_dataset(
     ``src``). Format-specific options: ``fine_from_supercategory`` (coco), ``classes`` (yolo).
     Acquisition facts (see :mod:`sarvlm.data.importers.common`): ``meta`` a sidecar CSV with one
     row per image; ``date`` (``YYYY[-MM[-DD]]`` or a year), ``sensor`` and ``polarizations``
-    (``"VV+VH"`` or a list, one per band) fill what neither the sidecar nor the format gives.
+    (``"VV+VH"`` or a list, one per band) fill what neither the sidecar nor the format gives. The images folder is the
+    dataset root: names leaving it (absolute, ``../``) are refused unless ``allow_outside_root``.
     """
     from sarvlm.core.progress import track
     from sarvlm.data.importers.common import parse_date, parse_polarizations, read_sidecar
@@ -97,6 +99,12 @@ def import_dataset(
         if normalise_split_name(split) is None:
             raise SarvlmError(f"--split: unknown split name {split!r} (use train, val or test)")
         split = normalise_split_name(split)
+    root = None
+    if src.is_file() and (src.parent / "manifest.json").is_file():
+        # a sarvlm build export (swift/llava): its images live under the build's recorded image root
+        from sarvlm.data.example_root import example_image_root
+
+        root, allow_outside_root = example_image_root(src, allow_outside_root)
     ctx = ImportContext(
         images_dir=images_dir,
         out_path=Path(out),
@@ -112,11 +120,28 @@ def import_dataset(
             else None
         ),
         sidecar=read_sidecar(meta) if meta is not None else {},
+        allow_outside_root=allow_outside_root,
+        root=root,
     )
     kwargs = {k: v for k, v in options.items() if v is not None}
     wrap = progress or track
-    n = write_samples(out, wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"))
+    try:
+        n = write_samples(out, _nonempty(wrap(reader(src, ctx, **kwargs), description=f"importing {fmt}"), src, ctx))
+    except UnicodeDecodeError:
+        raise SarvlmError(f"{src}: not UTF-8 text") from None
     return ImportResult(Path(out), n, ctx.counts)
+
+
+def _nonempty(records: Iterator[SampleRecord], src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
+    """Pass records through; fail (inside the atomic write, so nothing is written) when there are none."""
+    n = 0
+    for rec in records:
+        n += 1
+        yield rec
+    if n == 0:
+        skipped = ctx.counts["missing_image"]
+        extra = f" ({skipped} skipped for missing images)" if skipped else ""
+        raise SarvlmError(f"{src}: no samples to import{extra}")
 
 
 __all__ = ["IMPORTERS", "ImportContext", "ImportResult", "import_dataset"]

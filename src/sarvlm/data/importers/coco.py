@@ -40,10 +40,14 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
     images: dict[int, dict] = {}
     for i, im in enumerate(data["images"]):
         try:
-            images[int(im["id"])] = im
+            image_id = int(im["id"])
             str(im["file_name"])
         except (KeyError, TypeError, ValueError):
             raise SarvlmError(f"{src}: images[{i}]: needs 'id' and 'file_name'") from None
+        if image_id in images:
+            # a second image with the same id would silently replace the first
+            raise SarvlmError(f"{src}: images[{i}]: duplicate image id {image_id} ({im['file_name']})")
+        images[image_id] = im
     objects: dict[int, list[dict]] = defaultdict(list)
     for i, ann in enumerate(data.get("annotations") or []):
         who = f"{src}: annotations[{i}] (id {ann.get('id')})" if isinstance(ann, dict) else f"{src}: annotations[{i}]"

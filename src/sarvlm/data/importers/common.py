@@ -142,6 +142,8 @@ class ImportContext:
     sensor: str | None = None  # default sensor (--sensor)
     polarizations: list[str] | None = None  # default band polarisations (--pol)
     sidecar: dict[str, dict[str, Any]] = field(default_factory=dict)  # --meta CSV rows by file key
+    allow_outside_root: bool = False  # accept image names leaving the root (absolute, ../)
+    root: Path | None = None  # the folder image names must stay in (default: images_dir)
     counts: Counter = field(default_factory=Counter)
     _size_cache: dict[str, ImageInfo | None] = field(default_factory=dict)
 
@@ -152,8 +154,14 @@ class ImportContext:
         ``missing_image``); raises :class:`SarvlmError` naming ``who`` otherwise. Sizes given by the
         annotations must match the file.
         """
+        from sarvlm.core.paths import resolve_in_root
+
         path = Path(name)
-        full = path if path.is_absolute() else self.images_dir / path
+        try:
+            full = resolve_in_root(self.images_dir, path, allow_outside=True)
+            resolve_in_root(self.root or self.images_dir, full, allow_outside=self.allow_outside_root)
+        except SarvlmError as exc:
+            raise SarvlmError(f"{who}: {exc}") from None
         if not full.exists() and not path.is_absolute():
             alt = self.images_dir / path.name  # annotation files often keep a sub-folder the user flattened
             if alt.exists():
@@ -263,13 +271,11 @@ class ImportContext:
 
 
 def _header_size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """Width and height from the header only, through the same safe opener (allow-list, size limit)."""
+    from sarvlm.io.raster import open_raster
 
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SarvlmError(f"{path}: unreadable image ({exc})") from None
+    with open_raster(path) as ds:
+        return ds.width, ds.height
 
 
 def load_json(path: Path) -> Any:

@@ -197,9 +197,12 @@ class AefCogSource:
             return ds
         import rasterio
 
+        from sarvlm.io.raster import allowed_driver
+
         path = self._paths[row]
+        driver = allowed_driver(path)  # tiles are files too: no VRT/network, allowed signature only
         try:
-            ds = rasterio.open(path)
+            ds = rasterio.open(path, driver=driver)
         except rasterio.errors.RasterioIOError as exc:
             raise SarvlmError(f"{path}: cannot open AEF tile ({exc})") from None
         if ds.count != AEF_BANDS:
