@@ -12,8 +12,9 @@ Rules for untrusted rasters (GUIDE "Wave 2 facts"):
 - the declared width × height × bands × sample size is checked before any pixel is read, so a
   small file declaring 200000² pixels is refused without allocating it.
 
-:func:`open_raster_bytes` is the single place that opens raster bytes. SWITCH HERE to the shared
-safe opener of ``sarvlm.io`` (issue 12) when it lands; nothing else in ``sarvlm.serve`` opens rasters.
+:func:`open_raster_bytes` is the single place in ``sarvlm.serve`` that opens raster bytes; it goes
+through the shared safe opener :func:`sarvlm.io.raster.open_raster_bytes` (the same allow-list and
+size policy as every CLI verb) and adds the server's per-request limits.
 """
 
 from __future__ import annotations
@@ -137,31 +138,27 @@ def open_raster_bytes(
     ``max_pixels``, more than ``max_bands`` bands, or ``W·H·bands·sample size`` above
     ``8 · max_pixels`` bytes — all checked before reading any pixel. Complex samples (SLC) become
     intensity ``|z|²``.
-
-    SWITCH HERE to the shared safe opener of ``sarvlm.io`` (issue 12) when it lands.
     """
     from rasterio.errors import RasterioError
-    from rasterio.io import MemoryFile
 
+    from sarvlm.core.errors import SarvlmError
     from sarvlm.io.georef import georef_from_rasterio
+    from sarvlm.io.raster import open_raster_bytes as open_shared
 
     if not data:
         raise InputError(f"{where}: empty image data")
-    driver = sniff_driver(data)
-    if driver is None:
+    if sniff_driver(data) is None:
         raise InputError(f"{where}: not a PNG, JPEG or GeoTIFF (unrecognised leading bytes)")
-    with _gdal_env(), MemoryFile(data) as mem:
-        try:
-            ds = mem.open(driver=driver)
-        except (RasterioError, OSError) as exc:
-            raise InputError(f"{where}: not a readable {driver} ({_first_line(exc)})") from None
-        with ds:
-            if ds.driver not in ALLOWED_DRIVERS:  # belt and braces: the allow-list is the contract
-                raise InputError(f"{where}: driver {ds.driver} is not allowed")
+    try:
+        # The one safe opener of sarvlm.io: signature sniffing, driver allow-list, memory only,
+        # declared size checked against the process's image-size policy before any read.
+        with _gdal_env(), open_shared(data, where) as ds:
+            driver = str(ds.driver)
+            if driver not in ALLOWED_DRIVERS:  # the server's own, narrower contract
+                raise InputError(f"{where}: driver {driver} is not allowed")
             width, height, count = int(ds.width), int(ds.height), int(ds.count)
             dtype = str(ds.dtypes[0]) if count else "uint8"
-            if width <= 0 or height <= 0 or count <= 0:
-                raise InputError(f"{where}: zero-size image ({width}x{height}, {count} bands)")
+            # Request limits of the server, stricter than the process-wide policy.
             if width * height > max_pixels:
                 raise InputError(
                     f"{where}: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
@@ -189,6 +186,12 @@ def open_raster_bytes(
                 tags={str(k): str(v) for k, v in ds.tags().items()},
                 nodata=ds.nodata,
             )
+    except InputError:
+        raise
+    except SarvlmError as exc:  # the shared opener's refusal, as a 4xx input error
+        raise InputError(str(exc)) from None
+    except (RasterioError, OSError) as exc:
+        raise InputError(f"{where}: not a readable image ({_first_line(exc)})") from None
     if np.iscomplexobj(array):
         array = (np.abs(array) ** 2).astype(np.float32)
     return array, meta
