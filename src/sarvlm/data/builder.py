@@ -157,6 +157,7 @@ def _sample_examples(
         rng = random.Random(_task_seed(ctx.seed, rid, task))
         seen: set[tuple[str, tuple[str, ...]]] = set()
         for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
+            answers: tuple[str, ...]
             eid = f"{rid}/{task}/{k}"
             msgs = draft.messages
             if n_images > 1:  # one <image> per image, SAR first: "<image>\n<image>\n..."

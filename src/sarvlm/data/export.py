@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.core.example import InstructionExample
+from sarvlm.core.example import InstructionExample, Message
 
 FORMATS = ("sarvlm", "swift", "llava", "geochat")
 # GeoChat's task tokens (GeoChat, Kuckreja et al. 2024, §3: "[grounding]", "[refer]", "[identify]")
@@ -247,12 +247,12 @@ def row_to_example(row: Any, where: str, fmt: str | None = None, index: int = 0)
             rid = str(row.get("id", f"row{index}"))
             return InstructionExample(id=rid, sample_id=rid, task="imported", messages=row["messages"], images=images)
         conv = row["conversations"]
-        msgs = []
+        msgs: list[Message] = []
         for turn in conv:
             role = ROLE_FROM_LLAVA.get(str(turn.get("from", "")).lower())
             if role is None:
                 raise SarvlmError(f"{where}: conversations: unknown speaker {turn.get('from')!r}")
-            msgs.append({"role": role, "content": turn.get("value", "")})
+            msgs.append(Message(role=role, content=turn.get("value", "")))
         image = row.get("image", row.get("images"))
         images = [] if image is None else [image] if isinstance(image, str) else list(image)
         rid = str(row.get("id", f"row{index}"))

@@ -242,6 +242,7 @@ def index_rows(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX) -> 
     for tile in scan_aef_tiles(root):
         year = int(tile.parent.parent.name)
         m = _ZONE_DIR_RE.match(tile.parent.name)
+        assert m is not None  # scan_aef_tiles only yields tiles under {zone}{N|S} directories
         zone, hemi = int(m.group(1)), m.group(2)
         try:
             with rasterio.open(tile) as src:
@@ -386,6 +387,6 @@ def read_aef_index(root: str | Path):
         if len(parts) < 3:
             raise SarvlmError(f"{src}: row {i}: path {p!r} lacks a {{year}}/{{zone}}/{{file}} tail")
         local.append(root.joinpath(*parts[-3:]))
-    frame["local_path"] = local
+    frame["local_path"] = pd.Series(local, index=frame.index, dtype=object)
     frame["year"] = frame["year"].astype(int)
     return frame

@@ -77,6 +77,7 @@ def _affine_of(georef: GeoRef, width: int | None, height: int | None) -> tuple[t
         return None
     if width is None or height is None:
         raise SarvlmError("georef: bbox_wgs84 mapping needs the image width and height")
+    assert georef.bbox_wgs84 is not None  # GeoRef validation: one of transform, gcps, bbox_wgs84
     return bbox_transform(georef.bbox_wgs84, width, height), WGS84
 
 
@@ -133,7 +134,7 @@ def _gcp_model(key: str, method: GcpMethod, order: int | None) -> _GcpModel:
 
 
 def _model_for(georef: GeoRef, method: GcpMethod, order: int | None) -> _GcpModel:
-    key = json.dumps([g.model_dump() for g in georef.gcps], sort_keys=True)
+    key = json.dumps([g.model_dump() for g in georef.gcps or ()], sort_keys=True)
     return _gcp_model(key, method, order)
 
 
@@ -284,6 +285,7 @@ def georef_for_window(
         return GeoRef(gcps=gcps, gcp_crs=georef.gcp_crs)
     if parent_width is None or parent_height is None:
         raise SarvlmError("georef: a window of a bbox_wgs84 georef needs the parent image width and height")
+    assert georef.bbox_wgs84 is not None  # GeoRef validation: one of transform, gcps, bbox_wgs84
     a, _, c, _, e, f = bbox_transform(georef.bbox_wgs84, parent_width, parent_height)
     lon0, lat1 = c + a * col_off, f + e * row_off
     lon1, lat0 = lon0 + a * width * scale_x, lat1 + e * height * scale_y

@@ -68,13 +68,18 @@ class Sentinel1Annotation:
         )
 
 
-def _text(root: ET.Element, path: str, where: Path, required: bool = True) -> str | None:
+def _optional_text(root: ET.Element, path: str) -> str | None:
     node = root.find(path)
     if node is None or node.text is None or not node.text.strip():
-        if required:
-            raise SarvlmError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
         return None
     return node.text.strip()
+
+
+def _text(root: ET.Element, path: str, where: Path) -> str:
+    text = _optional_text(root, path)
+    if text is None:
+        raise SarvlmError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
+    return text
 
 
 def _number(root: ET.Element, path: str, where: Path) -> float:
@@ -102,10 +107,10 @@ def read_annotation(path: str | Path) -> Sentinel1Annotation:
         try:
             points.append(
                 GeolocationPoint(
-                    line=float(node.findtext("line")),
-                    pixel=float(node.findtext("pixel")),
-                    latitude=float(node.findtext("latitude")),
-                    longitude=float(node.findtext("longitude")),
+                    line=float(node.findtext("line")),  # type: ignore[arg-type]  # None -> TypeError below
+                    pixel=float(node.findtext("pixel")),  # type: ignore[arg-type]
+                    latitude=float(node.findtext("latitude")),  # type: ignore[arg-type]
+                    longitude=float(node.findtext("longitude")),  # type: ignore[arg-type]
                     height=float(node.findtext("height") or 0.0),
                     incidence_angle=float(inc) if inc else None,
                 )
@@ -130,7 +135,7 @@ def read_annotation(path: str | Path) -> Sentinel1Annotation:
         azimuth_pixel_spacing_m=_number(root, info + "azimuthPixelSpacing", path),
         first_line_time=_text(root, info + "productFirstLineUtcTime", path),
         last_line_time=_text(root, info + "productLastLineUtcTime", path),
-        pass_direction=_text(root, "generalAnnotation/productInformation/pass", path, required=False),
+        pass_direction=_optional_text(root, "generalAnnotation/productInformation/pass"),
         grid=tuple(points),
     )
 

@@ -17,13 +17,13 @@ import torch
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.models.geo_vlm import GEO_FUSION_ATTR
-from sarvlm.models.settings import CONFIG_KEY, SarvlmSettings
+from sarvlm.models.settings import CONFIG_KEY, Backbone, SarvlmSettings
 from sarvlm.models.tiny import TINY_MODELS
 
-MODEL_TYPES = {"qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl"}
+MODEL_TYPES: dict[str, Backbone] = {"qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl"}
 
 
-def model_class(backbone: str) -> type:
+def model_class(backbone: str) -> Any:
     """The sarvlm model class of a backbone."""
     if backbone == "qwen2.5-vl":
         from sarvlm.models.qwen2_5_vl import SarvlmQwen2_5_VLForConditionalGeneration

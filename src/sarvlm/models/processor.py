@@ -188,7 +188,7 @@ class SarvlmProcessor:
         assistant_mask: list[bool] = []
         token_types: list[int] = []
         next_image = 0
-        for tok, m in zip(ids, mask):
+        for tok, in_answer in zip(ids, mask):
             if tok == self.image_token_id:
                 n = counts[next_image]
                 next_image += 1
@@ -197,7 +197,7 @@ class SarvlmProcessor:
                 token_types.extend([1] * n)
             else:
                 input_ids.append(tok)
-                assistant_mask.append(m)
+                assistant_mask.append(in_answer)
                 token_types.append(0)
         return {
             "input_ids": input_ids,

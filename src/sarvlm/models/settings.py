@@ -20,6 +20,9 @@ CONFIG_KEY = "sarvlm"
 DEFAULT_COORDS = {"qwen2.5-vl": "qwen2.5", "qwen3-vl": "qwen3"}
 
 
+Backbone = Literal["qwen2.5-vl", "qwen3-vl"]
+
+
 class SarvlmSettings(BaseModel):
     """sarvlm's additions to a Qwen-VL backbone.
 
@@ -40,7 +43,7 @@ class SarvlmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backbone: Literal["qwen2.5-vl", "qwen3-vl"] = "qwen2.5-vl"
+    backbone: Backbone = "qwen2.5-vl"
     fusion: Literal["tlm", "sum", "concat", "none"] = "tlm"
     tlm_hidden: int = Field(default=256, gt=0)
     tlm_sigma: float = Field(default=1.0, gt=0)

@@ -25,16 +25,17 @@ import json
 import math
 import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import LandCover, SampleRecord, read_samples, write_samples
 from sarvlm.preprocess.contrast import stretch as stretch_image
-from sarvlm.preprocess.conversions import convert, to_intensity
+from sarvlm.preprocess.conversions import Quantity, convert, to_intensity
 from sarvlm.preprocess.polarization import DUAL_PAIRS, dual_pol_composite, normalize_polarization, select_polarization
 from sarvlm.preprocess.quantize import quantize_uint8
 from sarvlm.preprocess.speckle import boxcar, check_window, lee, refined_lee
@@ -149,14 +150,14 @@ def _band_names(record: SampleRecord, info: Any) -> list[str]:
     return list(record.polarizations) if info.count == 1 and len(record.polarizations) == 1 else []
 
 
-def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> str:
+def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> Quantity:
     if info.is_complex:
         return "complex"
     if config.input != "auto":
-        return config.input
+        return cast(Quantity, config.input)  # validate() checked it against INPUT_KINDS
     for value in (record.meta.get("quantity"), info.tags.get("quantity"), info.tags.get("QUANTITY")):
         if isinstance(value, str) and value.lower() in OUTPUT_KINDS:
-            return value.lower()
+            return cast(Quantity, value.lower())
     return "intensity"
 
 
@@ -215,7 +216,7 @@ def _filter(intensity: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 def process_pixels(
     data: np.ndarray,
     config: PreprocessConfig,
-    kind: str,
+    kind: Quantity,
     names: list[str],
     nodata: float | None,
     crop: tuple[int, int, int, int] = (0, 0, 0, 0),
@@ -242,7 +243,7 @@ def process_pixels(
         return None
     x = _filter(x, config)[inner]
     if config.to != "intensity":
-        x = convert(x, "intensity", config.to)
+        x = convert(x, "intensity", cast(Quantity, config.to))  # validate() checked it against OUTPUT_KINDS
     if config.stretch:
         x = stretch_image(x, config.stretch_low, config.stretch_high, log=config.to != "db", where=where)
     if config.uint8:
@@ -351,8 +352,8 @@ class _Preprocessor:
         else:
             pols = names
         any_valid = False
-        tiles = plan.tiles
-        if self.tile_progress and len(tiles) > 1:
+        tiles: Iterable[TileSpec] = plan.tiles
+        if self.tile_progress and len(plan.tiles) > 1:
             from sarvlm.core.progress import track
 
             tiles = track(plan.tiles, f"tiling {record.id}", total=len(plan.tiles))
@@ -422,7 +423,9 @@ class _Preprocessor:
                 self.previews.append((rec.id, self._raw_preview, u8))
 
     @staticmethod
-    def _render_input(data: np.ndarray, kind: str, crop: tuple[int, int, int, int], nodata: float | None) -> np.ndarray:
+    def _render_input(
+        data: np.ndarray, kind: Quantity, crop: tuple[int, int, int, int], nodata: float | None
+    ) -> np.ndarray:
         """The first input band as intensity, cropped like the output, rendered to uint8 (log scale)."""
         band = data[:1]
         x = to_intensity(band, "complex") if kind == "complex" else band.astype(np.float32)

@@ -129,6 +129,7 @@ def plan_tiles(
         )
     tile_w = max(1, round(tile_m / dx))
     tile_h = max(1, round(tile_m / dy))
+    out_res: float | None
     if target_res_m is not None:
         out_w = out_h = max(1, round(tile_m / target_res_m))
         out_res = float(target_res_m)

@@ -144,6 +144,7 @@ def node_pixels(
     if _has_transform_or_gcps(georef):
         from sarvlm.io.georef import lonlat_to_pixel
 
+        assert georef is not None  # _has_transform_or_gcps(None) is False
         x, y = lonlat_to_pixel(georef, lon, lat, width=width, height=height)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     lon_min, lat_min, lon_max, lat_max = (float(v) for v in bbox)

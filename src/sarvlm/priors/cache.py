@@ -227,7 +227,7 @@ def _write_shard(
     from sarvlm.core.atomic import atomic_path
 
     n = len(chunk)
-    arr = {
+    arr: dict[str, np.ndarray] = {
         "vectors": np.zeros((n, s, d), np.float32),
         "positions": np.zeros((n, s, 2), np.float32),
         "valid": np.zeros((n, s), np.uint8),
@@ -511,7 +511,7 @@ class PriorCache:
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(self.settings["grid"])  # type: ignore[return-value]
+        return tuple(self.settings["grid"])
 
     @property
     def prior_dim(self) -> int:

@@ -274,7 +274,7 @@ class SftDataset(Dataset):
 
 def _lengths_key(path: Path, processor: Any) -> tuple:
     stat = path.stat()
-    settings = getattr(processor, "settings", None)
+    settings: Any = getattr(processor, "settings", None)
     settings_json = settings.to_json() if hasattr(settings, "to_json") else repr(settings)
     tokenizer = getattr(processor, "tokenizer", None)
     return (

@@ -19,6 +19,11 @@ from sarvlm.core.errors import SarvlmError
 
 FUSIONS = ("tlm", "sum", "concat", "none")
 LORA_SCOPES = ("language_model", "merger", "vision")
+LoraScope = Literal["language_model", "merger", "vision"]
+
+
+def _language_model_only() -> list[LoraScope]:
+    return ["language_model"]
 
 
 class _Strict(BaseModel):
@@ -35,7 +40,7 @@ class LoraSpec(_Strict):
     # "all-linear" or module-name suffixes such as [q_proj, k_proj, v_proj, o_proj]
     targets: Literal["all-linear"] | list[str] = "all-linear"
     # language_model: the LLM; merger: the vision-language adapter; vision: the vision tower
-    scope: list[Literal["language_model", "merger", "vision"]] = Field(default_factory=lambda: ["language_model"])
+    scope: list[LoraScope] = Field(default_factory=_language_model_only)
 
     @field_validator("targets")
     @classmethod

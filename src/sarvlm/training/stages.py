@@ -118,7 +118,7 @@ def plan_stage(model: nn.Module, spec: StageSpec, fusion: str) -> StagePlan:
     return StagePlan(lora_targets=targets, full_modules=full)
 
 
-def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0) -> tuple[nn.Module, StagePlan]:
+def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0) -> tuple[Any, StagePlan]:
     """Freeze ``model`` except what ``spec`` trains; wrap with PEFT LoRA when the stage uses it.
 
     Returns the model to train (a ``peft.PeftModel`` when LoRA is enabled) and the plan.
@@ -132,7 +132,7 @@ def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0)
 
         config = LoraConfig(
             r=spec.lora.r,
-            lora_alpha=spec.lora.alpha,
+            lora_alpha=spec.lora.alpha,  # type: ignore[arg-type]  # PEFT annotates int; a float alpha works
             lora_dropout=spec.lora.dropout,
             target_modules=plan.lora_targets,
             modules_to_save=plan.full_modules or None,

@@ -19,6 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import SampleRecord
@@ -61,7 +62,7 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
         if w < 0 or h < 0:
             raise SarvlmError(f"{who}: bbox: negative size (w={w:g}, h={h:g})")
         cat, fine = cats[cat_id]
-        obj = {"category": cat, "bbox": [x, y, x + w, y + h]}
+        obj: dict[str, Any] = {"category": cat, "bbox": [x, y, x + w, y + h]}
         if fine:
             obj["fine_category"] = fine
         seg = ann.get("segmentation")

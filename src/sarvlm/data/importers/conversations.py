@@ -9,6 +9,7 @@ LunarOS-Mini); rows with more images are rejected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
@@ -36,7 +37,7 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             info = ctx.image(images[0], where)
             if info is None:
                 continue
-            rec = {
+            rec: dict[str, Any] = {
                 "id": record_id(ctx.source, images[0]),
                 "image": info.rel,
                 "width": info.width,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import SampleRecord
@@ -46,7 +47,7 @@ def parse_dota_lines(lines: list[str], where: str) -> tuple[list[dict], float | 
         if not all(math.isfinite(v) for v in coords):
             raise SarvlmError(f"{where}:{lineno}: non-finite corner coordinate")
         xs, ys = coords[0::2], coords[1::2]
-        obj = {"category": parts[8], "bbox": [min(xs), min(ys), max(xs), max(ys)], "polygon": coords}
+        obj: dict[str, Any] = {"category": parts[8], "bbox": [min(xs), min(ys), max(xs), max(ys)], "polygon": coords}
         if len(parts) > 9 and parts[9] not in ("0", ""):
             obj["difficult"] = True
         objs.append(obj)

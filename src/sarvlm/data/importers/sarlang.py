@@ -79,11 +79,11 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         for i, item in enumerate(data):
             if not isinstance(item, dict):
                 raise SarvlmError(f"{path}: item {i}: expected an object")
-            hdr = _header_map(list(item))
-            if hdr is None:
+            item_hdr = _header_map(list(item))
+            if item_hdr is None:
                 raise SarvlmError(f"{path}: item {i}: needs an image field and a caption or question field")
             keys = list(item)
-            yield f"{path}: item {i}", {f: str(item[keys[j]]) for f, j in hdr.items() if item[keys[j]] is not None}
+            yield f"{path}: item {i}", {f: str(item[keys[j]]) for f, j in item_hdr.items() if item[keys[j]] is not None}
         return
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
@@ -105,6 +105,7 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                     if vqa_name or n >= 3
                     else {"image": 0, "caption": 1}
                 )
+            assert hdr is not None  # set from the first non-empty row
             if max(hdr.values()) >= len(row):
                 raise SarvlmError(f"{path}:{lineno}: expected at least {max(hdr.values()) + 1} columns, got {len(row)}")
             yield f"{path}:{lineno}", {f: row[j] for f, j in hdr.items()}

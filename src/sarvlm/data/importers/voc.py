@@ -12,6 +12,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.record import SampleRecord
@@ -83,7 +84,7 @@ def read_voc(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
                 raise SarvlmError(f"{owhere}: no bndbox")
             if box[2] < box[0] or box[3] < box[1]:
                 raise SarvlmError(f"{owhere}: bndbox: negative size (xmax < xmin or ymax < ymin)")
-            o = {"category": name, "bbox": box}
+            o: dict[str, Any] = {"category": name, "bbox": box}
             if poly:
                 o["polygon"] = poly
             if (obj.findtext("difficult") or "0").strip() not in ("0", ""):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,11 +111,11 @@ class AefCogSource:
             geoms.append(g)
         self._geoms = np.array(geoms, dtype=object)
         self._all_tree = shapely.STRtree(self._geoms) if len(geoms) else None
-        self._year_trees: dict[int, tuple[object, np.ndarray]] = {}
+        self._year_trees: dict[int, tuple[Any, np.ndarray]] = {}  # shapely.STRtree, index rows
         for year in sorted(set(self._years.tolist())):
             rows = np.flatnonzero(self._years == year)
             self._year_trees[int(year)] = (shapely.STRtree(self._geoms[rows]), rows)
-        self._datasets: OrderedDict[int, object] = OrderedDict()
+        self._datasets: OrderedDict[int, Any] = OrderedDict()  # open rasterio datasets, LRU
         self._transformers: dict[str, object] = {}
 
     # -- PriorSource -----------------------------------------------------------------

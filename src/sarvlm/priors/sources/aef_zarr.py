@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class AefZarrSource:
                 if not m:
                     raise SarvlmError(f"{p}: no 'year' attribute and no _YYYY.zarr suffix: cannot tell the year")
                 year = int(m.group(1))
-            year = int(year)
+            year = int(cast(Any, year))  # a JSON attribute: int, float or numeric string
             if year in self._stores:
                 raise SarvlmError(f"{p}: a second store for year {year} (first: {self._stores[year].path})")
             store = _YearStore(p, group)

@@ -30,7 +30,7 @@ INSTALL_HINT = "pip install -e '.[earthengine]'"
 
 def _import_ee():
     try:
-        import ee  # type: ignore[import-not-found]
+        import ee
     except ImportError:
         raise SarvlmError(f"earthengine source needs the optional extra earthengine-api: {INSTALL_HINT}") from None
     return ee
