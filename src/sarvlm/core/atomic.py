@@ -8,24 +8,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from sarvlm.core.errors import SarvlmError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temp(parent: Path, prefix: str, suffix: str = "", is_dir: bool = False) -> Path:
+    """Create a new, uniquely named file or directory in ``parent`` and return its path.
 
-
-def _default_mode(is_dir: bool) -> int:
-    """The mode a plain open()/mkdir() would give: mkstemp/mkdtemp use 0600/0700, which would
-    make outputs unreadable to the user's group where a normal file would not be."""
-    return (0o777 if is_dir else 0o666) & ~_umask()
+    Created with 0666/0777 so the kernel applies the process umask: the mode a plain
+    ``open()``/``mkdir()`` would give. (``mkstemp``/``mkdtemp`` use 0600/0700, which would make
+    outputs unreadable to the user's group; reading the umask to fix that up afterwards means
+    changing it for the whole process for a moment.)
+    """
+    for _ in range(100):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            if is_dir:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise SarvlmError(f"{parent}: cannot create a temporary output ({exc.strerror or exc})") from None
+        return candidate
+    raise SarvlmError(f"{parent}: cannot find a free temporary name")
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
@@ -49,12 +60,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix or ".tmp", dir=path.parent
+    tmp_path = _create_temp(
+        path.parent, f".{path.name}.", suffix if suffix is not None else path.suffix or ".tmp", is_dir=False
     )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(is_dir=False))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -85,8 +93,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SarvlmError(f"{path}: output directory exists and is not empty (use --overwrite)")
     ensure_writable_dir(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    os.chmod(tmp, _default_mode(is_dir=True))
+    tmp = _create_temp(path.parent, f".{path.name}.", is_dir=True)
     try:
         yield tmp
         if path.exists():

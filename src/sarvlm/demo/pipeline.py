@@ -8,10 +8,12 @@ starts over. Training and prediction resume inside their own step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from rich.console import Console
 
 from sarvlm.core.atomic import ensure_writable_dir
 from sarvlm.core.errors import SarvlmError
+from sarvlm.core.process_settings import quiet_libraries, torch_threads
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
 from sarvlm.demo.report import MAJORITY, run_tag
 from sarvlm.demo.steps import StepRunner
@@ -122,34 +125,34 @@ def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
     return out / "test.jsonl"
 
 
-def _worker_init() -> None:
-    """Each worker process is single-threaded: two tiny-model jobs side by side use both cores
-    far better than one job with two threads."""
-    import torch
-
-    torch.set_num_threads(1)
-    _quiet_libraries()
+@contextlib.contextmanager
+def _as_worker() -> Iterator[None]:
+    """Each job is single-threaded: two tiny-model jobs side by side use both cores far better
+    than one job with two threads. Scoped: a job run in the main process (workers=1) leaves
+    the caller's thread count and logging as they were."""
+    with quiet_libraries(), torch_threads(1):
+        yield
 
 
 def _ablation_job(job: tuple) -> str:
     from sarvlm.training.ablation import run_ablation
 
     model, data, out, priors, name, seed, overrides = job
-    _worker_init()
-    _quietly(
-        Path(out) / "train.log",
-        run_ablation,
-        model,
-        data,
-        out,
-        priors=priors,
-        seeds=[seed],
-        runs=[name],
-        recipe="fusar-gpt",
-        overrides=overrides,
-        resume=True,
-        log=print,
-    )
+    with _as_worker():
+        _quietly(
+            Path(out) / "train.log",
+            run_ablation,
+            model,
+            data,
+            out,
+            priors=priors,
+            seeds=[seed],
+            runs=[name],
+            recipe="fusar-gpt",
+            overrides=overrides,
+            resume=True,
+            log=print,
+        )
     return f"{name} (seed {seed})"
 
 
@@ -157,8 +160,8 @@ def _predict_job(job: tuple) -> str:
     from sarvlm.inference.predict import predict
 
     model, test, out, priors, batch_size, seed = job
-    _worker_init()
-    predict(model, test, out, priors_dir=priors, batch_size=batch_size, seed=seed)
+    with _as_worker():
+        predict(model, test, out, priors_dir=priors, batch_size=batch_size, seed=seed)
     return Path(out).stem
 
 
@@ -230,24 +233,21 @@ def _quietly(log_path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
-def _quiet_libraries() -> None:
-    """The demo prints its own progress; library load reports and shard bars would drown it."""
-    import warnings
-
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-
-
 def run_demo(
     out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, console: Console | None = None
 ) -> DemoResult:
-    """Run the whole demo into ``out_dir`` and return where the report is."""
+    """Run the whole demo into ``out_dir`` and return where the report is.
+
+    The demo prints its own progress, so library load reports, shard bars and known warnings
+    are silenced, and torch uses at most two threads, for the run only (restored on return).
+    """
     import torch
 
+    with quiet_libraries(), torch_threads(min(2, torch.get_num_threads())):
+        return _run_demo_steps(out_dir, cfg, fresh=fresh, console=console)
+
+
+def _run_demo_steps(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool, console: Console | None) -> DemoResult:
     from sarvlm.data.builder import BuildOptions, build_dataset
     from sarvlm.demo.report import write_demo_report
     from sarvlm.eval import compare, evaluate
@@ -258,10 +258,8 @@ def run_demo(
     from sarvlm.training.trainer import train
 
     console = console or Console(stderr=True)
-    _quiet_libraries()
     out = ensure_writable_dir(out_dir)
     _check_disk(out, quick=cfg.scenes < 50)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     started = time.perf_counter()
     runner = StepRunner(out.resolve(), console, fresh=fresh)
 
@@ -360,7 +358,7 @@ def run_demo(
     def predict_and_score(d: Path) -> None:
         test = _test_subset(data / "test.jsonl", d, cfg.test_per_task)
         runs = json.loads((ablation / "runs.json").read_text())["runs"]
-        jobs = {}
+        jobs: dict[str, tuple] = {}
         for e in runs:  # aliases share their target's run directory: predicted once
             jobs.setdefault(
                 e["run_dir"],
