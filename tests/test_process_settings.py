@@ -14,7 +14,8 @@ import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-from sarvlm.core.process_settings import quiet_libraries, quiet_transformers, torch_threads
+from sarvlm.core.process_settings import quiet_libraries, quiet_transformers
+from sarvlm.models.threads import torch_threads
 
 
 def _state():

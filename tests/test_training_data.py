@@ -308,3 +308,25 @@ def test_bad_inputs_name_the_culprit(processor, tmp_path, dataset_dir):
     bad.write_text(json.dumps(row) + "\n")
     with pytest.raises(SarvlmError, match="no such file"):
         SftDataset(bad, processor)
+
+
+def test_token_lengths_are_shared_only_through_an_explicit_cache(processor, dataset_dir, monkeypatch):
+    # Regression (issue 11): the lengths used to live in a module-level dict that outlived every run.
+    import sarvlm.training.dataset as dataset_module
+    from sarvlm.training.dataset import TokenLengthCache
+
+    assert not any(isinstance(v, dict) and k.isupper() for k, v in vars(dataset_module).items())
+    calls = []
+    encode = SftDataset._encode_text
+    monkeypatch.setattr(SftDataset, "_encode_text", lambda self, ex: calls.append(ex.id) or encode(self, ex))
+    path = dataset_dir / "train.jsonl"
+    first = SftDataset(path, processor, tasks=["caption"])
+    n = len(calls)
+    assert n == first.report.total - first.report.other_task - first.report.no_answer > 0
+    SftDataset(path, processor, tasks=["caption"])  # no cache given: measured again, nothing kept
+    assert len(calls) == 2 * n
+    cache = TokenLengthCache()
+    a = SftDataset(path, processor, tasks=["caption"], length_cache=cache)
+    b = SftDataset(path, processor, tasks=["caption"], length_cache=cache)
+    assert len(calls) == 3 * n and len(cache) == n
+    assert a.lengths == b.lengths == first.lengths

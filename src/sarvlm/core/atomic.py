@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 
 
 def _create_temp(parent: Path, prefix: str, suffix: str = "", is_dir: bool = False) -> Path:
@@ -34,7 +34,7 @@ def _create_temp(parent: Path, prefix: str, suffix: str = "", is_dir: bool = Fal
         except FileExistsError:
             continue
         except OSError as exc:
-            raise SarvlmError(f"{parent}: cannot create a temporary output ({exc.strerror or exc})") from None
+            raise InputError(f"{parent}: cannot create a temporary output ({exc.strerror or exc})") from None
         return candidate
     raise SarvlmError(f"{parent}: cannot find a free temporary name")
 
@@ -45,9 +45,9 @@ def ensure_writable_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SarvlmError(f"{path}: cannot create output directory ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: cannot create output directory ({exc.strerror or exc})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise SarvlmError(f"{path}: output directory is not writable")
+        raise InputError(f"{path}: output directory is not writable")
     return path
 
 
@@ -89,9 +89,9 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise SarvlmError(f"{path}: exists and is not a directory")
+        raise InputError(f"{path}: exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise SarvlmError(f"{path}: output directory exists and is not empty (use --overwrite)")
+        raise InputError(f"{path}: output directory exists and is not empty (use --overwrite)")
     ensure_writable_dir(path.parent)
     tmp = _create_temp(path.parent, f".{path.name}.", is_dir=True)
     try:

@@ -1,10 +1,11 @@
-"""Scoped changes to process-wide settings: library chatter and torch's thread count.
+"""Scoped changes to process-wide settings: library chatter (warnings, transformers logging).
 
 Library functions must not change process state behind the caller's back, yet some steps
 (loading a model, running the demo's jobs) want transformers quiet or torch on a given number
 of threads. These context managers make the change for the block only and restore what was
-there before, even on error. torch and transformers are imported only when a manager is
-entered, so importing this module stays cheap (``sarvlm --help`` imports neither).
+there before, even on error (torch's thread count: :func:`sarvlm.models.threads.torch_threads`,
+kept out of ``core``, which never imports torch). transformers is imported only when a manager
+is entered, so importing this module stays cheap (``sarvlm --help`` does not load it).
 """
 
 from __future__ import annotations
@@ -42,16 +43,3 @@ def quiet_libraries() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
         yield
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch runs intra-op work on ``n`` threads (at least 1) inside the block."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

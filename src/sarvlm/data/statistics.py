@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
 from sarvlm.core.process_settings import quiet_transformers
 from sarvlm.data.image_features import default_extractor, resolve_extractor
@@ -198,10 +198,10 @@ def data_files(data: str | Path) -> list[Path]:
     if data.is_dir():
         files = [data / f"{s}.jsonl" for s in ("train", "val", "test") if (data / f"{s}.jsonl").is_file()]
         if not files:
-            raise SarvlmError(f"{data}: no train/val/test.jsonl files")
+            raise InputError(f"{data}: no train/val/test.jsonl files")
         return files
     if not data.is_file():
-        raise SarvlmError(f"{data}: no such file or folder")
+        raise NotFoundError(f"{data}: no such file or folder")
     return [data]
 
 
@@ -242,7 +242,7 @@ def dataset_statistics(
             for im in e.images:
                 images[os.path.normpath(os.path.join(f.parent, im))] = None
     if n == 0:
-        raise SarvlmError(f"{data}: no examples")
+        raise InputError(f"{data}: no examples")
     texts = list(free) or list(other)
     rng = random.Random(seed)
     text_pick = sorted(rng.sample(range(len(texts)), min(text_sample, len(texts))))
@@ -265,7 +265,7 @@ def dataset_statistics(
         paths = [Path(image_list[i]) for i in pick]
         missing = [p for p in paths if not p.exists()]
         if missing:
-            raise SarvlmError(f"{missing[0]}: image referenced by the dataset does not exist")
+            raise NotFoundError(f"{missing[0]}: image referenced by the dataset does not exist")
         feats = np.asarray(extractor(paths), dtype=np.float64)
         img_sim = overall_similarity(feats)
         img_sims = _lower(feats)

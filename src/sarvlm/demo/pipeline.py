@@ -21,11 +21,12 @@ from typing import Any
 from rich.console import Console
 
 from sarvlm.core.atomic import ensure_writable_dir
-from sarvlm.core.errors import SarvlmError
-from sarvlm.core.process_settings import quiet_libraries, torch_threads
+from sarvlm.core.errors import InputError, SarvlmError
+from sarvlm.core.process_settings import quiet_libraries
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
 from sarvlm.demo.report import MAJORITY, run_tag
 from sarvlm.demo.steps import StepRunner
+from sarvlm.models.threads import torch_threads
 
 BASE_RECIPE = Path(__file__).with_name("recipes") / "optical-pretrain.yaml"
 # Rough upper bound of what the full demo writes (world, images, checkpoints, reports).
@@ -61,7 +62,7 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     records = sorted(read_samples(pre_samples), key=lambda r: r.id)
     n = len(records)
     if n < 10:
-        raise SarvlmError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
+        raise InputError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
     order = np.random.default_rng(seed).permutation(n)
     n_test = n_val = max(1, round(0.1 * n))
     split_of = {
@@ -80,7 +81,7 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     )
     for r in records:
         if r.optical is None:
-            raise SarvlmError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
+            raise InputError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
     write_samples(
         out / "optical.jsonl",
         (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render") for r in records),
@@ -120,7 +121,7 @@ def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
                 )
             )
     if not chosen:
-        raise SarvlmError(f"{test_jsonl}: no test examples of the stage-2 tasks")
+        raise InputError(f"{test_jsonl}: no test examples of the stage-2 tasks")
     write_jsonl(out / "test.jsonl", chosen)
     return out / "test.jsonl"
 

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.core.record import GeoRef, GroundControlPoint
 
 
@@ -78,7 +78,7 @@ def _optional_text(root: ET.Element, path: str) -> str | None:
 def _text(root: ET.Element, path: str, where: Path) -> str:
     text = _optional_text(root, path)
     if text is None:
-        raise SarvlmError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
+        raise InputError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
     return text
 
 
@@ -87,20 +87,20 @@ def _number(root: ET.Element, path: str, where: Path) -> float:
     try:
         return float(text)
     except ValueError:
-        raise SarvlmError(f"{where}: <{path}> is not a number: {text!r}") from None
+        raise InputError(f"{where}: <{path}> is not a number: {text!r}") from None
 
 
 def read_annotation(path: str | Path) -> Sentinel1Annotation:
     """Parse a Sentinel-1 annotation XML file (product annotation, not calibration/noise)."""
     path = Path(path)
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise SarvlmError(f"{path}: malformed XML ({exc})") from None
+        raise InputError(f"{path}: malformed XML ({exc})") from None
     if root.tag != "product":
-        raise SarvlmError(f"{path}: not a Sentinel-1 product annotation (root element <{root.tag}>)")
+        raise InputError(f"{path}: not a Sentinel-1 product annotation (root element <{root.tag}>)")
     points = []
     for node in root.iterfind("geolocationGrid/geolocationGridPointList/geolocationGridPoint"):
         inc = node.findtext("incidenceAngle")
@@ -116,11 +116,11 @@ def read_annotation(path: str | Path) -> Sentinel1Annotation:
                 )
             )
         except (TypeError, ValueError):
-            raise SarvlmError(
+            raise InputError(
                 f"{path}: geolocationGridPoint {len(points)}: missing or non-numeric line/pixel/latitude/longitude"
             ) from None
     if len(points) < 3:
-        raise SarvlmError(f"{path}: geolocationGrid has {len(points)} points (need at least 3)")
+        raise InputError(f"{path}: geolocationGrid has {len(points)} points (need at least 3)")
     info = "imageAnnotation/imageInformation/"
     return Sentinel1Annotation(
         path=path,
@@ -150,10 +150,10 @@ def find_annotations(safe_dir: str | Path) -> list[Path]:
     safe_dir = Path(safe_dir)
     folder = safe_dir / "annotation"
     if not folder.is_dir():
-        raise SarvlmError(f"{safe_dir}: no annotation/ folder (not a Sentinel-1 .SAFE product?)")
+        raise InputError(f"{safe_dir}: no annotation/ folder (not a Sentinel-1 .SAFE product?)")
     files = sorted(p for p in folder.glob("*.xml") if p.is_file())
     if not files:
-        raise SarvlmError(f"{folder}: no annotation XML files")
+        raise InputError(f"{folder}: no annotation XML files")
     return files
 
 
@@ -166,11 +166,11 @@ def safe_annotation(safe_dir: str | Path, polarisation: str, swath: str | None =
     matches = [a for a in found if a.polarisation == pol and (swath is None or a.swath.upper() == swath.upper())]
     if not matches:
         have = ", ".join(sorted({f"{a.swath}/{a.polarisation}" for a in found}))
-        raise SarvlmError(
+        raise InputError(
             f"{safe_dir}: no annotation for polarisation {pol}{' swath ' + swath if swath else ''} (have {have})"
         )
     if len(matches) > 1:
-        raise SarvlmError(
+        raise InputError(
             f"{safe_dir}: several swaths for {pol} ({', '.join(a.swath for a in matches)}): choose one with swath="
         )
     return matches[0]

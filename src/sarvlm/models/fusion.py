@@ -19,7 +19,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError
 from sarvlm.models.tlm import TLM, ZERO_INIT_ATTR, gaussian_weights
 
 FUSIONS = ("tlm", "sum", "concat", "none")
@@ -143,7 +143,7 @@ def build_fusion(
         return ConcatFusion(prior_dim, channels, hidden=hidden, num_tokens=num_tokens)
     if name == "none":
         return NoFusion()
-    raise SarvlmError(f"fusion: unknown fusion {name!r} (expected one of {', '.join(FUSIONS)})")
+    raise ConfigurationError(f"fusion: unknown fusion {name!r} (expected one of {', '.join(FUSIONS)})")
 
 
 def is_fusion_module(module: nn.Module) -> bool:

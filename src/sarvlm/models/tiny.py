@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import NotFoundError
 from sarvlm.models.settings import Backbone, SarvlmSettings
 from sarvlm.models.tokenizer import GEO_PAD, IM_END, IMAGE_PAD, PAD, VISION_END, VISION_START, byte_level_tokenizer
 
@@ -112,7 +112,7 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
         }
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **common)
     else:
-        raise SarvlmError(f"{name}: unknown tiny model (expected one of {', '.join(TINY_MODELS)})")
+        raise NotFoundError(f"{name}: unknown tiny model (expected one of {', '.join(TINY_MODELS)})")
     text_config: Any = config.text_config
     text_config.eos_token_id = ids["eos"]
     text_config.bos_token_id = ids["pad"]

@@ -28,27 +28,43 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
 from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
 
-# Token lengths already measured in this process, per (file version, processor configuration):
-# the stages of a recipe and the runs of an ablation read the same files with the same processor.
-_LENGTHS: dict[tuple, dict[str, int]] = {}
+
+class TokenLengthCache:
+    """Token lengths already measured, per (file version, processor configuration) and example id.
+
+    The stages of a recipe and the runs of an ablation read the same files with the same
+    processor; passing one cache to each :class:`SftDataset` tokenises every example once.
+    Owned by the caller (``train`` makes one per call, ``run_ablation`` one per grid), so
+    nothing outlives the work that filled it.
+    """
+
+    def __init__(self) -> None:
+        self._lengths: dict[tuple, dict[str, int]] = {}
+
+    def lengths_for(self, path: Path, processor: Any) -> dict[str, int]:
+        """The (mutable) ``{example id: token length}`` table of ``path`` as encoded by ``processor``."""
+        return self._lengths.setdefault(_lengths_key(path, processor), {})
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._lengths.values())
 
 
 def split_path(data_dir: str | Path, split: str) -> Path:
     """The JSONL of ``split`` in a built dataset directory (error if absent)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise SarvlmError(f"{data_dir}: not a dataset directory")
+        raise NotFoundError(f"{data_dir}: not a dataset directory")
     path = data_dir / f"{split}.jsonl"
     if not path.is_file():
         present = sorted(p.name for p in data_dir.glob("*.jsonl"))
-        raise SarvlmError(
+        raise InputError(
             f"{data_dir}: no {split}.jsonl (a built dataset has train.jsonl, val.jsonl, test.jsonl; found: {', '.join(present) or 'none'})"
         )
     return path
@@ -111,6 +127,7 @@ class SftDataset(Dataset):
         prior_images: str = "sar",
         split: str | None = None,
         require_prior: bool = False,
+        length_cache: TokenLengthCache | None = None,
     ) -> None:
         self.path = Path(jsonl)
         self.base_dir = self.path.parent
@@ -120,11 +137,11 @@ class SftDataset(Dataset):
         self.use_priors = use_priors
         self.allow_missing_priors = allow_missing_priors
         if prior_images not in ("sar", "all"):
-            raise SarvlmError(f"prior_images must be 'sar' or 'all', got {prior_images!r}")
+            raise ConfigurationError(f"prior_images must be 'sar' or 'all', got {prior_images!r}")
         self.prior_images = prior_images
         self.report = DataReport(split=split or self.path.stem)
         if use_priors and priors is None and not allow_missing_priors:
-            raise SarvlmError(
+            raise InputError(
                 f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)"
             )
         wanted = None if "*" in tasks else set(tasks)
@@ -133,7 +150,8 @@ class SftDataset(Dataset):
         self._missing: set[str] = set()
         task_counts: Counter[str] = Counter()
         rows = list(read_examples(self.path))
-        known = _LENGTHS.setdefault(_lengths_key(self.path, processor), {})
+        cache = length_cache if length_cache is not None else TokenLengthCache()  # an empty cache is falsy
+        known = cache.lengths_for(self.path, processor)
         for ex in track(rows, f"encoding {self.path.name}", total=len(rows)):
             self.report.total += 1
             if wanted is not None and ex.task not in wanted:
@@ -171,7 +189,7 @@ class SftDataset(Dataset):
     def _check_placeholders(self, ex: InstructionExample) -> None:
         n = sum(m.content.count(IMAGE_PLACEHOLDER) for m in ex.messages)
         if n != len(ex.images):
-            raise SarvlmError(
+            raise InputError(
                 f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)"
             )
 
@@ -185,7 +203,7 @@ class SftDataset(Dataset):
                 self.report.no_prior += 1
             return
         if not self.allow_missing_priors:
-            raise SarvlmError(
+            raise NotFoundError(
                 f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)"
             )
         self._missing.add(ex.sample_id)
@@ -207,7 +225,7 @@ class SftDataset(Dataset):
         for rel in ex.images:
             path = (self.base_dir / rel).resolve()
             if not path.is_file():
-                raise SarvlmError(f"{self._where(ex)}: images: no such file {path}")
+                raise NotFoundError(f"{self._where(ex)}: images: no such file {path}")
             images.append(self.processor.load_image(path))
         return images
 
@@ -216,7 +234,7 @@ class SftDataset(Dataset):
         try:
             enc = self.processor.encode(messages, self._load_images(ex), add_generation_prompt=False)
         except SarvlmError as exc:
-            raise SarvlmError(f"{self._where(ex)}: {exc}") from None
+            raise InputError(f"{self._where(ex)}: {exc}") from None
         return {k: _as_tensor(v) for k, v in enc.items()}
 
     def __len__(self) -> int:
