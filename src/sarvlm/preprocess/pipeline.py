@@ -318,18 +318,17 @@ class _Preprocessor:
         kind = _input_kind(cfg, record, info)
         if cfg.composite == "dual":
             dual_pol_composite(np.zeros((len(names) or info.count, 1, 1)), names, where=where)  # fail early
-        plan = self._tile_plan(record, info, georef, where)
+        plan = self._tile_plan(cfg, record, info, georef, where)
         if not plan.tiles:
             self.counts.scenes_too_small.append(record.id)
             self.counts.scenes += 1
             return
-        if not self._process_tiles(record, path, info, plan, georef, bands, kind, names):
+        if not self._process_tiles(cfg, record, path, info, plan, georef, bands, kind, names):
             raise InputError(f"{path}: all pixels are NaN, infinite or no-data")
         self.counts.scenes += 1
 
-    def _tile_plan(self, record: SampleRecord, info: Any, georef: Any, where: str) -> TilePlan:
+    def _tile_plan(self, cfg: PreprocessConfig, record: SampleRecord, info: Any, georef: Any, where: str) -> TilePlan:
         """The tiles of a scene (``--tile-m``; none when the scene is too small) or the whole image as one."""
-        cfg = self.config
         if cfg.tile_m is not None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PixelModeWarning)
@@ -356,6 +355,7 @@ class _Preprocessor:
 
     def _process_tiles(
         self,
+        cfg: PreprocessConfig,
         record: SampleRecord,
         path: Path,
         info: Any,
@@ -368,7 +368,6 @@ class _Preprocessor:
         """Read, process and write each planned tile; False when no tile had a valid pixel."""
         from sarvlm.io.raster import open_raster
 
-        cfg = self.config
         where = str(path)
         halo = cfg.window // 2 if cfg.filter != "none" and cfg.tile_m is not None else 0
         if cfg.pol:
