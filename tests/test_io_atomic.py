@@ -43,3 +43,24 @@ def test_atomic_dir_refuses_a_file_and_a_nonempty_dir_and_cleans_up(tmp_path):
             raise RuntimeError("fail mid-way")
     assert [p.name for p in d.iterdir()] == ["old"]  # the user's data is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"]  # no temp left behind
+
+
+def test_atomic_outputs_never_touch_the_process_umask(tmp_path, monkeypatch):
+    # Reading the umask means setting it for a moment, which races with other threads; the
+    # kernel applies it by itself when the temporary is created with 0666/0777.
+    def no_umask(_mask):
+        raise AssertionError("os.umask called")
+
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", no_umask)
+        with atomic_open(tmp_path / "a.txt") as fh:
+            fh.write("x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("y")
+        monkeypatch.undo()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "d"]  # no temporaries left

@@ -231,3 +231,36 @@ def test_a_training_run_directory_loads_its_final_model(tmp_path):
     loaded, _ = load_model(tmp_path / "run")
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("tied", [False, True])
+def test_subclass_sets_up_everything_the_stock_constructor_does(name, tied):
+    # The subclasses run the stock constructor and swap only the inner model: every attribute a
+    # transformers release sets there (lm_head, tied keys, parallel plans, fp32 and no-split
+    # modules, generation config, ...) must match the stock model's, tied embeddings included.
+    from sarvlm.models.loading import model_class
+
+    tokenizer = tiny_tokenizer(name)
+    config = tiny_config(name, tiny_settings(name), tokenizer)
+    config.tie_word_embeddings = tied
+    config.text_config.tie_word_embeddings = tied
+    stock = _stock_class(name)(config)
+    ours = model_class(tiny_settings(name).backbone)(config)
+    assert type(ours).__mro__[1:].count(_stock_class(name)) == 1
+    stock_vars, our_vars = vars(stock), vars(ours)
+    assert sorted(our_vars) == sorted(stock_vars)
+    for key, value in stock_vars.items():
+        if key != "_modules":
+            assert our_vars[key] == value, key
+    assert list(ours._modules) == list(stock._modules)
+    assert type(ours.lm_head) is type(stock.lm_head)
+    assert ours.lm_head.weight.shape == stock.lm_head.weight.shape
+    assert type(ours.model).__mro__[1:].count(type(stock.model)) == 1
+    stock_params = {k: v.shape for k, v in stock.named_parameters()}
+    our_params = {k: v.shape for k, v in ours.named_parameters() if ".geo_fusion." not in k}
+    assert our_params == stock_params
+    embed = ours.get_input_embeddings().weight
+    assert (ours.lm_head.weight.data_ptr() == embed.data_ptr()) is tied
+    assert ours.all_tied_weights_keys == stock.all_tied_weights_keys
+    assert bool(ours.all_tied_weights_keys) is tied

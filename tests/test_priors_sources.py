@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import MissingDependency, SarvlmError
 from sarvlm.io.aef_layout import AEF_NODATA, dequantize_aef
 from sarvlm.priors import open_source, sample_grid
 
@@ -201,8 +201,9 @@ def test_earthengine_sampling_with_faked_api(monkeypatch):
 
 def test_earthengine_missing_and_unauthenticated(monkeypatch):
     monkeypatch.setitem(sys.modules, "ee", None)  # import ee → ImportError
-    with pytest.raises(SarvlmError, match=r"pip install -e '\.\[earthengine\]'"):
+    with pytest.raises(MissingDependency, match=r"pip install -e '\.\[earthengine\]'") as missing:
         open_source("earthengine")
+    assert missing.value.extra == "earthengine" and missing.value.package == "earthengine-api"
     ee, _ = _fake_ee(fail_init=True)
     monkeypatch.setitem(sys.modules, "ee", ee)
     with pytest.raises(SarvlmError, match="earthengine authenticate") as info:

@@ -308,3 +308,16 @@ def test_bad_inputs_name_the_culprit(processor, tmp_path, dataset_dir):
     bad.write_text(json.dumps(row) + "\n")
     with pytest.raises(SarvlmError, match="no such file"):
         SftDataset(bad, processor)
+
+
+def test_token_lengths_live_in_no_module_level_state(processor, dataset_dir):
+    # Regression (issue 11): the lengths used to live in a module-level dict that outlived every run;
+    # they now persist only in the explicit, content-keyed cache next to the data
+    # (sarvlm.training.length_cache; tests/test_training_length_cache.py covers it).
+    import sarvlm.training.dataset as dataset_module
+
+    assert not any(isinstance(v, dict) and k.isupper() for k, v in vars(dataset_module).items())
+    path = dataset_dir / "train.jsonl"
+    a = SftDataset(path, processor, tasks=["caption"], length_cache=False)
+    b = SftDataset(path, processor, tasks=["caption"], length_cache=False)
+    assert a.lengths == b.lengths and a.length_cache is None

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.sample:
             raise SarvlmError("priors show: needs a SAMPLE (samples JSONL or georeferenced raster)")
+        channels: str | list[int]
         if args.channels.strip().lower() == "pca":
             channels = "pca"
         else:

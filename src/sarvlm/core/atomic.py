@@ -9,24 +9,35 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temp(parent: Path, prefix: str, suffix: str = "", is_dir: bool = False) -> Path:
+    """Create a new, uniquely named file or directory in ``parent`` and return its path.
 
-
-def _default_mode(is_dir: bool) -> int:
-    """The mode a plain open()/mkdir() would give: mkstemp/mkdtemp use 0600/0700, which would
-    make outputs unreadable to the user's group where a normal file would not be."""
-    return (0o777 if is_dir else 0o666) & ~_umask()
+    Created with 0666/0777 so the kernel applies the process umask: the mode a plain
+    ``open()``/``mkdir()`` would give. (``mkstemp``/``mkdtemp`` use 0600/0700, which would make
+    outputs unreadable to the user's group; reading the umask to fix that up afterwards means
+    changing it for the whole process for a moment.)
+    """
+    for _ in range(100):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            if is_dir:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"{parent}: cannot create a temporary output ({exc.strerror or exc})") from None
+        return candidate
+    raise SarvlmError(f"{parent}: cannot find a free temporary name")
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
@@ -35,9 +46,9 @@ def ensure_writable_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SarvlmError(f"{path}: cannot create output directory ({exc.strerror or exc})") from None
+        raise InputError(f"{path}: cannot create output directory ({exc.strerror or exc})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise SarvlmError(f"{path}: output directory is not writable")
+        raise InputError(f"{path}: output directory is not writable")
     return path
 
 
@@ -63,7 +74,7 @@ def clean_stale_temps(path: str | Path) -> list[Path]:
     a concurrent live writer's temp is left alone. Returns what was removed.
     """
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     prefix = f".{path.name}.tmp-"
@@ -90,12 +101,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     path = Path(path)
     ensure_writable_dir(path.parent)
     clean_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=_temp_prefix(path), suffix=suffix if suffix is not None else path.suffix or ".tmp", dir=path.parent
+    tmp_path = _create_temp(
+        path.parent, _temp_prefix(path), suffix if suffix is not None else path.suffix or ".tmp", is_dir=False
     )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(is_dir=False))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -122,13 +130,12 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise SarvlmError(f"{path}: exists and is not a directory")
+        raise InputError(f"{path}: exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise SarvlmError(f"{path}: output directory exists and is not empty (use --overwrite)")
+        raise InputError(f"{path}: output directory exists and is not empty (use --overwrite)")
     ensure_writable_dir(path.parent)
     clean_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
-    os.chmod(tmp, _default_mode(is_dir=True))
+    tmp = _create_temp(path.parent, _temp_prefix(path), is_dir=True)
     try:
         yield tmp
         if path.exists():

@@ -16,7 +16,7 @@ import functools
 import math
 from collections.abc import Sequence
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 
 CONVENTIONS = ("qwen2.5", "qwen3", "qwen2", "norm", "pixel", "geochat")
 # Qwen2.5-VL processor defaults.
@@ -62,9 +62,7 @@ def smart_resize(
 def _scale(convention: str, width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[float, float]:
     """Units per original pixel along x and y for a convention."""
     if convention not in CONVENTIONS:
-        raise SarvlmError(
-            f"unknown box coordinate convention {convention!r} (expected one of {', '.join(CONVENTIONS)})"
-        )
+        raise InputError(f"unknown box coordinate convention {convention!r} (expected one of {', '.join(CONVENTIONS)})")
     if convention == "pixel":
         return 1.0, 1.0
     if convention == "qwen2.5":

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,25 +34,25 @@ def parse_record(data: dict[str, Any] | str, model: type[M], where: str = "") ->
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise SarvlmError(f"{prefix}malformed JSON ({exc.msg} at column {exc.colno})") from None
+            raise InputError(f"{prefix}malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
-        raise SarvlmError(f"{prefix}expected a JSON object, got {type(data).__name__}")
+        raise InputError(f"{prefix}expected a JSON object, got {type(data).__name__}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         rid = data.get("id") if isinstance(data.get("id"), str) else None
-        raise SarvlmError(prefix + format_validation_error(exc, rid)) from None
+        raise InputError(prefix + format_validation_error(exc, rid)) from None
 
 
 def read_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
     """Stream records of one type from a JSONL file; blank lines are skipped."""
     path = Path(path)
     if not path.exists():
-        raise SarvlmError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     try:
         fh = open(path, encoding="utf-8")
     except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     with fh:
         lineno = 0
         try:

@@ -85,9 +85,7 @@ def _run_dask(
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise MissingDependency(
-            "--scheduler needs dask.distributed: pip install -e '.[dask]' (or pip install 'dask[distributed]')"
-        ) from None
+        raise MissingDependency("dask.distributed", "dask", "--scheduler") from None
     cluster = None
     if scheduler == "local":
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.jsonl import parse_record, read_jsonl, write_jsonl
 
 SCHEMA_VERSION = 1
@@ -29,7 +29,7 @@ def normalize_polarization(name: str) -> str:
     """Upper-case a polarisation name; raise naming it when it is not HH/HV/VH/VV."""
     pol = str(name).strip().upper()
     if pol not in POLARIZATIONS:
-        raise SarvlmError(f"polarisation: unknown polarisation {name!r} (expected one of {', '.join(POLARIZATIONS)})")
+        raise InputError(f"polarisation: unknown polarisation {name!r} (expected one of {', '.join(POLARIZATIONS)})")
     return pol
 
 

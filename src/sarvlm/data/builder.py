@@ -25,7 +25,7 @@ from typing import Any
 
 from sarvlm.core.atomic import atomic_dir
 from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import parse_sample
 from sarvlm.core.sharding import Shard, write_shard_info
@@ -70,19 +70,17 @@ class BuildOptions:
         self.tasks = resolve_tasks(self.tasks)
         check_group_by(self.group_by)
         if self.coords not in CONVENTIONS:
-            raise SarvlmError(
-                f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})"
-            )
+            raise InputError(f"--coords: unknown convention {self.coords!r} (expected one of {', '.join(CONVENTIONS)})")
         if self.format not in FORMATS:
-            raise SarvlmError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
+            raise InputError(f"--format: unknown export format {self.format!r} (expected one of {', '.join(FORMATS)})")
         if self.swift_objects and self.format != "swift":
-            raise SarvlmError(f"--swift-objects needs --format swift, got --format {self.format}")
+            raise InputError(f"--swift-objects needs --format swift, got --format {self.format}")
         if self.format == "geochat" and self.coords != "geochat":
-            raise SarvlmError(f"--format geochat needs --coords geochat (GeoChat boxes are 0-100), got {self.coords!r}")
+            raise InputError(f"--format geochat needs --coords geochat (GeoChat boxes are 0-100), got {self.coords!r}")
         if self.qc not in ("drop", "flag"):
-            raise SarvlmError(f"--qc must be drop or flag, got {self.qc!r}")
+            raise InputError(f"--qc must be drop or flag, got {self.qc!r}")
         if self.boxes not in ("clip", "drop"):
-            raise SarvlmError(f"--boxes must be clip or drop, got {self.boxes!r}")
+            raise InputError(f"--boxes must be clip or drop, got {self.boxes!r}")
         if self.max_per_sample < 1:
             raise SarvlmError(f"--max-per-sample must be >= 1, got {self.max_per_sample}")
         if not 0 < self.min_pixels <= self.max_pixels:
@@ -90,7 +88,7 @@ class BuildOptions:
                 f"--min-pixels/--max-pixels: need 0 < min <= max, got {self.min_pixels} and {self.max_pixels}"
             )
         if not 0.0 <= self.negative_rate <= 1.0:
-            raise SarvlmError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
+            raise InputError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
 
 
 @dataclass
@@ -136,7 +134,7 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise SarvlmError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
             objs = data.get("objects") if isinstance(data, dict) else None
             for obj in objs or ():
                 if isinstance(obj, dict) and isinstance(obj.get("category"), str) and not obj.get("iscrowd"):
@@ -178,6 +176,7 @@ def _sample_examples(
         rng = random.Random(_task_seed(ctx.seed, rid, task))
         seen: set[tuple[str, tuple[str, ...]]] = set()
         for k, draft in enumerate(GENERATORS[task](task, view, ctx, rng)):
+            answers: tuple[str, ...]
             eid = f"{rid}/{task}/{k}"
             msgs = draft.messages
             if n_images > 1:  # one <image> per image, SAR first: "<image>\n<image>\n..."
@@ -301,7 +300,7 @@ def build_dataset(
                         if opts.skip_missing:
                             report.add("missing_image", rec.id)
                             continue
-                        raise SarvlmError(
+                        raise NotFoundError(
                             f"{where}: record {rec.id!r}: image: {image_abs}: no such file "
                             f"(use --skip-missing to skip such samples)"
                         )
@@ -318,7 +317,7 @@ def build_dataset(
                         optical_abs = os.path.normpath(os.path.join(base_dir, rec.optical))
                         _in_root(base_dir, rec.optical, opts, f"{where}: record {rec.id!r}: optical")
                         if opts.check_images and not os.path.exists(optical_abs):
-                            raise SarvlmError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
+                            raise NotFoundError(f"{where}: record {rec.id!r}: optical: {optical_abs}: no such file")
                         images.append(_image_ref(optical_abs, final_dir, absolute))
                     targets = clean_targets(rec, report, opts.boxes, synonyms, strict)
                     view = SampleView(

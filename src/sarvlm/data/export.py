@@ -40,8 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
-from sarvlm.core.example import InstructionExample
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
+from sarvlm.core.example import InstructionExample, Message
 
 FORMATS = ("sarvlm", "swift", "llava", "geochat")
 # GeoChat's task tokens (GeoChat, Kuckreja et al. 2024, §3: "[grounding]", "[refer]", "[identify]")
@@ -82,14 +82,14 @@ def example_row(example: dict[str, Any], fmt: str, swift_objects: bool = False) 
         return _ENCODE(row)
     if fmt in ("llava", "geochat"):
         images = example["images"]
-        row: dict[str, Any] = {"id": example["id"]}
+        row = {"id": example["id"]}
         if images:
             row["image"] = images[0] if len(images) == 1 else images
         row["conversations"] = [{"from": _LLAVA_ROLE[m["role"]], "value": m["content"]} for m in example["messages"]]
         if fmt == "geochat":
             row["conversations"] = _geochat_turns(row["conversations"], example.get("task"))
         return _ENCODE(row)
-    raise SarvlmError(f"--format: unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    raise InputError(f"--format: unknown export format {fmt!r} (expected one of {', '.join(FORMATS)})")
 
 
 def swift_grounding(row: dict[str, Any], boxes: list[list[float]]) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def detect_format(row: dict[str, Any]) -> str:
         return "swift"
     if "conversations" in row:
         return "llava"  # geochat rows are llava rows
-    raise SarvlmError("row has none of the keys of a known format (task+sample_id, messages, conversations)")
+    raise InputError("row has none of the keys of a known format (task+sample_id, messages, conversations)")
 
 
 def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -217,7 +217,7 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 data = json.load(fh)
             except json.JSONDecodeError as exc:
-                raise SarvlmError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+                raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
             for i, row in enumerate(data):
                 yield f"{path}: item {i}", row
             return
@@ -227,17 +227,17 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 yield f"{path}:{lineno}", json.loads(line)
             except json.JSONDecodeError as exc:
-                raise SarvlmError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
 
 
 def row_to_example(row: Any, where: str, fmt: str | None = None, index: int = 0) -> InstructionExample:
     """Parse one row of any export format into an ``InstructionExample``."""
     if not isinstance(row, dict):
-        raise SarvlmError(f"{where}: expected a JSON object")
+        raise InputError(f"{where}: expected a JSON object")
     try:
         fmt = fmt or detect_format(row)
     except SarvlmError as exc:
-        raise SarvlmError(f"{where}: {exc}") from None
+        raise InputError(f"{where}: {exc}") from None
     try:
         if fmt == "sarvlm":
             return InstructionExample.model_validate(row)
@@ -247,12 +247,12 @@ def row_to_example(row: Any, where: str, fmt: str | None = None, index: int = 0)
             rid = str(row.get("id", f"row{index}"))
             return InstructionExample(id=rid, sample_id=rid, task="imported", messages=row["messages"], images=images)
         conv = row["conversations"]
-        msgs = []
+        msgs: list[Message] = []
         for turn in conv:
             role = ROLE_FROM_LLAVA.get(str(turn.get("from", "")).lower())
             if role is None:
-                raise SarvlmError(f"{where}: conversations: unknown speaker {turn.get('from')!r}")
-            msgs.append({"role": role, "content": turn.get("value", "")})
+                raise InputError(f"{where}: conversations: unknown speaker {turn.get('from')!r}")
+            msgs.append(Message(role=role, content=turn.get("value", "")))
         image = row.get("image", row.get("images"))
         images = [] if image is None else [image] if isinstance(image, str) else list(image)
         rid = str(row.get("id", f"row{index}"))
@@ -260,13 +260,13 @@ def row_to_example(row: Any, where: str, fmt: str | None = None, index: int = 0)
     except SarvlmError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
-        raise SarvlmError(f"{where}: not a valid {fmt} row ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"{where}: not a valid {fmt} row ({str(exc).splitlines()[0]})") from None
 
 
 def read_export(path: str | Path, fmt: str | None = None) -> Iterator[InstructionExample]:
     """Read an exported file (any of :data:`FORMATS`, detected per row when ``fmt`` is None)."""
     path = Path(path)
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     for i, (where, row) in enumerate(iter_rows(path)):
         yield row_to_example(row, where, fmt, i)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 
 ImageExtractor = Callable[[Sequence[Path]], np.ndarray]
 # EfficientNet-Lite's input scaling ((x - 127) / 128 on 0..255 pixels, as in the TF Lite reference).
@@ -235,7 +235,7 @@ def resolve_extractor(name: str) -> ImageExtractor:
         try:
             return getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError) as exc:
-            raise SarvlmError(f"--image-features: cannot load {name!r} ({exc})") from None
-    raise SarvlmError(
+            raise InputError(f"--image-features: cannot load {name!r} ({exc})") from None
+    raise InputError(
         f"--image-features: unknown extractor {name!r} (known: {', '.join(IMAGE_EXTRACTORS)}, or module:function)"
     )

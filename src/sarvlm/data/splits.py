@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 
 SPLIT_NAMES_3 = ("train", "val", "test")
 SPLIT_NAMES_2 = ("train", "test")
@@ -112,7 +112,7 @@ class SplitPlan:
     def parse(cls, spec: str, seed: int = 0, method: str = "hash") -> SplitPlan:
         """Parse ``8:1:1``, ``7:3``, ``4:1``, ``keep`` or ``keep,7:3``; ``method`` hash or balanced."""
         if method not in METHODS:
-            raise SarvlmError(f"--split-method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise InputError(f"--split-method must be one of {', '.join(METHODS)}, got {method!r}")
         text = spec.strip().lower()
         keep = False
         if text == "keep":
@@ -122,9 +122,9 @@ class SplitPlan:
         try:
             parts = [float(p) for p in text.split(":")]
         except ValueError:
-            raise SarvlmError(f"--split: expected a ratio like 8:1:1, 7:3 or 4:1, or keep, got {spec!r}") from None
+            raise InputError(f"--split: expected a ratio like 8:1:1, 7:3 or 4:1, or keep, got {spec!r}") from None
         if len(parts) not in (2, 3) or any(p < 0 for p in parts) or sum(parts) <= 0 or parts[0] <= 0:
-            raise SarvlmError(f"--split: need 2 or 3 non-negative shares with a positive train share, got {spec!r}")
+            raise InputError(f"--split: need 2 or 3 non-negative shares with a positive train share, got {spec!r}")
         total = sum(parts)
         bounds, acc = [], 0.0
         for p in parts:
@@ -174,10 +174,10 @@ class SplitPlan:
         if self.keep and own_split:
             name = normalise_split_name(own_split)
             if name is None:
-                raise SarvlmError(f"{who}: split: unknown split name {own_split!r} (use train, val or test)")
+                raise InputError(f"{who}: split: unknown split name {own_split!r} (use train, val or test)")
             return name
         if not self.bounds:
-            raise SarvlmError(
+            raise InputError(
                 f"{who}: split: the sample has no split of its own and --split keep gives no ratio "
                 f"(use e.g. --split keep,7:3)"
             )

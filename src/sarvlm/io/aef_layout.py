@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 
 AEF_BANDS = 64
 AEF_NODATA = -128
@@ -67,7 +67,7 @@ def dequantize_aef(codes: np.ndarray, nodata_value: float = np.nan) -> np.ndarra
     """int8 codes → float32 ``sign(q)·(q/127.5)²``; NoData (−128) becomes ``nodata_value`` (NaN)."""
     q = np.asarray(codes)
     if q.dtype != np.int8:
-        raise SarvlmError(f"AEF codes must be int8, got {q.dtype}")
+        raise InputError(f"AEF codes must be int8, got {q.dtype}")
     f = q.astype(np.float32) / np.float32(127.5)
     out = np.sign(f) * f * f
     out[q == AEF_NODATA] = nodata_value
@@ -80,10 +80,10 @@ def dequantize_aef(codes: np.ndarray, nodata_value: float = np.nan) -> np.ndarra
 def utm_epsg(utm_zone: int, hemisphere: str) -> int:
     """EPSG code of WGS84 / UTM zone ``utm_zone`` ``hemisphere`` ('N' → 326xx, 'S' → 327xx)."""
     if not 1 <= int(utm_zone) <= 60:
-        raise SarvlmError(f"utm_zone: must be 1..60, got {utm_zone}")
+        raise InputError(f"utm_zone: must be 1..60, got {utm_zone}")
     hemisphere = hemisphere.upper()
     if hemisphere not in ("N", "S"):
-        raise SarvlmError(f"hemisphere: must be 'N' or 'S', got {hemisphere!r}")
+        raise InputError(f"hemisphere: must be 'N' or 'S', got {hemisphere!r}")
     return (32600 if hemisphere == "N" else 32700) + int(utm_zone)
 
 
@@ -107,7 +107,7 @@ def zone_lonlat_box(utm_zone: int, hemisphere: str) -> tuple[float, float, float
 def tile_filename(tile_id: str, y_off: int = 0, x_off: int = 0) -> str:
     """``{id}-{yOff:010d}-{xOff:010d}.tiff`` as in the official bucket."""
     if not tile_id or "/" in tile_id or "\\" in tile_id:
-        raise SarvlmError(f"tile id {tile_id!r}: must be a non-empty file-name stem")
+        raise InputError(f"tile id {tile_id!r}: must be a non-empty file-name stem")
     return f"{tile_id}-{int(y_off):010d}-{int(x_off):010d}.tiff"
 
 
@@ -146,22 +146,22 @@ def write_aef_tile(
 
     data = np.asarray(array_int8)
     if data.dtype != np.int8:
-        raise SarvlmError(f"{tile_id_or_name}: array must be int8 AEF codes, got {data.dtype} (use quantize_aef)")
+        raise InputError(f"{tile_id_or_name}: array must be int8 AEF codes, got {data.dtype} (use quantize_aef)")
     if data.ndim != 3 or data.shape[0] != AEF_BANDS:
-        raise SarvlmError(f"{tile_id_or_name}: array must be (64, H, W), got {data.shape}")
+        raise InputError(f"{tile_id_or_name}: array must be (64, H, W), got {data.shape}")
     epsg = utm_epsg(utm_zone, hemisphere)
     if crs is None:
         crs = f"EPSG:{epsg}"
     crs_obj = rasterio.crs.CRS.from_user_input(crs)
     if crs_obj.to_epsg() != epsg:
-        raise SarvlmError(
+        raise InputError(
             f"{tile_id_or_name}: crs {crs} does not match UTM zone {utm_zone}{hemisphere.upper()} (EPSG:{epsg})"
         )
     aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
     if aff.b != 0 or aff.d != 0:
-        raise SarvlmError(f"{tile_id_or_name}: rotated transforms are not part of the AEF layout")
+        raise InputError(f"{tile_id_or_name}: rotated transforms are not part of the AEF layout")
     if aff.e >= 0:
-        raise SarvlmError(
+        raise InputError(
             f"{tile_id_or_name}: give the north-up transform (negative y pixel size); use bottom_up=True to store it flipped"
         )
     _, height, width = data.shape
@@ -242,6 +242,7 @@ def index_rows(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX) -> 
     for tile in scan_aef_tiles(root):
         year = int(tile.parent.parent.name)
         m = _ZONE_DIR_RE.match(tile.parent.name)
+        assert m is not None  # scan_aef_tiles only yields tiles under {zone}{N|S} directories
         zone, hemi = int(m.group(1)), m.group(2)
         try:
             with rasterio.open(tile) as src:
@@ -249,12 +250,12 @@ def index_rows(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX) -> 
                 b = src.bounds
                 count = src.count
         except rasterio.errors.RasterioIOError as exc:
-            raise SarvlmError(f"{tile}: cannot read as GeoTIFF ({exc})") from None
+            raise InputError(f"{tile}: cannot read as GeoTIFF ({exc})") from None
         epsg = crs.to_epsg() if crs else None
         if zone_from_epsg(epsg) != (zone, hemi):
-            raise SarvlmError(f"{tile}: crs EPSG:{epsg} does not match its zone directory {tile.parent.name}")
+            raise InputError(f"{tile}: crs EPSG:{epsg} does not match its zone directory {tile.parent.name}")
         if count != AEF_BANDS:
-            raise SarvlmError(f"{tile}: has {count} bands, AEF tiles have {AEF_BANDS}")
+            raise InputError(f"{tile}: has {count} bands, AEF tiles have {AEF_BANDS}")
         # Bottom-up tiles report bottom > top: normalise.
         west, east = min(b.left, b.right), max(b.left, b.right)
         south, north = min(b.bottom, b.top), max(b.bottom, b.top)
@@ -298,10 +299,10 @@ def write_aef_index(root: str | Path, bucket_prefix: str = DEFAULT_BUCKET_PREFIX
 
     root = Path(root)
     if not root.is_dir():
-        raise SarvlmError(f"{root}: no such directory")
+        raise NotFoundError(f"{root}: no such directory")
     rows = index_rows(root, bucket_prefix)
     if not rows:
-        raise SarvlmError(f"{root}: no AEF tiles found under {{year}}/{{zone}}{{N|S}}/*.tiff")
+        raise InputError(f"{root}: no AEF tiles found under {{year}}/{{zone}}{{N|S}}/*.tiff")
     frame = pd.DataFrame([{k: r[k] for k in INDEX_COLUMNS} for r in rows], columns=list(INDEX_COLUMNS))
     csv_path = root / "aef_index.csv"
     with atomic_open(csv_path) as fh:
@@ -350,20 +351,20 @@ def read_aef_index(root: str | Path):
         try:
             frame = pd.read_parquet(pq_path)
         except Exception as exc:  # noqa: BLE001 - any decoding failure is the file's fault
-            raise SarvlmError(f"{pq_path}: cannot read parquet index ({exc})") from None
+            raise InputError(f"{pq_path}: cannot read parquet index ({exc})") from None
     elif csv_path.exists():
         src = csv_path
         try:
             frame = pd.read_csv(csv_path)
         except Exception as exc:  # noqa: BLE001
-            raise SarvlmError(f"{csv_path}: cannot read CSV index ({exc})") from None
+            raise InputError(f"{csv_path}: cannot read CSV index ({exc})") from None
     else:
-        raise SarvlmError(
+        raise NotFoundError(
             f"{root}: no aef_index.parquet or aef_index.csv (write one with sarvlm.io.aef_layout.write_aef_index)"
         )
     missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
     if missing:
-        raise SarvlmError(f"{src}: missing index column(s) {', '.join(missing)}")
+        raise InputError(f"{src}: missing index column(s) {', '.join(missing)}")
 
     geoms = [None] * len(frame)
     geom_col = next((c for c in ("geometry", "geom", "WKB", "WKT", "wkt") if c in frame.columns), None)
@@ -377,15 +378,15 @@ def read_aef_index(root: str | Path):
                 for v in vals
             ]
         except Exception as exc:  # noqa: BLE001
-            raise SarvlmError(f"{src}: column {geom_col}: cannot decode footprint polygons ({exc})") from None
+            raise InputError(f"{src}: column {geom_col}: cannot decode footprint polygons ({exc})") from None
     frame = frame.copy()
     frame["geometry"] = geoms
     local = []
     for i, p in enumerate(frame["path"].astype(str)):
         parts = p.replace("\\", "/").rstrip("/").split("/")
         if len(parts) < 3:
-            raise SarvlmError(f"{src}: row {i}: path {p!r} lacks a {{year}}/{{zone}}/{{file}} tail")
+            raise InputError(f"{src}: row {i}: path {p!r} lacks a {{year}}/{{zone}}/{{file}} tail")
         local.append(root.joinpath(*parts[-3:]))
-    frame["local_path"] = local
+    frame["local_path"] = pd.Series(local, index=frame.index, dtype=object)
     frame["year"] = frame["year"].astype(int)
     return frame

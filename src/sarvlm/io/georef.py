@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.record import GeoRef, GroundControlPoint
 
 GcpMethod = Literal["tps", "polynomial"]
@@ -42,7 +42,7 @@ def _transformer(src: str, dst: str) -> Any:
     try:
         return Transformer.from_crs(src, dst, always_xy=True)
     except CRSError as exc:
-        raise SarvlmError(f"georef: crs: cannot use {src!r} ({exc})") from None
+        raise InputError(f"georef: crs: cannot use {src!r} ({exc})") from None
 
 
 def _is_wgs84(crs: str) -> bool:
@@ -76,7 +76,8 @@ def _affine_of(georef: GeoRef, width: int | None, height: int | None) -> tuple[t
     if georef.gcps:
         return None
     if width is None or height is None:
-        raise SarvlmError("georef: bbox_wgs84 mapping needs the image width and height")
+        raise InputError("georef: bbox_wgs84 mapping needs the image width and height")
+    assert georef.bbox_wgs84 is not None  # GeoRef validation: one of transform, gcps, bbox_wgs84
     return bbox_transform(georef.bbox_wgs84, width, height), WGS84
 
 
@@ -87,11 +88,11 @@ class _GcpModel:
         pix = np.array([[g.col, g.row] for g in gcps], dtype=np.float64)
         geo = np.array([[g.x, g.y] for g in gcps], dtype=np.float64)
         if len(np.unique(pix, axis=0)) < 3 or np.linalg.matrix_rank(np.c_[pix, np.ones(len(pix))]) < 3:
-            raise SarvlmError("georef: gcps: ground control points are collinear or repeated")
+            raise InputError("georef: gcps: ground control points are collinear or repeated")
         if method == "tps" and len(gcps) < 6:
             method, order = "polynomial", 1
         if method not in ("tps", "polynomial"):
-            raise SarvlmError(f"georef: gcps: method must be 'tps' or 'polynomial', got {method!r}")
+            raise InputError(f"georef: gcps: method must be 'tps' or 'polynomial', got {method!r}")
         self.forward = _fit(pix, geo, method, order)
         self.inverse = _fit(geo, pix, method, order)
 
@@ -107,10 +108,10 @@ def _fit(src: np.ndarray, dst: np.ndarray, method: GcpMethod, order: int | None)
     if order is None:  # GDAL's automatic polynomial order
         order = 1 if len(src) < 6 else 2 if len(src) < 10 else 3
     if not 1 <= order <= 3:
-        raise SarvlmError(f"georef: gcps: polynomial order must be 1, 2 or 3, got {order}")
+        raise InputError(f"georef: gcps: polynomial order must be 1, 2 or 3, got {order}")
     terms = _poly_terms((src - mean) / scale, order)
     if len(src) < terms.shape[1]:
-        raise SarvlmError(f"georef: gcps: order-{order} polynomial needs {terms.shape[1]} GCPs, got {len(src)}")
+        raise InputError(f"georef: gcps: order-{order} polynomial needs {terms.shape[1]} GCPs, got {len(src)}")
     coef, *_ = np.linalg.lstsq(terms, dst, rcond=None)
 
     def trend(pts: np.ndarray) -> np.ndarray:
@@ -133,7 +134,7 @@ def _gcp_model(key: str, method: GcpMethod, order: int | None) -> _GcpModel:
 
 
 def _model_for(georef: GeoRef, method: GcpMethod, order: int | None) -> _GcpModel:
-    key = json.dumps([g.model_dump() for g in georef.gcps], sort_keys=True)
+    key = json.dumps([g.model_dump() for g in georef.gcps or ()], sort_keys=True)
     return _gcp_model(key, method, order)
 
 
@@ -207,7 +208,7 @@ def footprint_wgs84(georef: GeoRef, width: int, height: int, samples_per_edge: i
     rows = np.concatenate([np.zeros_like(t), t * height, np.full_like(t, height), t * height])
     lon, lat = pixel_to_lonlat(georef, cols, rows, width=width, height=height)
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-        raise SarvlmError("georef: the image corners do not map to valid longitudes/latitudes")
+        raise InputError("georef: the image corners do not map to valid longitudes/latitudes")
     return [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
 
 
@@ -243,7 +244,7 @@ def pixel_spacing_m(georef: GeoRef, width: int, height: int) -> tuple[float, flo
     _, _, dx = geod.inv(lon[0], lat[0], lon[1], lat[1])
     _, _, dy = geod.inv(lon[0], lat[0], lon[2], lat[2])
     if not (math.isfinite(dx) and math.isfinite(dy)) or dx <= 0 or dy <= 0:
-        raise SarvlmError("georef: cannot measure the pixel spacing (degenerate georeference)")
+        raise InputError("georef: cannot measure the pixel spacing (degenerate georeference)")
     return float(dx), float(dy)
 
 
@@ -283,7 +284,8 @@ def georef_for_window(
         ]
         return GeoRef(gcps=gcps, gcp_crs=georef.gcp_crs)
     if parent_width is None or parent_height is None:
-        raise SarvlmError("georef: a window of a bbox_wgs84 georef needs the parent image width and height")
+        raise InputError("georef: a window of a bbox_wgs84 georef needs the parent image width and height")
+    assert georef.bbox_wgs84 is not None  # GeoRef validation: one of transform, gcps, bbox_wgs84
     a, _, c, _, e, f = bbox_transform(georef.bbox_wgs84, parent_width, parent_height)
     lon0, lat1 = c + a * col_off, f + e * row_off
     lon1, lat0 = lon0 + a * width * scale_x, lat1 + e * height * scale_y

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sarvlm.core.atomic import atomic_path
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.record import GeoRef
 from sarvlm.io.raster_policy import (
     DEFAULT_DRIVERS,
@@ -289,7 +289,7 @@ def _probe_last_block(ds: Any, path: Path) -> None:
     try:
         ds.read(1, window=win)
     except (RasterioError, OSError) as exc:
-        raise SarvlmError(f"{path}: corrupt or truncated raster data ({_reason(exc)})") from None
+        raise InputError(f"{path}: corrupt or truncated raster data ({_reason(exc)})") from None
 
 
 def raster_info(path: str | Path) -> RasterInfo:
@@ -306,7 +306,7 @@ def raster_info(path: str | Path) -> RasterInfo:
         try:
             georef = georef_from_rasterio(ds)
         except SarvlmError as exc:
-            raise SarvlmError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None
         nodata = ds.nodata
         return RasterInfo(
             path=path,
@@ -332,17 +332,17 @@ def _as_window(window: WindowLike, path: Path, width: int, height: int) -> Any:
         try:
             col_off, row_off, w, h = (int(v) for v in window)
         except (TypeError, ValueError):
-            raise SarvlmError(f"{path}: window must be (col_off, row_off, width, height), got {window!r}") from None
+            raise InputError(f"{path}: window must be (col_off, row_off, width, height), got {window!r}") from None
         window = Window(col_off, row_off, w, h)
     if window.width <= 0 or window.height <= 0:
-        raise SarvlmError(f"{path}: window {tuple(window.flatten())} is empty")
+        raise InputError(f"{path}: window {tuple(window.flatten())} is empty")
     if (
         window.col_off < 0
         or window.row_off < 0
         or window.col_off + window.width > width
         or window.row_off + window.height > height
     ):
-        raise SarvlmError(
+        raise InputError(
             f"{path}: window {tuple(int(v) for v in window.flatten())} lies outside the {width}x{height} image"
         )
     return window
@@ -371,7 +371,7 @@ def read_raster(
 
     path = Path(path)
     if complex_mode not in ("intensity", "amplitude", "complex"):
-        raise SarvlmError(f"complex_mode must be intensity, amplitude or complex, got {complex_mode!r}")
+        raise InputError(f"complex_mode must be intensity, amplitude or complex, got {complex_mode!r}")
     with open_raster(path) as ds:
         if bands is None:
             indexes = list(range(1, ds.count + 1))
@@ -379,7 +379,7 @@ def read_raster(
             indexes = [bands] if isinstance(bands, int) else [int(b) for b in bands]
             bad = [b for b in indexes if not 1 <= b <= ds.count]
             if bad:
-                raise SarvlmError(
+                raise InputError(
                     f"{path}: band {bad[0]} does not exist (the file has {ds.count} band(s), numbered from 1)"
                 )
         win = _as_window(window, path, ds.width, ds.height)
@@ -388,7 +388,7 @@ def read_raster(
             out = "complex64" if ds.dtypes[0] == "complex_int16" else None
             data = read_checked(ds, indexes, window=win, out_dtype=out, where=path)
         except (RasterioError, OSError) as exc:
-            raise SarvlmError(f"{path}: corrupt or truncated raster data ({_reason(exc)})") from None
+            raise InputError(f"{path}: corrupt or truncated raster data ({_reason(exc)})") from None
     if np.iscomplexobj(data) and complex_mode != "complex":
         mag = np.abs(data).astype(np.float32)
         data = mag * mag if complex_mode == "intensity" else mag
@@ -401,7 +401,7 @@ def driver_for(path: str | Path) -> str:
     """GDAL driver for an output path, from its suffix (.tif/.tiff, .png, .jpg/.jpeg)."""
     suffix = Path(path).suffix.lower()
     if suffix not in _DRIVERS:
-        raise SarvlmError(f"{path}: unsupported output format {suffix or '(no suffix)'!r} (use .tif, .png or .jpg)")
+        raise InputError(f"{path}: unsupported output format {suffix or '(no suffix)'!r} (use .tif, .png or .jpg)")
     return _DRIVERS[suffix]
 
 
@@ -479,7 +479,7 @@ def write_raster(
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1] == 0 or arr.shape[2] == 0 or arr.shape[0] == 0:
-        raise SarvlmError(
+        raise InputError(
             f"{path}: cannot write an array of shape {np.shape(array)} (need (H, W) or (bands, H, W), non-empty)"
         )
     if arr.dtype == np.bool_:
@@ -488,11 +488,11 @@ def write_raster(
         arr = arr.astype(np.float32)
     dtype = str(arr.dtype)
     if driver in _BYTE_ONLY and dtype not in _BYTE_ONLY[driver]:
-        raise SarvlmError(
+        raise InputError(
             f"{path}: {driver} holds {' or '.join(_BYTE_ONLY[driver])} pixels, got {dtype} (quantise first or write .tif)"
         )
     if driver == "JPEG" and arr.shape[0] not in (1, 3):
-        raise SarvlmError(f"{path}: JPEG needs 1 or 3 bands, got {arr.shape[0]}")
+        raise InputError(f"{path}: JPEG needs 1 or 3 bands, got {arr.shape[0]}")
     count, height, width = arr.shape
     profile = _profile(driver, count, height, width, dtype, georef, nodata, compress)
     with atomic_path(path) as tmp, _rasterio_env():
@@ -506,7 +506,7 @@ def write_raster(
                         ds.set_band_description(i, str(desc))
                 ds.write(arr)
         except (RasterioError, OSError) as exc:
-            raise SarvlmError(f"{path}: cannot write raster ({_reason(exc)})") from None
+            raise InputError(f"{path}: cannot write raster ({_reason(exc)})") from None
     return path
 
 
@@ -531,9 +531,9 @@ def open_raster_writer(
 
     path = Path(path)
     if driver_for(path) != "GTiff":
-        raise SarvlmError(f"{path}: streaming writes need a GeoTIFF (.tif)")
+        raise InputError(f"{path}: streaming writes need a GeoTIFF (.tif)")
     if width <= 0 or height <= 0 or count <= 0:
-        raise SarvlmError(f"{path}: zero-size image ({width}x{height}, {count} bands)")
+        raise InputError(f"{path}: zero-size image ({width}x{height}, {count} bands)")
     profile = _profile("GTiff", count, height, width, str(np.dtype(dtype)), georef, nodata, compress)
     with atomic_path(path) as tmp, _rasterio_env(), rasterio.open(tmp, "w", **profile) as ds:
         _write_gcps(ds, georef)

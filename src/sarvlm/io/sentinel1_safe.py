@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.core.record import GeoRef, GroundControlPoint
 
 
@@ -68,13 +68,18 @@ class Sentinel1Annotation:
         )
 
 
-def _text(root: ET.Element, path: str, where: Path, required: bool = True) -> str | None:
+def _optional_text(root: ET.Element, path: str) -> str | None:
     node = root.find(path)
     if node is None or node.text is None or not node.text.strip():
-        if required:
-            raise SarvlmError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
         return None
     return node.text.strip()
+
+
+def _text(root: ET.Element, path: str, where: Path) -> str:
+    text = _optional_text(root, path)
+    if text is None:
+        raise InputError(f"{where}: missing <{path}> (not a Sentinel-1 annotation file?)")
+    return text
 
 
 def _number(root: ET.Element, path: str, where: Path) -> float:
@@ -82,40 +87,40 @@ def _number(root: ET.Element, path: str, where: Path) -> float:
     try:
         return float(text)
     except ValueError:
-        raise SarvlmError(f"{where}: <{path}> is not a number: {text!r}") from None
+        raise InputError(f"{where}: <{path}> is not a number: {text!r}") from None
 
 
 def read_annotation(path: str | Path) -> Sentinel1Annotation:
     """Parse a Sentinel-1 annotation XML file (product annotation, not calibration/noise)."""
     path = Path(path)
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise SarvlmError(f"{path}: malformed XML ({exc})") from None
+        raise InputError(f"{path}: malformed XML ({exc})") from None
     if root.tag != "product":
-        raise SarvlmError(f"{path}: not a Sentinel-1 product annotation (root element <{root.tag}>)")
+        raise InputError(f"{path}: not a Sentinel-1 product annotation (root element <{root.tag}>)")
     points = []
     for node in root.iterfind("geolocationGrid/geolocationGridPointList/geolocationGridPoint"):
         inc = node.findtext("incidenceAngle")
         try:
             points.append(
                 GeolocationPoint(
-                    line=float(node.findtext("line")),
-                    pixel=float(node.findtext("pixel")),
-                    latitude=float(node.findtext("latitude")),
-                    longitude=float(node.findtext("longitude")),
+                    line=float(node.findtext("line")),  # type: ignore[arg-type]  # None -> TypeError below
+                    pixel=float(node.findtext("pixel")),  # type: ignore[arg-type]
+                    latitude=float(node.findtext("latitude")),  # type: ignore[arg-type]
+                    longitude=float(node.findtext("longitude")),  # type: ignore[arg-type]
                     height=float(node.findtext("height") or 0.0),
                     incidence_angle=float(inc) if inc else None,
                 )
             )
         except (TypeError, ValueError):
-            raise SarvlmError(
+            raise InputError(
                 f"{path}: geolocationGridPoint {len(points)}: missing or non-numeric line/pixel/latitude/longitude"
             ) from None
     if len(points) < 3:
-        raise SarvlmError(f"{path}: geolocationGrid has {len(points)} points (need at least 3)")
+        raise InputError(f"{path}: geolocationGrid has {len(points)} points (need at least 3)")
     info = "imageAnnotation/imageInformation/"
     return Sentinel1Annotation(
         path=path,
@@ -130,7 +135,7 @@ def read_annotation(path: str | Path) -> Sentinel1Annotation:
         azimuth_pixel_spacing_m=_number(root, info + "azimuthPixelSpacing", path),
         first_line_time=_text(root, info + "productFirstLineUtcTime", path),
         last_line_time=_text(root, info + "productLastLineUtcTime", path),
-        pass_direction=_text(root, "generalAnnotation/productInformation/pass", path, required=False),
+        pass_direction=_optional_text(root, "generalAnnotation/productInformation/pass"),
         grid=tuple(points),
     )
 
@@ -145,10 +150,10 @@ def find_annotations(safe_dir: str | Path) -> list[Path]:
     safe_dir = Path(safe_dir)
     folder = safe_dir / "annotation"
     if not folder.is_dir():
-        raise SarvlmError(f"{safe_dir}: no annotation/ folder (not a Sentinel-1 .SAFE product?)")
+        raise InputError(f"{safe_dir}: no annotation/ folder (not a Sentinel-1 .SAFE product?)")
     files = sorted(p for p in folder.glob("*.xml") if p.is_file())
     if not files:
-        raise SarvlmError(f"{folder}: no annotation XML files")
+        raise InputError(f"{folder}: no annotation XML files")
     return files
 
 
@@ -161,11 +166,11 @@ def safe_annotation(safe_dir: str | Path, polarisation: str, swath: str | None =
     matches = [a for a in found if a.polarisation == pol and (swath is None or a.swath.upper() == swath.upper())]
     if not matches:
         have = ", ".join(sorted({f"{a.swath}/{a.polarisation}" for a in found}))
-        raise SarvlmError(
+        raise InputError(
             f"{safe_dir}: no annotation for polarisation {pol}{' swath ' + swath if swath else ''} (have {have})"
         )
     if len(matches) > 1:
-        raise SarvlmError(
+        raise InputError(
             f"{safe_dir}: several swaths for {pol} ({', '.join(a.swath for a in matches)}): choose one with swath="
         )
     return matches[0]

@@ -14,10 +14,12 @@ and starts as the identity on the visual tokens (zero-initialised output layer),
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError
 from sarvlm.models.tlm import TLM, ZERO_INIT_ATTR, gaussian_weights
 
 FUSIONS = ("tlm", "sum", "concat", "none")
@@ -39,9 +41,10 @@ class SumFusion(nn.Module):
         self.reset_identity()
 
     def reset_identity(self) -> None:
-        setattr(self.mlp[2], ZERO_INIT_ATTR, True)
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
+        last = cast(nn.Linear, self.mlp[2])
+        setattr(last, ZERO_INIT_ATTR, True)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(
         self,
@@ -56,7 +59,7 @@ class SumFusion(nn.Module):
             return x
         if mask is not None:
             priors = priors.masked_fill(~mask[..., None], 0.0)
-        projected = self.mlp(priors.to(self.mlp[0].weight.dtype))
+        projected = self.mlp(priors.to(cast(nn.Linear, self.mlp[0]).weight.dtype))
         field = gaussian_weights(positions, mask, (height, width), self.sigma, self.eps).to(projected.dtype) @ projected
         slices = x.shape[1] // (height * width)
         if slices > 1:
@@ -86,7 +89,7 @@ class ConcatFusion(nn.Module):
         """``(B, S, C)`` projected prior tokens (rows of invalid priors are projected from zeros)."""
         if mask is not None:
             priors = priors.masked_fill(~mask[..., None], 0.0)
-        return self.mlp(priors.to(self.mlp[0].weight.dtype))
+        return self.mlp(priors.to(cast(nn.Linear, self.mlp[0]).weight.dtype))
 
     def forward(
         self,
@@ -140,7 +143,7 @@ def build_fusion(
         return ConcatFusion(prior_dim, channels, hidden=hidden, num_tokens=num_tokens)
     if name == "none":
         return NoFusion()
-    raise SarvlmError(f"fusion: unknown fusion {name!r} (expected one of {', '.join(FUSIONS)})")
+    raise ConfigurationError(f"fusion: unknown fusion {name!r} (expected one of {', '.join(FUSIONS)})")
 
 
 def is_fusion_module(module: nn.Module) -> bool:

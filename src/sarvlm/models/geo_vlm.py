@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from transformers import initialization as hf_init
@@ -45,18 +45,25 @@ class GeoFusionInitMixin:
     def _init_weights(self, module: torch.nn.Module) -> None:
         super()._init_weights(module)  # type: ignore[misc]
         if getattr(module, ZERO_INIT_ATTR, False):
-            hf_init.zeros_(module.weight)
-            if module.bias is not None:
-                hf_init.zeros_(module.bias)
+            layer = cast(torch.nn.Linear, module)  # the marker sits on the fusion's output Linear only
+            hf_init.zeros_(layer.weight)
+            if layer.bias is not None:
+                hf_init.zeros_(layer.bias)
 
 
 class GeoVLMModelMixin(GeoFusionInitMixin):
     """Mixed into the inner ``Qwen*VLModel``: owns ``geo_fusion`` and applies it."""
 
+    if TYPE_CHECKING:  # provided by the transformers model this is mixed into
+        visual: Any
+        config: Any
+
+        def get_input_embeddings(self) -> torch.nn.Module: ...
+
     def _init_geo_fusion(self, config: Any) -> None:
         settings = settings_from_config(config)
         self.sarvlm_settings = settings
-        fusion = build_fusion(
+        fusion: Any = build_fusion(  # TLM / SumFusion / ConcatFusion / NoFusion: each has reset_identity
             settings.fusion,
             prior_dim=settings.prior_dim,
             channels=config.vision_config.out_hidden_size,
@@ -85,7 +92,7 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
     def fuse_image_tokens(
         self,
         embeds: tuple[torch.Tensor, ...],
-        image_grid_thw: torch.Tensor,
+        image_grid_thw: torch.Tensor | None,
         geo_priors: torch.Tensor | None,
         geo_positions: torch.Tensor | None,
         geo_mask: torch.Tensor | None,
@@ -97,6 +104,8 @@ class GeoVLMModelMixin(GeoFusionInitMixin):
         if geo_priors is None or getattr(fusion, "appends_tokens", False):
             return embeds
         geo_mask = self._check_geo_inputs(len(embeds), geo_priors, geo_positions, geo_mask)
+        if geo_positions is None or image_grid_thw is None:  # the check above raises first; for the type checker
+            raise ValueError("geo_positions and image_grid_thw are needed with geo_priors")
         merge = self.visual.spatial_merge_size
         out = []
         for i, tokens in enumerate(embeds):

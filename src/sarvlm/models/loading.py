@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError
 from sarvlm.models.geo_vlm import GEO_FUSION_ATTR
-from sarvlm.models.settings import CONFIG_KEY, SarvlmSettings
+from sarvlm.models.settings import CONFIG_KEY, Backbone, SarvlmSettings
 from sarvlm.models.tiny import TINY_MODELS
 
-MODEL_TYPES = {"qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl"}
+MODEL_TYPES: dict[str, Backbone] = {"qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl"}
 
 
-def model_class(backbone: str) -> type:
+def model_class(backbone: str) -> Any:
     """The sarvlm model class of a backbone."""
     if backbone == "qwen2.5-vl":
         from sarvlm.models.qwen2_5_vl import SarvlmQwen2_5_VLForConditionalGeneration
@@ -33,7 +33,7 @@ def model_class(backbone: str) -> type:
         from sarvlm.models.qwen3_vl import SarvlmQwen3VLForConditionalGeneration
 
         return SarvlmQwen3VLForConditionalGeneration
-    raise SarvlmError(f"backbone: {backbone!r} is not supported (expected qwen2.5-vl or qwen3-vl)")
+    raise ConfigurationError(f"backbone: {backbone!r} is not supported (expected qwen2.5-vl or qwen3-vl)")
 
 
 def _set_generation_defaults(model: Any, processor: Any) -> None:
@@ -71,7 +71,7 @@ def _dtype(dtype: Any) -> torch.dtype | None:
         "fp16": torch.float16,
     }
     if dtype not in names:
-        raise SarvlmError(f"dtype: unknown dtype {dtype!r} (expected one of {', '.join(names)})")
+        raise InputError(f"dtype: unknown dtype {dtype!r} (expected one of {', '.join(names)})")
     return names[dtype]
 
 
@@ -100,14 +100,14 @@ def read_checkpoint_settings(path: str | Path, overrides: SarvlmSettings | dict 
     path = Path(path)
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
-        raise SarvlmError(f"{path}: not a model directory (no config.json) and not one of {', '.join(TINY_MODELS)}")
+        raise NotFoundError(f"{path}: not a model directory (no config.json) and not one of {', '.join(TINY_MODELS)}")
     try:
         data = json.loads(cfg_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SarvlmError(f"{cfg_path}: malformed JSON ({exc.msg})") from None
+        raise InputError(f"{cfg_path}: malformed JSON ({exc.msg})") from None
     backbone = MODEL_TYPES.get(data.get("model_type"))
     if backbone is None:
-        raise SarvlmError(
+        raise InputError(
             f"{cfg_path}: model_type {data.get('model_type')!r} is not a supported backbone "
             f"(expected one of {', '.join(MODEL_TYPES)})"
         )
@@ -116,7 +116,7 @@ def read_checkpoint_settings(path: str | Path, overrides: SarvlmSettings | dict 
         SarvlmSettings.parse(stored, where=f"{cfg_path}: {CONFIG_KEY}") if stored else SarvlmSettings(backbone=backbone)
     )
     if base.backbone != backbone:
-        raise SarvlmError(
+        raise InputError(
             f"{cfg_path}: {CONFIG_KEY}.backbone is {base.backbone} but model_type is {data.get('model_type')}"
         )
     return base.merged(overrides, where=str(path))
@@ -130,10 +130,10 @@ def _load_adapter(
     try:
         adapter_cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SarvlmError(f"{path / 'adapter_config.json'}: malformed JSON ({exc.msg})") from None
+        raise InputError(f"{path / 'adapter_config.json'}: malformed JSON ({exc.msg})") from None
     base = adapter_cfg.get("base_model_name_or_path")
     if not base:
-        raise SarvlmError(f"{path / 'adapter_config.json'}: base_model_name_or_path is empty")
+        raise InputError(f"{path / 'adapter_config.json'}: base_model_name_or_path is empty")
     model, processor = load_model(base, settings=settings, seed=seed)
     model = PeftModel.from_pretrained(model, str(path))
     return _finish(model, processor, dtype, device, attention)
@@ -177,7 +177,7 @@ def load_model(
         return _finish(model, processor, dtype, device, attention)
     path = Path(name_or_path)
     if not path.exists():
-        raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
+        raise NotFoundError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
     if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
         path = path / "final"  # a `sarvlm train` run directory: its final (merged) model
     if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
@@ -202,7 +202,7 @@ def load_model(
     missing = [k for k in info.get("missing_keys", []) if f".{GEO_FUSION_ATTR}." not in f".{k}"]
     if missing:
         more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise SarvlmError(
+        raise InputError(
             f"{path}: checkpoint lacks weight {missing[0]}{more}; not a complete {resolved.backbone} checkpoint"
         )
     return _finish(model, processor, None, device, attention)
@@ -213,7 +213,7 @@ def fusion_module(model: Any) -> torch.nn.Module:
     for name, module in model.named_modules():
         if name.endswith(GEO_FUSION_ATTR) and not name.endswith(f"{GEO_FUSION_ATTR}.original_module"):
             return module
-    raise SarvlmError("model: has no geo_fusion module (not a sarvlm model)")
+    raise InputError("model: has no geo_fusion module (not a sarvlm model)")
 
 
 def _pin_config_dtype(model: Any) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, Message
 from sarvlm.models.settings import SarvlmSettings
 from sarvlm.models.tokenizer import (
@@ -103,14 +103,14 @@ def load_image(path: str | Path) -> Image.Image:
             img.load()
             return img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
     except (OSError, ValueError) as exc:
-        raise SarvlmError(f"{path}: cannot read image ({exc})") from None
+        raise InputError(f"{path}: cannot read image ({exc})") from None
 
 
 def _message_dict(message: dict[str, Any] | Message) -> dict[str, str]:
     if isinstance(message, Message):
         return {"role": message.role, "content": message.content}
     if not isinstance(message, dict) or "role" not in message or not isinstance(message.get("content"), str):
-        raise SarvlmError(f"message {message!r}: needs a role and a string content")
+        raise InputError(f"message {message!r}: needs a role and a string content")
     return {"role": message["role"], "content": message["content"]}
 
 
@@ -129,7 +129,7 @@ class SarvlmProcessor:
             if i is None or i == tokenizer.unk_token_id
         ]
         if unknown:
-            raise SarvlmError(f"tokenizer: missing Qwen special token {unknown[0]} (not a Qwen-VL tokenizer?)")
+            raise InputError(f"tokenizer: missing Qwen special token {unknown[0]} (not a Qwen-VL tokenizer?)")
         self.image_token_id, self.vision_start_id, self.vision_end_id, self.geo_token_id, self.eos_token_id, _ = ids
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ids[-1]
         self.merge_size = int(image_processor.merge_size)
@@ -167,10 +167,10 @@ class SarvlmProcessor:
         for m in msgs:
             for special in QWEN_SPECIAL_TOKENS:
                 if special in m["content"]:
-                    raise SarvlmError(f"message content contains the reserved token {special}")
+                    raise InputError(f"message content contains the reserved token {special}")
         n_placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in msgs)
         if n_placeholders != len(images):
-            raise SarvlmError(
+            raise InputError(
                 f"messages have {n_placeholders} {IMAGE_PLACEHOLDER} placeholder(s) but {len(images)} image(s) were given"
             )
         markup = self._image_markup()
@@ -193,7 +193,7 @@ class SarvlmProcessor:
         assistant_mask: list[bool] = []
         token_types: list[int] = []
         next_image = 0
-        for tok, m in zip(ids, mask):
+        for tok, in_answer in zip(ids, mask):
             if tok == self.image_token_id:
                 n = counts[next_image]
                 next_image += 1
@@ -202,7 +202,7 @@ class SarvlmProcessor:
                 token_types.extend([1] * n)
             else:
                 input_ids.append(tok)
-                assistant_mask.append(m)
+                assistant_mask.append(in_answer)
                 token_types.append(0)
         return {
             "input_ids": input_ids,
@@ -233,14 +233,14 @@ class SarvlmProcessor:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         except (OSError, ValueError, TypeError) as exc:
-            raise SarvlmError(f"{model_dir}: cannot load the tokenizer ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"{model_dir}: cannot load the tokenizer ({str(exc).splitlines()[0]})") from None
         overrides: dict[str, Any] = {}
         pre = model_dir / "preprocessor_config.json"
         if pre.exists():
             try:
                 cfg = json.loads(pre.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
-                raise SarvlmError(f"{pre}: malformed JSON ({exc.msg})") from None
+                raise InputError(f"{pre}: malformed JSON ({exc.msg})") from None
             overrides = {
                 k: cfg[k]
                 for k in ("image_mean", "image_std", "patch_size", "merge_size", "temporal_patch_size")

@@ -107,9 +107,13 @@ class SarvlmQwen2_5_VLForConditionalGeneration(GeoFusionInitMixin, Qwen2_5_VLFor
     accepts_loss_kwargs = True
 
     def __init__(self, config: Any) -> None:
-        super(Qwen2_5_VLForConditionalGeneration, self).__init__(config)
+        # The stock constructor sets up everything a transformers release adds (lm_head, tied
+        # keys, parallel plans, ...); only its inner model is swapped for the fusion-aware one.
+        # ``from_pretrained`` builds on the meta device, so the discarded stock inner model
+        # costs no memory there. post_init again: initialise the new inner model, re-gather
+        # what the top-level model collects from its children (tied weights, fp32 modules).
+        super().__init__(config)
         self.model = SarvlmQwen2_5_VLModel(config)
-        self.lm_head = torch.nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
     def get_image_features(

@@ -12,12 +12,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sarvlm.core.coords import CONVENTIONS, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError
 
 BACKBONES = ("qwen2.5-vl", "qwen3-vl")
 CONFIG_KEY = "sarvlm"
 # Box convention each backbone was pre-trained with (see sarvlm.core.coords).
 DEFAULT_COORDS = {"qwen2.5-vl": "qwen2.5", "qwen3-vl": "qwen3"}
+
+
+Backbone = Literal["qwen2.5-vl", "qwen3-vl"]
 
 
 class SarvlmSettings(BaseModel):
@@ -40,7 +43,7 @@ class SarvlmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backbone: Literal["qwen2.5-vl", "qwen3-vl"] = "qwen2.5-vl"
+    backbone: Backbone = "qwen2.5-vl"
     fusion: Literal["tlm", "sum", "concat", "none"] = "tlm"
     tlm_hidden: int = Field(default=256, gt=0)
     tlm_sigma: float = Field(default=1.0, gt=0)
@@ -98,13 +101,13 @@ class SarvlmSettings(BaseModel):
         if isinstance(data, SarvlmSettings):
             return data
         if not isinstance(data, dict):
-            raise SarvlmError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+            raise ConfigurationError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "<settings>"
-            raise SarvlmError(f"{where}: {field}: {err['msg'].removeprefix('Value error, ')}") from None
+            raise ConfigurationError(f"{where}: {field}: {err['msg'].removeprefix('Value error, ')}") from None
 
     def merged(self, overrides: SarvlmSettings | dict[str, Any] | None, where: str = "settings") -> SarvlmSettings:
         """These settings with ``overrides`` applied (a dict may hold a subset of the fields)."""
@@ -114,7 +117,7 @@ class SarvlmSettings(BaseModel):
             return overrides
         data = self.to_dict()
         if "backbone" in overrides and overrides["backbone"] != self.backbone:
-            raise SarvlmError(
+            raise ConfigurationError(
                 f"{where}: backbone: the checkpoint is {self.backbone}, cannot load it as {overrides['backbone']}"
             )
         if "coords" not in overrides and "backbone" in overrides:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
-from sarvlm.models.settings import SarvlmSettings
+from sarvlm.core.errors import NotFoundError
+from sarvlm.models.settings import Backbone, SarvlmSettings
 from sarvlm.models.tokenizer import GEO_PAD, IM_END, IMAGE_PAD, PAD, VISION_END, VISION_START, byte_level_tokenizer
 
-TINY_MODELS = {"tiny-qwen2.5-vl": "qwen2.5-vl", "tiny-qwen3-vl": "qwen3-vl"}
+TINY_MODELS: dict[str, Backbone] = {"tiny-qwen2.5-vl": "qwen2.5-vl", "tiny-qwen3-vl": "qwen3-vl"}
 # Small images keep tests fast: between 4 and 64 merged tokens per image.
 TINY_MIN_PIXELS = 56 * 56
 TINY_MAX_PIXELS = 224 * 224
@@ -60,6 +60,7 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
         "vision_end_token_id": ids["end"],
         "tie_word_embeddings": False,
     }
+    config: Any
     if name == "tiny-qwen2.5-vl":
         from transformers import Qwen2_5_VLConfig
 
@@ -111,9 +112,10 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
         }
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **common)
     else:
-        raise SarvlmError(f"{name}: unknown tiny model (expected one of {', '.join(TINY_MODELS)})")
-    config.text_config.eos_token_id = ids["eos"]
-    config.text_config.bos_token_id = ids["pad"]
+        raise NotFoundError(f"{name}: unknown tiny model (expected one of {', '.join(TINY_MODELS)})")
+    text_config: Any = config.text_config
+    text_config.eos_token_id = ids["eos"]
+    text_config.bos_token_id = ids["pad"]
     config.geo_token_id = ids["geo"]
     return config
 

@@ -12,6 +12,8 @@ TLM whose image has no valid prior (every Gaussian weight is masked to zero).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -71,15 +73,16 @@ class TLM(nn.Module):
 
     def reset_identity(self) -> None:
         """Zero the last layer so the module starts as the identity (first layer keeps its init)."""
-        setattr(self.mlp[2], ZERO_INIT_ATTR, True)
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
+        last = cast(nn.Linear, self.mlp[2])
+        setattr(last, ZERO_INIT_ATTR, True)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def prior_params(self, priors: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """``[Γ | B]`` of Eq. 4-5 as one ``(B, S, 2C)`` tensor; invalid priors are zeroed first."""
         if mask is not None:
             priors = priors.masked_fill(~mask[..., None], 0.0)
-        return self.mlp(priors.to(self.mlp[0].weight.dtype))
+        return self.mlp(priors.to(cast(nn.Linear, self.mlp[0]).weight.dtype))
 
     def modulation(self, priors: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(Γ, B)`` of Eq. 4-5: ``(B, S, C)`` each (e.g. to inspect what each anchor does)."""

@@ -82,7 +82,7 @@ def byte_level_tokenizer(backbone: str = "qwen2.5-vl") -> Qwen2Tokenizer:
         merges=[],
         eos_token=IM_END,
         pad_token=PAD,
-        unk_token=None,
+        unk_token=None,  # type: ignore[arg-type]  # byte-level: every byte is in the vocabulary
         additional_special_tokens=list(QWEN_SPECIAL_TOKENS),
     )
     tokenizer.chat_template = chat_template(backbone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 
 # Percentiles of images larger than this are estimated on a fixed strided subsample (deterministic).
 _MAX_PERCENTILE_SAMPLES = 1 << 22
@@ -26,10 +26,10 @@ def percentile_range(
 ) -> tuple[float, float]:
     """``(value at low percentile, value at high percentile)`` over valid pixels."""
     if not 0 <= low < high <= 100:
-        raise SarvlmError(f"percentiles: need 0 <= low < high <= 100, got {low}, {high}")
+        raise InputError(f"percentiles: need 0 <= low < high <= 100, got {low}, {high}")
     values = finite_values(image, nodata)
     if values.size == 0:
-        raise SarvlmError(f"{where}: all pixels are NaN, infinite or no-data")
+        raise InputError(f"{where}: all pixels are NaN, infinite or no-data")
     lo, hi = np.percentile(values, [low, high])
     return float(lo), float(hi)
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 
 Quantity = Literal["complex", "amplitude", "intensity", "db"]
 QUANTITIES = ("complex", "amplitude", "intensity", "db")
@@ -18,7 +18,7 @@ QUANTITIES = ("complex", "amplitude", "intensity", "db")
 
 def _check_kind(kind: str, name: str = "kind") -> str:
     if kind not in QUANTITIES:
-        raise SarvlmError(f"{name}: must be one of {', '.join(QUANTITIES)}, got {kind!r}")
+        raise InputError(f"{name}: must be one of {', '.join(QUANTITIES)}, got {kind!r}")
     return kind
 
 
@@ -51,7 +51,7 @@ def to_db(values: np.ndarray, kind: Quantity = "intensity", floor: float | None 
     intensity = to_intensity(values, kind)
     if floor is not None:
         if not floor > 0:
-            raise SarvlmError(f"floor: must be a positive linear intensity, got {floor}")
+            raise InputError(f"floor: must be a positive linear intensity, got {floor}")
         intensity = np.maximum(intensity, np.float32(floor))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.float32(10.0) * np.log10(intensity)
@@ -64,7 +64,7 @@ def convert(values: np.ndarray, src: Quantity, dst: Quantity) -> np.ndarray:
     _check_kind(src, "from")
     _check_kind(dst, "to")
     if dst == "complex":
-        raise SarvlmError("to: cannot convert to complex (the phase is not known)")
+        raise InputError("to: cannot convert to complex (the phase is not known)")
     if dst == "intensity":
         return to_intensity(values, src)
     if dst == "amplitude":

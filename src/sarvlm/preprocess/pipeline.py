@@ -25,17 +25,18 @@ import json
 import math
 import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError, SarvlmError
 from sarvlm.core.record import LandCover, SampleRecord, read_samples, write_samples
 from sarvlm.core.sharding import Shard
 from sarvlm.preprocess.contrast import stretch as stretch_image
-from sarvlm.preprocess.conversions import convert, to_intensity
+from sarvlm.preprocess.conversions import Quantity, convert, to_intensity
 from sarvlm.preprocess.polarization import DUAL_PAIRS, dual_pol_composite, normalize_polarization, select_polarization
 from sarvlm.preprocess.quantize import quantize_uint8
 from sarvlm.preprocess.speckle import boxcar, check_window, lee, refined_lee
@@ -96,9 +97,9 @@ class PreprocessConfig:
                 self.pol.strip().lower() if self.pol.strip().lower() in POL_ROLES else normalize_polarization(self.pol)
             )
         if self.composite not in (None, "dual"):
-            raise SarvlmError(f"composite: only 'dual' is supported, got {self.composite!r}")
+            raise ConfigurationError(f"composite: only 'dual' is supported, got {self.composite!r}")
         if self.pol and self.composite:
-            raise SarvlmError("pol/composite: choose one polarisation or the dual-pol composite, not both")
+            raise ConfigurationError("pol/composite: choose one polarisation or the dual-pol composite, not both")
         for name, value, allowed in (
             ("input", self.input, INPUT_KINDS),
             ("to", self.to, OUTPUT_KINDS),
@@ -106,20 +107,20 @@ class PreprocessConfig:
             ("format", self.format, ("auto", "png", "tif")),
         ):
             if value not in allowed:
-                raise SarvlmError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+                raise ConfigurationError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
         # checked even without a filter: an invalid value the user typed is never silently ignored
         check_window(self.window)
         if not (isinstance(self.looks, (int, float)) and math.isfinite(self.looks) and self.looks > 0):
-            raise SarvlmError(f"looks: must be a positive number, got {self.looks}")
+            raise ConfigurationError(f"looks: must be a positive number, got {self.looks}")
         for name, lo, hi in (("stretch", self.stretch_low, self.stretch_high), ("clip", self.clip_low, self.clip_high)):
             if not 0 <= lo < hi <= 100:
-                raise SarvlmError(f"{name} percentiles: need 0 <= low < high <= 100, got {lo}, {hi}")
+                raise ConfigurationError(f"{name} percentiles: need 0 <= low < high <= 100, got {lo}, {hi}")
         if self.format == "png" and not self.uint8:
-            raise SarvlmError("format: PNG output needs --uint8 (PNG holds 8-bit pixels)")
+            raise ConfigurationError("format: PNG output needs --uint8 (PNG holds 8-bit pixels)")
         if self.target_res_m is not None and self.tile_m is None:
-            raise SarvlmError("target_res_m: resampling applies to SRC tiles: give tile_m too")
+            raise ConfigurationError("target_res_m: resampling applies to SRC tiles: give tile_m too")
         if not 0 < self.min_visible <= 1:
-            raise SarvlmError(f"min_visible: must be in (0, 1], got {self.min_visible}")
+            raise ConfigurationError(f"min_visible: must be in (0, 1], got {self.min_visible}")
         return self
 
     @property
@@ -158,14 +159,14 @@ def _band_names(record: SampleRecord, info: Any) -> list[str]:
     return list(record.polarizations) if info.count == 1 and len(record.polarizations) == 1 else []
 
 
-def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> str:
+def _input_kind(config: PreprocessConfig, record: SampleRecord, info: Any) -> Quantity:
     if info.is_complex:
         return "complex"
     if config.input != "auto":
-        return config.input
+        return cast(Quantity, config.input)  # validate() checked it against INPUT_KINDS
     for value in (record.meta.get("quantity"), info.tags.get("quantity"), info.tags.get("QUANTITY")):
         if isinstance(value, str) and value.lower() in OUTPUT_KINDS:
-            return value.lower()
+            return cast(Quantity, value.lower())
     return "intensity"
 
 
@@ -224,7 +225,7 @@ def _filter(intensity: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 def process_pixels(
     data: np.ndarray,
     config: PreprocessConfig,
-    kind: str,
+    kind: Quantity,
     names: list[str],
     nodata: float | None,
     crop: tuple[int, int, int, int] = (0, 0, 0, 0),
@@ -251,7 +252,7 @@ def process_pixels(
         return None
     x = _filter(x, config)[inner]
     if config.to != "intensity":
-        x = convert(x, "intensity", config.to)
+        x = convert(x, "intensity", cast(Quantity, config.to))  # validate() checked it against OUTPUT_KINDS
     if config.stretch:
         x = stretch_image(x, config.stretch_low, config.stretch_high, log=config.to != "db", where=where)
     if config.uint8:
@@ -298,14 +299,14 @@ class _Preprocessor:
         write_raster(self.out / rel, pixels, georef=georef if rel.endswith(".tif") else None, tags=tags)
 
     def process(self, record: SampleRecord) -> None:
-        from sarvlm.io.raster import open_raster, raster_info, read_checked
+        from sarvlm.io.raster import raster_info
 
         cfg = self.config
         path = self._resolve(record, record.image, "image")
         info = raster_info(path)
         where = str(path)
         if (info.width, info.height) != (record.width, record.height):
-            raise SarvlmError(
+            raise InputError(
                 f"record {record.id!r}: width/height {record.width}x{record.height} do not match "
                 f"{path} ({info.width}x{info.height})"
             )
@@ -325,6 +326,17 @@ class _Preprocessor:
         kind = _input_kind(cfg, record, info)
         if cfg.composite == "dual":
             dual_pol_composite(np.zeros((len(names) or info.count, 1, 1)), names, where=where)  # fail early
+        plan = self._tile_plan(cfg, record, info, georef, where)
+        if not plan.tiles:
+            self.counts.scenes_too_small.append(record.id)
+            self.counts.scenes += 1
+            return
+        if not self._process_tiles(cfg, record, path, info, plan, georef, bands, kind, names):
+            raise InputError(f"{path}: all pixels are NaN, infinite or no-data")
+        self.counts.scenes += 1
+
+    def _tile_plan(self, cfg: PreprocessConfig, record: SampleRecord, info: Any, georef: Any, where: str) -> TilePlan:
+        """The tiles of a scene (``--tile-m``; none when the scene is too small) or the whole image as one."""
         if cfg.tile_m is not None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PixelModeWarning)
@@ -339,19 +351,32 @@ class _Preprocessor:
                     where=where,
                 )
             for w in caught:
-                warnings.warn(str(w.message), PixelModeWarning, stacklevel=2)
+                warnings.warn(str(w.message), PixelModeWarning, stacklevel=3)
             self.counts.pixel_mode_scenes += plan.pixel_mode
-            if not plan.tiles:
-                self.counts.scenes_too_small.append(record.id)
-                self.counts.scenes += 1
-                return
-        else:
-            plan = TilePlan(
-                tiles=(_whole_image(info.width, info.height),),
-                spacing_m=(0.0, 0.0),
-                out_resolution_m=record.resolution_m,
-                pixel_mode=False,
-            )
+            return plan
+        return TilePlan(
+            tiles=(_whole_image(info.width, info.height),),
+            spacing_m=(0.0, 0.0),
+            out_resolution_m=record.resolution_m,
+            pixel_mode=False,
+        )
+
+    def _process_tiles(
+        self,
+        cfg: PreprocessConfig,
+        record: SampleRecord,
+        path: Path,
+        info: Any,
+        plan: TilePlan,
+        georef: Any,
+        bands: list[int],
+        kind: Quantity,
+        names: list[str],
+    ) -> bool:
+        """Read, process and write each planned tile; False when no tile had a valid pixel."""
+        from sarvlm.io.raster import open_raster, read_checked
+
+        where = str(path)
         halo = cfg.window // 2 if cfg.filter != "none" and cfg.tile_m is not None else 0
         if cfg.pol:
             pols = [cfg.pol]
@@ -360,8 +385,8 @@ class _Preprocessor:
         else:
             pols = names
         any_valid = False
-        tiles = plan.tiles
-        if self.tile_progress and len(tiles) > 1:
+        tiles: Iterable[TileSpec] = plan.tiles
+        if self.tile_progress and len(plan.tiles) > 1:
             from sarvlm.core.progress import track
 
             tiles = track(plan.tiles, f"tiling {record.id}", total=len(plan.tiles))
@@ -377,9 +402,7 @@ class _Preprocessor:
                 except SarvlmError:
                     raise
                 except Exception as exc:  # rasterio raises several types for damaged files
-                    raise SarvlmError(
-                        f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})"
-                    ) from None
+                    raise InputError(f"{path}: corrupt or truncated raster data ({str(exc).splitlines()[0]})") from None
                 pixels = process_pixels(data, cfg, kind, names, info.nodata, crop, where)
                 if cfg.plots and len(self.previews) < 4 and pixels is not None:
                     self._raw_preview = self._render_input(data, kind, crop, info.nodata)
@@ -388,9 +411,7 @@ class _Preprocessor:
                     continue
                 any_valid = True
                 self._emit(record, spec, plan, pixels, georef, pols, info)
-        if not any_valid:
-            raise SarvlmError(f"{path}: all pixels are NaN, infinite or no-data")
-        self.counts.scenes += 1
+        return any_valid
 
     def _resolve(self, record: SampleRecord, name: str, what: str) -> Path:
         from sarvlm.core.paths import resolve_in_root
@@ -441,7 +462,9 @@ class _Preprocessor:
                 self.previews.append((rec.id, self._raw_preview, u8))
 
     @staticmethod
-    def _render_input(data: np.ndarray, kind: str, crop: tuple[int, int, int, int], nodata: float | None) -> np.ndarray:
+    def _render_input(
+        data: np.ndarray, kind: Quantity, crop: tuple[int, int, int, int], nodata: float | None
+    ) -> np.ndarray:
         """The first input band as intensity, cropped like the output, rendered to uint8 (log scale)."""
         band = data[:1]
         x = to_intensity(band, "complex") if kind == "complex" else band.astype(np.float32)
@@ -486,7 +509,7 @@ class _Preprocessor:
             rel = value.mask if key == "landcover" else value
             src = self._resolve(record, rel, "landcover.mask" if key == "landcover" else key)
             if not src.is_file():
-                raise SarvlmError(f"record {record.id!r}: {key}: {src}: no such file")
+                raise NotFoundError(f"record {record.id!r}: {key}: {src}: no such file")
             dst_rel = f"{sub}/{_safe_name(record.id)}{src.suffix.lower()}"
             (self.out / sub).mkdir(exist_ok=True)
             shutil.copyfile(src, self.out / dst_rel)
@@ -665,7 +688,7 @@ def _run(
     seen: set[str] = set()
     for rec in records:
         if rec.id in seen:
-            raise SarvlmError(f"record {rec.id!r}: duplicate id")
+            raise InputError(f"record {rec.id!r}: duplicate id")
         seen.add(rec.id)
     shard = Shard.parse(shard)
     final_dir = out_dir
@@ -826,7 +849,7 @@ def record_for_safe(safe_dir: str | Path, polarisation: str, swath: str | None =
     candidates = [safe_dir / "measurement" / (ann.path.stem + suffix) for suffix in (".tiff", ".tif")]
     image = next((p for p in candidates if p.is_file()), None)
     if image is None:
-        raise SarvlmError(f"{safe_dir}: no measurement file {candidates[0].name} for {ann.swath}/{ann.polarisation}")
+        raise InputError(f"{safe_dir}: no measurement file {candidates[0].name} for {ann.swath}/{ann.polarisation}")
     spacing = math.sqrt(ann.range_pixel_spacing_m * ann.azimuth_pixel_spacing_m)
     meta = {"quantity": "amplitude"} if ann.product_type == "GRD" else {}
     return SampleRecord(
@@ -859,8 +882,8 @@ def preprocess_safe(
         have = {read_annotation(p).polarisation for p in find_annotations(safe_dir)}
         pol = next((p for p in ("VV", "HH", "VH", "HV") if p in have), None)
         if pol is None:
-            raise SarvlmError(f"{safe_dir}: no polarisation found in its annotation files")
+            raise InputError(f"{safe_dir}: no polarisation found in its annotation files")
     if config.composite:
-        raise SarvlmError("composite: a SAFE product stores each polarisation in its own file; use --pol")
+        raise InputError("composite: a SAFE product stores each polarisation in its own file; use --pol")
     record = record_for_safe(safe_dir, pol, swath)
     return _run([record], safe_dir, Path(out_dir), config)

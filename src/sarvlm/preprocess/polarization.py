@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.record import normalize_polarization
 
 # Co-pol / cross-pol pairs of dual-pol products (Sentinel-1 VV+VH, HH+HV).
@@ -21,7 +21,7 @@ def _band_index(available: Sequence[str], pol: str, where: str) -> int:
     names = [str(a).strip().upper() for a in available]
     if pol not in names:
         have = ", ".join(names) if names else "no named bands"
-        raise SarvlmError(f"{where}polarisation {pol} not in the image (it has {have})")
+        raise InputError(f"{where}polarisation {pol} not in the image (it has {have})")
     return names.index(pol)
 
 
@@ -38,7 +38,7 @@ def select_polarization(bands: np.ndarray, available: Sequence[str], pol: str, w
     if not available and arr.shape[0] == 1:
         return arr[0]
     if available and len(available) != arr.shape[0]:
-        raise SarvlmError(f"{prefix}{len(available)} polarisation names for {arr.shape[0]} bands")
+        raise InputError(f"{prefix}{len(available)} polarisation names for {arr.shape[0]} bands")
     return arr[_band_index(available, pol, prefix)]
 
 
@@ -55,7 +55,7 @@ def dual_pol_composite(
     if co is None or cross is None:
         pair = next(((a, b) for a, b in DUAL_PAIRS if a in names and b in names), None)
         if pair is None:
-            raise SarvlmError(
+            raise InputError(
                 f"{prefix}dual-pol composite needs VV+VH or HH+HV bands (the image has {', '.join(names) or 'no named bands'})"
             )
         co, cross = co or pair[0], cross or pair[1]

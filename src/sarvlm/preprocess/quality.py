@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 
 FEATURES = (
     "contrast",
@@ -55,9 +55,9 @@ def glcm(image_u8: np.ndarray, levels: int = 32, valid: np.ndarray | None = None
     """
     img = np.asarray(image_u8)
     if img.ndim != 2 or img.dtype != np.uint8:
-        raise SarvlmError(f"glcm: needs a 2-D uint8 image, got {img.dtype} {img.shape}")
+        raise InputError(f"glcm: needs a 2-D uint8 image, got {img.dtype} {img.shape}")
     if not 2 <= levels <= 256:
-        raise SarvlmError(f"glcm: levels must be in 2..256, got {levels}")
+        raise InputError(f"glcm: levels must be in 2..256, got {levels}")
     q = (img.astype(np.int64) * levels) >> 8
     h, w = q.shape
     total = np.zeros(levels * levels, np.float64)
@@ -166,9 +166,9 @@ def screen_tiles(
     if n == 0:
         return []
     if not 0 <= low_quantile < 1:
-        raise SarvlmError(f"screen: low_quantile must be in [0, 1), got {low_quantile}")
+        raise InputError(f"screen: low_quantile must be in [0, 1), got {low_quantile}")
     if k < 1:
-        raise SarvlmError(f"screen: k must be >= 1, got {k}")
+        raise InputError(f"screen: k must be >= 1, got {k}")
     x = np.array([[f[name] for name in FEATURES] for f in features], dtype=np.float64)
     col = {name: i for i, name in enumerate(FEATURES)}
     z = _robust_z(x) if n > 1 else np.zeros_like(x)

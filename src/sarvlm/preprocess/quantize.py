@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.preprocess.contrast import log_transform, percentile_range
 
 
@@ -40,11 +40,11 @@ def quantize_uint8(
             [quantize_uint8(b, low, high, log=log, vmin=vmin, vmax=vmax, nodata=nodata, where=where) for b in arr]
         )
     if arr.ndim != 2 or arr.size == 0:
-        raise SarvlmError(
+        raise InputError(
             f"{where}: quantize_uint8 takes a non-empty (H, W) or (bands, H, W) array, got shape {arr.shape}"
         )
     if np.iscomplexobj(arr):
-        raise SarvlmError(f"{where}: complex pixels: convert to intensity or amplitude first")
+        raise InputError(f"{where}: complex pixels: convert to intensity or amplitude first")
     x = arr.astype(np.float32)
     invalid = ~np.isfinite(x)
     if nodata is not None:
@@ -53,7 +53,7 @@ def quantize_uint8(
         invalid |= ~(x > 0)
         x = log_transform(np.where(invalid, np.float32(1.0), x))
     if invalid.all():
-        raise SarvlmError(f"{where}: all pixels are NaN, infinite or no-data")
+        raise InputError(f"{where}: all pixels are NaN, infinite or no-data")
     if vmin is None or vmax is None:
         lo, hi = percentile_range(np.where(invalid, np.nan, x), low, high, where=where)
         vmin = lo if vmin is None else vmin

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 
 # (sub-window size, sub-window step) per window size: PolSARpro's lee_refined_filter table.
 _SUBWINDOWS = {
@@ -54,10 +54,10 @@ _CHUNK_PIXELS = 1 << 16
 def check_window(window: int, name: str = "window") -> int:
     """Validate a speckle-filter window size: odd, 3..31."""
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
-        raise SarvlmError(f"{name}: window size must be an odd integer in 3..31, got {window!r}")
+        raise InputError(f"{name}: window size must be an odd integer in 3..31, got {window!r}")
     window = int(window)
     if window < 3 or window > 31 or window % 2 == 0:
-        raise SarvlmError(f"{name}: window size must be an odd integer in 3..31, got {window}")
+        raise InputError(f"{name}: window size must be an odd integer in 3..31, got {window}")
     return window
 
 
@@ -65,20 +65,20 @@ def _check_looks(looks: float) -> float:
     try:
         looks = float(looks)
     except (TypeError, ValueError):
-        raise SarvlmError(f"looks: must be a positive number, got {looks!r}") from None
+        raise InputError(f"looks: must be a positive number, got {looks!r}") from None
     if not np.isfinite(looks) or looks <= 0:
-        raise SarvlmError(f"looks: must be a positive number, got {looks}")
+        raise InputError(f"looks: must be a positive number, got {looks}")
     return looks
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 2:
-        raise SarvlmError(f"image: speckle filters take a 2-D intensity image, got shape {arr.shape}")
+        raise InputError(f"image: speckle filters take a 2-D intensity image, got shape {arr.shape}")
     if arr.size == 0:
-        raise SarvlmError("image: zero-size image")
+        raise InputError("image: zero-size image")
     if np.iscomplexobj(arr):
-        raise SarvlmError("image: complex pixels: convert to intensity first (sarvlm.preprocess.to_intensity)")
+        raise InputError("image: complex pixels: convert to intensity first (sarvlm.preprocess.to_intensity)")
     return arr.astype(np.float32, copy=False)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.record import GeoRef, ObjectAnnotation, SampleRecord
 
 EdgeMode = Literal["shift", "drop"]
@@ -114,11 +114,11 @@ def plan_tiles(
     ``"drop"`` leaves the remainder out. A scene smaller than one tile yields no tiles.
     """
     if not (tile_m and tile_m > 0 and math.isfinite(tile_m)):
-        raise SarvlmError(f"tile_m: tile size must be a positive number of metres, got {tile_m}")
+        raise InputError(f"tile_m: tile size must be a positive number of metres, got {tile_m}")
     if target_res_m is not None and not (target_res_m > 0 and math.isfinite(target_res_m)):
-        raise SarvlmError(f"target_res_m: must be a positive number of metres, got {target_res_m}")
+        raise InputError(f"target_res_m: must be a positive number of metres, got {target_res_m}")
     if edge not in ("shift", "drop"):
-        raise SarvlmError(f"edge: must be 'shift' or 'drop', got {edge!r}")
+        raise InputError(f"edge: must be 'shift' or 'drop', got {edge!r}")
     (dx, dy), pixel_mode = scene_spacing_m(width, height, georef, resolution_m)
     if pixel_mode:
         warnings.warn(
@@ -129,6 +129,7 @@ def plan_tiles(
         )
     tile_w = max(1, round(tile_m / dx))
     tile_h = max(1, round(tile_m / dy))
+    out_res: float | None
     if target_res_m is not None:
         out_w = out_h = max(1, round(tile_m / target_res_m))
         out_res = float(target_res_m)
@@ -338,5 +339,5 @@ def iter_tiles(
             try:
                 data, crop = read_tile(ds, spec, bands, halo)
             except (RasterioError, OSError) as exc:
-                raise SarvlmError(f"{path}: corrupt or truncated raster data in tile {spec.window} ({exc})") from None
+                raise InputError(f"{path}: corrupt or truncated raster data in tile {spec.window} ({exc})") from None
             yield spec, data, crop

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.record import GeoRef
 
 
@@ -52,31 +52,31 @@ def check_bbox(bbox: Sequence[float], where: str = "bbox") -> tuple[float, float
     try:
         lon_min, lat_min, lon_max, lat_max = (float(v) for v in bbox)
     except (TypeError, ValueError):
-        raise SarvlmError(f"{where}: needs 4 numbers lon_min, lat_min, lon_max, lat_max, got {bbox!r}") from None
+        raise InputError(f"{where}: needs 4 numbers lon_min, lat_min, lon_max, lat_max, got {bbox!r}") from None
     vals = (lon_min, lat_min, lon_max, lat_max)
     if not all(np.isfinite(vals)):
-        raise SarvlmError(f"{where}: non-finite value in {list(vals)}")
+        raise InputError(f"{where}: non-finite value in {list(vals)}")
     if not (-90.0 <= lat_min <= 90.0 and -90.0 <= lat_max <= 90.0):
-        raise SarvlmError(
+        raise InputError(
             f"{where}: latitude out of range [-90, 90] in {list(vals)} (lat/lon swapped? the order is lon_min, lat_min, lon_max, lat_max)"
         )
     if not (-180.0 <= lon_min <= 180.0 and -180.0 <= lon_max <= 180.0):
-        raise SarvlmError(f"{where}: longitude out of range [-180, 180] in {list(vals)}")
+        raise InputError(f"{where}: longitude out of range [-180, 180] in {list(vals)}")
     if lon_min > lon_max:
-        raise SarvlmError(
+        raise InputError(
             f"{where}: lon_min > lon_max in {list(vals)}: footprints across the antimeridian are not supported (split the image)"
         )
     if lat_min > lat_max:
-        raise SarvlmError(f"{where}: lat_min > lat_max in {list(vals)}")
+        raise InputError(f"{where}: lat_min > lat_max in {list(vals)}")
     if lat_max >= 90.0 or lat_min <= -90.0:
-        raise SarvlmError(f"{where}: footprint {list(vals)} reaches a pole; polar footprints are not supported")
+        raise InputError(f"{where}: footprint {list(vals)} reaches a pole; polar footprints are not supported")
     return lon_min, lat_min, lon_max, lat_max
 
 
 def anchor_nodes(bbox: Sequence[float], n_lon: int, n_lat: int) -> tuple[np.ndarray, np.ndarray]:
     """Node longitudes and latitudes of the Eq. 2 grid, row-major (lat outer, lon inner), shape (S,)."""
     if int(n_lon) < 1 or int(n_lat) < 1:
-        raise SarvlmError(f"grid: needs at least 1×1 nodes, got {n_lon}x{n_lat}")
+        raise InputError(f"grid: needs at least 1×1 nodes, got {n_lon}x{n_lat}")
     lon_min, lat_min, lon_max, lat_max = check_bbox(bbox)
     lons = np.linspace(lon_min, lon_max, int(n_lon)) if n_lon > 1 else np.array([(lon_min + lon_max) / 2.0])
     lats = np.linspace(lat_min, lat_max, int(n_lat)) if n_lat > 1 else np.array([(lat_min + lat_max) / 2.0])
@@ -123,12 +123,12 @@ def footprint_from_georef(
         with np.errstate(all="ignore"):
             px, py = lonlat_to_pixel(georef, np.array([0.0]), np.array([pole]), width=width, height=height)
         if np.isfinite(px[0]) and 0 <= px[0] <= width and 0 <= py[0] <= height:
-            raise SarvlmError(
+            raise InputError(
                 f"{where}: the image footprint contains the {'north' if pole > 0 else 'south'} pole (not supported)"
             )
     lon, _ = pixel_to_lonlat(georef, cols, rows, width=width, height=height)
     if np.any(np.abs(np.diff(np.append(lon, lon[0]))) > 180.0):
-        raise SarvlmError(f"{where}: the image footprint crosses the antimeridian (not supported; split the image)")
+        raise InputError(f"{where}: the image footprint crosses the antimeridian (not supported; split the image)")
     return check_bbox(footprint_wgs84(georef, width, height), f"{where} footprint")
 
 
@@ -144,6 +144,7 @@ def node_pixels(
     if _has_transform_or_gcps(georef):
         from sarvlm.io.georef import lonlat_to_pixel
 
+        assert georef is not None  # _has_transform_or_gcps(None) is False
         x, y = lonlat_to_pixel(georef, lon, lat, width=width, height=height)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     lon_min, lat_min, lon_max, lat_max = (float(v) for v in bbox)

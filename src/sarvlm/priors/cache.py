@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.record import GeoRef
 from sarvlm.core.sharding import Shard, write_shard_info
 from sarvlm.priors.prior_grid import PriorGrid
@@ -102,14 +102,14 @@ def load_prior_targets(data: str | Path) -> list[PriorTarget]:
 
     data = Path(data)
     if not data.exists():
-        raise SarvlmError(f"{data}: no such file or directory")
+        raise NotFoundError(f"{data}: no such file or directory")
     if data.is_dir():
         if (data / "samples.jsonl").is_file():
             files = [data / "samples.jsonl"]
         else:
             files = sorted(data.glob("*.jsonl"))
             if not files:
-                raise SarvlmError(f"{data}: no samples.jsonl or *.jsonl dataset files")
+                raise InputError(f"{data}: no samples.jsonl or *.jsonl dataset files")
     else:
         files = [data]
 
@@ -123,17 +123,17 @@ def load_prior_targets(data: str | Path) -> list[PriorTarget]:
                     if ex.georef is None:
                         targets[ex.sample_id] = PriorTarget(ex.sample_id, 1, 1, None, ex.year)
                         continue
-                    raise SarvlmError(
+                    raise InputError(
                         f"{f}: example {ex.id!r}: field 'width'/'height': needed to place the prior grid (rebuild the dataset with image sizes)"
                     )
                 targets[ex.sample_id] = PriorTarget(ex.sample_id, int(ex.width), int(ex.height), ex.georef, ex.year)
         else:
             for rec in read_samples(f):
                 if rec.id in targets:
-                    raise SarvlmError(f"{f}: record {rec.id!r}: field 'id': duplicate sample id")
+                    raise InputError(f"{f}: record {rec.id!r}: field 'id': duplicate sample id")
                 targets[rec.id] = PriorTarget(rec.id, rec.width, rec.height, rec.georef, rec.year)
     if not targets:
-        raise SarvlmError(f"{data}: no samples")
+        raise InputError(f"{data}: no samples")
     return [targets[k] for k in sorted(targets)]
 
 
@@ -228,7 +228,7 @@ def _write_shard(
     from sarvlm.core.atomic import atomic_path
 
     n = len(chunk)
-    arr = {
+    arr: dict[str, np.ndarray] = {
         "vectors": np.zeros((n, s, d), np.float32),
         "positions": np.zeros((n, s, 2), np.float32),
         "valid": np.zeros((n, s), np.uint8),
@@ -301,15 +301,15 @@ def build_prior_cache(
     from sarvlm.priors.sources import open_source
 
     if out_dir is None:
-        raise SarvlmError("build_prior_cache: out_dir is required")
+        raise InputError("build_prior_cache: out_dir is required")
     out_dir = Path(out_dir)
     n_lon, n_lat = (int(v) for v in grid)
     if n_lon < 1 or n_lat < 1:
-        raise SarvlmError(f"grid: needs at least 1x1 nodes, got {n_lon}x{n_lat}")
+        raise InputError(f"grid: needs at least 1x1 nodes, got {n_lon}x{n_lat}")
     if int(shard_size) < 1:
-        raise SarvlmError(f"shard_size: must be positive, got {shard_size}")
+        raise InputError(f"shard_size: must be positive, got {shard_size}")
     if year_policy not in ("nearest", "exact"):
-        raise SarvlmError(f"year policy: must be 'nearest' or 'exact', got {year_policy!r}")
+        raise InputError(f"year policy: must be 'nearest' or 'exact', got {year_policy!r}")
     targets = load_prior_targets(data)
     shard = Shard.parse(shard)
     if shard is not None:
@@ -328,10 +328,10 @@ def build_prior_cache(
             except json.JSONDecodeError:
                 old = None
         if old is None and not overwrite:
-            raise SarvlmError(f"{out_dir}: exists and is not a prior cache (use --overwrite)")
+            raise InputError(f"{out_dir}: exists and is not a prior cache (use --overwrite)")
         if old is not None and old != settings and not overwrite:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            raise SarvlmError(
+            raise InputError(
                 f"{out_dir}: existing cache has different settings ({', '.join(diff)}); use --overwrite to rebuild"
             )
         if overwrite and old != settings:
@@ -545,13 +545,13 @@ class _ShardReader:
             with safe_open(str(path), framework="np") as f:
                 meta = f.metadata() or {}
         except Exception as exc:  # noqa: BLE001
-            raise SarvlmError(f"{path}: cannot read prior shard ({exc})") from None
+            raise InputError(f"{path}: cannot read prior shard ({exc})") from None
         try:
             info = json.loads(meta[SHARD_META_KEY])
             self.ids: list[str] = list(info["sample_ids"])
             self.reasons: list[str] = list(info["reasons"])
         except (KeyError, TypeError, json.JSONDecodeError):
-            raise SarvlmError(f"{path}: not a sarvlm prior shard (missing {SHARD_META_KEY} metadata)") from None
+            raise InputError(f"{path}: not a sarvlm prior shard (missing {SHARD_META_KEY} metadata)") from None
 
     def _handle(self):
         # One memory-mapped handle per shard, opened on first use and kept: a get() is then
@@ -581,17 +581,17 @@ class PriorCache:
         self.dir = Path(cache_dir)
         settings_path = self.dir / SETTINGS_FILE
         if not settings_path.is_file():
-            raise SarvlmError(
+            raise InputError(
                 f"{self.dir}: not a prior cache (no {SETTINGS_FILE}; build one with `sarvlm priors DATA --source SPEC --out DIR`)"
             )
         self.settings: dict[str, Any] = json.loads(settings_path.read_text(encoding="utf-8"))
         if self.settings.get("format") != CACHE_FORMAT:
-            raise SarvlmError(
+            raise InputError(
                 f"{settings_path}: cache format {self.settings.get('format')} is not supported (expected {CACHE_FORMAT})"
             )
         summary_path = self.dir / SUMMARY_FILE
         if not summary_path.is_file():
-            raise SarvlmError(
+            raise InputError(
                 f"{self.dir}: prior cache is incomplete (interrupted?); rerun `sarvlm priors` with the same arguments to resume"
             )
         self.summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -605,7 +605,7 @@ class PriorCache:
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(self.settings["grid"])  # type: ignore[return-value]
+        return tuple(self.settings["grid"])
 
     @property
     def prior_dim(self) -> int:
@@ -647,6 +647,6 @@ class PriorCache:
         try:
             return self._where[sample_id]
         except KeyError:
-            raise SarvlmError(
+            raise NotFoundError(
                 f"sample {sample_id!r}: not in prior cache {self.dir} (rebuild it for this dataset)"
             ) from None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.record import GeoRef
 from sarvlm.priors.anchor_grid import (
     _has_transform_or_gcps,
@@ -56,12 +56,12 @@ def sample_grid(
     if anchors not in ("auto", "image", "bbox"):
         raise SarvlmError(f"anchors: must be auto, image or bbox, got {anchors!r}")
     if int(width) <= 0 or int(height) <= 0:
-        raise SarvlmError(f"image size: width and height must be positive, got {width}x{height}")
+        raise InputError(f"image size: width and height must be positive, got {width}x{height}")
     width, height = int(width), int(height)
     explicit_bbox = bbox
     if bbox is None:
         if georef is None:
-            raise SarvlmError("sample_grid: needs a bbox or a georef")
+            raise InputError("sample_grid: needs a bbox or a georef")
         bbox = footprint_from_georef(georef, width, height)
     else:
         bbox = check_bbox(bbox)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.core.record import GeoRef
 from sarvlm.priors.prior_grid import PriorGrid
 
@@ -41,9 +41,9 @@ def field_rgb(
 
     pca = isinstance(channels, str)
     if pca and channels != "pca":
-        raise SarvlmError(f"channels: three channel numbers or 'pca', got {channels!r}")
+        raise InputError(f"channels: three channel numbers or 'pca', got {channels!r}")
     if not pca and (len(channels) != 3 or not all(0 <= int(c) < source.prior_dim for c in channels)):
-        raise SarvlmError(f"channels: need 3 channel numbers in 0..{source.prior_dim - 1}, got {list(channels)}")
+        raise InputError(f"channels: need 3 channel numbers in 0..{source.prior_dim - 1}, got {list(channels)}")
     step = max(1.0, max(width, height) / float(max_side))
     w, h = max(1, int(round(width / step))), max(1, int(round(height / step)))
     cols = (np.arange(w) + 0.5) * (width / w)
@@ -180,9 +180,11 @@ def show_sample(
                 rec = r
                 break
         if rec is None:
-            raise SarvlmError(f"{sample_path}: no sample {sample_id!r}" if sample_id else f"{sample_path}: no samples")
+            raise NotFoundError(
+                f"{sample_path}: no sample {sample_id!r}" if sample_id else f"{sample_path}: no samples"
+            )
         if rec.georef is None:
-            raise SarvlmError(
+            raise InputError(
                 f"{sample_path}: record {rec.id!r}: field 'georef': missing, so the sample has no prior to show"
             )
         from sarvlm.core.paths import resolve_in_root
@@ -195,14 +197,14 @@ def show_sample(
     else:
         info = raster_info(sample_path)
         if info.georef is None:
-            raise SarvlmError(f"{sample_path}: no georeference, so the image has no prior to show")
+            raise InputError(f"{sample_path}: no georeference, so the image has no prior to show")
         image_path, georef, width, height, name = sample_path, info.georef, info.width, info.height, sample_path.stem
     if year is None:
-        raise SarvlmError(f"{sample_path}: {name}: no acquisition year (pass --year)")
+        raise InputError(f"{sample_path}: {name}: no acquisition year (pass --year)")
     g = sample_grid(source, None, year, grid[0], grid[1], width, height, georef)
     sar = read_raster(image_path, bands=1)
     if sar.shape[-2:] != (height, width):
-        raise SarvlmError(f"{image_path}: image is {sar.shape[-1]}x{sar.shape[-2]}, the record says {width}x{height}")
+        raise InputError(f"{image_path}: image is {sar.shape[-1]}x{sar.shape[-2]}, the record says {width}x{height}")
     field = None
     if g.year is not None:
         field, _ = field_rgb(source, georef, width, height, g.year, channels)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sarvlm.core.atomic import atomic_open, ensure_writable_dir
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.training.recipe import apply_common_overrides, load_recipe
 
 RUNS_FILE = "runs.json"
@@ -116,14 +116,17 @@ def run_ablation(
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
-        raise SarvlmError("--seeds must be at least 1")
+        raise InputError("--seeds must be at least 1")
     wanted = list(runs) if runs else list(RUN_NAMES)
     unknown = [r for r in wanted if r not in RUN_NAMES]
     if unknown:
-        raise SarvlmError(f"unknown ablation run {unknown[0]!r} (runs: {', '.join(RUN_NAMES)})")
+        raise NotFoundError(f"unknown ablation run {unknown[0]!r} (runs: {', '.join(RUN_NAMES)})")
     out = Path(out)
     ensure_writable_dir(out)
     from sarvlm.training.trainer import train
+
+    # every run reads the same data with the same processor: the persistent length cache next to
+    # the data (sarvlm.training.length_cache) measures each example once for the whole grid
 
     selected = [r for r in ABLATION_RUNS if r.name in wanted]
     # an alias needs its target trained
@@ -200,7 +203,7 @@ def read_runs(out: str | Path) -> list[dict[str, Any]]:
     """The ``runs`` entries of ``DIR/runs.json`` with ``run_dir``/``model`` made absolute."""
     path = Path(out) / RUNS_FILE
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file (run `sarvlm ablate` first)")
+        raise NotFoundError(f"{path}: no such file (run `sarvlm ablate` first)")
     doc = json.loads(path.read_text(encoding="utf-8"))
     base = path.parent.resolve()
     return [{**e, "run_dir": str(base / e["run_dir"]), "model": str(base / e["model"])} for e in doc["runs"]]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError, SarvlmError
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
 from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
@@ -41,11 +41,11 @@ def split_path(data_dir: str | Path, split: str) -> Path:
     """The JSONL of ``split`` in a built dataset directory (error if absent)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise SarvlmError(f"{data_dir}: not a dataset directory")
+        raise NotFoundError(f"{data_dir}: not a dataset directory")
     path = data_dir / f"{split}.jsonl"
     if not path.is_file():
         present = sorted(p.name for p in data_dir.glob("*.jsonl"))
-        raise SarvlmError(
+        raise InputError(
             f"{data_dir}: no {split}.jsonl (a built dataset has train.jsonl, val.jsonl, test.jsonl; found: {', '.join(present) or 'none'})"
         )
     return path
@@ -128,11 +128,11 @@ class SftDataset(Dataset):
         self.use_priors = use_priors
         self.allow_missing_priors = allow_missing_priors
         if prior_images not in ("sar", "all"):
-            raise SarvlmError(f"prior_images must be 'sar' or 'all', got {prior_images!r}")
+            raise ConfigurationError(f"prior_images must be 'sar' or 'all', got {prior_images!r}")
         self.prior_images = prior_images
         self.report = DataReport(split=split or self.path.stem)
         if use_priors and priors is None and not allow_missing_priors:
-            raise SarvlmError(
+            raise InputError(
                 f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)"
             )
         wanted = None if "*" in tasks else set(tasks)
@@ -188,7 +188,7 @@ class SftDataset(Dataset):
     def _check_placeholders(self, ex: InstructionExample) -> None:
         n = sum(m.content.count(IMAGE_PLACEHOLDER) for m in ex.messages)
         if n != len(ex.images):
-            raise SarvlmError(
+            raise InputError(
                 f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)"
             )
 
@@ -202,7 +202,7 @@ class SftDataset(Dataset):
                 self.report.no_prior += 1
             return
         if not self.allow_missing_priors:
-            raise SarvlmError(
+            raise NotFoundError(
                 f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)"
             )
         self._missing.add(ex.sample_id)
@@ -228,7 +228,7 @@ class SftDataset(Dataset):
                 self.image_root, rel, allow_outside=self.allow_outside_root, what="images", base=self.base_dir
             )
             if not path.is_file():
-                raise SarvlmError(f"{self._where(ex)}: images: no such file {path}")
+                raise NotFoundError(f"{self._where(ex)}: images: no such file {path}")
             images.append(self.processor.load_image(path))
         return images
 
@@ -237,7 +237,7 @@ class SftDataset(Dataset):
         try:
             enc = self.processor.encode(messages, self._load_images(ex), add_generation_prompt=False)
         except SarvlmError as exc:
-            raise SarvlmError(f"{self._where(ex)}: {exc}") from None
+            raise InputError(f"{self._where(ex)}: {exc}") from None
         return {k: _as_tensor(v) for k, v in enc.items()}
 
     def __len__(self) -> int:

@@ -15,10 +15,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, NotFoundError, SarvlmError
 
 FUSIONS = ("tlm", "sum", "concat", "none")
 LORA_SCOPES = ("language_model", "merger", "vision")
+LoraScope = Literal["language_model", "merger", "vision"]
+
+
+def _language_model_only() -> list[LoraScope]:
+    return ["language_model"]
 
 
 class _Strict(BaseModel):
@@ -35,7 +40,7 @@ class LoraSpec(_Strict):
     # "all-linear" or module-name suffixes such as [q_proj, k_proj, v_proj, o_proj]
     targets: Literal["all-linear"] | list[str] = "all-linear"
     # language_model: the LLM; merger: the vision-language adapter; vision: the vision tower
-    scope: list[Literal["language_model", "merger", "vision"]] = Field(default_factory=lambda: ["language_model"])
+    scope: list[LoraScope] = Field(default_factory=_language_model_only)
 
     @field_validator("targets")
     @classmethod
@@ -126,7 +131,9 @@ class Recipe(_Strict):
         for s in self.stages:
             if s.name == name:
                 return s
-        raise SarvlmError(f"recipe {self.name!r}: no stage {name!r} (stages: {', '.join(s.name for s in self.stages)})")
+        raise ConfigurationError(
+            f"recipe {self.name!r}: no stage {name!r} (stages: {', '.join(s.name for s in self.stages)})"
+        )
 
     def to_yaml(self) -> str:
         """The resolved recipe as YAML (fixed key order: byte-stable)."""
@@ -166,20 +173,22 @@ def _read_recipe_data(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise SarvlmError(f"{path}: no such recipe file")
+            raise NotFoundError(f"{path}: no such recipe file")
         where = str(path)
     else:
         path = _recipe_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
             known = ", ".join(list_recipes())
-            raise SarvlmError(f"unknown recipe {str(name_or_path)!r} (shipped recipes: {known}; or pass a .yaml file)")
+            raise NotFoundError(
+                f"unknown recipe {str(name_or_path)!r} (shipped recipes: {known}; or pass a .yaml file)"
+            )
         where = f"recipe {name_or_path}"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise SarvlmError(f"{where}: malformed YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigurationError(f"{where}: malformed YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise SarvlmError(f"{where}: expected a mapping at the top level")
+        raise ConfigurationError(f"{where}: expected a mapping at the top level")
     return data, where
 
 
@@ -196,7 +205,7 @@ def load_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise SarvlmError(_format_error(exc, where, data)) from None
+        raise ConfigurationError(_format_error(exc, where, data)) from None
 
 
 def _parse_value(value: Any, field: Any) -> Any:
@@ -218,7 +227,7 @@ def _parse_value(value: Any, field: Any) -> Any:
 def _apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> None:
     parts = key.split(".")
     if not all(parts):
-        raise SarvlmError(f"--set {key}: malformed key")
+        raise ConfigurationError(f"--set {key}: malformed key")
     node: dict[str, Any] = data
     schema: type[BaseModel] = Recipe
     for i, part in enumerate(parts):
@@ -229,7 +238,7 @@ def _apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> N
             and any(isinstance(s, dict) and s.get("name") == part for s in data.get("stages", []))
         ):
             if last:
-                raise SarvlmError(f"--set {key}: a stage needs a field, e.g. {part}.lr")
+                raise ConfigurationError(f"--set {key}: a stage needs a field, e.g. {part}.lr")
             node = next(s for s in data["stages"] if isinstance(s, dict) and s.get("name") == part)
             schema = StageSpec
             continue
@@ -237,16 +246,16 @@ def _apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> N
         if field is None:
             stages = ", ".join(s.get("name", "?") for s in data.get("stages", []) if isinstance(s, dict))
             hint = f" (stages: {stages})" if schema is Recipe else ""
-            raise SarvlmError(f"--set {key}: unknown key {part!r} in {schema.__name__}{hint}")
+            raise ConfigurationError(f"--set {key}: unknown key {part!r} in {schema.__name__}{hint}")
         if last:
             node[part] = _parse_value(value, field)
             return
         sub = field.annotation
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
-            raise SarvlmError(f"--set {key}: {part!r} has no sub-keys")
+            raise ConfigurationError(f"--set {key}: {part!r} has no sub-keys")
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise SarvlmError(f"{where}: {part}: expected a mapping")
+            raise ConfigurationError(f"{where}: {part}: expected a mapping")
         schema = sub
 
 
@@ -293,7 +302,7 @@ def apply_common_overrides(
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise SarvlmError(_format_error(exc, f"recipe {recipe.name}", data)) from None
+        raise ConfigurationError(_format_error(exc, f"recipe {recipe.name}", data)) from None
 
 
 def parse_set_options(items: list[str] | None) -> dict[str, str]:
@@ -302,6 +311,6 @@ def parse_set_options(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SarvlmError(f"--set {item!r}: expected key=value")
+            raise ConfigurationError(f"--set {item!r}: expected key=value")
         out[key.strip()] = value
     return out

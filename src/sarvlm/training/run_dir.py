@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from sarvlm.core.atomic import atomic_open, ensure_writable_dir
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 
 RUN_FILE = "run.yaml"
 RESULT_FILE = "result.json"
@@ -54,7 +54,7 @@ def prepare_run_dir(out: Path, identity: dict[str, Any], *, overwrite: bool) -> 
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise SarvlmError(f"{out}: exists and is not a directory")
+        raise InputError(f"{out}: exists and is not a directory")
     has_content = out.is_dir() and any(out.iterdir())
     if has_content and overwrite:
         shutil.rmtree(out)
@@ -62,14 +62,14 @@ def prepare_run_dir(out: Path, identity: dict[str, Any], *, overwrite: bool) -> 
     if has_content:
         run_file = out / RUN_FILE
         if not run_file.is_file():
-            raise SarvlmError(f"{out}: output directory is not empty and holds no sarvlm run (use --overwrite)")
+            raise InputError(f"{out}: output directory is not empty and holds no sarvlm run (use --overwrite)")
         try:
             existing = yaml.safe_load(run_file.read_text(encoding="utf-8"))
         except yaml.YAMLError:
-            raise SarvlmError(f"{run_file}: malformed run file (use --overwrite)") from None
+            raise InputError(f"{run_file}: malformed run file (use --overwrite)") from None
         if existing != identity:
             diff = sorted(k for k in identity if (existing or {}).get(k) != identity[k])
-            raise SarvlmError(
+            raise InputError(
                 f"{out}: holds a different run (differs in: {', '.join(diff) or 'format'}); use --overwrite or another --out"
             )
         return out

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError
 from sarvlm.training.recipe import StageSpec
 
 FUSION_KEY = "geo_fusion"
@@ -97,28 +97,28 @@ def plan_stage(model: nn.Module, spec: StageSpec, fusion: str) -> StagePlan:
     if spec.train_fusion and fusion != "none":
         found = fusion_module_names(model)
         if not found:
-            raise SarvlmError(
+            raise ConfigurationError(
                 f"stage {spec.name}: train_fusion is set but the model has no '{FUSION_KEY}' module (fusion {fusion!r})"
             )
         full += found
     if spec.train_merger:
         found = merger_module_names(model)
         if not found:
-            raise SarvlmError(f"stage {spec.name}: train_merger is set but the model has no visual.merger")
+            raise ConfigurationError(f"stage {spec.name}: train_merger is set but the model has no visual.merger")
         full += found
     targets = lora_target_names(model, spec) if spec.lora.enabled else []
     if spec.lora.enabled and not targets:
-        raise SarvlmError(
+        raise ConfigurationError(
             f"stage {spec.name}: lora: no linear layer matches targets {spec.lora.targets} in scope {spec.lora.scope}"
         )
     if not targets and not full:
-        raise SarvlmError(
+        raise ConfigurationError(
             f"stage {spec.name}: trains nothing (enable lora, train_fusion or train_merger; fusion is {fusion!r})"
         )
     return StagePlan(lora_targets=targets, full_modules=full)
 
 
-def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0) -> tuple[nn.Module, StagePlan]:
+def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0) -> tuple[Any, StagePlan]:
     """Freeze ``model`` except what ``spec`` trains; wrap with PEFT LoRA when the stage uses it.
 
     Returns the model to train (a ``peft.PeftModel`` when LoRA is enabled) and the plan.
@@ -132,7 +132,7 @@ def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0)
 
         config = LoraConfig(
             r=spec.lora.r,
-            lora_alpha=spec.lora.alpha,
+            lora_alpha=spec.lora.alpha,  # type: ignore[arg-type]  # PEFT annotates int; a float alpha works
             lora_dropout=spec.lora.dropout,
             target_modules=plan.lora_targets,
             modules_to_save=plan.full_modules or None,

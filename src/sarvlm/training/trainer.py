@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from sarvlm.core.atomic import atomic_dir, atomic_open, atomic_path
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import ConfigurationError, InputError, MissingDependency, NotFoundError, SarvlmError
 from sarvlm.training.recipe import Recipe, StageSpec, load_recipe
 from sarvlm.training.run_dir import (
     CHECKPOINTS,
@@ -58,7 +58,7 @@ def shipped_config(name: str) -> Path:
 
     path = Path(str(resources.files("sarvlm.training") / "deepspeed" / name))
     if not path.is_file():
-        raise SarvlmError(f"no shipped config {name!r}")
+        raise NotFoundError(f"no shipped config {name!r}")
     return path
 
 
@@ -68,9 +68,9 @@ def resolve_deepspeed(spec: str | None) -> str | None:
         return None
     path = shipped_config(DEEPSPEED_CONFIGS[spec]) if spec in DEEPSPEED_CONFIGS else Path(spec)
     if not path.is_file():
-        raise SarvlmError(f"--deepspeed {spec}: no such config file (or use 'zero2')")
+        raise NotFoundError(f"--deepspeed {spec}: no such config file (or use 'zero2')")
     if importlib.util.find_spec("deepspeed") is None:
-        raise SarvlmError("--deepspeed needs the deepspeed package: pip install -e '.[deepspeed]' (GPU machines)")
+        raise MissingDependency("deepspeed", "deepspeed", "--deepspeed, on GPU machines")
     return str(path)
 
 
@@ -81,7 +81,7 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     if precision in ("bf16", "fp16") and not torch.cuda.is_available():
-        raise SarvlmError(f"precision {precision}: needs a CUDA GPU (use fp32 or auto on CPU)")
+        raise ConfigurationError(f"precision {precision}: needs a CUDA GPU (use fp32 or auto on CPU)")
     return precision
 
 
@@ -181,13 +181,13 @@ def train(
             _say(log, f"[{name}] already complete in {stage_dir}: reusing it")
             continue
         if stage_started(stage_dir) and not resume:
-            raise SarvlmError(
+            raise InputError(
                 f"{stage_dir}: stage {name} was started but did not finish; use --resume to continue it or --overwrite to start over"
             )
         for earlier in names[: names.index(name)]:
             if earlier not in selected and stage_started(run_dir / earlier) and not stage_complete(run_dir / earlier):
                 # starting from the base model here would silently drop the unfinished stage
-                raise SarvlmError(
+                raise InputError(
                     f"{run_dir / earlier}: stage {earlier} did not finish; complete it first (--stage {earlier} --resume) before {name}"
                 )
         fresh_stage = not stage_started(stage_dir)
@@ -236,7 +236,7 @@ def check_model_reference(model: str, settings: dict[str, Any] | None = None) ->
         return tiny_settings(model, settings)
     path = Path(model)
     if not path.is_dir():
-        raise SarvlmError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
+        raise NotFoundError(f"{path}: no such model directory (or use one of {', '.join(TINY_MODELS)})")
     return read_checkpoint_settings(path, settings)  # reads config.json only: backbone and settings are checked
 
 
@@ -247,7 +247,7 @@ def align_prior_settings(model_settings: Any, cache: Any, settings: dict[str, An
         return settings
     dim = int(getattr(cache, "prior_dim", model_settings.prior_dim))
     if dim != model_settings.prior_dim:
-        raise SarvlmError(
+        raise ConfigurationError(
             f"{getattr(cache, 'dir', 'prior cache')}: prior_dim {dim} does not match the model's prior_dim {model_settings.prior_dim}"
         )
     grid = tuple(getattr(cache, "grid", model_settings.prior_grid))
@@ -271,12 +271,12 @@ def _open_priors(priors: str | Path | None, uses_priors: bool, allow_missing: bo
         if allow_missing:
             _say(log, "warning: no --priors given: every image trains with an empty prior (--allow-missing-priors)")
             return None
-        raise SarvlmError(
+        raise InputError(
             "this recipe fuses geospatial priors: pass --priors DIR (built with `sarvlm priors`), or --allow-missing-priors"
         )
     path = Path(priors)
     if not path.is_dir():
-        raise SarvlmError(f"{path}: no such prior cache directory")
+        raise NotFoundError(f"{path}: no such prior cache directory")
     from sarvlm.priors.cache import PriorCache
 
     return PriorCache(path)
@@ -315,7 +315,7 @@ def apply_stage_result(model: Any, stage_dir: Path) -> Any:
         own = model.state_dict()
         unknown = sorted(set(state) - set(own))
         if unknown:
-            raise SarvlmError(
+            raise InputError(
                 f"{full}: weights {unknown[:3]} do not exist in this model (different backbone or fusion?)"
             )
         with torch.no_grad():
@@ -394,23 +394,84 @@ def _run_stage(
     log: Callable[[str], None],
     coverage: dict[str, Any] | None = None,
 ) -> None:
-    import torch
-    from safetensors.torch import save_file
+    """Train one stage into ``run_dir/<stage>``: start model, data, Trainer run, outputs, summary."""
     from transformers import Trainer
 
     from sarvlm.training.collator import SftCollator
-    from sarvlm.training.dataset import SftDataset, split_path
-    from sarvlm.training.stages import (
-        describe_trainable,
-        merge_stage,
-        prepare_stage,
-        trainable_summary,
-        trained_full_state,
-    )
-    from sarvlm.training.training_log import TrainingLogCallback, write_log_csv
+    from sarvlm.training.stages import trainable_summary
+    from sarvlm.training.training_log import TrainingLogCallback
 
     stage_dir = run_dir / spec.name
     precision = resolve_precision(recipe.precision)
+    to_train, plan, processor, applied, prior_images = _prepare_stage_model(
+        recipe, spec, model, settings, run_dir, precision, log
+    )
+    train_set, eval_set = _stage_datasets(
+        recipe, spec, data, processor, cache, allow_missing_priors, prior_images, allow_outside_root, log
+    )
+    stage_dir.mkdir(parents=True, exist_ok=True)  # only once the stage has data to train on
+    args = training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
+    trainer = Trainer(
+        model=to_train,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=SftCollator(pad_token_id=int(processor.pad_token_id)),
+        callbacks=[TrainingLogCallback(stage_dir, f"{recipe.name} · {spec.name}")],
+    )
+    if _is_main_process():
+        stage_config = {
+            "recipe": recipe.name,
+            "stage": spec.model_dump(mode="json"),
+            "fusion": recipe.fusion,
+            "model": model,
+            "model_settings": settings,
+            "starts_from": applied,
+            "precision": precision,
+            "max_length": recipe.max_length,
+            "seed": recipe.seed,
+            "lora_targets": plan.lora_targets,
+            "trained_in_full": plan.full_modules,
+            "trainer": _args_summary(args),
+        }
+        _write_yaml(stage_dir / "config.yaml", stage_config)
+        reports = [ds.report.to_dict() for ds in (train_set, eval_set) if ds is not None]
+        _write_json(stage_dir / "data.json", {"splits": reports, "prior_coverage": coverage})
+    checkpoint = last_checkpoint(stage_dir) if resume else None
+    if checkpoint is not None:
+        _say(log, f"[{spec.name}] resuming from {checkpoint}")
+    with warnings.catch_warnings():
+        # PEFT looks the base model's name up on the Hub when it saves a checkpoint, to see whether
+        # the vocabulary changed; offline, or for a tiny model name, that lookup only warns
+        warnings.filterwarnings("ignore", message=r"(Unable to fetch remote file|Could not find a config file)")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    if not trainer.is_world_process_zero():
+        _barrier()
+        return
+    trained_parameters = trainable_summary(to_train)  # before merging folds the LoRA weights away
+    _save_stage_weights(recipe, spec, stage_dir, to_train, plan, processor, precision, merge)
+    _write_stage_result(recipe, spec, stage_dir, trainer, trained_parameters, train_set, applied, coverage, log)
+    _barrier()
+
+
+def _prepare_stage_model(
+    recipe: Recipe,
+    spec: StageSpec,
+    model: str,
+    settings: dict[str, Any],
+    run_dir: Path,
+    precision: str,
+    log: Callable[[str], None],
+) -> tuple[Any, Any, Any, list[str], str]:
+    """The model a stage trains, frozen/wrapped as the stage says.
+
+    Returns ``(to_train, plan, processor, applied stage names, prior_images)``.
+    """
+    import torch
+
+    from sarvlm.training.stages import describe_trainable, prepare_stage
+
     start, processor, applied = load_stage_start(model, settings, run_dir, recipe, spec.name, recipe.seed)
     earlier = [s.name for s in recipe.stages[: [s.name for s in recipe.stages].index(spec.name)]]
     if earlier and not applied:
@@ -427,17 +488,32 @@ def _run_stage(
             if p.requires_grad:
                 p.data = p.data.float()  # trainable weights keep fp32 masters; bf16 autocast does the rest
     _say(log, describe_trainable(to_train, plan, spec.name))
-
-    uses_priors = recipe.fusion != "none"
     prior_images = str(
         settings.get("prior_images", getattr(getattr(start, "sarvlm_settings", None), "prior_images", "sar"))
     )
-    common = dict(
+    return to_train, plan, processor, applied, prior_images
+
+
+def _stage_datasets(
+    recipe: Recipe,
+    spec: StageSpec,
+    data: Path,
+    processor: Any,
+    cache: Any,
+    allow_missing_priors: bool,
+    prior_images: str,
+    allow_outside_root: bool,
+    log: Callable[[str], None],
+) -> tuple[Any, Any]:
+    """The stage's encoded train split (and val split when it evaluates); an empty one is an error."""
+    from sarvlm.training.dataset import SftDataset, split_path
+
+    common: dict[str, Any] = dict(
         processor=processor,
         tasks=spec.tasks,
         max_length=recipe.max_length,
         priors=cache,
-        use_priors=uses_priors,
+        use_priors=recipe.fusion != "none",
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
         allow_outside_root=allow_outside_root,
@@ -451,7 +527,6 @@ def _run_stage(
             split_path(data, "train"), split="train", require_prior=fusion_only(spec, recipe.fusion), **common
         )
         eval_set = SftDataset(split_path(data, "val"), split="val", **common) if spec.eval else None
-    reports = [train_set.report.to_dict()] + ([eval_set.report.to_dict()] if eval_set is not None else [])
     for ds in (train_set, eval_set):
         if ds is not None:
             _say(log, f"[{spec.name}] {ds.report.summary()}")
@@ -459,54 +534,30 @@ def _run_stage(
                 _say(log, f"[{spec.name}] {ds.length_cache.describe()}")
     if len(train_set) == 0:
         present = ", ".join(sorted(train_set.report.tasks)) or "none kept"
-        raise SarvlmError(
+        raise InputError(
             f"{split_path(data, 'train')}: stage {spec.name}: no training example for tasks {spec.tasks} within max_length {recipe.max_length} (kept tasks: {present})"
         )
     if spec.eval and eval_set is not None and len(eval_set) == 0:
-        raise SarvlmError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
+        raise InputError(f"{split_path(data, 'val')}: stage {spec.name}: no validation example for tasks {spec.tasks}")
+    return train_set, eval_set
 
-    stage_dir.mkdir(parents=True, exist_ok=True)  # only once the stage has data to train on
-    args = training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
-    trainer = Trainer(
-        model=to_train,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=SftCollator(pad_token_id=int(processor.pad_token_id)),
-        callbacks=[TrainingLogCallback(stage_dir, f"{recipe.name} · {spec.name}")],
-    )
-    if _is_main_process():
-        _write_yaml(
-            stage_dir / "config.yaml",
-            {
-                "recipe": recipe.name,
-                "stage": spec.model_dump(mode="json"),
-                "fusion": recipe.fusion,
-                "model": model,
-                "model_settings": settings,
-                "starts_from": applied,
-                "precision": precision,
-                "max_length": recipe.max_length,
-                "seed": recipe.seed,
-                "lora_targets": plan.lora_targets,
-                "trained_in_full": plan.full_modules,
-                "trainer": _args_summary(args),
-            },
-        )
-        _write_json(stage_dir / "data.json", {"splits": reports, "prior_coverage": coverage})
-    checkpoint = last_checkpoint(stage_dir) if resume else None
-    if checkpoint is not None:
-        _say(log, f"[{spec.name}] resuming from {checkpoint}")
-    with warnings.catch_warnings():
-        # PEFT looks the base model's name up on the Hub when it saves a checkpoint, to see whether
-        # the vocabulary changed; offline, or for a tiny model name, that lookup only warns
-        warnings.filterwarnings("ignore", message=r"(Unable to fetch remote file|Could not find a config file)")
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    if not trainer.is_world_process_zero():
-        _barrier()
-        return
-    per_part, trainable, total = trainable_summary(to_train)
+def _save_stage_weights(
+    recipe: Recipe,
+    spec: StageSpec,
+    stage_dir: Path,
+    to_train: Any,
+    plan: Any,
+    processor: Any,
+    precision: str,
+    merge: bool,
+) -> None:
+    """What a later stage or the final model applies: the LoRA adapter, modules trained in full
+    (and, with ``merge``, the whole merged model)."""
+    from safetensors.torch import save_file
+
+    from sarvlm.training.stages import merge_stage, trained_full_state
+
     if plan.lora_targets:
         with atomic_dir(stage_dir / "adapter", overwrite=True) as tmp:
             # save_embedding_layers=False: the embeddings never train here, and "auto" would look the
@@ -522,6 +573,26 @@ def _run_stage(
 
         with atomic_dir(stage_dir / "merged", overwrite=True) as tmp:
             save_model(merged.float() if precision != "fp32" else merged, processor, tmp)
+
+
+def _write_stage_result(
+    recipe: Recipe,
+    spec: StageSpec,
+    stage_dir: Path,
+    trainer: Any,
+    trained_parameters: tuple[dict[str, int], int, int],
+    train_set: Any,
+    applied: list[str],
+    coverage: dict[str, Any] | None,
+    log: Callable[[str], None],
+) -> None:
+    """``log.csv`` and the stage's result file (the marker of a complete stage), then one summary line.
+
+    ``trained_parameters`` is :func:`~sarvlm.training.stages.trainable_summary` of the trained model.
+    """
+    from sarvlm.training.training_log import write_log_csv
+
+    per_part, trainable, total = trained_parameters
     history = trainer.state.log_history
     write_log_csv(stage_dir / "log.csv", history)  # loss.png was drawn by the callback at train end
     losses = [e["loss"] for e in history if "loss" in e and isinstance(e["loss"], float) and math.isfinite(e["loss"])]
@@ -548,7 +619,6 @@ def _run_stage(
         log,
         f"[{spec.name}] done: {trainer.state.global_step} steps, loss {losses[0] if losses else float('nan'):.4f} → {losses[-1] if losses else float('nan'):.4f}; outputs in {stage_dir}",
     )
-    _barrier()
 
 
 def _write_final(

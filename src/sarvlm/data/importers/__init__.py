@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.record import SampleRecord, write_samples
 from sarvlm.data.importers.coco import read_coco
 from sarvlm.data.importers.common import ImportContext
@@ -86,18 +86,18 @@ def import_dataset(
 
     reader = IMPORTERS.get(fmt)
     if reader is None:
-        raise SarvlmError(f"unknown import format {fmt!r} (expected one of {', '.join(IMPORTERS)})")
+        raise InputError(f"unknown import format {fmt!r} (expected one of {', '.join(IMPORTERS)})")
     src = Path(src)
     if not src.exists():
-        raise SarvlmError(f"{src}: no such file or folder")
+        raise NotFoundError(f"{src}: no such file or folder")
     images_dir = Path(images) if images is not None else (src if src.is_dir() else src.parent)
     if not images_dir.is_dir():
-        raise SarvlmError(f"{images_dir}: image folder does not exist")
+        raise NotFoundError(f"{images_dir}: image folder does not exist")
     if split is not None:
         from sarvlm.data.splits import normalise_split_name
 
         if normalise_split_name(split) is None:
-            raise SarvlmError(f"--split: unknown split name {split!r} (use train, val or test)")
+            raise InputError(f"--split: unknown split name {split!r} (use train, val or test)")
         split = normalise_split_name(split)
     root = None
     if src.is_file() and (src.parent / "manifest.json").is_file():

@@ -19,8 +19,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext, load_json
 
@@ -29,14 +30,14 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
     """Stream sample records from a COCO JSON file (one record per image, in ``images`` order)."""
     data = load_json(src)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise SarvlmError(f"{src}: not a COCO file (no 'images' list)")
+        raise InputError(f"{src}: not a COCO file (no 'images' list)")
     cats: dict[int, tuple[str, str | None]] = {}
     for i, c in enumerate(data.get("categories") or []):
         try:
             name, sup = str(c["name"]), c.get("supercategory")
             cats[int(c["id"])] = (str(sup), name) if fine_from_supercategory and sup else (name, None)
         except (KeyError, TypeError, ValueError):
-            raise SarvlmError(f"{src}: categories[{i}]: needs 'id' and 'name'") from None
+            raise InputError(f"{src}: categories[{i}]: needs 'id' and 'name'") from None
     images: dict[int, dict] = {}
     for i, im in enumerate(data["images"]):
         try:
@@ -55,17 +56,17 @@ def read_coco(src: Path, ctx: ImportContext, fine_from_supercategory: bool = Fal
             image_id, cat_id = int(ann["image_id"]), int(ann["category_id"])
             x, y, w, h = (float(v) for v in ann["bbox"])
         except (KeyError, TypeError, ValueError):
-            raise SarvlmError(f"{who}: needs image_id, category_id and bbox [x, y, w, h]") from None
+            raise InputError(f"{who}: needs image_id, category_id and bbox [x, y, w, h]") from None
         if image_id not in images:
-            raise SarvlmError(f"{who}: image_id: no image with id {image_id}")
+            raise InputError(f"{who}: image_id: no image with id {image_id}")
         if cat_id not in cats:
-            raise SarvlmError(f"{who}: category_id: no category with id {cat_id}")
+            raise InputError(f"{who}: category_id: no category with id {cat_id}")
         if not all(math.isfinite(v) for v in (x, y, w, h)):
-            raise SarvlmError(f"{who}: bbox: non-finite number")
+            raise InputError(f"{who}: bbox: non-finite number")
         if w < 0 or h < 0:
-            raise SarvlmError(f"{who}: bbox: negative size (w={w:g}, h={h:g})")
+            raise InputError(f"{who}: bbox: negative size (w={w:g}, h={h:g})")
         cat, fine = cats[cat_id]
-        obj = {"category": cat, "bbox": [x, y, x + w, y + h]}
+        obj: dict[str, Any] = {"category": cat, "bbox": [x, y, x + w, y + h]}
         if fine:
             obj["fine_category"] = fine
         seg = ann.get("segmentation")

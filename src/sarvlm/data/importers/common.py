@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.record import GeoRef, SampleRecord, parse_sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -61,10 +61,10 @@ def parse_date(value: object, who: str) -> str | None:
         return None
     m = _DATE_PREFIX.match(text)
     if m is None or not 1900 <= int(m.group(1)) <= 2200:
-        raise SarvlmError(f"{who}: date: cannot read {text!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
+        raise InputError(f"{who}: date: cannot read {text!r} (expected YYYY, YYYY-MM or YYYY-MM-DD)")
     year, month, day = m.groups()
     if month and not 1 <= int(month) <= 12 or day and not 1 <= int(day) <= 31:
-        raise SarvlmError(f"{who}: date: {text!r} is not a calendar date")
+        raise InputError(f"{who}: date: {text!r} is not a calendar date")
     return "-".join(p for p in (year, month, day) if p)
 
 
@@ -76,7 +76,7 @@ def parse_polarizations(value: object, who: str) -> list[str]:
     try:
         return [normalize_polarization(p) for p in parts]
     except SarvlmError as exc:
-        raise SarvlmError(f"{who}: {exc}") from None
+        raise InputError(f"{who}: {exc}") from None
 
 
 _SIDECAR_FIELDS = ("date", "year", "sensor", "band", "polarizations", "pol", "resolution_m")
@@ -86,17 +86,17 @@ def read_sidecar(path: str | Path) -> dict[str, dict[str, Any]]:
     """A sidecar CSV of per-image acquisition facts -> ``{file key: {field: value}}`` (validated)."""
     path = Path(path)
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file (--meta)")
+        raise NotFoundError(f"{path}: no such file (--meta)")
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in (reader.fieldnames or [])]
             key_col = next((c for c in ("file_name", "image", "file") if c in header), None)
             if key_col is None:
-                raise SarvlmError(f"{path}: --meta CSV needs a 'file_name' (or 'image') column, has {header}")
+                raise InputError(f"{path}: --meta CSV needs a 'file_name' (or 'image') column, has {header}")
             unknown = [h for h in header if h != key_col and h not in _SIDECAR_FIELDS]
             if unknown:
-                raise SarvlmError(
+                raise InputError(
                     f"{path}: unknown column(s) {', '.join(unknown)} (known: {', '.join(_SIDECAR_FIELDS)})"
                 )
             rows: dict[str, dict[str, Any]] = {}
@@ -105,7 +105,7 @@ def read_sidecar(path: str | Path) -> dict[str, dict[str, Any]]:
                 who = f"{path}:{lineno}"
                 name = row.get(key_col, "")
                 if not name:
-                    raise SarvlmError(f"{who}: {key_col}: empty")
+                    raise InputError(f"{who}: {key_col}: empty")
                 facts: dict[str, Any] = {}
                 if row.get("date") or row.get("year"):
                     facts["date"] = parse_date(row.get("date") or row.get("year"), who)
@@ -118,14 +118,14 @@ def read_sidecar(path: str | Path) -> dict[str, dict[str, Any]]:
                     try:
                         facts["resolution_m"] = float(row["resolution_m"])
                     except ValueError:
-                        raise SarvlmError(f"{who}: resolution_m: not a number: {row['resolution_m']!r}") from None
+                        raise InputError(f"{who}: resolution_m: not a number: {row['resolution_m']!r}") from None
                 key = Path(name).as_posix()
                 if key in rows:
-                    raise SarvlmError(f"{who}: {key_col}: {name!r} listed twice")
+                    raise InputError(f"{who}: {key_col}: {name!r} listed twice")
                 rows[key] = facts
             return rows
     except UnicodeDecodeError:
-        raise SarvlmError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{path}: not UTF-8 text") from None
 
 
 @dataclass
@@ -175,7 +175,7 @@ class ImportContext:
         if info is None:
             return None
         if width is not None and height is not None and (info.width, info.height) != (int(width), int(height)):
-            raise SarvlmError(
+            raise InputError(
                 f"{who}: image {full} is {info.width}x{info.height} but the annotations say {int(width)}x{int(height)}"
             )
         return info
@@ -185,7 +185,7 @@ class ImportContext:
             if self.skip_missing:
                 self.counts["missing_image"] += 1
                 return None
-            raise SarvlmError(f"{who}: image {full}: no such file (use --skip-missing to skip it)")
+            raise NotFoundError(f"{who}: image {full}: no such file (use --skip-missing to skip it)")
         rel = os.path.relpath(full.resolve(), self.out_path.resolve().parent).replace(os.sep, "/")
         try:
             key = full.resolve().relative_to(self.images_dir.resolve()).as_posix()
@@ -199,7 +199,7 @@ class ImportContext:
         try:
             info = raster_info(full)
         except SarvlmError as exc:
-            raise SarvlmError(f"{who}: {exc}") from None
+            raise InputError(f"{who}: {exc}") from None
         names = [(d or "").strip().upper() for d in info.band_descriptions]
         pols = names if len(names) == info.count and all(n in ("HH", "HV", "VH", "VV") for n in names) else []
         date = None
@@ -249,7 +249,7 @@ class ImportContext:
             rec["polarizations"] = info.polarizations or self.polarizations or []
         pols = rec["polarizations"]
         if pols and info.count and len(pols) != info.count:
-            raise SarvlmError(
+            raise InputError(
                 f"{who}: polarizations: {'+'.join(pols)} names {len(pols)} band(s) but the image has {info.count}"
             )
         if not rec.get("date"):
@@ -264,7 +264,7 @@ class ImportContext:
         if self.skip_missing:
             self.counts["missing_image"] += 1
             return None
-        raise SarvlmError(
+        raise InputError(
             f"{who}: no image named {stem}.* ({', '.join(IMAGE_SUFFIXES)}) in {self.images_dir} "
             f"(use --skip-missing to skip it)"
         )
@@ -281,14 +281,14 @@ def _header_size(path: Path) -> tuple[int, int]:
 def load_json(path: Path) -> Any:
     """A JSON file, with errors naming the file and line."""
     if not path.is_file():
-        raise SarvlmError(f"{path}: no such file")
+        raise NotFoundError(f"{path}: no such file")
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except json.JSONDecodeError as exc:
-        raise SarvlmError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     except UnicodeDecodeError:
-        raise SarvlmError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{path}: not UTF-8 text") from None
 
 
 def record_id(prefix: str | None, name: str) -> str:

@@ -9,8 +9,9 @@ LunarOS-Mini); rows with more images are rejected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.example import IMAGE_PLACEHOLDER
 from sarvlm.core.record import SampleRecord, parse_sample
 from sarvlm.data.importers.common import ImportContext, record_id
@@ -28,7 +29,7 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             ctx.counts["rows_without_image"] += 1
             continue
         if len(images) > 2:
-            raise SarvlmError(
+            raise InputError(
                 f"{where}: images: {len(images)} images; sarvlm records hold one SAR image (+ one optical image)"
             )
         key = tuple(images)
@@ -36,7 +37,7 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             info = ctx.image(images[0], where)
             if info is None:
                 continue
-            rec = {
+            rec: dict[str, Any] = {
                 "id": record_id(ctx.source, images[0]),
                 "image": info.rel,
                 "width": info.width,
@@ -58,7 +59,7 @@ def records_from_chats(rows: Iterable[tuple[str, list[str], list[dict]]], ctx: I
             for t in turns
         ]
         if not any(t["role"] == "assistant" for t in clean):
-            raise SarvlmError(f"{where}: conversation has no assistant turn")
+            raise InputError(f"{where}: conversation has no assistant turn")
         groups[key]["dialogues"].append({"turns": clean})
     for rec in groups.values():
         ctx.counts["records"] += 1

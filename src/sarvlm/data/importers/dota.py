@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext
 
@@ -38,15 +39,15 @@ def parse_dota_lines(lines: list[str], where: str) -> tuple[list[dict], float | 
             continue
         parts = line.split()
         if len(parts) < 9:
-            raise SarvlmError(f"{where}:{lineno}: expected 8 corner coordinates, a category and a difficult flag")
+            raise InputError(f"{where}:{lineno}: expected 8 corner coordinates, a category and a difficult flag")
         try:
             coords = [float(v) for v in parts[:8]]
         except ValueError:
-            raise SarvlmError(f"{where}:{lineno}: corner coordinates must be numbers") from None
+            raise InputError(f"{where}:{lineno}: corner coordinates must be numbers") from None
         if not all(math.isfinite(v) for v in coords):
-            raise SarvlmError(f"{where}:{lineno}: non-finite corner coordinate")
+            raise InputError(f"{where}:{lineno}: non-finite corner coordinate")
         xs, ys = coords[0::2], coords[1::2]
-        obj = {"category": parts[8], "bbox": [min(xs), min(ys), max(xs), max(ys)], "polygon": coords}
+        obj: dict[str, Any] = {"category": parts[8], "bbox": [min(xs), min(ys), max(xs), max(ys)], "polygon": coords}
         if len(parts) > 9 and parts[9] not in ("0", ""):
             obj["difficult"] = True
         objs.append(obj)
@@ -57,12 +58,12 @@ def read_dota(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
     """Stream sample records from a folder of DOTA label files (or one file)."""
     files = sorted(src.glob("*.txt")) if src.is_dir() else [src]
     if not files:
-        raise SarvlmError(f"{src}: no .txt label files")
+        raise InputError(f"{src}: no .txt label files")
     for path in files:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SarvlmError(f"{path}: cannot read ({exc})") from None
+            raise InputError(f"{path}: cannot read ({exc})") from None
         objs, gsd = parse_dota_lines(lines, str(path))
         image = ctx.find_image(path.stem, str(path))
         if image is None:

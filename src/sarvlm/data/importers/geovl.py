@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError, SarvlmError
 from sarvlm.core.record import SampleRecord
 from sarvlm.data.export import iter_rows
 from sarvlm.data.importers.common import ImportContext
@@ -45,7 +45,7 @@ def _entries(src: Path) -> Iterator[tuple[str, dict]]:
         if isinstance(data, dict) and not any(k.lower() in _ID_KEYS for k in data):
             for key, value in data.items():
                 if not isinstance(value, dict):
-                    raise SarvlmError(f"{src}: {key}: expected an object of fields")
+                    raise InputError(f"{src}: {key}: expected an object of fields")
                 yield f"{src}: {key}", {"image_id": key, **value}
             return
     yield from iter_rows(src)
@@ -54,13 +54,13 @@ def _entries(src: Path) -> Iterator[tuple[str, dict]]:
 def read_geovl(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
     """Stream sample records from a FUSAR-GEOVL-1M caption file."""
     if not src.is_file():
-        raise SarvlmError(f"{src}: no such file")
+        raise NotFoundError(f"{src}: no such file")
     for where, entry in _entries(src):
         if not isinstance(entry, dict):
-            raise SarvlmError(f"{where}: expected an object")
+            raise InputError(f"{where}: expected an object")
         key = next((k for k in entry if k.lower() in _ID_KEYS), None)
         if key is None or not str(entry[key]).strip():
-            raise SarvlmError(f"{where}: image_id: missing")
+            raise InputError(f"{where}: image_id: missing")
         name = str(entry[key]).strip()
         fields = {
             _canonical_field(k): str(v).strip()
@@ -68,7 +68,7 @@ def read_geovl(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
             if k.lower() not in _NOT_FIELDS and isinstance(v, str) and v.strip()
         }
         if not any(f in fields for f in GEOVL_FIELDS):
-            raise SarvlmError(f"{where}: none of the fields {', '.join(GEOVL_FIELDS)}")
+            raise InputError(f"{where}: none of the fields {', '.join(GEOVL_FIELDS)}")
         if Path(name).suffix:
             info = ctx.image(name, where)
         else:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.core.record import SampleRecord, parse_sample
 from sarvlm.data.importers.common import ImportContext, load_json, record_id
 
@@ -78,17 +78,17 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             data = next((v for v in data.values() if isinstance(v, list)), [data])
         for i, item in enumerate(data):
             if not isinstance(item, dict):
-                raise SarvlmError(f"{path}: item {i}: expected an object")
-            hdr = _header_map(list(item))
-            if hdr is None:
-                raise SarvlmError(f"{path}: item {i}: needs an image field and a caption or question field")
+                raise InputError(f"{path}: item {i}: expected an object")
+            item_hdr = _header_map(list(item))
+            if item_hdr is None:
+                raise InputError(f"{path}: item {i}: needs an image field and a caption or question field")
             keys = list(item)
-            yield f"{path}: item {i}", {f: str(item[keys[j]]) for f, j in hdr.items() if item[keys[j]] is not None}
+            yield f"{path}: item {i}", {f: str(item[keys[j]]) for f, j in item_hdr.items() if item[keys[j]] is not None}
         return
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     with fh:
         reader = csv.reader(fh)
         hdr = None
@@ -105,8 +105,9 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                     if vqa_name or n >= 3
                     else {"image": 0, "caption": 1}
                 )
+            assert hdr is not None  # set from the first non-empty row
             if max(hdr.values()) >= len(row):
-                raise SarvlmError(f"{path}:{lineno}: expected at least {max(hdr.values()) + 1} columns, got {len(row)}")
+                raise InputError(f"{path}:{lineno}: expected at least {max(hdr.values()) + 1} columns, got {len(row)}")
             yield f"{path}:{lineno}", {f: row[j] for f, j in hdr.items()}
 
 
@@ -115,11 +116,11 @@ def read_sarlang(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".csv", ".json"))
         if not files:
-            raise SarvlmError(f"{src}: no .csv or .json files")
+            raise InputError(f"{src}: no .csv or .json files")
     elif src.is_file():
         files = [src]
     else:
-        raise SarvlmError(f"{src}: no such file or folder")
+        raise NotFoundError(f"{src}: no such file or folder")
     records: dict[str, dict] = {}
     source = ctx.source or "SARLANG-1M"
     for path in files:
@@ -127,7 +128,7 @@ def read_sarlang(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
         for where, row in _rows(path):
             name = row.get("image", "").strip()
             if not name:
-                raise SarvlmError(f"{where}: image: empty")
+                raise InputError(f"{where}: image: empty")
             rec = records.get(name)
             if rec is None:
                 info = ctx.image(name, where)
@@ -147,7 +148,7 @@ def read_sarlang(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
                     rec["georef"] = info.georef.model_dump(mode="json", exclude_none=True)
                 records[name] = rec
             elif split and rec["split"] and rec["split"] != split:
-                raise SarvlmError(f"{where}: image {name} is in both the {rec['split']} and {split} files")
+                raise InputError(f"{where}: image {name} is in both the {rec['split']} and {split} files")
             if "question" in row:
                 q, a = row.get("question", "").strip(), row.get("answer", "").strip()
                 if not q or not a:

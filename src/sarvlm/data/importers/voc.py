@@ -12,8 +12,9 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError
 from sarvlm.core.record import SampleRecord
 from sarvlm.data.importers.common import ImportContext
 
@@ -23,9 +24,9 @@ def _num(el: ET.Element | None, tag: str, where: str) -> float:
     try:
         value = float(node.text)  # type: ignore[union-attr, arg-type]
     except (AttributeError, TypeError, ValueError):
-        raise SarvlmError(f"{where}: {tag}: missing or not a number") from None
+        raise InputError(f"{where}: {tag}: missing or not a number") from None
     if not math.isfinite(value):
-        raise SarvlmError(f"{where}: {tag}: not finite")
+        raise InputError(f"{where}: {tag}: not finite")
     return value
 
 
@@ -46,13 +47,13 @@ def read_voc(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
     """Stream sample records from VOC XML files in name order."""
     files = sorted(src.glob("*.xml")) if src.is_dir() else [src]
     if not files:
-        raise SarvlmError(f"{src}: no .xml annotation files")
+        raise InputError(f"{src}: no .xml annotation files")
     for path in files:
         where = str(path)
         try:
             root = ET.parse(path).getroot()
         except ET.ParseError as exc:
-            raise SarvlmError(f"{where}: malformed XML ({exc})") from None
+            raise InputError(f"{where}: malformed XML ({exc})") from None
         size = root.find("size")
         width, height = (int(_num(size, t, where)) for t in ("width", "height")) if size is not None else (None, None)
         name_el = root.find("filename")
@@ -72,7 +73,7 @@ def read_voc(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
             owhere = f"{where}: object {k}"
             name = (obj.findtext("name") or "").strip()
             if not name:
-                raise SarvlmError(f"{owhere}: name: empty")
+                raise InputError(f"{owhere}: name: empty")
             bnd, rb = obj.find("bndbox"), obj.find("robndbox")
             poly = None
             if bnd is not None:
@@ -80,10 +81,10 @@ def read_voc(src: Path, ctx: ImportContext) -> Iterator[SampleRecord]:
             elif rb is not None:
                 box, poly = _robndbox(rb, owhere)
             else:
-                raise SarvlmError(f"{owhere}: no bndbox")
+                raise InputError(f"{owhere}: no bndbox")
             if box[2] < box[0] or box[3] < box[1]:
-                raise SarvlmError(f"{owhere}: bndbox: negative size (xmax < xmin or ymax < ymin)")
-            o = {"category": name, "bbox": box}
+                raise InputError(f"{owhere}: bndbox: negative size (xmax < xmin or ymax < ymin)")
+            o: dict[str, Any] = {"category": name, "bbox": box}
             if poly:
                 o["polygon"] = poly
             if (obj.findtext("difficult") or "0").strip() not in ("0", ""):

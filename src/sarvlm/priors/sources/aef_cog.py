@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.io.aef_layout import AEF_BANDS, AEF_NODATA, dequantize_aef, read_aef_index, zone_lonlat_box
 
 MERGE_PIXELS = 8192  # pixels (x 64 bands) whose copy costs about one extra window read call
@@ -57,9 +58,9 @@ class AefCogSource:
 
         self.root = Path(root)
         if not self.root.is_dir():
-            raise SarvlmError(f"{self.root}: no such directory (aef-cog source)")
+            raise NotFoundError(f"{self.root}: no such directory (aef-cog source)")
         if missing_tiles not in ("error", "skip"):
-            raise SarvlmError(f"missing_tiles: must be 'error' or 'skip', got {missing_tiles!r}")
+            raise InputError(f"missing_tiles: must be 'error' or 'skip', got {missing_tiles!r}")
         self.spec = f"aef-cog:{self.root}"
         self.prior_dim = AEF_BANDS
         self.max_open = int(max_open)
@@ -74,7 +75,7 @@ class AefCogSource:
         if not exists.all():
             first = index["local_path"][int(np.argmin(exists))]
             if missing_tiles == "error":
-                raise SarvlmError(
+                raise NotFoundError(
                     f"{first}: tile named by the index is missing ({int((~exists).sum())} of {len(exists)} missing; "
                     "open with missing_tiles='skip' / --missing-tiles skip to treat them as no coverage)"
                 )
@@ -91,7 +92,7 @@ class AefCogSource:
                 try:
                     parsed[crs] = CRS.from_user_input(crs).to_string()
                 except CRSError:
-                    raise SarvlmError(
+                    raise InputError(
                         f"{self.root}: index row {i} ({self._paths[i].name}): unsupported crs {crs!r}"
                     ) from None
             self._crs.append(parsed[crs])
@@ -110,11 +111,11 @@ class AefCogSource:
             geoms.append(g)
         self._geoms = np.array(geoms, dtype=object)
         self._all_tree = shapely.STRtree(self._geoms) if len(geoms) else None
-        self._year_trees: dict[int, tuple[object, np.ndarray]] = {}
+        self._year_trees: dict[int, tuple[Any, np.ndarray]] = {}  # shapely.STRtree, index rows
         for year in sorted(set(self._years.tolist())):
             rows = np.flatnonzero(self._years == year)
             self._year_trees[int(year)] = (shapely.STRtree(self._geoms[rows]), rows)
-        self._datasets: OrderedDict[int, object] = OrderedDict()
+        self._datasets: OrderedDict[int, Any] = OrderedDict()  # open rasterio datasets, LRU
         self._transformers: dict[str, object] = {}
 
     # -- PriorSource -----------------------------------------------------------------
@@ -204,13 +205,13 @@ class AefCogSource:
         try:
             ds = rasterio.open(path, driver=driver)
         except rasterio.errors.RasterioIOError as exc:
-            raise SarvlmError(f"{path}: cannot open AEF tile ({exc})") from None
+            raise InputError(f"{path}: cannot open AEF tile ({exc})") from None
         if ds.count != AEF_BANDS:
             ds.close()
-            raise SarvlmError(f"{path}: has {ds.count} bands, AEF tiles have {AEF_BANDS}")
+            raise InputError(f"{path}: has {ds.count} bands, AEF tiles have {AEF_BANDS}")
         if ds.dtypes[0] != "int8":
             ds.close()
-            raise SarvlmError(f"{path}: dtype {ds.dtypes[0]}, AEF tiles are int8")
+            raise InputError(f"{path}: dtype {ds.dtypes[0]}, AEF tiles are int8")
         self._datasets[row] = ds
         if len(self._datasets) > self.max_open:
             _, old = self._datasets.popitem(last=False)
@@ -223,7 +224,7 @@ class AefCogSource:
         try:
             return ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
         except Exception as exc:  # noqa: BLE001 - corrupt/truncated tiles surface here
-            raise SarvlmError(f"{self._paths[row]}: cannot read window rows {r0}:{r1} cols {c0}:{c1} ({exc})") from None
+            raise InputError(f"{self._paths[row]}: cannot read window rows {r0}:{r1} cols {c0}:{c1} ({exc})") from None
 
     def _gather(self, row: int, ds, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
         """int8 codes (k, 64) at pixel (rr, cc) of one tile: from decoded blocks when the

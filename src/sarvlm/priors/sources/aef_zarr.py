@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, NotFoundError
 from sarvlm.io.aef_layout import AEF_NODATA, dequantize_aef
 
 _YEAR_SUFFIX = re.compile(r"(\d{4})\.zarr$")
@@ -37,22 +38,22 @@ class _YearStore:
             x = np.asarray(group["x"][:], dtype=np.float64)
             y = np.asarray(group["y"][:], dtype=np.float64)
         except KeyError as exc:
-            raise SarvlmError(
+            raise InputError(
                 f"{path}: missing array {exc} (expected embeddings, x, y as aef-download writes)"
             ) from None
         if self.emb.ndim != 3 or self.emb.shape[1:] != (y.size, x.size):
-            raise SarvlmError(
+            raise InputError(
                 f"{path}: embeddings shape {self.emb.shape} does not match (band, len(y)={y.size}, len(x)={x.size})"
             )
         if x.size < 2 or y.size < 2:
-            raise SarvlmError(f"{path}: needs at least 2×2 pixels to know the pixel size")
+            raise InputError(f"{path}: needs at least 2×2 pixels to know the pixel size")
         self.x0, self.dx = x[0], (x[-1] - x[0]) / (x.size - 1)
         self.y0, self.dy = y[0], (y[-1] - y[0]) / (y.size - 1)
         self.width, self.height = x.size, y.size
         self.mask = group["mask"] if "mask" in group else None
         self.is_int = np.dtype(self.emb.dtype) == np.int8
         if not self.is_int and np.dtype(self.emb.dtype).kind != "f":
-            raise SarvlmError(f"{path}: embeddings dtype {self.emb.dtype} is neither int8 codes nor float")
+            raise InputError(f"{path}: embeddings dtype {self.emb.dtype} is neither int8 codes nor float")
         xs = (self.x0, self.x0 + self.dx * self.width)
         ys = (self.y0, self.y0 + self.dy * self.height)
         self.bounds = (min(xs), min(ys), max(xs), max(ys))
@@ -73,35 +74,35 @@ class AefZarrSource:
         self.path = Path(path)
         self.spec = f"aef-zarr:{self.path}"
         if not self.path.exists():
-            raise SarvlmError(f"{self.path}: no such zarr store or directory (aef-zarr source)")
+            raise NotFoundError(f"{self.path}: no such zarr store or directory (aef-zarr source)")
         candidates = [self.path] if _is_group(self.path) else sorted(p for p in self.path.iterdir() if _is_group(p))
         if not candidates:
-            raise SarvlmError(f"{self.path}: no zarr group with an 'embeddings' array found")
+            raise InputError(f"{self.path}: no zarr group with an 'embeddings' array found")
         self._stores: dict[int, _YearStore] = {}
         dims = set()
         for p in candidates:
             try:
                 group = zarr.open_group(str(p), mode="r")
             except Exception as exc:  # noqa: BLE001 - any zarr decoding problem is the store's fault
-                raise SarvlmError(f"{p}: cannot open zarr group ({exc})") from None
+                raise InputError(f"{p}: cannot open zarr group ({exc})") from None
             if "embeddings" not in group:
                 continue
             year = group.attrs.get("year")
             if year is None:
                 m = _YEAR_SUFFIX.search(p.name)
                 if not m:
-                    raise SarvlmError(f"{p}: no 'year' attribute and no _YYYY.zarr suffix: cannot tell the year")
+                    raise InputError(f"{p}: no 'year' attribute and no _YYYY.zarr suffix: cannot tell the year")
                 year = int(m.group(1))
-            year = int(year)
+            year = int(cast(Any, year))  # a JSON attribute: int, float or numeric string
             if year in self._stores:
-                raise SarvlmError(f"{p}: a second store for year {year} (first: {self._stores[year].path})")
+                raise InputError(f"{p}: a second store for year {year} (first: {self._stores[year].path})")
             store = _YearStore(p, group)
             self._stores[year] = store
             dims.add(store.emb.shape[0])
         if not self._stores:
-            raise SarvlmError(f"{self.path}: no zarr group with an 'embeddings' array found")
+            raise InputError(f"{self.path}: no zarr group with an 'embeddings' array found")
         if len(dims) != 1:
-            raise SarvlmError(f"{self.path}: stores disagree on the number of bands {sorted(dims)}")
+            raise InputError(f"{self.path}: stores disagree on the number of bands {sorted(dims)}")
         self.prior_dim = dims.pop()
 
     @property

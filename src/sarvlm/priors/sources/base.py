@@ -45,7 +45,7 @@ def choose_year(requested: int | None, available: list[int], policy: str = "near
     if policy == "exact":
         return None
     if policy != "nearest":
-        from sarvlm.core.errors import SarvlmError
+        from sarvlm.core.errors import ConfigurationError
 
-        raise SarvlmError(f"year policy: must be 'nearest' or 'exact', got {policy!r}")
+        raise ConfigurationError(f"year policy: must be 'nearest' or 'exact', got {policy!r}")
     return int(min(available, key=lambda y: (abs(y - requested), y)))

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from sarvlm.core.errors import SarvlmError
+from sarvlm.core.errors import InputError, MissingDependency
 from sarvlm.io.aef_layout import AEF_BAND_NAMES
 
 COLLECTION_ID = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
@@ -30,9 +30,9 @@ INSTALL_HINT = "pip install -e '.[earthengine]'"
 
 def _import_ee():
     try:
-        import ee  # type: ignore[import-not-found]
+        import ee
     except ImportError:
-        raise SarvlmError(f"earthengine source needs the optional extra earthengine-api: {INSTALL_HINT}") from None
+        raise MissingDependency("earthengine-api", "earthengine", "the earthengine prior source") from None
     return ee
 
 
@@ -49,7 +49,7 @@ class EarthEngineSource:
         try:
             ee.Initialize(project=self.project) if self.project else ee.Initialize()
         except Exception as exc:  # noqa: BLE001 - credentials/project problems have many exception types
-            raise SarvlmError(
+            raise InputError(
                 f"earthengine: cannot initialise ({_one_line(exc)}); authenticate with `earthengine authenticate` "
                 "and name a Cloud project (earthengine:PROJECT or EARTHENGINE_PROJECT)"
             ) from None
@@ -105,7 +105,7 @@ class EarthEngineSource:
         try:
             return obj.getInfo()
         except Exception as exc:  # noqa: BLE001 - ee.EEException, HTTP errors, quota errors
-            raise SarvlmError(f"earthengine: cannot {what} ({_one_line(exc)})") from None
+            raise InputError(f"earthengine: cannot {what} ({_one_line(exc)})") from None
 
 
 def _one_line(exc: BaseException) -> str:
