@@ -71,6 +71,7 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
         "# sarvlm demo report",
         "## Summary",
         "## Questions that need the prior",
+        "## Decision: does the TLM help?",
         "## FUSAR-GPT Table 9 layout",
         "## FUSAR-GPT Table 6 layout",
         "## Plots",
@@ -79,7 +80,16 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
     for run in ("stage2-only", "stage2+tlm", "full"):
         assert f"| {run} |" in report
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"config", "headline", "prior_subsets", "tlm_verdicts", "prior_probe", "runs", "timings_s"} <= set(metrics)
+    assert {
+        "config",
+        "headline",
+        "prior_subsets",
+        "tlm_verdicts",
+        "decision",
+        "prior_probe",
+        "runs",
+        "timings_s",
+    } <= set(metrics)
     # the information check: the prior separates land covers far better than SAR pixels do
     assert "Is the information there?" in report
     probe = metrics["prior_probe"]

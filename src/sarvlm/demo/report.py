@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,50 @@ def _subset_scores(pred_path: Path, test_path: Path) -> dict[str, float]:
         out["ship det F1@0.5"] = detection_scores(det_gt, det_pred, iou_thresholds=(0.5,))[0.5]["all"]["f1"]
         out["ship det n"] = len(det_gt)
     return out
+
+
+def _prior_hits(pred_path: Path, test_path: Path) -> dict[str, bool]:
+    """Per question: was the land cover right? Over the prior-dependent land-cover questions
+    (truth farmland or grassland), keyed by example id — the paired unit of the decision rule."""
+    from sarvlm.core.example import read_examples, read_predictions
+    from sarvlm.core.vocabulary import answer_key
+    from sarvlm.tasks.registry import answer_is_correct, parse_prediction
+
+    preds = {p.id: p.prediction for p in read_predictions(pred_path)}
+    hits: dict[str, bool] = {}
+    for ex in read_examples(test_path):
+        if ex.task in ("landform_main", "landform_region") and answer_key(str(ex.answer)) in PRIOR_CLASSES:
+            text = preds.get(ex.id, "")
+            parsed = parse_prediction(
+                ex.task, text, params=ex.params, coords=ex.coords, width=ex.width, height=ex.height
+            )
+            hits[ex.id] = bool(answer_is_correct(ex.task, parsed, ex.answer))
+    return hits
+
+
+def decision_table(scores: RunScores) -> tuple[list[str], list[dict[str, Any]]]:
+    """The decision rule (:mod:`sarvlm.demo.decision`) for every TLM pair, on the land-cover
+    questions that need the prior: markdown rows and their data."""
+    from sarvlm.demo.decision import paired_bootstrap
+
+    lines: list[str] = []
+    data: list[dict[str, Any]] = []
+    for with_tlm, without in TLM_PAIRS:
+        seeds = sorted({s for (n, s) in scores.hits if n == with_tlm} & {s for (n, s) in scores.hits if n == without})
+        if not seeds:
+            continue
+        ids = sorted(set.intersection(*(set(scores.hits[(n, s)]) for s in seeds for n in (with_tlm, without))))
+        if not ids:
+            continue
+        a = [[scores.hits[(with_tlm, s)][i] for i in ids] for s in seeds]
+        b = [[scores.hits[(without, s)][i] for i in ids] for s in seeds]
+        r = paired_bootstrap(a, b)
+        data.append({"with": with_tlm, "without": without, **r.to_dict()})
+        lines.append(
+            f"| {with_tlm} vs {without} | {r.seeds} | {r.questions} | {100 * r.diff:+.1f} | "
+            f"[{100 * r.low:+.1f}, {100 * r.high:+.1f}] | **{r.verdict}** |"
+        )
+    return lines, data
 
 
 def _prior_probe(pre: Path, data: Path, priors: Path) -> dict[str, float]:
@@ -285,6 +329,8 @@ class RunScores:
     headline: dict[str, dict[str, list[float]]]  # run -> column title -> value per seed
     subsets: dict[str, dict[str, list[float]]]  # run -> prior-question subset -> value per seed
     per_run: list[dict[str, Any]]
+    # (run, seed) -> example id -> land cover right? (prior-dependent land-cover questions)
+    hits: dict[tuple[str, int], dict[str, bool]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -303,6 +349,7 @@ def collect_scores(ablation: Path, scored: Path) -> RunScores:
     headline: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     subsets: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in order}
     per_run: list[dict[str, Any]] = []
+    hits: dict[tuple[str, int], dict[str, bool]] = {}
     baseline = {
         "name": MAJORITY,
         "seed": 0,
@@ -334,7 +381,11 @@ def collect_scores(ablation: Path, scored: Path) -> RunScores:
                 subsets[entry["name"]][k].append(v)
         row["prior_subsets"] = sub
         per_run.append(row)
-    return RunScores(order, runs, headline, subsets, per_run)
+        if entry["name"] != MAJORITY:
+            hits[(entry["name"], int(entry["seed"]))] = _prior_hits(
+                scored / "predictions" / f"{pred_tag}.jsonl", scored / "test.jsonl"
+            )
+    return RunScores(order, runs, headline, subsets, per_run, hits)
 
 
 @dataclass
@@ -424,6 +475,7 @@ def _report_markdown(
     verdicts: Verdicts,
     probe: dict[str, float],
     *,
+    decision: list[str],
     world: Path,
     data: Path,
     priors: Path,
@@ -481,6 +533,16 @@ def _report_markdown(
         f"Tasks where a TLM run beats its no-TLM twin by more than the spread: {', '.join(verdicts.helped) or 'none'}. "
         f"Tasks where it does not: {', '.join(verdicts.not_helped) or 'none'}.",
         "",
+        "## Decision: does the TLM help? (rule fixed before the numbers, see docs/demo.md)",
+        "",
+        "Each TLM run against its no-TLM twin on the same farmland/grassland land-cover questions: "
+        "Δ = mean over seeds of the per-question accuracy difference; 95 % interval from a paired bootstrap "
+        "over seeds and questions. Gain if the interval lies above 0, loss if below, otherwise no detectable difference.",
+        "",
+        "| pair | seeds | questions | Δ (points) | 95 % interval | verdict |",
+        "|---|---:|---:|---:|---|---|",
+        *(decision or ["| – | – | – | – | – | – |"]),
+        "",
         *_probe_lines(probe),
         "## FUSAR-GPT Table 9 layout (stage ablation, counting)",
         "",
@@ -535,6 +597,7 @@ def write_demo_report(
     """
     scores = collect_scores(ablation, scored)
     verdicts = tlm_verdicts(scores)
+    decision_lines, decision_data = decision_table(scores)
     probe = _prior_probe(pre, data, priors)
     _loss_plot(ablation, scores.runs, out / "loss_curves.png")
     _bars_plot(scores.headline, scores.columns, out / "per_task_by_run.png")
@@ -544,6 +607,7 @@ def write_demo_report(
         scores,
         verdicts,
         probe,
+        decision=decision_lines,
         world=world,
         data=data,
         priors=priors,
@@ -559,6 +623,7 @@ def write_demo_report(
         "headline": {n: dict(scores.headline[n].items()) for n in scores.order},
         "prior_subsets": {n: dict(scores.subsets[n].items()) for n in scores.order},
         "tlm_verdicts": verdicts.data,
+        "decision": decision_data,
         "prior_probe": probe,
         "runs": scores.per_run,
         "timings_s": timings,

@@ -75,13 +75,18 @@ def _dtype(dtype: Any) -> torch.dtype | None:
     return names[dtype]
 
 
-def build_tiny(name: str, settings: SarvlmSettings | dict | None = None, seed: int = 0) -> tuple[Any, Any]:
-    """A freshly initialised tiny model and its processor (same seed → same weights)."""
+def build_tiny(
+    name: str, settings: SarvlmSettings | dict | None = None, seed: int = 0, tokenizer: Any = None
+) -> tuple[Any, Any]:
+    """A freshly initialised tiny model and its processor (same seed → same weights).
+
+    ``tokenizer``: the model's tokenizer (e.g. :func:`sarvlm.models.tokenizer.bpe_tokenizer`);
+    default the offline byte-level one. The embedding table is sized to it."""
     from sarvlm.models.processor import SarvlmProcessor, make_image_processor
     from sarvlm.models.tiny import tiny_config, tiny_settings, tiny_tokenizer
 
     resolved = tiny_settings(name, settings)
-    tokenizer = tiny_tokenizer(name)
+    tokenizer = tokenizer if tokenizer is not None else tiny_tokenizer(name)
     config = tiny_config(name, resolved, tokenizer)
     setattr(config, CONFIG_KEY, resolved.to_dict())
     config._name_or_path = name

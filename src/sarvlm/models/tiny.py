@@ -53,6 +53,9 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
             ),
         )
     )
+    # the byte-level tokenizer's 270 tokens fit the default 272; a BPE vocabulary sets the size
+    # (rounded up to a multiple of 16, as real vocabularies are padded)
+    vocab_size = max(_TEXT["vocab_size"], -(-len(tokenizer) // 16) * 16)
     common = {
         "image_token_id": ids["image"],
         "video_token_id": ids["video"],
@@ -66,6 +69,7 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
 
         text = {
             **_TEXT,
+            "vocab_size": vocab_size,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _MROPE},
             "bos_token_id": ids["pad"],
             "eos_token_id": ids["eos"],
@@ -89,6 +93,7 @@ def tiny_config(name: str, settings: SarvlmSettings, tokenizer: Any) -> Any:
 
         text = {
             **_TEXT,
+            "vocab_size": vocab_size,
             "head_dim": 16,
             "rope_parameters": {
                 "rope_type": "default",

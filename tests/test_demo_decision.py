@@ -1,0 +1,69 @@
+"""The demo's decision rule: paired bootstrap against hand-computed cases, and the power calculation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sarvlm.core.errors import SarvlmError
+from sarvlm.demo.decision import GAIN, LOSS, NO_DIFFERENCE, paired_bootstrap, required_questions, verdict_of
+
+
+def test_identical_runs_have_a_zero_interval_and_no_difference():
+    hits = [[True, False, True, False], [False, False, True, True]]
+    r = paired_bootstrap(hits, [list(h) for h in hits])
+    assert (r.diff, r.low, r.high) == (0.0, 0.0, 0.0)
+    assert r.verdict == NO_DIFFERENCE and r.seeds == 2 and r.questions == 4
+
+
+def test_always_right_against_always_wrong_is_a_certain_gain_and_its_mirror_a_loss():
+    right, wrong = [[True] * 5] * 3, [[False] * 5] * 3
+    r = paired_bootstrap(right, wrong)
+    assert (r.diff, r.low, r.high, r.verdict) == (1.0, 1.0, 1.0, GAIN)
+    m = paired_bootstrap(wrong, right)
+    assert (m.diff, m.low, m.high, m.verdict) == (-1.0, -1.0, -1.0, LOSS)
+
+
+def test_one_seed_four_questions_matches_the_binomial_quantiles():
+    # d = [1, 0, 0, 0]: a resample's mean is k/4 with k ~ Binomial(4, 1/4).
+    # P(k = 0) = 0.316 > 0.025 → lower bound 0; P(k <= 2) = 0.949 < 0.975 <= P(k <= 3) = 0.996 → upper 0.75.
+    r = paired_bootstrap([[True, True, False, False]], [[False, True, False, False]], resamples=20000)
+    assert r.diff == pytest.approx(0.25)
+    assert (r.low, r.high) == (0.0, 0.75)
+    assert r.verdict == NO_DIFFERENCE
+
+
+def test_pairing_is_kept_a_consistent_small_gain_is_detected():
+    # The TLM run is right on every question its twin gets right, plus 10 % more: d ∈ {0, 1}, never −1.
+    n = 200
+    without = [[q % 2 == 0 for q in range(n)] for _ in range(3)]
+    with_ = [[q % 2 == 0 or q % 10 == 1 for q in range(n)] for _ in range(3)]
+    r = paired_bootstrap(with_, without)
+    assert r.diff == pytest.approx(0.10)
+    assert 0.05 < r.low < 0.10 < r.high < 0.15
+    assert r.verdict == GAIN
+
+
+def test_seeds_are_resampled_a_seed_spread_widens_the_interval():
+    # Seed 0 gains 20 points, seed 1 loses 20: the mean is 0 and the interval must cover ±0.2 reach.
+    n = 100
+    base = [False] * n
+    up = [q < 20 for q in range(n)]
+    r = paired_bootstrap([up, base], [base, up])
+    assert r.diff == pytest.approx(0.0)
+    assert r.low <= -0.15 and r.high >= 0.15
+
+
+def test_bootstrap_is_deterministic_and_rejects_unpaired_input():
+    a, b = [[True, False, True]], [[False, False, True]]
+    assert paired_bootstrap(a, b) == paired_bootstrap(a, b)
+    with pytest.raises(SarvlmError, match="seed 0"):
+        paired_bootstrap([[True, False]], [[True]])
+    with pytest.raises(SarvlmError, match="number of seeds"):
+        paired_bootstrap([[True]], [])
+
+
+def test_verdict_rule_and_power_calculation():
+    assert verdict_of(0.01, 0.2) == GAIN and verdict_of(-0.2, -0.01) == LOSS and verdict_of(-0.01, 0.2) == NO_DIFFERENCE
+    # (1.95996 + 0.84162)² · 2 · 0.25 / 0.01 = 392.4 → 393
+    assert required_questions(0.10) == 393
+    assert required_questions(0.20) == 99
