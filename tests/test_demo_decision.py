@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from sarvlm.core.errors import SarvlmError
-from sarvlm.demo.decision import GAIN, LOSS, NO_DIFFERENCE, paired_bootstrap, required_questions, verdict_of
+from sarvlm.demo.decision import (
+    GAIN,
+    LOSS,
+    NO_DIFFERENCE,
+    detectable_difference,
+    paired_bootstrap,
+    required_questions,
+    verdict_of,
+)
 
 
 def test_identical_runs_have_a_zero_interval_and_no_difference():
@@ -67,3 +75,6 @@ def test_verdict_rule_and_power_calculation():
     # (1.95996 + 0.84162)² · 2 · 0.25 / 0.01 = 392.4 → 393
     assert required_questions(0.10) == 393
     assert required_questions(0.20) == 99
+    # 19 questions (the old demo's farmland/grassland set) only detect a 45-point difference
+    assert detectable_difference(19) == pytest.approx(0.4545, abs=1e-3)
+    assert detectable_difference(393) <= 0.10 < detectable_difference(392)

@@ -21,7 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="small smoke-test run (< 2 minutes): fewer scenes, steps, runs and seeds"
     )
-    p.add_argument("--seeds", type=int, default=None, help="training seeds per ablation run (default 2, --quick 1)")
+    p.add_argument(
+        "--preset",
+        choices=("quick", "default", "gpu"),
+        default=None,
+        help="run size: quick (= --quick), default (small model, 3 seeds, < 10 min on 2 cores), "
+        "gpu (480 scenes, 256-wide model, more steps: for one GPU)",
+    )
+    p.add_argument("--seeds", type=int, default=None, help="training seeds per ablation run (default 3, --quick 1)")
     p.add_argument("--fresh", action="store_true", help="recompute every step instead of reusing finished ones")
     return p
 
@@ -33,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise SarvlmError(f"--seeds must be >= 1, got {args.seeds}")
-    run_demo(args.out, demo_config(args.quick, args.seeds), fresh=args.fresh)
+    run_demo(args.out, demo_config(args.quick, args.seeds, args.preset), fresh=args.fresh)
     return 0

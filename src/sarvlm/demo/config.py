@@ -1,4 +1,6 @@
-"""Sizes of the demo: `--quick` (CI smoke test, < 2 min) and the full run (< 10 min on 2 cores).
+"""Presets of the demo: `quick` (CI smoke test, < 2 min), `default` (the full run on 2 CPU cores,
+≥ 3 seeds, the `small` model) and `gpu` (larger world, the 256-wide `gpu` model, more steps: what a
+user with one GPU runs).
 
 The tiny model starts from random weights, so the published learning rates (1e-4 / 1e-5, tuned
 for a pretrained 7B model) would not move it in a few hundred CPU steps. The demo keeps every
@@ -22,6 +24,9 @@ class DemoConfig:
     size: int  # scene side in pixels
     seeds: int  # training seeds per ablation run (mean ± std over them)
     world_seed: int = 0
+    model: str = "tiny-qwen2.5-vl"  # a named size of sarvlm.models.tiny
+    tokenizer: str = "bpe"  # "bpe" (trained on the training split's text) or "byte"
+    vocab_size: int = 1024
     looks: float = 4.0
     grid: tuple[int, int] = (8, 8)
     base_steps: int = 400  # optical "pretraining" of the tiny base model
@@ -66,13 +71,14 @@ class DemoConfig:
 
 
 FULL = DemoConfig(
-    scenes=120,
+    scenes=160,
     size=112,
-    seeds=2,
+    seeds=3,
+    model="small-qwen2.5-vl",
     base_steps=600,
-    stage1_steps=80,
+    stage1_steps=100,
     stage2_steps=200,
-    test_per_task=25,
+    test_per_task=30,
     base_lr=5e-3,
     stage1_lr=1e-2,
     stage2_lr=5e-3,
@@ -85,10 +91,35 @@ QUICK = DemoConfig(
     stage1_steps=8,
     stage2_steps=16,
     test_per_task=4,
+    vocab_size=512,
     runs=("stage2-only", "stage2+tlm", "full"),
 )
+# One GPU (the issue's H200 measurement: 480 scenes, a 256-wide 4-layer model, 300 TLM steps).
+GPU = DemoConfig(
+    scenes=480,
+    size=112,
+    seeds=3,
+    model="gpu-qwen2.5-vl",
+    base_steps=3000,
+    stage1_steps=300,
+    stage2_steps=1000,
+    batch_size=16,
+    test_per_task=200,
+    base_lr=1e-3,
+    stage1_lr=3e-3,
+    stage2_lr=1e-3,
+    predict_batch_size=64,
+    workers=1,
+)
+PRESETS = {"quick": QUICK, "default": FULL, "gpu": GPU}
 
 
-def demo_config(quick: bool, seeds: int | None = None) -> DemoConfig:
-    cfg = QUICK if quick else FULL
+def demo_config(quick: bool = False, seeds: int | None = None, preset: str | None = None) -> DemoConfig:
+    """The configuration of a preset (``quick`` wins over ``preset``), with ``seeds`` overriding its seed count."""
+    from sarvlm.core.errors import SarvlmError
+
+    name = "quick" if quick else (preset or "default")
+    if name not in PRESETS:
+        raise SarvlmError(f"--preset: unknown preset {name!r} (expected one of {', '.join(PRESETS)})")
+    cfg = PRESETS[name]
     return replace(cfg, seeds=seeds) if seeds else cfg

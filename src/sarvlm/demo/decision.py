@@ -102,3 +102,9 @@ def required_questions(difference: float = 0.10, accuracy: float = 0.5, alpha: f
     z = NormalDist().inv_cdf
     n = (z(1 - alpha / 2) + z(power)) ** 2 * 2 * accuracy * (1 - accuracy) / difference**2
     return math.ceil(n)
+
+
+def detectable_difference(questions: int, accuracy: float = 0.5, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest accuracy difference ``questions`` questions detect (inverse of :func:`required_questions`)."""
+    z = NormalDist().inv_cdf
+    return (z(1 - alpha / 2) + z(power)) * math.sqrt(2 * accuracy * (1 - accuracy) / questions)

@@ -88,6 +88,27 @@ def _scene_splits(pre_samples: Path, out: Path, seed: int) -> None:
     )
 
 
+def _initial_model(train_jsonls: list[Path], out: Path, model: str, tokenizer: str, vocab_size: int) -> None:
+    """The randomly initialised base model with its tokenizer, saved as a model directory.
+
+    ``tokenizer="bpe"`` trains the BPE merges on the text of the training examples only (SAR and
+    optical), so no validation or test text shapes the vocabulary; ``"byte"`` keeps one token per byte.
+    """
+    from sarvlm.core.example import read_examples
+    from sarvlm.models.loading import build_tiny, save_model
+    from sarvlm.models.tiny import TINY_MODELS
+    from sarvlm.models.tokenizer import bpe_tokenizer, byte_level_tokenizer
+
+    backbone = TINY_MODELS[model]
+    if tokenizer == "bpe":
+        texts = [m.content for path in train_jsonls for ex in read_examples(path) for m in ex.messages]
+        tok = bpe_tokenizer(texts, vocab_size=vocab_size, backbone=backbone)
+    else:
+        tok = byte_level_tokenizer(backbone)
+    net, processor = build_tiny(model, seed=0, tokenizer=tok)
+    save_model(net, processor, out / "model")
+
+
 def _majority_predictions(train_jsonl: Path, test_jsonl: Path, out: Path) -> None:
     """The no-model baseline: every test question answered with its task's most frequent training
     answer (ties: the alphabetically first). A run that does not beat it has learnt nothing image-specific."""
@@ -332,14 +353,34 @@ def _run_demo_steps(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool, consol
             "pretrain.tasks": list(BUILD_TASKS),
         },
     )
+    init = runner.run(
+        "init",
+        {
+            "data": runner.key_of("data"),
+            "optical-data": runner.key_of("optical-data"),
+            "model": cfg.model,
+            "tokenizer": cfg.tokenizer,
+            "vocab_size": cfg.vocab_size,
+        },
+        lambda d: _initial_model(
+            [data / "train.jsonl", optical_data / "train.jsonl"], d, cfg.model, cfg.tokenizer, cfg.vocab_size
+        ),
+        title=f"    initial {cfg.model} ({cfg.tokenizer} tokenizer, trained on the training split's text)",
+    )
     base = runner.run(
         "base",
-        {"data": runner.key_of("optical-data"), "steps": cfg.base_steps, "lr": cfg.base_lr, "tasks": BUILD_TASKS},
+        {
+            "init": runner.key_of("init"),
+            "data": runner.key_of("optical-data"),
+            "steps": cfg.base_steps,
+            "lr": cfg.base_lr,
+            "tasks": BUILD_TASKS,
+        },
         lambda d: _quietly(
             out / "logs" / "base-train.log",
             train,
             base_recipe,
-            model="tiny-qwen2.5-vl",
+            model=str(init / "model"),
             data=optical_data,
             out=d,
             overwrite=True,
