@@ -386,7 +386,7 @@ def _run_demo_steps(out_dir: str | Path, cfg: DemoConfig, *, fresh: bool, consol
             overwrite=True,
             log=print,
         ),
-        title=f"5/7 base model: tiny Qwen2.5-VL pretrained on the optical twins ({cfg.base_steps} steps)",
+        title=f"5/7 base model: {cfg.model} pretrained on the optical twins ({cfg.base_steps} steps)",
     )
     ablation_params = {
         "base": runner.key_of("base"),

@@ -150,6 +150,50 @@ def decision_table(scores: RunScores) -> tuple[list[str], list[dict[str, Any]]]:
     return lines, data
 
 
+def token_diagnostics(ablation: Path, runs: list[dict[str, Any]], scenes_jsonl: Path, test_jsonl: Path, priors: Path):
+    """:func:`sarvlm.demo.diagnostics.visual_token_diagnostics` of the first seed of each TLM run
+    (``full``, ``stage2+tlm``) on the test scenes: ``{run: figures}``."""
+    from sarvlm.core.example import read_examples
+    from sarvlm.demo.diagnostics import visual_token_diagnostics
+
+    scene_ids = sorted({ex.sample_id for ex in read_examples(test_jsonl)})
+    out: dict[str, dict[str, float]] = {}
+    for name in ("full", "stage2+tlm"):
+        entries = sorted((e for e in runs if e["name"] == name), key=lambda e: e["seed"])
+        if entries:
+            e = entries[0]
+            out[f"{name}-seed{e['seed']}"] = visual_token_diagnostics(
+                ablation / e["run_dir"] / "final", scenes_jsonl, scene_ids, priors
+            )
+    return out
+
+
+def _diagnostic_lines(diag: dict[str, dict[str, float]]) -> list[str]:
+    if not diag:
+        return []
+    pct = lambda d, k: f"{100 * d[k]:.1f} %" if k in d else "–"  # noqa: E731
+    num = lambda d, k: f"{d[k]:.4f}" if k in d else "–"  # noqa: E731
+    return [
+        "## Diagnostics: where is the information lost?",
+        "",
+        "The merged visual tokens of the test scenes (what the LLM receives), labelled by the land cover at each "
+        "token's centre, farmland and grassland only. Linear probe = cross-validated accuracy of a linear "
+        "farmland-vs-grassland classifier on those tokens, without the prior (vision tower alone) and after the "
+        "fusion; modulation = mean ‖after − before‖ / ‖before‖ per land cover. If the probe rises after the "
+        "fusion but the answers do not, the information is lost in the language model; if it does not rise, "
+        "in the fusion.",
+        "",
+        "| run | tokens | probe before fusion | probe after fusion | modulation farmland | modulation grassland |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {run} | {int(d.get('tokens', 0))} | {pct(d, 'probe before fusion')} | {pct(d, 'probe after fusion')} | "
+            f"{num(d, 'modulation farmland')} | {num(d, 'modulation grassland')} |"
+            for run, d in diag.items()
+        ],
+        "",
+    ]
+
+
 def _prior_probe(pre: Path, data: Path, priors: Path) -> dict[str, float]:
     """Is the information there? 1-nearest-neighbour land-cover classification of the test scenes'
     anchor nodes from the training scenes' nodes, once with the prior vectors and once with the SAR
@@ -478,6 +522,7 @@ def _report_markdown(
     probe: dict[str, float],
     *,
     decision: list[str],
+    diagnostics: dict[str, dict[str, float]],
     world: Path,
     data: Path,
     priors: Path,
@@ -499,7 +544,8 @@ def _report_markdown(
         f"refined-Lee 7×7 + log stretch + uint8; instruction data split 8:1:1 by scene; priors from the "
         f"AlphaEarth-layout COGs through the `aef-cog:` reader on {cfg.grid[0]}×{cfg.grid[1]} anchor grids "
         f"({prior_summary['nodes_valid']}/{prior_summary['nodes_valid'] + prior_summary['nodes_invalid']} nodes valid). "
-        f"Model: tiny Qwen2.5-VL (random init) pretrained on the optical twins for {cfg.base_steps} steps, then the "
+        f"Model: `{cfg.model}` (random init, {cfg.tokenizer} tokenizer) pretrained on the optical twins for "
+        f"{cfg.base_steps} steps, then the "
         f"`fusar-gpt` recipe per ablation run ({cfg.seeds} seed(s) each). Scored on {n_test} test examples "
         f"(first {cfg.test_per_task} per task). Numbers are as measured; nothing was tuned on the test split.",
         "",
@@ -546,6 +592,7 @@ def _report_markdown(
         *(decision or ["| – | – | – | – | – | – | – |"]),
         "",
         *_probe_lines(probe),
+        *_diagnostic_lines(diagnostics),
         "## FUSAR-GPT Table 9 layout (stage ablation, counting)",
         "",
         *_table9(scores),
@@ -601,6 +648,9 @@ def write_demo_report(
     verdicts = tlm_verdicts(scores)
     decision_lines, decision_data = decision_table(scores)
     probe = _prior_probe(pre, data, priors)
+    diagnostics = token_diagnostics(
+        ablation, scores.runs, data.parent / "scenes" / "sar.jsonl", data / "test.jsonl", priors
+    )
     _loss_plot(ablation, scores.runs, out / "loss_curves.png")
     _bars_plot(scores.headline, scores.columns, out / "per_task_by_run.png")
     _sample_plot(world, data, scored, scores.runs, out / "sample_scene.png")
@@ -610,6 +660,7 @@ def write_demo_report(
         verdicts,
         probe,
         decision=decision_lines,
+        diagnostics=diagnostics,
         world=world,
         data=data,
         priors=priors,
@@ -626,6 +677,7 @@ def write_demo_report(
         "prior_subsets": {n: dict(scores.subsets[n].items()) for n in scores.order},
         "tlm_verdicts": verdicts.data,
         "decision": decision_data,
+        "diagnostics": diagnostics,
         "prior_probe": probe,
         "runs": scores.per_run,
         "timings_s": timings,
