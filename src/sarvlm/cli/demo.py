@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--preset",
         choices=("quick", "default", "gpu"),
         default=None,
-        help="run size: quick (= --quick), default (small model, 3 seeds, < 10 min on 2 cores), "
+        help="run size: quick (= --quick), default (tiny model + BPE tokenizer, 3 seeds, < 10 min on 2 cores), "
         "gpu (480 scenes, 256-wide model, more steps: for one GPU)",
     )
     p.add_argument("--seeds", type=int, default=None, help="training seeds per ablation run (default 3, --quick 1)")

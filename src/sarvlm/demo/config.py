@@ -1,5 +1,5 @@
 """Presets of the demo: `quick` (CI smoke test, < 2 min), `default` (the full run on 2 CPU cores,
-≥ 3 seeds, the `small` model) and `gpu` (larger world, the 256-wide `gpu` model, more steps: what a
+3 seeds, the tiny model with a BPE tokenizer) and `gpu` (larger world, the 256-wide `gpu` model, more steps: what a
 user with one GPU runs).
 
 The tiny model starts from random weights, so the published learning rates (1e-4 / 1e-5, tuned
@@ -70,11 +70,13 @@ class DemoConfig:
         }
 
 
+# tiny + BPE: a stage-2 step costs 0.56× the byte-level tiny model's, so 3 seeds fit the budget the
+# previous 2-seed run used; small + BPE costs 1.42× (docs/benchmarks.md) and would not fit in 10 minutes.
 FULL = DemoConfig(
     scenes=160,
     size=112,
     seeds=3,
-    model="small-qwen2.5-vl",
+    model="tiny-qwen2.5-vl",
     base_steps=600,
     stage1_steps=100,
     stage2_steps=200,
