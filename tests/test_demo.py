@@ -72,6 +72,7 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
         "## Summary",
         "## Questions that need the prior",
         "## Decision: does the TLM help?",
+        "## Diagnostics: where is the information lost?",
         "## FUSAR-GPT Table 9 layout",
         "## FUSAR-GPT Table 6 layout",
         "## Plots",
@@ -86,6 +87,7 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
         "prior_subsets",
         "tlm_verdicts",
         "decision",
+        "diagnostics",
         "prior_probe",
         "runs",
         "timings_s",
@@ -97,6 +99,14 @@ def test_quick_demo_writes_a_complete_report_and_reuses_steps(tmp_path):
     assert metrics["config"]["scenes"] == 20
     assert {r["name"] for r in metrics["runs"]} == {"majority-answer", "stage2-only", "stage2+tlm", "full"}
     assert any(v["with"] == "stage2+tlm" and v["without"] == "stage2-only" for v in metrics["tlm_verdicts"])
+    # the decision table pairs each TLM run with its twin; the diagnostic covers both TLM runs
+    assert "| pair | seeds | questions |" in report
+    for d in metrics["decision"]:
+        assert d["low"] <= d["diff"] <= d["high"] and d["verdict"] in ("gain", "loss", "no detectable difference")
+    assert set(metrics["diagnostics"]) == {"full-seed0", "stage2+tlm-seed0"}
+    assert all(d["tokens"] >= 0 for d in metrics["diagnostics"].values())
+    # the base model carries the BPE tokenizer trained on the training split's text
+    assert (out / "init" / "model" / "tokenizer.json").is_file()
     for png in ("loss_curves.png", "per_task_by_run.png", "sample_scene.png"):
         assert (out / png).stat().st_size > 1000
     # every run was evaluated with the papers' report layout
