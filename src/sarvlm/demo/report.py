@@ -150,7 +150,9 @@ def decision_table(scores: RunScores) -> tuple[list[str], list[dict[str, Any]]]:
     return lines, data
 
 
-def token_diagnostics(ablation: Path, runs: list[dict[str, Any]], scenes_jsonl: Path, test_jsonl: Path, priors: Path):
+def token_diagnostics(
+    ablation: Path, runs: list[dict[str, Any]], scenes_jsonl: Path, test_jsonl: Path, priors: Path
+) -> dict[str, dict[str, float]]:
     """:func:`sarvlm.demo.diagnostics.visual_token_diagnostics` of the first seed of each TLM run
     (``full``, ``stage2+tlm``) on the test scenes: ``{run: figures}``."""
     from sarvlm.core.example import read_examples
