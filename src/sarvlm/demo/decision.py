@@ -83,10 +83,10 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     stats = np.empty(resamples)
     for start in range(0, resamples, 500):  # chunks keep the index arrays small
-        b = min(500, resamples - start)
-        seed_idx = rng.integers(0, n_s, size=(b, n_s))  # (b, seeds)
-        q_idx = rng.integers(0, n_q, size=(b, n_s, n_q))  # (b, seeds, questions)
-        stats[start : start + b] = d[seed_idx[:, :, None], q_idx].mean(axis=(1, 2))
+        chunk = min(500, resamples - start)
+        seed_idx = rng.integers(0, n_s, size=(chunk, n_s))  # (chunk, seeds)
+        q_idx = rng.integers(0, n_q, size=(chunk, n_s, n_q))  # (chunk, seeds, questions)
+        stats[start : start + chunk] = d[seed_idx[:, :, None], q_idx].mean(axis=(1, 2))
     tail = (1 - level) / 2
     low, high = (float(x) for x in np.quantile(stats, [tail, 1 - tail], method="inverted_cdf"))
     return PairedComparison(diff, low, high, n_s, n_q, verdict_of(low, high), level)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from transformers import Qwen2Tokenizer
 from transformers.convert_slow_tokenizer import bytes_to_unicode
@@ -87,7 +88,7 @@ def byte_level_tokenizer(backbone: str = "qwen2.5-vl") -> Qwen2Tokenizer:
     return _qwen_tokenizer(vocab, [], backbone)
 
 
-def _qwen_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], backbone: str) -> Qwen2Tokenizer:
+def _qwen_tokenizer(vocab: dict[str, int], merges: list[Any], backbone: str) -> Qwen2Tokenizer:
     for token in QWEN_SPECIAL_TOKENS:  # fixed ids in Qwen's order, after the learned vocabulary
         vocab[token] = len(vocab)
     tokenizer = Qwen2Tokenizer(
