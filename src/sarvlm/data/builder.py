@@ -232,7 +232,7 @@ def build_dataset(
     samples = Path(samples)
     out_dir = Path(out_dir)
     if not samples.is_file():
-        raise SarvlmError(f"{samples}: no such file")
+        raise NotFoundError(f"{samples}: no such file")
     shard = Shard.parse(shard)
     plan = SplitPlan.parse(opts.split, opts.seed, opts.split_method)
     if shard is not None and opts.split_method != "hash":

@@ -311,10 +311,18 @@ def merge_prediction_shards(out_jsonl: str | Path, overwrite: bool = True, remov
             fh.write(line)
         for line in extra:
             fh.write(line)
+    # The merged file answers the same dataset as its parts: keep eval's dataset check for it.
+    from sarvlm.data.fingerprint import side_file
+
+    prints = {side_file(p).read_text(encoding="utf-8") if side_file(p).is_file() else None for p in parts}
+    if len(prints) == 1 and None not in prints:
+        with atomic_open(side_file(out_jsonl)) as fh:
+            fh.write(prints.pop())
     if remove_parts:
         for p in parts:
             p.unlink()
             shard_info_path(p).unlink(missing_ok=True)
+            side_file(p).unlink(missing_ok=True)
     return out_jsonl
 
 
