@@ -16,8 +16,9 @@
 #
 # 1. `sarvlm annotate` writes FUSAR-GEOVL 8-field captions with the **offline, annotation-grounded
 #    writer** (`--endpoint local`), validates every field against the record's annotations and writes a
-#    run report. Pointing `--endpoint` at any OpenAI-compatible server (vLLM, `sarvlm serve`, a hosted
-#    API) runs the same pipeline with a real model ([annotation.md](../annotation.md)).
+#    run report; then the same command against an OpenAI-compatible endpoint — here `sarvlm serve`
+#    started in this notebook with a tiny model — exactly as it would run against vLLM or a hosted API
+#    ([annotation.md](../annotation.md)).
 # 2. `sarvlm pretrain` trains a tiny FUSAR-KLIP (ITC + ITM + MLM) with SCIO on captions of which 20 % of
 #    the fragments were corrupted on purpose, then `sarvlm retrieve` and `sarvlm zeroshot` evaluate it
 #    ([foundation.md](../foundation.md)).
@@ -81,6 +82,59 @@ ann = json.loads((work / "annotated.jsonl").read_text().splitlines()[0])
 print(ann["captions"][-1]["text"][:500])
 
 # %% [markdown]
+# ### The same pipeline against an OpenAI-compatible endpoint
+#
+# `sarvlm serve` speaks the OpenAI chat API; here it serves an untrained tiny Qwen2.5-VL on a loopback
+# port, and `sarvlm annotate` sends it every record through the `openai` SDK. The tiny model cannot write
+# the 8-field JSON, so the report counts its replies as unparsable — nothing is lost or invented, and the
+# records keep their annotations. `--max-requests 4` caps what this run may spend; the records beyond
+# the budget are reported as `budget` and a `--resume` run picks them up. With `--endpoint http://gpu-box:8000/v1 --model Qwen2.5-VL-72B-Instruct`
+# the same command annotates with a real model.
+
+# %%
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from sarvlm.models.loading import load_model  # noqa: E402
+from sarvlm.serve.app import ServeConfig, create_app  # noqa: E402
+
+model, processor = load_model("tiny-qwen2.5-vl", seed=0)
+server = uvicorn.Server(
+    uvicorn.Config(
+        create_app(model, processor, ServeConfig(model_id="tiny")), host="127.0.0.1", port=0, log_level="warning"
+    )
+)
+threading.Thread(target=server.run, daemon=True).start()
+while not server.started:
+    time.sleep(0.05)
+endpoint = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
+run(
+    "annotate",
+    str(work / "world" / "samples.jsonl"),
+    "--out",
+    str(work / "served.jsonl"),
+    "--prompt",
+    "geovl",
+    "--endpoint",
+    endpoint,
+    "--model",
+    "tiny",
+    "--response-format",
+    "none",
+    "--max-tokens",
+    "24",
+    "--max-retries",
+    "0",
+    "--max-requests",
+    "4",
+)
+served = json.loads((work / "served_annotate" / "report.json").read_text())
+print(json.dumps({k: served[k] for k in ("status", "requests_sent") if k in served}, indent=1))
+server.should_exit = True
+
+# %% [markdown]
 # ## 3. Pretraining with SCIO
 #
 # SCIO (FUSAR-KLIP Algorithm 1) runs in three phases: cross-modal learning on the full texts;
@@ -135,6 +189,28 @@ run(
 )
 metrics = json.loads((work / "retrieval" / "metrics.json").read_text())
 print({k: round(v, 1) for k, v in metrics.items() if k.startswith(("txt_r", "img_r", "r_mean"))})
+
+# %% [markdown]
+# Zero-shot scene classification: each image is matched against text prompts built from class names
+# (templates are data); the truth is the synthetic scene kind.
+
+# %%
+run(
+    "zeroshot",
+    "--model",
+    str(work / "klip" / "final"),
+    "--data",
+    str(work / "world" / "samples.jsonl"),
+    "--classes",
+    "port,coast,river,airport,rural",
+    "--out",
+    str(work / "zeroshot"),
+)
+zs = json.loads((work / "zeroshot" / "metrics.json").read_text())
+print({k: v for k, v in zs.items() if not isinstance(v, (dict, list))})
+pngs = sorted((work / "zeroshot").glob("*.png"))
+if pngs:
+    show_png(pngs[0])
 
 # %%
 sim = __import__("numpy").load(work / "retrieval" / "similarity.npy")

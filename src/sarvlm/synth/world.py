@@ -502,17 +502,7 @@ def generate_world(
         with atomic_open(tmp / "world.json") as fh:
             json.dump(summary.to_dict(), fh, indent=2, sort_keys=False)
             fh.write("\n")
-        _apply_umask(tmp)
     return summary
-
-
-def _apply_umask(root: Path) -> None:
-    """Give the tree the permissions a plain ``mkdir``/``open`` would (temp files are created 0600/0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(root, 0o777 & ~mask)
-    for path in root.rglob("*"):
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _summarise(
