@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import torch
-from tests._foundation_data import fields_for, make_world
+from _foundation_data import fields_for, make_world
 
 from sarvlm.cli.main import main
 from sarvlm.core.record import read_samples
