@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import torch
-from _foundation_data import fields_for, make_world
 
+from _foundation_data import fields_for, make_world
 from sarvlm.cli.main import main
 from sarvlm.core.record import read_samples
 from sarvlm.foundation.config import load_config

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from _foundation_data import fields_for, make_world
 
+from _foundation_data import fields_for, make_world
 from sarvlm.cli.main import main
 from sarvlm.core.errors import InputError
 from sarvlm.foundation.config import load_config
