@@ -42,6 +42,7 @@ from sarvlm.core.atomic import atomic_open
 from sarvlm.core.errors import InputError, SarvlmError
 from sarvlm.core.llm_client import LLMRequestError
 from sarvlm.core.record import Caption, Dialogue, SampleRecord, Turn, read_samples
+from sarvlm.core.sharding import Shard, write_shard_info
 
 FATAL_KINDS = ("auth", "not_found", "connection")
 
@@ -290,30 +291,49 @@ def annotate_samples(
     tpl: PromptTemplate,
     endpoint: Endpoint,
     opts: AnnotateOptions | None = None,
+    shard: Shard | str | None = None,
 ) -> RunReport:
     """Annotate every record of ``samples`` into ``out`` (see the module docstring); returns the run report.
 
     With ``opts.dry_run`` nothing is sent or written: the report counts what would be requested and
     ``report.first_request`` shows the first request (images as hashes).
+
+    ``shard="K/N"`` annotates only the K-th contiguous block of the records into
+    ``STEM.shard-K-of-N.jsonl`` with its own run directory ``RUN_DIR.shard-K-of-N`` (replies cache +
+    report); :func:`sarvlm.annotate.merge.merge_annotate_shards` joins the N parts into ``out`` and
+    ``RUN_DIR``, as one unsharded run writes them.
     """
     from sarvlm.core.progress import track
 
     opts = opts or AnnotateOptions()
     samples = Path(samples)
-    out_path = Path(out) if out is not None else None
+    shard = Shard.parse(shard)
+    final_out = Path(out) if out is not None else None
+    out_path = shard.output_path(final_out, directory=False) if (shard and final_out) else final_out
+    if final_out is not None and samples.is_file() and final_out.exists() and final_out.resolve() == samples.resolve():
+        raise InputError(f"{final_out}: the output would replace the input samples; choose another --out")
     _check_paths(samples, out_path, opts)
-    run_dir = opts.run_dir or (default_run_dir(out_path) if out_path else samples.with_name(f"{samples.stem}_annotate"))
+    final_run_dir = opts.run_dir or (
+        default_run_dir(final_out) if final_out else samples.with_name(f"{samples.stem}_annotate")
+    )
+    run_dir = shard.output_path(final_run_dir, directory=True) if shard else final_run_dir
     cache = ReplyCache(run_dir / "replies")
     worker = _Annotator(tpl, endpoint, cache, samples.parent, opts)
     done = _already_done(out_path, worker.source) if (opts.resume and out_path and out_path.exists()) else {}
     report = RunReport(tpl, endpoint, opts.on_conflict, prices=opts.prices, samples=str(samples), out=str(out_path))
-    total = _count_lines(samples)
+    n_records = _count_lines(samples)
+    first, stop = shard.bounds(n_records) if shard else (0, n_records)
+    total = stop - first
     window = max(1, opts.concurrency) * 4
     start = time.perf_counter()
 
     def outcomes(pool: ThreadPoolExecutor) -> Iterator[Outcome]:
         pending: deque[Future[Outcome] | Outcome] = deque()
-        for rec in read_samples(samples):
+        for i, rec in enumerate(read_samples(samples)):
+            if i < first:
+                continue  # parsed all the same: a broken line anywhere fails every shard alike
+            if i >= stop:
+                break
             if rec.id in done:
                 pending.append(Outcome(SampleRecord.model_validate_json(done[rec.id]), "resumed"))
             else:
@@ -359,7 +379,40 @@ def annotate_samples(
     report.first_request = worker.first_request
     if not opts.dry_run:
         report.write(run_dir)
+        if shard is not None and out_path is not None and final_out is not None:
+            write_shard_info(
+                out_path,
+                "annotate",
+                shard,
+                {
+                    "samples": str(samples),
+                    "samples_digest": _file_digest(samples),
+                    "records": n_records,
+                    "out": str(final_out),
+                    "run_dir": str(final_run_dir),
+                    "part_run_dir": str(run_dir),
+                    "settings": {
+                        "prompt": tpl.key,
+                        "endpoint": endpoint.kind,
+                        "model": endpoint.model,
+                        "params": endpoint.params,
+                        "on_conflict": opts.on_conflict,
+                        "image_size": opts.image_size,
+                        "max_reply_chars": opts.max_reply_chars,
+                    },
+                },
+            )
     return report
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def describe_request(messages: list[dict[str, Any]] | None) -> str:

@@ -64,6 +64,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--price-in", type=float, default=0.0, help="price per million prompt tokens, for the cost")
     p.add_argument("--price-out", type=float, default=0.0, help="price per million completion tokens")
     p.add_argument("--run-dir", help="run directory: replies cache + report (default <out stem>_annotate)")
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="annotate only the K-th of N contiguous blocks of records (K from 0) into STEM.shard-K-of-N.jsonl "
+        "with its own run directory; `sarvlm merge OUT` then writes OUT and the run directory as one run would",
+    )
     p.add_argument("--dry-run", action="store_true", help="send nothing, write nothing: show the first request")
     p.add_argument("--resume", action="store_true", help="continue an existing output (annotated records kept)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -83,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_requests is not None and args.max_requests < 0:
         raise InputError("--max-requests must not be negative")
+    from sarvlm.core.sharding import Shard
+
+    shard = Shard.parse(args.shard)  # a bad K/N fails before any endpoint is built
     tpl = load_template(args.prompt)
     prices = Prices(args.price_in, args.price_out)
     endpoint = make_endpoint(
@@ -108,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=Path(args.run_dir) if args.run_dir else None,
         prices=prices,
     )
-    report = annotate_samples(args.samples, None if args.dry_run else args.out, tpl, endpoint, opts)
+    report = annotate_samples(args.samples, None if args.dry_run else args.out, tpl, endpoint, opts, shard=shard)
     d = report.to_dict()
     status = ", ".join(f"{k} {v}" for k, v in d["status"].items() if v)
     if args.dry_run:
@@ -126,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from sarvlm.annotate.run import default_run_dir
 
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(Path(args.out))
-    print(f"wrote {args.out} and {run_dir / 'report.md'}", file=sys.stderr)
+    out = Path(args.out)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(out)
+    if shard is not None:
+        out, run_dir = shard.output_path(out, directory=False), shard.output_path(run_dir, directory=True)
+    print(f"wrote {out} and {run_dir / 'report.md'}", file=sys.stderr)
     return 0
