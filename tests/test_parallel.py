@@ -76,3 +76,55 @@ def test_priors_workers_and_dask_equal_one_process(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         assert cli_main([*args, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
     _same_tree(tmp_path / "one", tmp_path / "dask")
+
+
+def test_build_workers_and_dask_equal_one_process(tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
+    from test_data_build import _world
+
+    samples = _world(tmp_path / "world", n=30)
+    args = ["build", str(samples), "--tasks", "count,grid,detect,caption", "--seed", "3", "--qc", "flag"]
+    assert cli_main([*args, str(tmp_path / "one")]) == 0
+    assert cli_main([*args, str(tmp_path / "two"), "--workers", "2"]) == 0
+    _same_tree(tmp_path / "one", tmp_path / "two")
+    assert not list(tmp_path.glob(".*"))  # no block or temp directory left behind
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        assert (
+            cli_main([*args, str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address, "--workers", "3"]) == 0
+        )
+    _same_tree(tmp_path / "one", tmp_path / "dask")
+    # sarvlm-format export and another task mix through the pool, too
+    args = ["build", str(samples), "--tasks", "classify_box,detect", "--format", "swift"]
+    assert cli_main([*args, str(tmp_path / "swift1")]) == 0
+    assert cli_main([*args, str(tmp_path / "swift2"), "--workers", "2"]) == 0
+    _same_tree(tmp_path / "swift1", tmp_path / "swift2")
+
+
+def test_build_workers_errors_match_one_process(tmp_path, capsys):
+    import json
+
+    from test_data_build import _world
+
+    samples = _world(tmp_path / "world", n=12)
+    lines = samples.read_text().splitlines()
+    dup = list(lines)
+    dup[9] = dup[2]  # a repeated id late in the file
+    (tmp_path / "world" / "dup.jsonl").write_text("\n".join(dup) + "\n")
+    missing = [json.loads(line) for line in lines]
+    missing[4]["image"] = "img/nope.png"
+    missing[10]["image"] = "img/gone.png"
+    (tmp_path / "world" / "missing.jsonl").write_text("\n".join(json.dumps(r) for r in missing) + "\n")
+    for name in ("dup.jsonl", "missing.jsonl"):
+        errors = []
+        for extra in ([], ["--workers", "3"]):
+            out = tmp_path / f"out-{name}-{len(extra)}"
+            assert cli_main(["build", str(tmp_path / "world" / name), str(out), *extra]) == 2
+            errors.append(capsys.readouterr().err)
+            assert not out.exists()
+        assert errors[0] == errors[1] and errors[0].count("\n") == 1, errors
+    assert "duplicate id" in errors[0] or "nope.png" in errors[0]
+    assert cli_main(["build", str(samples), str(tmp_path / "b"), "--workers", "2", "--split-method", "balanced"]) == 2
+    assert "--split-method hash" in capsys.readouterr().err
+    assert cli_main(["build", str(samples), str(tmp_path / "b"), "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -99,6 +99,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "`sarvlm merge OUT_DIR` joins the N parts into exactly what one run writes",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes building contiguous blocks of records (default 1); the output is the same byte for byte "
+        "(needs --split-method hash)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="build the blocks on a Dask cluster: tcp://HOST:8786 (workers must share this file system) or "
+        "'local' (a LocalCluster of --workers processes); needs pip install -e '.[dask]'",
+    )
+    p.add_argument(
         "--allow-outside-root",
         action="store_true",
         help="accept record paths (image, optical, land-cover mask) leaving the samples file's folder "
@@ -136,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         opts.min_pixels = args.min_pixels
     if args.max_pixels is not None:
         opts.max_pixels = args.max_pixels
-    result = build_dataset(args.samples, args.out_dir, opts, shard=args.shard)
+    result = build_dataset(
+        args.samples, args.out_dir, opts, shard=args.shard, workers=args.workers, scheduler=args.scheduler
+    )
     for split, tasks in result.counts.items():
         detail = ", ".join(f"{t} {n}" for t, n in tasks.items())
         print(f"{split}: {sum(tasks.values())} examples" + (f" ({detail})" if detail else ""), file=sys.stderr)

@@ -116,7 +116,16 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
 
     A light pass (``json.loads`` only); full validation happens in the build pass.
     """
+    vocabulary, n, _ = _scan(path, synonyms)
+    return vocabulary, n
+
+
+def _scan(path: Path, synonyms: dict[str, str] | None, lenient: bool = False) -> tuple[tuple[str, ...], int, bool]:
+    """(vocabulary, records, clean) of a samples file; ``clean`` is False when a line is not a JSON
+    object or a record id repeats. ``lenient``: such lines end the scan with ``clean`` False instead
+    of raising (the caller then builds in one process, which reports them exactly as always)."""
     cats: set[str] = set()
+    ids: set[Any] | None = set() if lenient else None
     n = 0
     lineno = 0
     with open(path, encoding="utf-8") as fh:
@@ -127,6 +136,8 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
             except StopIteration:
                 break
             except UnicodeDecodeError:
+                if lenient:
+                    return (), n, False
                 raise SarvlmError(f"{path}:{lineno + 1}: not UTF-8 text") from None
             if not line.strip():
                 continue
@@ -134,13 +145,20 @@ def scan_vocabulary(path: Path, synonyms: dict[str, str] | None) -> tuple[tuple[
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
+                if lenient:
+                    return (), n, False
                 raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if ids is not None:
+                rid = data.get("id") if isinstance(data, dict) else None
+                if not isinstance(rid, str) or rid in ids:
+                    return (), n, False
+                ids.add(rid)
             objs = data.get("objects") if isinstance(data, dict) else None
             for obj in objs or ():
                 if isinstance(obj, dict) and isinstance(obj.get("category"), str) and not obj.get("iscrowd"):
                     if obj["category"].strip():
                         cats.add(canonical_category(obj["category"], synonyms))
-    return tuple(sorted(cats)), n
+    return tuple(sorted(cats)), n, True
 
 
 def _in_root(base_dir: Path, name: str, opts: BuildOptions, what: str) -> None:
@@ -213,6 +231,10 @@ def build_dataset(
     options: BuildOptions | None = None,
     progress: Callable[..., Any] | None = None,
     shard: Shard | str | None = None,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    _block: _BlockPlan | None = None,
 ) -> BuildResult:
     """Build instruction data from a samples JSONL into ``out_dir`` (see module docstring).
 
@@ -224,6 +246,10 @@ def build_dataset(
         shard: ``"K/N"`` or a :class:`~sarvlm.core.sharding.Shard`: build only the K-th contiguous
             block of the records into ``OUT_DIR.shard-K-of-N`` (image paths still relative to
             ``out_dir``); :func:`merge_build_shards` joins the N parts into what one run writes.
+        workers: build contiguous blocks of records in that many processes, then join them like
+            :func:`merge_build_shards` (byte-identical to one process; needs ``split_method`` hash).
+        scheduler: run the blocks on a Dask cluster (an address, or ``local``: a ``LocalCluster`` of
+            ``workers`` processes); see :func:`sarvlm.core.parallel.run_blocks`.
     """
     from sarvlm.core.progress import track
 
@@ -237,11 +263,17 @@ def build_dataset(
     plan = SplitPlan.parse(opts.split, opts.seed, opts.split_method)
     if shard is not None and opts.split_method != "hash":
         raise SarvlmError(f"--shard {shard}: needs --split-method hash (balanced splits depend on every earlier image)")
+    from sarvlm.core.parallel import check_workers
+
+    if (check_workers(workers) > 1 or scheduler) and _block is None:
+        return _build_parallel(samples, out_dir, opts, workers, scheduler, shard)
     synonyms = SYNONYMS if opts.use_synonyms else None
     if opts.categories:
         vocabulary = tuple(sorted({canonical_category(c.strip(), synonyms) for c in opts.categories if c.strip()}))
         strict: set[str] | None = set(vocabulary)
         n_records = None
+    elif _block is not None:  # scanned once by the parent of a parallel build
+        vocabulary, n_records, strict = _block.vocabulary, _block.records, None
     else:
         vocabulary, n_records = scan_vocabulary(samples, synonyms)
         strict = None
@@ -257,7 +289,7 @@ def build_dataset(
         seed=opts.seed,
     )
     base_dir = samples.resolve().parent
-    final_dir = out_dir.resolve()
+    final_dir = Path(_block.final_dir) if _block is not None else out_dir.resolve()
     first, stop = 0, None
     if shard is not None:
         if n_records is None:
@@ -376,7 +408,9 @@ def build_dataset(
                 + " (nothing written)"
             )
         tool_files = write_tool_files(tmp, fmt, list(files))
-        manifest = _manifest(samples, opts, plan, vocabulary, counts, by_source, samples_per_split, report)
+        manifest = _manifest(
+            samples, opts, plan, vocabulary, counts, by_source, samples_per_split, report, _block and _block.sha256
+        )
         if tool_files:
             manifest["tool_files"] = tool_files
         if empty:
@@ -399,6 +433,80 @@ def build_dataset(
             }
             write_shard_info(tmp, "build", shard, state)
     return BuildResult(out_dir, {s: dict(sorted(c.items())) for s, c in counts.items()}, report, manifest)
+
+
+@dataclass(frozen=True)
+class _BlockPlan:
+    """What the parent of a parallel build computed once for every block."""
+
+    vocabulary: tuple[str, ...]
+    records: int
+    sha256: str
+    final_dir: str  # image paths are relative to the final output directory, not the block's
+
+
+def _build_block(samples: Path, parts: Path, opts: BuildOptions, plan: _BlockPlan, shard: Shard) -> Any:
+    """One block of a parallel build into ``parts/out.shard-K-of-B``; an input error is returned
+    (not raised) so that the parent reports the first one in file order, as one process would."""
+    try:
+        return build_dataset(samples, parts / "out", opts, progress=_quiet, shard=shard, _block=plan)
+    except SarvlmError as exc:
+        return exc
+
+
+def _quiet(items: Any, description: str = "", total: int | None = None) -> Any:
+    return items
+
+
+def _build_parallel(
+    samples: Path, out_dir: Path, opts: BuildOptions, workers: int, scheduler: str | None, shard: Shard | None
+) -> BuildResult:
+    """``build --workers/--scheduler``: blocks built as shards (:func:`sarvlm.core.parallel.run_blocks`),
+    joined by :func:`merge_build_shards` inside the atomic output directory."""
+    from sarvlm.core.parallel import run_blocks
+    from sarvlm.core.progress import progress_bar
+
+    if shard is not None:
+        raise SarvlmError("--workers/--scheduler and --shard exclude each other (run one array task per shard)")
+    if opts.split_method != "hash":
+        raise SarvlmError(
+            "--workers/--scheduler need --split-method hash (balanced splits depend on every earlier image)"
+        )
+    vocabulary, n_records, clean = _scan(samples, SYNONYMS if opts.use_synonyms else None, lenient=True)
+    if not clean or n_records == 0:
+        # a malformed line or a repeated id: one process reports it exactly (line, first occurrence)
+        return build_dataset(samples, out_dir, opts)
+    final_dir = out_dir.resolve()
+    plan = _BlockPlan(vocabulary, n_records, _sha256(samples), str(final_dir))
+    n_blocks = max(1, min(n_records, workers * 4))  # several per worker: balance and progress
+    blocks = [Shard(k, n_blocks) for k in range(n_blocks)]
+    with atomic_dir(out_dir, overwrite=opts.overwrite) as tmp:
+        parts = tmp / ".blocks"
+        parts.mkdir()
+        with progress_bar("building", total=n_blocks) as advance:
+            results = run_blocks(
+                _build_block,
+                blocks,
+                args=(samples, parts, opts, plan),
+                workers=workers,
+                scheduler=scheduler,
+                progress=advance,
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if not any(r.total for r in results):
+            per_task = {t: task_spec(t).needs for t in opts.tasks}
+            raise SarvlmError(
+                f"{samples}: no example for tasks {', '.join(opts.tasks)} — "
+                + "; ".join(f"{t} needs {n}" for t, n in per_task.items())
+                + " (nothing written)"
+            )
+        merged = merge_build_shards(parts / "out")
+        for item in sorted((parts / "out").iterdir()):
+            item.rename(tmp / item.name)
+        shutil.rmtree(parts)
+    return BuildResult(out_dir, merged.counts, merged.quality, merged.manifest)
 
 
 def _count_records(path: Path) -> int:
@@ -453,7 +561,9 @@ def merge_build_shards(out_dir: str | Path, overwrite: bool = False) -> BuildRes
         for reason, ids in info["quality"]["examples"].items():
             kept = report.examples.setdefault(reason, [])
             kept += [i for i in ids if i not in kept][: report.keep_examples - len(kept)]
-    first = {k: v for k, v in manifests[0].items() if k not in ("tool_files", "tasks_without_examples")}
+    # keys written after the counts (tool_files, tasks_without_examples, image_root) are re-added below
+    # in the order one run writes them
+    first = {k: v for k, v in manifests[0].items() if k not in ("tool_files", "tasks_without_examples", "image_root")}
     tasks = list(first["options"]["tasks"])
     per_task: Counter = Counter()
     for c in counts.values():
@@ -485,6 +595,8 @@ def merge_build_shards(out_dir: str | Path, overwrite: bool = False) -> BuildRes
             manifest["tool_files"] = tool_files
         if empty:
             manifest["tasks_without_examples"] = empty
+        if "image_root" in manifests[0]:
+            manifest["image_root"] = manifests[0]["image_root"]
         with open(tmp / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
             json.dump(manifest, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
@@ -504,13 +616,14 @@ def _manifest(
     by_source: dict[str, dict[str, Counter]],
     samples_per_split: Counter,
     report: QualityReport,
+    sha256: str | None = None,
 ) -> dict[str, Any]:
     from sarvlm import __version__
 
     options = asdict(opts)
     return {
         "sarvlm_version": __version__,
-        "inputs": [{"path": str(samples), "sha256": _sha256(samples)}],
+        "inputs": [{"path": str(samples), "sha256": sha256 or _sha256(samples)}],
         "seed": opts.seed,
         "options": options,
         "format": opts.format,
