@@ -97,5 +97,5 @@ def test_read_only_directory_keeps_lengths_in_memory(processor, tmp_path):
     cache.put(0, 5)
     assert cache.save() is False and not cache.persistent
     assert "memory only" in cache.describe()
-    ds = SftDataset(root / "train.jsonl", processor, tasks=["count"], length_cache=False)
+    ds = SftDataset(root / "train.jsonl", processor, tasks=["count"], length_cache=False, image_cache=False)
     assert ds.length_cache is None and not (root / CACHE_DIR).exists()

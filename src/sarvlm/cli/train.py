@@ -51,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
     g.add_argument("--workers", type=int, help="dataloader worker processes (default auto: up to 4 on CUDA, 0 on CPU)")
     g.add_argument(
+        "--image-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decode and resize each image once, kept in DATA/.sarvlm-cache/images (default on; identical "
+        "model inputs, 3 bytes per resized pixel on disk)",
+    )
+    g.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         merge=args.merge,
         allow_missing_priors=args.allow_missing_priors,
         allow_outside_root=args.allow_outside_root,
+        image_cache=args.image_cache,
         deepspeed=args.deepspeed,
     )
     print(f"run directory: {result.run_dir}")

@@ -137,10 +137,31 @@ class SarvlmProcessor:
     # -- images ---------------------------------------------------------------------------
     load_image = staticmethod(load_image)
 
-    def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """``pixel_values`` (patches, C·T·P·P) and ``image_grid_thw`` (N_img, 3) for a list of images."""
-        rgb = [img if img.mode == "RGB" else img.convert("RGB") for img in images]
-        out = self.image_processor(rgb, return_tensors="pt")
+    def resize_image(self, image: Image.Image) -> np.ndarray:
+        """``image`` decoded and resized exactly as the image processor does before rescaling:
+        ``(3, H', W')`` uint8, H' and W' multiples of patch × merge (``smart_resize``). Passing such
+        arrays to :meth:`image_inputs` gives the same ``pixel_values`` as passing the image."""
+        from transformers.image_utils import SizeDict
+
+        ip = self.image_processor
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        array = ip.process_image(rgb, do_convert_rgb=True)
+        size = ip.size if isinstance(ip.size, SizeDict) else SizeDict(**ip.size)
+        return np.ascontiguousarray(
+            ip.resize(array, size=size, resample=ip.resample, factor=ip.patch_size * ip.merge_size)
+        )
+
+    def image_inputs(self, images: Sequence[Image.Image | np.ndarray]) -> dict[str, torch.Tensor]:
+        """``pixel_values`` (patches, C·T·P·P) and ``image_grid_thw`` (N_img, 3) for a list of images
+        (PIL images, or arrays from :meth:`resize_image`, e.g. read from an image cache)."""
+        if any(isinstance(img, np.ndarray) for img in images):
+            arrays = [img if isinstance(img, np.ndarray) else self.resize_image(img) for img in images]
+            out = self.image_processor(
+                arrays, do_resize=False, do_convert_rgb=False, input_data_format="channels_first", return_tensors="pt"
+            )
+        else:
+            rgb = [img if img.mode == "RGB" else img.convert("RGB") for img in images]
+            out = self.image_processor(rgb, return_tensors="pt")
         return {"pixel_values": out["pixel_values"], "image_grid_thw": out["image_grid_thw"]}
 
     def tokens_per_image(self, image_grid_thw: torch.Tensor) -> list[int]:
@@ -154,7 +175,7 @@ class SarvlmProcessor:
     def encode(
         self,
         messages: Sequence[dict[str, Any] | Message],
-        images: Sequence[Image.Image],
+        images: Sequence[Image.Image | np.ndarray],
         add_generation_prompt: bool = False,
     ) -> dict[str, Any]:
         """Model inputs for one conversation.

@@ -32,6 +32,7 @@ from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError, Sa
 from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
 from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
+from sarvlm.training.image_cache import ImageArrayCache
 from sarvlm.training.length_cache import LengthCache
 
 SPLITS = ("train", "val", "test")
@@ -98,6 +99,11 @@ class SftDataset(Dataset):
     ``length_cache``: True (default) keeps token lengths in ``DATA_DIR/.sarvlm-cache/lengths``
     (:mod:`sarvlm.training.length_cache`), a path puts them there instead, False measures every
     example in this process (the old behaviour, O(dataset) start-up).
+
+    ``image_cache``: True (default) decodes and resizes each image once per processor setting and
+    keeps the uint8 array in ``DATA_DIR/.sarvlm-cache/images`` (:mod:`sarvlm.training.image_cache`;
+    the model inputs are identical), a path puts the arrays there instead, False decodes and
+    resizes every image at every access.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class SftDataset(Dataset):
         require_prior: bool = False,
         length_cache: bool | str | Path = True,
         allow_outside_root: bool = False,
+        image_cache: bool | str | Path = True,
     ) -> None:
         from sarvlm.data.example_root import example_image_root
 
@@ -123,6 +130,13 @@ class SftDataset(Dataset):
         # image paths are confined to the dataset's image root (docs/security.md)
         self.image_root, self.allow_outside_root = example_image_root(self.path, allow_outside_root)
         self.processor = processor
+        self.image_cache: ImageArrayCache | None = None
+        if image_cache is not False and hasattr(processor, "resize_image"):
+            self.image_cache = (
+                ImageArrayCache.for_dataset(self.path, processor)
+                if image_cache is True
+                else ImageArrayCache(image_cache, processor)
+            )
         self.max_length = max_length
         self.priors = priors if use_priors else None
         self.use_priors = use_priors
@@ -220,6 +234,7 @@ class SftDataset(Dataset):
     # -- encoding ----------------------------------------------------------------------------
 
     def _load_images(self, ex: InstructionExample) -> list[Any]:
+        """The example's images: PIL images, or resized arrays from the image cache."""
         images = []
         from sarvlm.core.paths import resolve_in_root
 
@@ -229,7 +244,10 @@ class SftDataset(Dataset):
             )
             if not path.is_file():
                 raise NotFoundError(f"{self._where(ex)}: images: no such file {path}")
-            images.append(self.processor.load_image(path))
+            if self.image_cache is not None:
+                images.append(self.image_cache.resized(path))
+            else:
+                images.append(self.processor.load_image(path))
         return images
 
     def _encode_text(self, ex: InstructionExample) -> dict[str, torch.Tensor]:

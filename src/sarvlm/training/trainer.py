@@ -112,6 +112,7 @@ def train(
     deepspeed: str | None = None,
     model_settings: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    image_cache: bool = True,
 ) -> TrainResult:
     """Train ``recipe`` on the dataset directory ``data`` into the run directory ``out``.
 
@@ -132,6 +133,8 @@ def train(
         model_settings: extra sarvlm model settings for ``load_model`` (the recipe sets ``fusion``).
         allow_outside_root: accept example images outside the dataset's image root (the build
             manifest's ``image_root``; a build made with ``--allow-outside-root`` allows it too).
+        image_cache: keep each image decoded and resized once in ``DATA_DIR/.sarvlm-cache/images``
+            (:mod:`sarvlm.training.image_cache`; the model inputs are identical, only faster).
 
     A stage that fails before its first checkpoint (bad input, say) leaves nothing behind, so it
     never blocks the corrected rerun; neither does the ``run.yaml`` of a run that never got further.
@@ -207,6 +210,7 @@ def train(
                 ds_config=ds_config,
                 coverage=coverage[name].to_dict(),
                 log=log,
+                image_cache=image_cache,
             )
         except SarvlmError:
             if _is_main_process() and fresh_stage:
@@ -393,6 +397,7 @@ def _run_stage(
     ds_config: str | None,
     log: Callable[[str], None],
     coverage: dict[str, Any] | None = None,
+    image_cache: bool = True,
 ) -> None:
     """Train one stage into ``run_dir/<stage>``: start model, data, Trainer run, outputs, summary."""
     from transformers import Trainer
@@ -407,7 +412,7 @@ def _run_stage(
         recipe, spec, model, settings, run_dir, precision, log
     )
     train_set, eval_set = _stage_datasets(
-        recipe, spec, data, processor, cache, allow_missing_priors, prior_images, allow_outside_root, log
+        recipe, spec, data, processor, cache, allow_missing_priors, prior_images, allow_outside_root, log, image_cache
     )
     stage_dir.mkdir(parents=True, exist_ok=True)  # only once the stage has data to train on
     args = training_arguments(recipe, spec, stage_dir, precision, ds_config, spec.eval)
@@ -504,6 +509,7 @@ def _stage_datasets(
     prior_images: str,
     allow_outside_root: bool,
     log: Callable[[str], None],
+    image_cache: bool = True,
 ) -> tuple[Any, Any]:
     """The stage's encoded train split (and val split when it evaluates); an empty one is an error."""
     from sarvlm.training.dataset import SftDataset, split_path
@@ -517,6 +523,7 @@ def _stage_datasets(
         allow_missing_priors=allow_missing_priors,
         prior_images=prior_images,
         allow_outside_root=allow_outside_root,
+        image_cache=image_cache,
     )
     from sarvlm.models.device import process_state
     from sarvlm.training.preflight import fusion_only
@@ -532,6 +539,8 @@ def _stage_datasets(
             _say(log, f"[{spec.name}] {ds.report.summary()}")
             if ds.length_cache is not None:
                 _say(log, f"[{spec.name}] {ds.length_cache.describe()}")
+            if ds.image_cache is not None:
+                _say(log, f"[{spec.name}] {ds.image_cache.describe()}")
     if len(train_set) == 0:
         present = ", ".join(sorted(train_set.report.tasks)) or "none kept"
         raise InputError(
