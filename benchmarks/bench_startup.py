@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ def make_data(root: Path, n: int) -> Path:
     rows = [json.loads(line) for line in (src / "train.jsonl").read_text().splitlines()]
     data = root / f"ds{n}"
     data.mkdir()
-    (data / "images").symlink_to(src / "images")
+    shutil.copytree(src / "images", data / "images")  # a symlink would leave the dataset root
     with open(data / "train.jsonl", "w") as fh:
         for i in range(n):
             row = dict(rows[i % len(rows)])
@@ -49,26 +50,20 @@ def make_data(root: Path, n: int) -> Path:
     return data, len(rows)
 
 
-def fill_cache_from_templates(data: Path, n_templates: int) -> None:
-    """Write the 100k length cache from the templates' measured lengths (see the module docstring)."""
+def fill_cache_from_templates(data: Path, template: Path) -> None:
+    """Write the large length cache from the templates' measured lengths (see the module docstring)."""
     import numpy as np
 
-    from sarvlm.core.example import read_examples
     from sarvlm.models.loading import load_model
     from sarvlm.training.dataset import SftDataset
     from sarvlm.training.length_cache import LengthCache
 
     processor = load_model("tiny-qwen2.5-vl", settings={"fusion": "none"})[1]  # sarlang-lora's fusion
+    probe = SftDataset(template / "train.jsonl", processor, length_cache=False, image_cache=False)
+    assert len(probe.lengths) == probe.report.total, "every template row is kept"
     n = sum(1 for _ in open(data / "train.jsonl"))
     cache = LengthCache(data / "train.jsonl", processor, n)
-    probe = SftDataset.__new__(SftDataset)
-    probe.base_dir, probe.processor, probe.path = data, processor, data / "train.jsonl"
-    lengths = []
-    for k, ex in enumerate(read_examples(data / "train.jsonl")):
-        if k == n_templates:
-            break
-        lengths.append(int(probe._encode_text(ex)["input_ids"].shape[0]))
-    cache.lengths = np.resize(np.asarray(lengths, np.int32), n)
+    cache.lengths = np.resize(np.asarray(probe.lengths, np.int32), n)
     cache.put(0, int(cache.lengths[0]))
     cache.save()
 

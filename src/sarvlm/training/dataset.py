@@ -29,11 +29,12 @@ import torch
 from torch.utils.data import Dataset
 
 from sarvlm.core.errors import ConfigurationError, InputError, NotFoundError, SarvlmError
-from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample, read_examples
+from sarvlm.core.example import IMAGE_PLACEHOLDER, InstructionExample
 from sarvlm.core.progress import track
 from sarvlm.training.collator import IGNORE_INDEX
+from sarvlm.training.example_index import ExampleIndex
 from sarvlm.training.image_cache import ImageArrayCache
-from sarvlm.training.length_cache import LengthCache
+from sarvlm.training.length_cache import UNKNOWN, LengthCache
 
 SPLITS = ("train", "val", "test")
 
@@ -150,46 +151,64 @@ class SftDataset(Dataset):
                 f"{self.path}: this recipe uses geospatial priors: pass --priors DIR (or --allow-missing-priors to train without them)"
             )
         wanted = None if "*" in tasks else set(tasks)
-        self.examples: list[InstructionExample] = []
         self.lengths: list[int] = []
         self._missing: set[str] = set()
         task_counts: Counter[str] = Counter()
-        rows = list(read_examples(self.path))
+        # the row index (sarvlm.training.example_index) gives task, sample id, answer and
+        # placeholder checks of every row without parsing the file again; examples are parsed one
+        # at a time when the data loader asks for them
+        if length_cache is False:
+            self.index = ExampleIndex._build(self.path, "")
+        else:
+            self.index = ExampleIndex.load(self.path)
+        n_rows = len(self.index)
         # token lengths persist next to the data (see sarvlm.training.length_cache): a start-up
         # encodes only examples no earlier run measured
         self.length_cache: LengthCache | None = None
         if length_cache is not False:
             cache_dir = None if length_cache is True else length_cache
-            self.length_cache = LengthCache(self.path, processor, len(rows), cache_dir)
-        for row, ex in enumerate(track(rows, f"reading {self.path.name}", total=len(rows))):
+            self.length_cache = LengthCache(self.path, processor, n_rows, cache_dir, digest=self.index.digest)
+        names = self.index.tasks
+        task_of = [names[c] for c in self.index.task_codes.tolist()]
+        sample_ids = self.index.sample_ids.tolist()
+        has_answer = self.index.has_answer.tolist()
+        placeholders_ok = self.index.placeholders_ok.tolist()
+        known = self.length_cache.lengths.tolist() if self.length_cache is not None else [UNKNOWN] * n_rows
+        kept: list[int] = []
+        for row in track(range(n_rows), f"reading {self.path.name}", total=n_rows):
             self.report.total += 1
-            if wanted is not None and ex.task not in wanted:
+            task = task_of[row]
+            if wanted is not None and task not in wanted:
                 self.report.other_task += 1
                 continue
-            if ex.reference is None:
+            if not has_answer[row]:
                 self.report.no_answer += 1
                 continue
-            self._check_placeholders(ex)
+            if not placeholders_ok[row]:
+                self._check_placeholders(self.index.example(row))  # raises, naming the example
             if self.use_priors:
-                self._check_prior(ex)
-                if require_prior and not self._has_prior(ex):
+                sample_id = sample_ids[row]
+                self._check_prior(sample_id, row)
+                if require_prior and not self._has_prior(sample_id):
                     # a stage that trains only the fusion module learns nothing from it (see
                     # sarvlm.training.preflight): excluded and counted
                     self.report.excluded_no_prior += 1
                     continue
-            length = self.length_cache.get(row) if self.length_cache is not None else None
-            if length is None:
-                length = int(self._encode_text(ex)["input_ids"].shape[0])
+            length = known[row]
+            if length == UNKNOWN:
+                length = int(self._encode_text(self.index.example(row))["input_ids"].shape[0])
                 if self.length_cache is not None:
                     self.length_cache.put(row, length)
             self.report.max_tokens = max(self.report.max_tokens, length)
             if length > max_length:
                 self.report.too_long += 1
                 continue
-            self.examples.append(ex)
+            kept.append(row)
             self.lengths.append(length)
-            task_counts[ex.task] += 1
-        self.report.kept = len(self.examples)
+            task_counts[task] += 1
+        self.rows = kept
+        self.examples: Sequence[InstructionExample] = _IndexedExamples(self.index, kept)
+        self.report.kept = len(kept)
         self.report.tasks = dict(task_counts)
         if self.length_cache is not None:
             self.length_cache.save()
@@ -206,29 +225,29 @@ class SftDataset(Dataset):
                 f"{self._where(ex)}: images: {len(ex.images)} image(s) but {n} {IMAGE_PLACEHOLDER} placeholder(s)"
             )
 
-    def _check_prior(self, ex: InstructionExample) -> None:
+    def _check_prior(self, sample_id: str, row: int) -> None:
         if self.priors is None:
-            self._missing.add(ex.sample_id)
+            self._missing.add(sample_id)
             self.report.missing_prior += 1
             return
-        if ex.sample_id in self.priors:
-            if self.priors.get(ex.sample_id) is None:
+        if sample_id in self.priors:
+            if self.priors.get(sample_id) is None:
                 self.report.no_prior += 1
             return
         if not self.allow_missing_priors:
             raise NotFoundError(
-                f"{self._where(ex)}: sample_id: no entry {ex.sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)"
+                f"{self._where(self.index.example(row))}: sample_id: no entry {sample_id!r} in the prior cache (build it with `sarvlm priors`, or pass --allow-missing-priors)"
             )
-        self._missing.add(ex.sample_id)
+        self._missing.add(sample_id)
         self.report.missing_prior += 1
 
-    def _has_prior(self, ex: InstructionExample) -> bool:
-        if self.priors is None or ex.sample_id in self._missing:
+    def _has_prior(self, sample_id: str) -> bool:
+        if self.priors is None or sample_id in self._missing:
             return False
         reason = getattr(self.priors, "reason", None)
         if reason is not None:
-            return not reason(ex.sample_id)
-        grid = self.priors.get(ex.sample_id)
+            return not reason(sample_id)
+        grid = self.priors.get(sample_id)
         return grid is not None and bool(np.asarray(grid.valid).any())
 
     # -- encoding ----------------------------------------------------------------------------
@@ -259,7 +278,7 @@ class SftDataset(Dataset):
         return {k: _as_tensor(v) for k, v in enc.items()}
 
     def __len__(self) -> int:
-        return len(self.examples)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | None]:
         ex = self.examples[index]
@@ -309,6 +328,21 @@ class SftDataset(Dataset):
         if isinstance(settings, dict) and settings.get("prior_dim"):
             return int(settings["prior_dim"])
         return int(getattr(settings, "prior_dim", 64) or 64)
+
+
+class _IndexedExamples(Sequence[InstructionExample]):
+    """The kept examples of a dataset, parsed from the JSONL when asked for (not held in memory)."""
+
+    def __init__(self, index: ExampleIndex, rows: list[int]) -> None:
+        self._index, self._rows = index, rows  # (not ``index``: Sequence.index is a method)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._index.example(r) for r in self._rows[i]]
+        return self._index.example(self._rows[i])
 
 
 def _as_tensor(value: Any) -> Any:

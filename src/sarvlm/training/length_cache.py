@@ -15,8 +15,9 @@ template). Entry ``i`` is the token count of row ``i``, or ``-1`` when that row 
 atomically. Images are assumed unchanged while the JSONL is unchanged (``sarvlm build`` writes new
 JSONL when its images change); delete ``.sarvlm-cache`` after editing images in place.
 
-A start-up then costs one pass over the JSONL (hashing and parsing the index) and no processor
-call: O(1) in dataset size apart from reading the index. When the dataset directory is not
+A start-up then costs no processor call, and with the row index of
+:mod:`sarvlm.training.example_index` no parse of the JSONL either (its content digest is remembered
+against the file's size, mtime and inode): O(1) in dataset size apart from loading two numpy arrays. When the dataset directory is not
 writable the cache lives only in memory for that dataset object.
 """
 
@@ -78,9 +79,18 @@ class LengthCache:
     :data:`UNKNOWN`. :meth:`save` writes the array when new entries were filled.
     """
 
-    def __init__(self, jsonl: str | Path, processor: Any, n_rows: int, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        jsonl: str | Path,
+        processor: Any,
+        n_rows: int,
+        cache_dir: str | Path | None = None,
+        digest: str | None = None,
+    ) -> None:
         self.jsonl = Path(jsonl)
-        self.key = f"{file_digest(self.jsonl)[:16]}-{processor_fingerprint(processor)[:16]}"
+        # ``digest``: the JSONL's content digest when the caller already has it (the example index)
+        digest = digest or file_digest(self.jsonl)
+        self.key = f"{digest[:16]}-{processor_fingerprint(processor)[:16]}"
         base = Path(cache_dir) if cache_dir is not None else self.jsonl.parent / CACHE_DIR / "lengths"
         self.path = base / f"{self.jsonl.stem}-{self.key}.npy"
         self.lengths = np.full(n_rows, UNKNOWN, dtype=np.int32)

@@ -85,15 +85,14 @@ def check_stages(
 ) -> dict[str, StageCoverage]:
     """Count each selected stage's examples and prior coverage; raise before training when a stage
     would have nothing to train on. ``cache`` is the opened prior cache (None without one)."""
-    from sarvlm.core.example import read_examples
     from sarvlm.training.dataset import split_path
+    from sarvlm.training.example_index import ExampleIndex
 
     rows = {}
     for split in ("train", "val"):
         if split == "train" or any(recipe.stage(n).eval for n in selected):
-            rows[split] = [
-                (ex.task, ex.sample_id, ex.reference is not None) for ex in read_examples(split_path(data, split))
-            ]
+            # the persistent row index: built (one parse) the first time, read afterwards
+            rows[split] = ExampleIndex.load(split_path(data, split)).rows()
     present = Counter(task for task, _, _ in rows["train"])
     uses_priors = recipe.fusion != "none"
     reasons: dict[str, str] = {}
