@@ -85,3 +85,22 @@ def test_bad_rows_fail_as_reading_the_file_does(processor, tmp_path):
     path.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
     with pytest.raises(SarvlmError, match=rf"example {row['id']!r}: images: .* placeholder"):
         SftDataset(path, processor)
+
+
+def test_array_path_equals_row_by_row_path(processor, tmp_path, monkeypatch):
+    root = make_dataset(tmp_path / "ds", long_text=True)
+    path = root / "train.jsonl"
+    for tasks, max_length in ((["caption", "count"], 400), (["*"], 2048)):
+        fast = SftDataset(path, processor, tasks=tasks, max_length=max_length, length_cache=False)
+        with monkeypatch.context() as m:
+            wanted = None if "*" in tasks else set(tasks)
+            m.setattr(
+                SftDataset,
+                "_select_fast",
+                lambda self, _w, _c, known, ml, wanted=wanted: self._select_rows(wanted, known, ml, False),
+            )
+            slow = SftDataset(path, processor, tasks=tasks, max_length=max_length, length_cache=False)
+        assert fast.report.to_dict() == slow.report.to_dict() and fast.report.tasks == slow.report.tasks
+        assert fast.rows == slow.rows and fast.lengths == slow.lengths
+        if max_length == 400:  # something filtered each way
+            assert fast.report.other_task > 0 and fast.report.too_long == 1 and fast.report.kept > 0

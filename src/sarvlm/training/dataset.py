@@ -168,17 +168,70 @@ class SftDataset(Dataset):
         if length_cache is not False:
             cache_dir = None if length_cache is True else length_cache
             self.length_cache = LengthCache(self.path, processor, n_rows, cache_dir, digest=self.index.digest)
+        known = self.length_cache.lengths if self.length_cache is not None else np.full(n_rows, UNKNOWN, dtype=np.int32)
+        codes = self.index.task_codes
+        wanted_mask = (
+            np.ones(n_rows, dtype=bool)
+            if wanted is None
+            else np.isin(codes, [c for c, name in enumerate(self.index.tasks) if name in wanted])
+        )
+        candidates = wanted_mask & self.index.has_answer
+        if not self.use_priors and bool(self.index.placeholders_ok[candidates].all()):
+            kept = self._select_fast(wanted_mask, candidates, known, max_length)
+        else:
+            kept = self._select_rows(wanted, known, max_length, require_prior)
+        if kept:
+            kept_codes = codes[kept]
+            counts = np.bincount(kept_codes, minlength=len(self.index.tasks))
+            _, first = np.unique(kept_codes, return_index=True)
+            for code in kept_codes[np.sort(first)].tolist():  # tasks in order of first appearance
+                task_counts[self.index.tasks[code]] = int(counts[code])
+        self.rows = kept
+        self.examples: Sequence[InstructionExample] = _IndexedExamples(self.index, kept)
+        self.report.kept = len(kept)
+        self.report.tasks = dict(task_counts)
+        if self.length_cache is not None:
+            self.length_cache.save()
+
+    def _select_fast(
+        self, wanted_mask: np.ndarray, candidates: np.ndarray, known: np.ndarray, max_length: int
+    ) -> list[int]:
+        """Rows kept when no prior is checked and every placeholder count matches: array operations,
+        plus one processor call per row whose length is not cached (in row order)."""
+        self.report.total = len(self.index)
+        self.report.other_task = int((~wanted_mask).sum())
+        self.report.no_answer = int((wanted_mask & ~self.index.has_answer).sum())
+        rows = np.flatnonzero(candidates)
+        lengths = known[rows].astype(np.int64)
+        unknown = np.flatnonzero(lengths == UNKNOWN).tolist()
+        for i in track(unknown, f"measuring {self.path.name}", total=len(unknown)):
+            row = int(rows[i])
+            lengths[i] = int(self._encode_text(self.index.example(row))["input_ids"].shape[0])
+            if self.length_cache is not None:
+                self.length_cache.put(row, int(lengths[i]))
+        if len(lengths):
+            self.report.max_tokens = max(self.report.max_tokens, int(lengths.max()))
+        fits = lengths <= max_length
+        self.report.too_long = int((~fits).sum())
+        self.lengths = lengths[fits].tolist()
+        return rows[fits].tolist()
+
+    def _select_rows(
+        self, wanted: set[str] | None, known: np.ndarray, max_length: int, require_prior: bool
+    ) -> list[int]:
+        """Rows kept, one row at a time (priors to check, or a placeholder mismatch to report in
+        row order): every check and error exactly as reading the examples in order."""
+        n_rows = len(self.index)
         names = self.index.tasks
         task_of = [names[c] for c in self.index.task_codes.tolist()]
         sample_ids = self.index.sample_ids.tolist()
         has_answer = self.index.has_answer.tolist()
         placeholders_ok = self.index.placeholders_ok.tolist()
-        known = self.length_cache.lengths.tolist() if self.length_cache is not None else [UNKNOWN] * n_rows
+        lengths = known.tolist()
         kept: list[int] = []
         for row in track(range(n_rows), f"reading {self.path.name}", total=n_rows):
             self.report.total += 1
-            task = task_of[row]
-            if wanted is not None and task not in wanted:
+            if wanted is not None and task_of[row] not in wanted:
                 self.report.other_task += 1
                 continue
             if not has_answer[row]:
@@ -194,7 +247,7 @@ class SftDataset(Dataset):
                     # sarvlm.training.preflight): excluded and counted
                     self.report.excluded_no_prior += 1
                     continue
-            length = known[row]
+            length = lengths[row]
             if length == UNKNOWN:
                 length = int(self._encode_text(self.index.example(row))["input_ids"].shape[0])
                 if self.length_cache is not None:
@@ -205,13 +258,7 @@ class SftDataset(Dataset):
                 continue
             kept.append(row)
             self.lengths.append(length)
-            task_counts[task] += 1
-        self.rows = kept
-        self.examples: Sequence[InstructionExample] = _IndexedExamples(self.index, kept)
-        self.report.kept = len(kept)
-        self.report.tasks = dict(task_counts)
-        if self.length_cache is not None:
-            self.length_cache.save()
+        return kept
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -183,3 +183,12 @@ class ExampleIndex:
             (names[c], s, a)
             for c, s, a in zip(self.task_codes.tolist(), self.sample_ids.tolist(), self.has_answer.tolist())
         ]
+
+    def task_counts(self) -> list[tuple[str, str, bool, int]]:
+        """``(task, "", has_answer, rows)`` per task and answer state (array operations only)."""
+        out = []
+        n_tasks = len(self.tasks)
+        for answered in (True, False):
+            counts = np.bincount(self.task_codes[self.has_answer == answered], minlength=n_tasks)
+            out += [(self.tasks[c], "", answered, int(counts[c])) for c in range(n_tasks) if counts[c]]
+        return out

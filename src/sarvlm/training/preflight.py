@@ -88,13 +88,17 @@ def check_stages(
     from sarvlm.training.dataset import split_path
     from sarvlm.training.example_index import ExampleIndex
 
-    rows = {}
+    uses_priors = recipe.fusion != "none"
+    indexes = {}
     for split in ("train", "val"):
         if split == "train" or any(recipe.stage(n).eval for n in selected):
             # the persistent row index: built (one parse) the first time, read afterwards
-            rows[split] = ExampleIndex.load(split_path(data, split)).rows()
-    present = Counter(task for task, _, _ in rows["train"])
-    uses_priors = recipe.fusion != "none"
+            indexes[split] = ExampleIndex.load(split_path(data, split))
+    # per-row tuples only where priors are looked up per sample; otherwise counts per task suffice
+    rows = {split: index.rows() if uses_priors else index.task_counts() for split, index in indexes.items()}
+    present: Counter[str] = Counter()
+    for task, _, _, n in _weighted(rows["train"]):
+        present[task] += n
     reasons: dict[str, str] = {}
     out: dict[str, StageCoverage] = {}
     for name in selected:
@@ -102,11 +106,11 @@ def check_stages(
         wanted = None if "*" in spec.tasks else set(spec.tasks)
         cov = StageCoverage(stage=name)
         tasks: Counter[str] = Counter()
-        for task, sample_id, has_answer in rows["train"]:
+        for task, sample_id, has_answer, n in _weighted(rows["train"]):
             if (wanted is not None and task not in wanted) or not has_answer:
                 continue
-            cov.examples += 1
-            tasks[task] += 1
+            cov.examples += n
+            tasks[task] += n
             if not uses_priors:
                 continue
             if sample_id not in reasons:
@@ -128,7 +132,7 @@ def check_stages(
                 f"`sarvlm build --tasks {','.join(spec.tasks)}`" + (f" ({needs})" if needs else "")
             )
         if spec.eval and "val" in rows:
-            n_val = sum(1 for task, _, ok in rows["val"] if ok and (wanted is None or task in wanted))
+            n_val = sum(n for task, _, ok, n in _weighted(rows["val"]) if ok and (wanted is None or task in wanted))
             if n_val == 0:
                 raise SarvlmError(
                     f"{data / 'val.jsonl'}: stage {name} evaluates on tasks {', '.join(spec.tasks)} but val.jsonl has none"
@@ -144,3 +148,9 @@ def check_stages(
                 )
         out[name] = cov
     return out
+
+
+def _weighted(rows: list[tuple]) -> list[tuple[str, str, bool, int]]:
+    """``(task, sample_id, has_answer, count)``: per-row tuples get count 1; per-task counts
+    (:meth:`ExampleIndex.task_counts`) carry no sample id."""
+    return [r if len(r) == 4 else (*r, 1) for r in rows]
