@@ -9,7 +9,9 @@ Figures (one run):
   wall time ratio; outputs compared byte for byte;
 - build as an array job: 2 shards run side by side (2 processes) vs one unsharded build, plus
   ``sarvlm merge``'s own time (concatenation of the split files, manifest and QC report) as a share
-  of the unsharded build; outputs compared byte for byte.
+  of the unsharded build; outputs compared byte for byte;
+- build ``--workers 2`` (8 blocks built as shards in a process pool, joined inside the output
+  directory) vs the unsharded build; outputs compared byte for byte.
 On the 2-core project machine, shared with other jobs, the speed-up is bounded by the free cores.
 
     python benchmarks/bench_shard.py [--scenes 24] [--records 20000] [--out docs/bench/shard.md]
@@ -98,6 +100,8 @@ def main() -> None:
         shards = timed([*build, str(root / "b2"), "--shard", "0/2"], [*build, str(root / "b2"), "--shard", "1/2"])
         merge = timed(["merge", str(root / "b2")])
         build_same = same_tree(root / "b1", root / "b2")
+        pool = timed([*build, str(root / "b3"), "--workers", "2"])
+        pool_same = same_tree(root / "b1", root / "b3")
     rows = [
         (f"preprocess {args.scenes} scenes, 1 worker", f"{one:.1f} s", "1.00×"),
         (f"preprocess {args.scenes} scenes, `--workers 2`", f"{two:.1f} s", f"{one / two:.2f}× speed-up"),
@@ -106,6 +110,12 @@ def main() -> None:
         ("build, 2 shards side by side (`--shard 0/2`, `1/2`)", f"{shards:.1f} s", f"{whole / shards:.2f}× speed-up"),
         ("`sarvlm merge` of the 2 build shards", f"{merge:.1f} s", f"{merge / whole:.0%} of the unsharded build"),
         ("build outputs identical (after merge)", str(build_same), ""),
+        (
+            "build, `--workers 2` (blocks in a process pool, joined in place)",
+            f"{pool:.1f} s",
+            f"{whole / pool:.2f}× speed-up",
+        ),
+        ("build `--workers 2` output identical", str(pool_same), ""),
     ]
     text = f"{os.cpu_count()} CPU cores\n\n| run | wall time | ratio |\n|---|---:|---:|\n"
     text += "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"

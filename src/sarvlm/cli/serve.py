@@ -36,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--served-model-name", help="the model id clients use (default: the --model argument)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, as saved on CPU), float32, bf16, fp16")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (bf16 on GPUs that support it, else fp16; as saved on CPU), float32, bf16, fp16",
+    )
     p.add_argument(
         "--allow-remote-images", action="store_true", help="also fetch http(s):// image URLs (off: data URLs only)"
     )
@@ -83,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     device = resolve_device(args.device)
-    dtype = None if args.dtype == "auto" else args.dtype
-    if args.dtype == "auto" and device.startswith("cuda"):
-        dtype = "bf16"
-    model, processor = load_model(args.model, dtype=dtype, device=device)
+    # auto: bf16 on CUDA GPUs that support it, fp16 on older ones (sarvlm.models.device.resolve_dtype);
+    # as saved on the CPU
+    dtype = None if args.dtype == "auto" and not device.startswith("cuda") else args.dtype
+    model, processor = load_model(args.model, dtype=dtype, device=device, attention="auto")
+    from sarvlm.models.device import describe_placement
+
     config = ServeConfig(
         model_id=args.served_model_name or str(args.model),
         limits=Limits(
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     )
     app = create_app(model, processor, config)
     print(
-        f"sarvlm serve: {config.model_id} on {device}; API http://{args.host}:{args.port}/v1, "
+        f"sarvlm serve: {config.model_id} on {describe_placement(model)}; API http://{args.host}:{args.port}/v1, "
         f"UI http://{args.host}:{args.port}/ui/{' (API key required)' if api_key else ''}",
         file=sys.stderr,
         flush=True,
