@@ -389,8 +389,9 @@ def annotate_samples(
                     "samples_digest": _file_digest(samples),
                     "records": n_records,
                     "out": str(final_out),
-                    "run_dir": str(final_run_dir),
-                    "part_run_dir": str(run_dir),
+                    # absolute: `sarvlm merge` may run from another working directory
+                    "run_dir": str(Path(final_run_dir).resolve()),
+                    "part_run_dir": str(Path(run_dir).resolve()),
                     "settings": {
                         "prompt": tpl.key,
                         "endpoint": endpoint.kind,
