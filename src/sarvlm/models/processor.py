@@ -160,7 +160,8 @@ class SarvlmProcessor:
                 arrays, do_resize=False, do_convert_rgb=False, input_data_format="channels_first", return_tensors="pt"
             )
         else:
-            rgb = [img if img.mode == "RGB" else img.convert("RGB") for img in images]
+            pil = [img for img in images if isinstance(img, Image.Image)]
+            rgb = [img if img.mode == "RGB" else img.convert("RGB") for img in pil]
             out = self.image_processor(rgb, return_tensors="pt")
         return {"pixel_values": out["pixel_values"], "image_grid_thw": out["image_grid_thw"]}
 
