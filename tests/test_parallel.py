@@ -95,7 +95,7 @@ def test_build_workers_and_dask_equal_one_process(tmp_path, capsys):
         )
     _same_tree(tmp_path / "one", tmp_path / "dask")
     # sarvlm-format export and another task mix through the pool, too
-    args = ["build", str(samples), "--tasks", "classify_box,detect", "--format", "swift"]
+    args = ["build", str(samples), "--tasks", "classify_box,detect", "--format", "swift", "--categories", "ship,tank"]
     assert cli_main([*args, str(tmp_path / "swift1")]) == 0
     assert cli_main([*args, str(tmp_path / "swift2"), "--workers", "2"]) == 0
     _same_tree(tmp_path / "swift1", tmp_path / "swift2")

@@ -271,7 +271,7 @@ def build_dataset(
     if opts.categories:
         vocabulary = tuple(sorted({canonical_category(c.strip(), synonyms) for c in opts.categories if c.strip()}))
         strict: set[str] | None = set(vocabulary)
-        n_records = None
+        n_records = _block.records if _block is not None else None
     elif _block is not None:  # scanned once by the parent of a parallel build
         vocabulary, n_records, strict = _block.vocabulary, _block.records, None
     else:

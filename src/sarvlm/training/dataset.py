@@ -158,7 +158,7 @@ class SftDataset(Dataset):
         # placeholder checks of every row without parsing the file again; examples are parsed one
         # at a time when the data loader asks for them
         if length_cache is False:
-            self.index = ExampleIndex._build(self.path, "")
+            self.index = ExampleIndex.build(self.path)
         else:
             self.index = ExampleIndex.load(self.path)
         n_rows = len(self.index)

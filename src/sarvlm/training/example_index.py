@@ -119,7 +119,7 @@ class ExampleIndex:
                     return index
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # damaged: rebuilt below
-        index = cls._build(path, digest)
+        index = cls.build(path, digest)
         try:
             stored.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(stored, suffix=".npz") as tmp:
@@ -139,7 +139,9 @@ class ExampleIndex:
         return index
 
     @classmethod
-    def _build(cls, path: Path, digest: str) -> ExampleIndex:
+    def build(cls, path: str | Path, digest: str = "") -> ExampleIndex:
+        """The index of ``path`` by parsing every row (nothing read from or written to a cache)."""
+        path = Path(path)
         offsets: list[int] = []
         sizes: list[int] = []
         codes: list[int] = []
