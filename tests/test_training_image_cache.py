@@ -101,7 +101,7 @@ def test_changed_image_or_settings_invalidate(processor, tmp_path):
     assert np.array_equal(np.load(entry), after)
 
 
-def test_train_cli_can_turn_the_cache_off(tmp_path):
+def test_train_cli_can_turn_the_cache_off(tmp_path, capsys):
     from sarvlm.cli.main import main
 
     root = make_dataset(tmp_path / "ds")
@@ -109,5 +109,8 @@ def test_train_cli_can_turn_the_cache_off(tmp_path):
     argv += ["--max-steps", "1", "--batch-size", "2", "--stage", "1"]
     assert main([*argv, "--out", str(tmp_path / "off"), "--no-image-cache"]) == 0
     assert not (root / CACHE_DIR / "images").exists()
+    assert "image cache" not in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "on")]) == 0
     assert list((root / CACHE_DIR / "images").rglob("*.npy"))
+    out = capsys.readouterr().out
+    assert "decoded and resized" in out and "attention sdpa" in out  # the run says what it uses

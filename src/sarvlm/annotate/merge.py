@@ -64,12 +64,12 @@ def merge_annotate_shards(out: str | Path, overwrite: bool = False, remove_parts
 def _merge_replies(sources: list[Path], dest: Path) -> None:
     """Copy every cached reply into ``dest`` (same ``<key[:2]>/<key>.json`` layout); an entry already
     there is kept (the same key is the same request)."""
-    for src in sources:
-        if not src.is_dir():
+    from sarvlm.core.progress import track
+
+    entries = [entry for src in sources if src.is_dir() for entry in sorted(src.glob("*/*.json"))]
+    for entry in track(entries, "merging cached replies", total=len(entries)):
+        target = dest / entry.parent.name / entry.name
+        if target.exists():
             continue
-        for entry in sorted(src.glob("*/*.json")):
-            target = dest / entry.parent.name / entry.name
-            if target.exists():
-                continue
-            with atomic_open(target, "wb") as fh:
-                fh.write(entry.read_bytes())
+        with atomic_open(target, "wb") as fh:
+            fh.write(entry.read_bytes())

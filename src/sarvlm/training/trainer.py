@@ -493,6 +493,11 @@ def _prepare_stage_model(
             if p.requires_grad:
                 p.data = p.data.float()  # trainable weights keep fp32 masters; bf16 autocast does the rest
     _say(log, describe_trainable(to_train, plan, spec.name))
+    from sarvlm.models.device import attention_in_use
+
+    # say which attention kernel trains (SDPA, the transformers default; FlashAttention 2 when a
+    # checkpoint was saved with it)
+    _say(log, f"[{spec.name}] precision {precision}, attention {attention_in_use(start)}")
     prior_images = str(
         settings.get("prior_images", getattr(getattr(start, "sarvlm_settings", None), "prior_images", "sar"))
     )
