@@ -231,8 +231,14 @@ def test_bad_input_fails_with_one_line(world, tmp_path, capsys):
         ]
     )
     assert "no vqa examples" in e and "landform_main" in e
+    e = err(["caption", "--model", klip, "--data", str(root / "b" / "train.jsonl"), "--out", str(tmp_path / "p3")])
+    e = err(
+        ["finetune-caption", "--model", klip, "--data", str(root / "b" / "train.jsonl"), "--out", str(tmp_path / "r7")]
+        + ["--text-field", "concise"]
+    )
+    assert "no caption examples" in e and "style structured" in e
     assert "--lr must be positive" in err(
         ["finetune-caption", "--model", klip, "--data", str(bare), "--out", str(tmp_path / "r6"), "--lr", "0"]
     )
-    for name in ("r1", "r2", "r3", "r4", "r5", "r6"):
+    for name in ("r1", "r2", "r3", "r4", "r5", "r6", "r7", "p3"):
         assert not (tmp_path / name).exists()

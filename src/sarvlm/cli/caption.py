@@ -24,7 +24,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output directory (predictions.jsonl, eval/)")
     p.add_argument("--tasks", default=None, help="VQA: comma-separated example tasks (default: the six KLIP types)")
-    p.add_argument("--text-field", default=None, help="sample records: caption style of the references (default: all)")
+    p.add_argument(
+        "--text-field",
+        default=None,
+        help="caption style: of the sample records' reference captions or of the caption examples to answer "
+        "(default: all)",
+    )
     p.add_argument("--num-beams", type=int, default=None, help="beams (1 = greedy; default 3)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default 100 caption, 10 vqa)")
     p.add_argument("--min-new-tokens", type=int, default=None, help="minimum length (default 5 caption, 1 vqa)")

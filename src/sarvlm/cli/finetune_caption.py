@@ -31,7 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--tasks", default=None, help="VQA: comma-separated example tasks to train on (default: the six KLIP types)"
     )
     p.add_argument(
-        "--text-field", default=None, help="sample records: caption style to train on (default: the first caption)"
+        "--text-field",
+        default=None,
+        help="caption style: of sample records (default: the first caption) or of caption examples "
+        "(params.style; default: all)",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")

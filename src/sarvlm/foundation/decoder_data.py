@@ -10,6 +10,10 @@ Two kinds of input file are read (the kind is told by the rows):
   (:func:`sarvlm.data.example_root.example_image_root`).
 - sample records (captioning only): the caption of style ``text_field`` (default: each record's
   first caption) is the target; the record id is the item id.
+
+For captions, ``text_field`` also selects caption examples by their ``params.style`` (``structured``,
+``template``, ``concise``, ...): the decoder is not told which style a prompt asks for, so one style per
+run keeps the target unambiguous.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ def _first_row(path: Path) -> dict | None:
     return None
 
 
-def _from_examples(path: Path, task: str, tasks: tuple[str, ...], need_answer: bool) -> list[DecoderItem]:
+def _from_examples(
+    path: Path, task: str, tasks: tuple[str, ...], need_answer: bool, style: str | None = None
+) -> list[DecoderItem]:
     from sarvlm.core.example import IMAGE_PLACEHOLDER, read_examples
     from sarvlm.core.paths import resolve_in_root
     from sarvlm.data.example_root import example_image_root
@@ -58,6 +64,9 @@ def _from_examples(path: Path, task: str, tasks: tuple[str, ...], need_answer: b
     for ex in read_examples(path):
         if ex.task not in tasks:
             other.add(ex.task)
+            continue
+        if style is not None and ex.params.get("style") != style:
+            other.add(f"{ex.task} (style {ex.params.get('style')})")
             continue
         where = f"{path}: {ex.id}"
         if len(ex.images) != 1:
@@ -117,7 +126,7 @@ def load_decoder_items(
         raise InputError(f"{path}: no rows (empty file)")
     if "messages" in first:
         wanted = tuple(tasks) if tasks else (("caption",) if task == "caption" else KLIP_VQA_TASKS)
-        items = _from_examples(path, task, wanted, need_answer)
+        items = _from_examples(path, task, wanted, need_answer, text_field if task == "caption" else None)
     elif "captions" in first or "image" in first:
         if task != "caption":
             raise InputError(
