@@ -242,3 +242,35 @@ def test_bad_input_fails_with_one_line(world, tmp_path, capsys):
     )
     for name in ("r1", "r2", "r3", "r4", "r5", "r6", "r7", "p3"):
         assert not (tmp_path / name).exists()
+
+
+def test_characters_missing_from_the_pretrained_vocabulary_are_added(world, capsys):
+    from sarvlm.core.record import Caption
+    from sarvlm.foundation.model import KlipModel
+
+    root = world
+    klip = KlipModel.from_pretrained(root / "klip")
+    unk = klip.tokenizer.unk_token_id
+    # the from-scratch vocabulary comes from captions that spell numbers out: no digits
+    assert unk in klip.tokenizer("17 ships", add_special_tokens=False)["input_ids"]
+    rec = SampleRecord(
+        id="odd", image="w/images/s000.tif", width=32, height=32, captions=[Caption(text="17 ships near pier ※3.")]
+    )
+    write_samples(root / "odd.jsonl", [rec])
+    argv = ["finetune-caption", "--model", str(root / "klip"), "--data", str(root / "odd.jsonl")]
+    assert main([*argv, "--out", str(root / "odd_run"), "--steps", "2", "--batch-size", "2"]) == 0
+    assert "added 4 characters the pretrained vocabulary lacks: 1 3 7 ※" in capsys.readouterr().out
+    run = json.loads((root / "odd_run" / "run.json").read_text())
+    assert run["added_characters"] == ["1", "3", "7", "※"] and run["targets_with_unknown_tokens"] == 0
+    dec = KlipDecoderModel.from_pretrained(root / "odd_run" / "final")
+    ids = dec.tokenizer("17 ships", add_special_tokens=False)["input_ids"]
+    assert dec.tokenizer.unk_token_id not in ids and dec.tokenizer.decode(ids) == "17 ships"
+    # the pretrained rows moved with their tokens: the old words keep their embeddings
+    old_emb = klip.text.bert.embeddings.word_embeddings.weight
+    new_emb = dec.text_decoder.bert.embeddings.word_embeddings.weight
+    for word in ("ships", "[DEC]", "[SEP]"):
+        o, n = klip.tokenizer.convert_tokens_to_ids(word), dec.tokenizer.convert_tokens_to_ids(word)
+        if word == "ships":  # trained for 2 steps: close, not equal
+            assert torch.allclose(old_emb[o], new_emb[n], atol=0.05)
+        else:
+            assert n == dec.ids[word.strip("[]").lower()]

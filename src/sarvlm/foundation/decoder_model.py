@@ -168,6 +168,76 @@ class KlipDecoderModel(nn.Module):
         )
         return [t.strip() for t in self.tokenizer.batch_decode(out[:, 1:], skip_special_tokens=True)]
 
+    def add_characters(self, texts: list[str]) -> list[str]:
+        """Let the tokenizer spell every character of ``texts``: missing characters are added as WordPiece
+        entries (``c`` and ``##c``) after the existing ids, and the embeddings / LM head grow to match
+        (new rows from the old rows' mean and covariance, transformers' ``resize_token_embeddings``).
+
+        A vocabulary built from pretraining captions may lack characters the downstream targets use
+        (digits of count answers: the captions spell numbers out). Returns the added characters; a
+        tokenizer that is not WordPiece is left alone (returns ``[]``).
+        """
+        import tempfile
+
+        from sarvlm.foundation.tokenizer import load_tokenizer
+
+        tok = self.tokenizer
+        backend = getattr(tok, "backend_tokenizer", None)
+        if backend is None:
+            return []
+        vocab = tok.get_vocab()
+        missing: set[str] = set()
+        for text in texts:
+            norm = backend.normalizer.normalize_str(text) if backend.normalizer else text
+            words = backend.pre_tokenizer.pre_tokenize_str(norm) if backend.pre_tokenizer else [(norm, None)]
+            for word, _ in words:
+                for i, ch in enumerate(word):
+                    if (ch if i == 0 else f"##{ch}") not in vocab:
+                        missing.add(ch)
+        data = json.loads(backend.to_str())
+        if not missing or data.get("model", {}).get("type") != "WordPiece":
+            return []
+        next_id = len(tok)
+        for ch in sorted(missing):
+            for piece in (ch, f"##{ch}"):
+                if piece not in data["model"]["vocab"]:
+                    data["model"]["vocab"][piece] = next_id
+                    next_id += 1
+        with tempfile.TemporaryDirectory() as tmp:
+            tok.save_pretrained(tmp)
+            (Path(tmp) / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+            new = load_tokenizer(tmp)  # added tokens ([ENC], [DEC]) move behind the grown WordPiece vocabulary
+        new_vocab = new.get_vocab()
+        if any(t not in new_vocab for t in vocab) or len(new) != len(new_vocab):
+            raise ConfigurationError("extending the tokenizer lost tokens (unexpected tokenizer layout)")
+        # row of every old token in the new numbering; new characters take the remaining rows
+        old_rows = torch.tensor([vocab[t] for t in vocab])
+        new_rows = torch.tensor([new_vocab[t] for t in vocab])
+        n = len(new)
+        encoders = [self.text_decoder.bert] + ([self.text_encoder] if self.task == "vqa" else [])
+        for enc in encoders:
+            emb = enc.embeddings.word_embeddings
+            old = emb.weight.detach().clone()
+            weight = old.mean(0, keepdim=True).repeat(n, 1)  # new characters start at the mean embedding
+            weight[new_rows] = old[old_rows]
+            grown = nn.Embedding(n, old.shape[1], padding_idx=emb.padding_idx)
+            grown.weight.data.copy_(weight)
+            enc.embeddings.word_embeddings = grown
+        head = self.text_decoder.cls.predictions
+        old_bias = head.bias.detach().clone()
+        bias = torch.full((n,), float(old_bias.mean()))
+        bias[new_rows] = old_bias[old_rows]
+        head.decoder = nn.Linear(head.decoder.in_features, n, bias=True)
+        head.bias = nn.Parameter(bias)
+        head.decoder.weight = self.text_decoder.bert.embeddings.word_embeddings.weight  # tied, as built
+        head.decoder.bias = head.bias
+        for module in (self.text_decoder, *([self.text_encoder] if self.task == "vqa" else [])):
+            module.config.vocab_size = n
+        self.tokenizer = new
+        self.ids = special_ids(new)
+        self.config.text.vocab_size = n
+        return sorted(missing)
+
     def tokenize(self, texts: list[str], max_length: int, device: torch.device | str = "cpu"):
         """``[CLS] text [SEP]`` ids and mask ``(B, L)``, cut at ``max_length`` tokens."""
         enc = self.tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")

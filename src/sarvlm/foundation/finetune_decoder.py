@@ -193,7 +193,7 @@ def finetune_decoder(
     total = steps if steps is not None else s["epochs"] * steps_per_epoch
     set_seed(seed)
 
-    start, rows = 0, []
+    start, rows, added = 0, [], []
     if resume:
         ck = run / "checkpoint"
         state = json.loads((ck / "state.json").read_text(encoding="utf-8"))
@@ -214,10 +214,21 @@ def finetune_decoder(
                 shutil.rmtree(run / name, ignore_errors=True)
         model = KlipDecoderModel.from_klip(klip, task, s)
         del klip
+        added = model.add_characters([it.answer or "" for it in items] + [it.question or "" for it in items])
+        if added:
+            log(f"added {len(added)} characters the pretrained vocabulary lacks: {' '.join(added)}")
     cfg = model.config
     device = accelerator.device
     pixels = _load_pixels(items, cfg)
     tgt_ids, tgt_mask = model.tokenize([it.answer or "" for it in items], s["max_tokens"])
+    unk = model.tokenizer.unk_token_id
+    unknown = int(((tgt_ids == unk) & (tgt_mask == 1)).any(1).sum()) if unk is not None else 0
+    if unknown:  # e.g. digits in answers to a model whose vocabulary was built from captions without them
+        first = next(it.answer for it, row in zip(items, tgt_ids) if (row == unk).any())
+        log(
+            f"warning: {unknown} of {len(items)} targets hold characters the model's tokenizer cannot spell "
+            f"([UNK], e.g. in {first!r}); the decoder cannot generate them"
+        )
     q_ids = q_mask = None
     if task == "vqa":
         q_ids, q_mask = model.tokenize([it.question or "" for it in items], s["question_tokens"])
@@ -245,6 +256,8 @@ def finetune_decoder(
                     "model": str(Path(model_dir).resolve()),
                     "data": str(Path(data).resolve()),
                     "items": len(items),
+                    "added_characters": added,
+                    "targets_with_unknown_tokens": unknown,
                     "tasks": sorted({it.task for it in items}),
                     "steps": total,
                     "steps_per_epoch": steps_per_epoch,
