@@ -117,6 +117,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="accept record paths (image, optical, land-cover mask) leaving the samples file's folder "
         "(absolute, ../); refused by default; recorded in manifest.json",
     )
+    p.add_argument(
+        "--geovl-corrupt",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="add a FUSAR-GEOVL 8-field structured caption to every synthetic record with this fraction of "
+        "fragments corrupted, as `sarvlm synth --geovl-corrupt` does (same code, --seed); the corruptions "
+        "go to OUT_DIR/geovl_corruptions.jsonl (docs/foundation.md)",
+    )
     return p
 
 
@@ -144,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         class_hint=args.class_hint,
         overwrite=args.overwrite,
         allow_outside_root=args.allow_outside_root,
+        geovl_corrupt=args.geovl_corrupt,
     )
     if args.min_pixels is not None:
         opts.min_pixels = args.min_pixels

@@ -10,15 +10,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "export-backbone",
         help="export the KLIP image tower as a transformers ViTModel (+ optional segmentation head check)",
         description="Write OUT as a stand-alone transformers ViTModel directory with handoff.json (input "
-        "normalisation, token layout, the detection hand-off). With --seg-data, also train a linear "
-        "segmentation head on the frozen tower (half of the records) and report OA / mIoU on the other half "
-        "(OUT/segmentation.json). See docs/foundation.md.",
+        "normalisation, token layout, the detection hand-off). With --seg-data, also train a segmentation "
+        "head (--head linear or Segmenter's mask-transformer) on the frozen tower (half of the records) and report OA / mIoU on the other half "
+        "(OUT/segmentation.json, the head in OUT/seg_head.*). See docs/foundation.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model directory (RUN/final)")
     p.add_argument("--out", required=True, help="backbone directory")
     p.add_argument("--seg-data", default=None, help="sample records with land-cover masks for the head check")
     p.add_argument("--seg-steps", type=int, default=200, help="training steps of the segmentation head")
+    p.add_argument(
+        "--head",
+        choices=("linear", "mask-transformer"),
+        default="linear",
+        help="segmentation decoder: a linear classifier per patch, or Segmenter's mask transformer",
+    )
+    p.add_argument(
+        "--seg-lr", type=float, default=None, help="head learning rate (default 1e-2 linear, 1e-3 mask-transformer)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the head and the 50/50 split")
     p.add_argument("--text-field", default="structured", help="caption style the records carry")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
@@ -31,14 +40,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seg_steps <= 0:
         raise InputError("--seg-steps must be positive")
+    if args.seg_lr is not None and args.seg_lr <= 0:
+        raise InputError("--seg-lr must be positive")
     info = export_backbone(args.model, args.out, overwrite=args.overwrite)
     msg = f"exported the image tower to {args.out} (tokens {info['output']['last_hidden_state']})"
     if args.seg_data:
         from sarvlm.foundation.tasks import run_segmentation_check
 
-        scores = run_segmentation_check(args.model, args.seg_data, args.out, args.seg_steps, args.seed, args.text_field)
+        scores = run_segmentation_check(
+            args.model, args.seg_data, args.out, args.seg_steps, args.seed, args.text_field, args.head, args.seg_lr
+        )
         msg += (
-            f"; segmentation head OA {100 * scores['oa']:.1f}% mIoU {100 * scores['miou']:.1f}% "
+            f"; {args.head} segmentation head OA {100 * scores['oa']:.1f}% mIoU {100 * scores['miou']:.1f}% "
             f"(majority class OA {100 * scores['majority_class_oa']:.1f}%)"
         )
     print(msg)

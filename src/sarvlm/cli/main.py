@@ -34,6 +34,8 @@ VERB_MODULES: tuple[str, ...] = (
     "zeroshot",
     "probe",
     "export_backbone",
+    "finetune_caption",
+    "caption",
     "ask",
     "predict",
     "merge",

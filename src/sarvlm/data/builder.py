@@ -65,6 +65,9 @@ class BuildOptions:
     landform_min_fraction: float = 0.05
     overwrite: bool = False
     allow_outside_root: bool = False  # accept record paths leaving the samples file's folder
+    # add a FUSAR-GEOVL 8-field caption to every (synthetic) record, this fraction of fragments corrupted
+    # exactly as `sarvlm synth --geovl-corrupt` does (sarvlm.tasks.geovl); None = off
+    geovl_corrupt: float | None = None
 
     def validate(self) -> None:
         self.tasks = resolve_tasks(self.tasks)
@@ -89,6 +92,8 @@ class BuildOptions:
             )
         if not 0.0 <= self.negative_rate <= 1.0:
             raise InputError(f"--negative-rate must be in [0, 1], got {self.negative_rate}")
+        if self.geovl_corrupt is not None and not 0.0 <= self.geovl_corrupt < 1.0:
+            raise InputError(f"--geovl-corrupt must be a fraction in [0, 1), got {self.geovl_corrupt}")
 
 
 @dataclass
@@ -261,6 +266,11 @@ def build_dataset(
         raise NotFoundError(f"{samples}: no such file")
     shard = Shard.parse(shard)
     plan = SplitPlan.parse(opts.split, opts.seed, opts.split_method)
+    geovl_pool = None
+    if opts.geovl_corrupt is not None:
+        if shard is not None:
+            raise SarvlmError(f"--shard {shard}: not supported with --geovl-corrupt (build in one run)")
+        geovl_pool = _geovl_pool(samples)
     if shard is not None and opts.split_method != "hash":
         raise SarvlmError(f"--shard {shard}: needs --split-method hash (balanced splits depend on every earlier image)")
     from sarvlm.core.parallel import check_workers
@@ -308,6 +318,8 @@ def build_dataset(
         files = {name: open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in plan.names}
         seen_ids: dict[str, int] = {}  # record id -> line: duplicates would give duplicate example ids
         lineno = 0
+        geovl_out = open(tmp / "geovl_corruptions.jsonl", "w", encoding="utf-8", newline="\n") if geovl_pool else None
+        geovl_fragments = 0
         try:
             with open(samples, encoding="utf-8") as fh:
                 lines = enumerate(fh, 1)
@@ -325,6 +337,14 @@ def build_dataset(
                             f"{where}: record {rec.id!r}: duplicate id (first on line {seen_ids[rec.id]}); ids must be unique"
                         )
                     seen_ids[rec.id] = lineno
+                    if geovl_pool is not None and geovl_out is not None:
+                        from sarvlm.tasks.geovl import geovl_record
+
+                        # record index = position in the file, as synth numbers its scenes
+                        rec = geovl_record(rec, len(seen_ids) - 1, geovl_pool, opts.seed, float(opts.geovl_corrupt))
+                        found = rec.meta["geovl_corruptions"]
+                        geovl_fragments += len(found)
+                        geovl_out.write(json.dumps({"sample_id": rec.id, "geovl_corruptions": found}) + "\n")
                     image_key = os.path.normpath(rec.image).replace(os.sep, "/")
                     image_abs = os.path.normpath(os.path.join(base_dir, rec.image))
                     _in_root(base_dir, rec.image, opts, f"{where}: record {rec.id!r}: image")
@@ -395,6 +415,8 @@ def build_dataset(
         finally:
             for f in files.values():
                 f.close()
+            if geovl_out is not None:
+                geovl_out.close()
         if not seen_ids:
             raise SarvlmError(f"{samples}: no sample records (empty file)")
         per_task: Counter = Counter()
@@ -413,6 +435,14 @@ def build_dataset(
         )
         if tool_files:
             manifest["tool_files"] = tool_files
+        if geovl_pool is not None:
+            manifest["geovl_captions"] = {
+                "corrupt_fraction": opts.geovl_corrupt,
+                "seed": opts.seed,
+                "records": len(seen_ids),
+                "corrupted_fragments": geovl_fragments,
+                "file": "geovl_corruptions.jsonl",
+            }
         if empty:
             manifest["tasks_without_examples"] = empty  # requested but the samples lack what they need
         # where the examples' image paths are rooted (train/predict resolve and confine them there)
@@ -468,6 +498,8 @@ def _build_parallel(
 
     if shard is not None:
         raise SarvlmError("--workers/--scheduler and --shard exclude each other (run one array task per shard)")
+    if opts.geovl_corrupt is not None:
+        raise SarvlmError("--workers/--scheduler: not supported with --geovl-corrupt (build in one process)")
     if opts.split_method != "hash":
         raise SarvlmError(
             "--workers/--scheduler need --split-method hash (balanced splits depend on every earlier image)"
@@ -507,6 +539,32 @@ def _build_parallel(
             item.rename(tmp / item.name)
         shutil.rmtree(parts)
     return BuildResult(out_dir, merged.counts, merged.quality, merged.manifest)
+
+
+def _geovl_pool(samples: Path) -> dict[str, list[str]]:
+    """Pre-pass for ``geovl_corrupt``: every GEOVL field's true values over all records (the ``swapped``
+    pool); records without the synthetic truth or with a structured caption already fail, named."""
+    from sarvlm.tasks.geovl import scene_fields, swap_pool
+
+    truths = []
+    with open(samples, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            rec = parse_sample(line, f"{samples}:{lineno}")
+            where = f"{samples}:{lineno}: record {rec.id!r}"
+            if "kind" not in rec.meta or "landcover_fractions" not in rec.meta:
+                raise InputError(
+                    f"{where}: --geovl-corrupt writes captions from the synthetic truth "
+                    "(meta.kind, meta.landcover_fractions of `sarvlm synth` records), which this record lacks"
+                )
+            if any(c.style == "structured" for c in rec.captions):
+                raise InputError(f"{where}: already has a structured caption; build without --geovl-corrupt")
+            try:
+                truths.append(scene_fields(rec))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise InputError(f"{where}: meta: cannot write GEOVL captions from it ({exc!r})") from None
+    return swap_pool(truths)
 
 
 def _count_records(path: Path) -> int:

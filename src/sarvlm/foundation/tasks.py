@@ -125,22 +125,44 @@ def run_probe(
 
 
 def run_segmentation_check(
-    model_dir, data, out, steps: int = 200, seed: int = 0, text_field: str = "structured"
+    model_dir,
+    data,
+    out,
+    steps: int = 200,
+    seed: int = 0,
+    text_field: str = "structured",
+    head: str = "linear",
+    lr: float | None = None,
 ) -> dict[str, Any]:
-    """Train a linear segmentation head on the frozen image tower (half the records), score OA/mIoU on
-    the other half against the majority class, and write ``out/segmentation.json``."""
+    """Train a segmentation head (``linear`` or ``mask-transformer``) on the frozen image tower (half the
+    records), score OA/mIoU on the other half against the majority class, and write
+    ``out/segmentation.json`` and the trained head (``out/seg_head.json`` + ``seg_head.safetensors``)."""
     from sarvlm.core.atomic import atomic_open
-    from sarvlm.foundation.segmentation import SegmentationModel, load_masks, predict_masks, split_half, train_head
+    from sarvlm.foundation.segmentation import (
+        HEADS,
+        SegmentationModel,
+        load_masks,
+        predict_masks,
+        save_head,
+        split_half,
+        train_head,
+    )
     from sarvlm.metrics.segmentation import segmentation_scores
+
+    if head not in HEADS:
+        from sarvlm.core.errors import InputError
+
+        raise InputError(f"--head: unknown segmentation head {head!r} (expected one of {', '.join(HEADS)})")
 
     torch.manual_seed(seed)
     model, items, images = load_model_and_data(model_dir, data, text_field)
     v = model.config.vision
     masks, classes = load_masks(items, v.image_size)
     n_cls = max(classes) + 1
-    seg = SegmentationModel(model.visual_encoder, v.hidden_size, v.patch_size, n_cls)
+    options = {"d_model": v.hidden_size, "layers": 2, "heads": v.num_attention_heads} if head != "linear" else {}
+    seg = SegmentationModel(model.visual_encoder, v.hidden_size, v.patch_size, n_cls, head, **options)
     tr, te = split_half(len(items), seed)
-    losses = train_head(seg, images[tr], masks[tr], steps=steps, seed=seed)
+    losses = train_head(seg, images[tr], masks[tr], steps=steps, seed=seed, lr=lr)
     pred = predict_masks(seg, images[te])
     names = [classes.get(i, str(i)) for i in range(n_cls)]
     scores = segmentation_scores(zip(masks[te].numpy(), pred), n_cls, class_names=names)
@@ -155,8 +177,14 @@ def run_segmentation_check(
         "steps": steps,
         "final_loss": losses[-1],
         "resolution": v.image_size,
-        "head": "linear on frozen patch tokens, bilinear upsampling",
+        "head": head,
+        "head_description": "linear classifier per patch token"
+        if head == "linear"
+        else "Segmenter mask transformer (2 layers, class embeddings, patch-class products)",
+        "backbone": "frozen",
+        "upsampling": "bilinear",
     }
+    save_head(seg, out, classes)
     with atomic_open(Path(out) / "segmentation.json") as fh:
         json.dump(result, fh, indent=2)
         fh.write("\n")

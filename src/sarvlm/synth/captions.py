@@ -17,24 +17,9 @@ from collections.abc import Sequence
 
 from sarvlm.core.record import Caption, ObjectAnnotation
 from sarvlm.core.vocabulary import box_centre, cell_name, grid_cell, number_word
+from sarvlm.tasks.category_phrases import CATEGORY_ORDER
+from sarvlm.tasks.category_phrases import count_phrase as _count_phrase
 
-CATEGORY_ORDER = ("harbor", "ship", "bridge", "aircraft", "oil_tank", "car")
-_SINGULAR = {
-    "harbor": "harbor",
-    "ship": "ship",
-    "bridge": "bridge",
-    "aircraft": "aircraft",
-    "oil_tank": "oil tank",
-    "car": "vehicle",
-}
-_PLURAL = {
-    "harbor": "harbors",
-    "ship": "ships",
-    "bridge": "bridges",
-    "aircraft": "aircraft",
-    "oil_tank": "oil tanks",
-    "car": "vehicles",
-}
 _KIND_PHRASE = {
     "port": "a coastal port",
     "coast": "a stretch of coast",
@@ -53,10 +38,6 @@ def _where(objs: Sequence[ObjectAnnotation], width: int, height: int) -> str:
         a, b = sorted(cells)
         return f"in the {a} and {b}"
     return "scattered across the image"
-
-
-def _count_phrase(cat: str, n: int) -> str:
-    return f"{number_word(n)} {_SINGULAR[cat] if n == 1 else _PLURAL[cat]}"
 
 
 def _fine_phrase(objs: Sequence[ObjectAnnotation]) -> str:
