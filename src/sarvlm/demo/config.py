@@ -13,8 +13,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-# Stage-2 instruction tasks (FUSAR-GPT's four target tasks + FUSAR-KLIP's landform questions).
-STAGE2_TASKS = ("count", "grid", "classify_box", "detect", "landform_main", "landform_region")
+# Stage-2 instruction tasks (FUSAR-GPT's four target tasks + FUSAR-KLIP's landform questions + the land
+# cover at the prior's anchor nodes, the family the decision rule is powered on).
+STAGE2_TASKS = ("count", "grid", "classify_box", "detect", "landform_main", "landform_region", "landcover_point")
+# The question family the prior is needed for: every test question of it is scored (not only test_per_task).
+POINT_TASK = "landcover_point"
 BUILD_TASKS = ("caption", *STAGE2_TASKS)
 
 
@@ -36,9 +39,13 @@ class DemoConfig:
     base_lr: float = 3e-3
     stage1_lr: float = 3e-3
     stage2_lr: float = 2e-3
-    test_per_task: int = 40  # test examples per task scored for every run
+    test_per_task: int = 40  # test examples per task scored for every run (landcover_point: see point_questions)
+    point_questions: int | None = None  # landcover_point test questions scored (None: all of them)
     predict_batch_size: int = 16
     workers: int = 2  # training / prediction jobs side by side (one thread each)
+    # Every training job (base model, each ablation run) writes a checkpoint this often (and keeps the
+    # last one), so a killed demo resumes mid-stage instead of redoing the stage.
+    checkpoint_steps: int = 50
     runs: tuple[str, ...] = (
         "stage2-only",
         "stage1+stage2",
@@ -52,17 +59,30 @@ class DemoConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def base_overrides(self) -> dict[str, Any]:
+        """``--set`` overrides of the optical-pretrain recipe (the base model)."""
+        return {
+            "pretrain.max_steps": self.base_steps,
+            "pretrain.lr": self.base_lr,
+            "pretrain.batch_size": self.batch_size,
+            "pretrain.tasks": list(BUILD_TASKS),
+            "pretrain.save_steps": self.checkpoint_steps,
+            "pretrain.save_total_limit": 1,
+        }
+
     def recipe_overrides(self) -> dict[str, Any]:
         """`--set` overrides applied to the fusar-gpt recipe in every ablation run."""
         return {
             "stage1.lr": self.stage1_lr,
             "stage1.max_steps": self.stage1_steps,
             "stage1.batch_size": self.batch_size,
-            "stage1.save_steps": 100000,
+            "stage1.save_steps": self.checkpoint_steps,
+            "stage1.save_total_limit": 1,
             "stage2.lr": self.stage2_lr,
             "stage2.max_steps": self.stage2_steps,
             "stage2.batch_size": self.batch_size,
-            "stage2.save_steps": 100000,
+            "stage2.save_steps": self.checkpoint_steps,
+            "stage2.save_total_limit": 1,
             "stage2.tasks": list(STAGE2_TASKS),
             "stage1.lora.dropout": 0.0,
             "stage2.lora.dropout": 0.0,
@@ -93,6 +113,8 @@ QUICK = DemoConfig(
     stage1_steps=8,
     stage2_steps=16,
     test_per_task=4,
+    point_questions=24,
+    checkpoint_steps=5,
     vocab_size=512,
     runs=("stage2-only", "stage2+tlm", "full"),
 )
