@@ -174,7 +174,7 @@ def caption_word_loss(
         examples_jsonl,
         processor,
         tasks=[task],
-        priors=PriorCache(priors_dir) if use_priors else None,
+        priors=PriorCache(priors_dir) if use_priors and priors_dir is not None else None,
         use_priors=use_priors,
         allow_missing_priors=True,
         length_cache=False,

@@ -189,7 +189,7 @@ def stage1_word_losses(
     the same weights but no prior), and after the LoRA stage 1 of its no-TLM twin ``stage1+stage2``."""
     from sarvlm.demo.diagnostics import caption_word_loss
 
-    first = {}
+    first: dict[str, dict[str, Any]] = {}
     for e in sorted(runs, key=lambda e: e["seed"]):
         first.setdefault(e["name"], e)
     out: dict[str, dict[str, float]] = {}

@@ -108,7 +108,7 @@ def generate(task: str, view: SampleView, ctx: TaskContext, rng: random.Random) 
         return
     mask, names = got
     w, h = view.width, view.height
-    x, y = anchor_pixels(view.record, grid)  # type: ignore[arg-type]
+    x, y = anchor_pixels(view.record, grid)
     sx, sy = mask.shape[1] / w, mask.shape[0] / h  # the mask may be coarser than the image
     half_x = w / max(int(grid[0]) - 1, 1) / 4.0
     half_y = h / max(int(grid[1]) - 1, 1) / 4.0
