@@ -78,3 +78,17 @@ def test_verdict_rule_and_power_calculation():
     # 19 questions (the old demo's farmland/grassland set) only detect a 45-point difference
     assert detectable_difference(19) == pytest.approx(0.4545, abs=1e-3)
     assert detectable_difference(393) <= 0.10 < detectable_difference(392)
+
+
+def test_paired_power_calculation_by_hand():
+    from sarvlm.demo.decision import required_paired_questions
+
+    # ψ = 0.5: (1.95996·√0.5 + 0.84162·√0.49)² / 0.01 = (1.38590 + 0.58914)² / 0.01 = 390.1 → 391
+    assert required_paired_questions(0.10, 0.5) == 391
+    # ψ = 0.3: (1.95996·0.54772 + 0.84162·0.53852)² / 0.01 = (1.07352 + 0.45323)² / 0.01 = 233.1 → 234
+    assert required_paired_questions(0.10, 0.3) == 234
+    assert required_paired_questions(0.10, 0.2) == 155
+    # fewer discordant questions, fewer needed; a larger effect, fewer needed
+    assert required_paired_questions(0.20, 0.5) < required_paired_questions(0.10, 0.5)
+    with pytest.raises(ValueError):
+        required_paired_questions(0.10, 0.005)  # ψ must exceed Δ²

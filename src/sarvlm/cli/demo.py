@@ -29,6 +29,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "gpu (480 scenes, 256-wide model, more steps: for one GPU)",
     )
     p.add_argument("--seeds", type=int, default=None, help="training seeds per ablation run (default 3, --quick 1)")
+    p.add_argument(
+        "--scenes", type=int, default=None, help="scenes of the synthetic world (default: the preset's; at least 10)"
+    )
+    p.add_argument(
+        "--steps-scale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="multiply the preset's training steps (base, stage 1, stage 2) by F, e.g. 0.01 for a smoke test of --preset gpu",
+    )
     p.add_argument("--fresh", action="store_true", help="recompute every step instead of reusing finished ones")
     return p
 
@@ -40,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise SarvlmError(f"--seeds must be >= 1, got {args.seeds}")
-    run_demo(args.out, demo_config(args.quick, args.seeds, args.preset), fresh=args.fresh)
+    cfg = demo_config(args.quick, args.seeds, args.preset, scenes=args.scenes, steps_scale=args.steps_scale)
+    run_demo(args.out, cfg, fresh=args.fresh)
     return 0

@@ -111,3 +111,103 @@ def visual_token_diagnostics(
     for name in classes:
         out[f"modulation {name}"] = float(rel[y == name].mean()) if (y == name).any() else float("nan")
     return out
+
+
+def word_token_mask(token_texts: list[str], words: tuple[str, ...]) -> np.ndarray:
+    """Which tokens belong to one of ``words``: ``token_texts`` are the decoded response tokens in
+    order (their concatenation is the response text); a token is marked when its characters overlap a
+    whole-word, case-insensitive match of any of ``words`` (multi-word names included). Shape ``(T,)``."""
+    import re
+
+    text = "".join(token_texts)
+    starts = np.cumsum([0] + [len(t) for t in token_texts[:-1]]) if token_texts else np.zeros(0, int)
+    ends = starts + np.array([len(t) for t in token_texts], dtype=int)
+    marked = np.zeros(len(token_texts), dtype=bool)
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    for m in re.finditer(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])", text, flags=re.IGNORECASE):
+        marked |= (starts < m.end()) & (ends > m.start())
+    return marked
+
+
+def caption_word_loss(
+    run_dir: str | Path,
+    stage: str | None,
+    examples_jsonl: str | Path,
+    priors_dir: str | Path | None,
+    *,
+    words: tuple[str, ...] | None = None,
+    task: str = "caption",
+    batch_size: int = 8,
+) -> dict[str, float]:
+    """Cross-entropy of a training run's model on the ``task`` answers of ``examples_jsonl``, on the
+    tokens of land-cover words alone and on every other answer token.
+
+    The model is the run's starting model (``run_dir/run.yaml``) with its finished stage ``stage``
+    applied (``None``: the starting model itself, i.e. before stage 1). Priors are used when the run's
+    fusion uses them and ``priors_dir`` is given. Returns the mean loss (nats per token) over
+    ``land-cover words`` and ``other tokens``, and both token counts.
+    """
+    import torch
+    import yaml
+
+    from sarvlm.core.vocabulary import LANDCOVER_SYNONYMS
+    from sarvlm.models.loading import load_model
+    from sarvlm.priors.cache import PriorCache
+    from sarvlm.training.collator import SftCollator
+    from sarvlm.training.dataset import SftDataset
+    from sarvlm.training.trainer import apply_stage_result
+
+    if words is None:
+        words = tuple(w for canon, forms in LANDCOVER_SYNONYMS.items() for w in (canon, *forms))
+    run_dir = Path(run_dir)
+    try:
+        identity = yaml.safe_load((run_dir / "run.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SarvlmError(f"{run_dir / 'run.yaml'}: cannot read the run's identity ({exc})") from None
+    settings = identity.get("model_settings") or {}
+    model, processor = load_model(identity["model"], settings=settings)
+    if stage is not None:
+        model = apply_stage_result(model, run_dir / stage)
+    model.eval()
+    use_priors = settings.get("fusion", "none") != "none" and priors_dir is not None
+    ds = SftDataset(
+        examples_jsonl,
+        processor,
+        tasks=[task],
+        priors=PriorCache(priors_dir) if use_priors and priors_dir is not None else None,
+        use_priors=use_priors,
+        allow_missing_priors=True,
+        length_cache=False,
+        allow_outside_root=True,
+        max_length=4096,
+    )
+    collate = SftCollator(pad_token_id=int(processor.pad_token_id))
+    tokenizer = processor.tokenizer
+    sums = {"word": 0.0, "other": 0.0}
+    counts = {"word": 0, "other": 0}
+    for first in range(0, len(ds), batch_size):
+        batch = collate([ds[i] for i in range(first, min(first + batch_size, len(ds)))])
+        labels = batch.pop("labels")
+        with torch.no_grad():
+            logits = model(**batch).logits.float()
+        # position t predicts token t+1
+        losses = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none"
+        )
+        for row in range(labels.shape[0]):
+            where = torch.nonzero(labels[row, 1:] != -100).flatten()
+            if not len(where):
+                continue
+            ids = labels[row, 1:][where].tolist()
+            marked = word_token_mask([tokenizer.decode([t]) for t in ids], words)
+            row_loss = losses[row, where].numpy()
+            sums["word"] += float(row_loss[marked].sum())
+            counts["word"] += int(marked.sum())
+            sums["other"] += float(row_loss[~marked].sum())
+            counts["other"] += int((~marked).sum())
+    out: dict[str, float] = {"land-cover word tokens": float(counts["word"]), "other tokens": float(counts["other"])}
+    if counts["word"]:
+        out["land-cover words loss"] = sums["word"] / counts["word"]
+    if counts["other"]:
+        out["other tokens loss"] = sums["other"] / counts["other"]
+    return out

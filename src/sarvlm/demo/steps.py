@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 
 MARKER = ".sarvlm-step.json"
+STARTED = ".started.json"  # in-place steps: ROOT/.<name>.started.json holds the key they were started with
 
 
 @dataclass
@@ -38,9 +39,9 @@ class StepRunner:
         """The parameter hash of a step that already ran in this pipeline."""
         return self._keys[name]
 
-    def _marker(self, out: Path) -> dict[str, Any]:
+    def _marker(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads((out / MARKER).read_text())
+            return json.loads((path if path.suffix == ".json" else path / MARKER).read_text())
         except (OSError, json.JSONDecodeError):
             return {}
 
@@ -57,9 +58,12 @@ class StepRunner:
             self.timings[name] = float(marker.get("seconds", 0.0))  # what it took when it was computed
             return out
         if in_place:
-            # Resumes inside itself; a different parameter set (or --fresh) starts clean.
-            if out.exists() and (self.fresh or (out / MARKER).exists()):
+            # Resumes inside itself; a different parameter set (or --fresh) starts clean: a finished
+            # step with another key, or an interrupted one started with another key.
+            started = self.root / f".{name}{STARTED}"  # beside it: a run directory must hold only the run
+            if out.exists() and (self.fresh or (out / MARKER).exists() or self._marker(started).get("key") != key):
                 shutil.rmtree(out)
+            started.write_text(json.dumps({"key": key}))
             work = out
         else:
             work = self.root / f".{name}.partial"

@@ -106,9 +106,21 @@ def detection_scores(
         for c in cats:
             res[c] = _prf(tp[c], npred[c], ngt[c])
         out[float(t)] = res
-    if map50:
+    if map50 and has_pycocotools():
+        # without pycocotools (a bare GPU machine, say) mAP@50 is left out rather than failing the run;
+        # P/R/F1 above need nothing but numpy
         out["map50"] = coco_map50(gt, pred)
     return out
+
+
+def has_pycocotools() -> bool:
+    """Whether pycocotools (mAP@50) can be imported here."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("pycocotools") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def coco_map50(gt: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box] | None]) -> dict[str, Any]:

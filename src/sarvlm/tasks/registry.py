@@ -21,6 +21,7 @@ refer              str category                                    SARLANG-1M
 landform_main      str                                             FUSAR-KLIP
 landform_all       sorted list[str]                                FUSAR-KLIP
 landform_region    str                                             FUSAR-KLIP
+landcover_point    str (land cover around one prior anchor node)   FUSAR-GPT anchors
 caption            str                                             SARLANG-1M / FUSAR-KLIP / GEOVL
 dialogue           list[str] (assistant turns)                     LunarOS-Mini
 vqa                str (imported answer)                           imported QA
@@ -37,12 +38,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sarvlm.core.errors import InputError
-from sarvlm.tasks import caption, dialogue, fusar_gpt, imported_vqa, landform, sarlang_vqa
+from sarvlm.tasks import caption, dialogue, fusar_gpt, imported_vqa, landcover_point, landform, sarlang_vqa
 from sarvlm.tasks.base import Generator
 from sarvlm.tasks.spec import AnswerContext, TaskSpec
 
 # One line per task family; a family module declares its tasks in ``SPECS``.
-FAMILIES = (fusar_gpt, sarlang_vqa, landform, caption, dialogue, imported_vqa)
+FAMILIES = (fusar_gpt, sarlang_vqa, landform, landcover_point, caption, dialogue, imported_vqa)
 
 
 def task_problems(spec: TaskSpec) -> list[str]:
