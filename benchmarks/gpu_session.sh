@@ -5,11 +5,11 @@
 #   bash benchmarks/gpu_session.sh [OUTDIR]          # from the repository root
 #
 # The machine's python3 must hold torch, transformers, accelerate, peft, safetensors, tokenizers,
-# matplotlib, numpy and pyyaml. Wheels of what it lacks (rasterio, pyproj, affine, cligj, click-plugins,
-# pydantic and its dependencies; pycocotools optionally) go in .whl/ and are installed to /tmp/site first:
+# matplotlib, numpy, pyyaml, pandas, pyarrow and rich. Wheels of what it lacks (rasterio, pyproj, affine, cligj,
+# click-plugins, shapely, pydantic and its dependencies; pycocotools optionally; docs/demo.md lists them) go in .whl/ and are installed to /tmp/site first:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#       rasterio pyproj affine cligj click-plugins pydantic pydantic_core annotated-types typing-inspection
+#       rasterio pyproj affine cligj click-plugins shapely pydantic pydantic_core annotated-types typing-inspection
 # Each section has its own time box so that one failure cannot eat the others' time; SMOKE=1 runs
 # the same sections with tiny settings on CPU (to check the script before spending device time).
 set -u
