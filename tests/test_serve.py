@@ -244,6 +244,9 @@ def test_bad_requests_get_openai_shaped_4xx(served, client):
     assert _error(post(served, {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}), 404)
     err = _error(post(served, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 65}), 400)
     assert err["code"] == "max_tokens_exceeded"
+    # a seed torch cannot take is the client's error, not a failed generation (500)
+    huge_seed = {"messages": [{"role": "user", "content": "x"}], "temperature": 1.0, "seed": 2**70, "max_tokens": 2}
+    assert _error(post(served, huge_seed), 400)["param"] == "seed"
     parts = [{"type": "input_audio", "input_audio": {}}]
     assert "not supported" in _error(post(served, {"messages": [{"role": "user", "content": parts}]}), 400)["message"]
     with pytest.raises(openai.BadRequestError) as exc:

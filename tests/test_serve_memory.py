@@ -3,7 +3,7 @@
 The leak these tests pin (issue 17): the engine defined its ``StoppingCriteria`` class inside a
 function, once per batch. A class is a reference cycle, and this one held the batch's rows, jobs,
 prompt tensors and PIL images, so they waited for a full garbage collection — which, in a process
-with a model's ~10⁵ long-lived objects, comes every few thousand requests: server RSS grew with
+with a model's hundreds of thousands of long-lived objects, comes every few thousand requests: server RSS grew with
 every request. Requests here go through the real app (FastAPI, the engine thread, the tiny
 Qwen2.5-VL) in-process over httpx's ASGI transport.
 """

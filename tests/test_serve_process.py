@@ -26,10 +26,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stream(base: str, n: int, lines: list[str], first: threading.Event) -> None:
+def _stream(base: str, n: int, lines: list[str], first: threading.Event, key: str | None = None) -> None:
     body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": n, "min_tokens": n, "stream": True}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=120) as resp:
+        with httpx.stream("POST", base + "/v1/chat/completions", json=body, headers=headers, timeout=120) as resp:
             for line in resp.iter_lines():
                 if line:
                     lines.append(line)
@@ -41,10 +42,12 @@ def _stream(base: str, n: int, lines: list[str], first: threading.Event) -> None
 
 
 @contextlib.contextmanager
-def _serve_process(*extra: str):
+def _serve_process(*extra: str, env_extra: dict[str, str] | None = None):
     """`sarvlm serve --model tiny-qwen2.5-vl` as a subprocess on a free port; yields (proc, base URL)."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    env.pop("SARVLM_API_KEY", None)
+    env.update(env_extra or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "sarvlm.cli.main", "serve", "--model", "tiny-qwen2.5-vl", "--port", str(port)]
         + ["--log-level", "warning", *extra],
@@ -73,10 +76,13 @@ def _serve_process(*extra: str):
 
 
 def test_sigterm_lets_the_in_flight_stream_finish_then_exits_0():
-    with _serve_process("--shutdown-timeout", "30") as (proc, base):
+    # the API key comes from the environment (SARVLM_API_KEY), as a process manager would set it
+    with _serve_process("--shutdown-timeout", "30", env_extra={"SARVLM_API_KEY": "k3y"}) as (proc, base):
+        denied = httpx.get(base + "/v1/models", timeout=10)
+        assert denied.status_code == 401 and denied.json()["error"]["type"] == "authentication_error"
         lines: list[str] = []
         first = threading.Event()
-        client = threading.Thread(target=_stream, args=(base, 80, lines, first))
+        client = threading.Thread(target=_stream, args=(base, 80, lines, first, "k3y"))
         client.start()
         assert first.wait(60) and lines and lines[0].startswith("data: ")
         proc.send_signal(signal.SIGTERM)

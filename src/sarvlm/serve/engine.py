@@ -139,7 +139,7 @@ class RowTracker(StoppingCriteria):
     A module-level class on purpose: a class defined per batch inside a function is a reference
     cycle (type ↔ its dict/MRO) that holds its closure — the batch's rows, jobs, prompt tensors
     and images — until a full (generation-2) collection, which in a process holding a model's
-    ~10⁵ long-lived objects comes only every few thousand requests: memory grew with each request
+    hundreds of thousands of long-lived objects comes only every few thousand requests: memory grew with each request
     (docs/bench/serve.md).
     """
 
