@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("max_batch", "max_queue", "max_tokens", "max_images", "max_pixels"):
         if getattr(args, name) < 1:
             raise SarvlmError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.shutdown_timeout < 0:
+        raise SarvlmError(f"--shutdown-timeout {args.shutdown_timeout} must be >= 0 (seconds)")
     if not 0 <= args.port <= 65535:
         raise SarvlmError(f"--port {args.port} is not a TCP port")
     try:

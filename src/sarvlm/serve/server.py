@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 import threading
@@ -94,7 +95,8 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=shutdown_timeout + (HARD_STOP_GRACE_S if on_shutdown_timeout else 0.0),
+        # uvicorn takes whole seconds; it is the backstop, on_shutdown_timeout keeps the exact time
+        timeout_graceful_shutdown=math.ceil(shutdown_timeout + (HARD_STOP_GRACE_S if on_shutdown_timeout else 0.0)),
         access_log=access_log,
     )
     GracefulServer(config, shutdown_timeout, on_shutdown_timeout).run()
