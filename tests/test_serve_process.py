@@ -110,7 +110,8 @@ def test_sigterm_aborts_a_stream_longer_than_the_shutdown_timeout_and_exits_0_in
         took = time.monotonic() - start
         client.join(60)
     assert status == 0
-    assert took < 2 + 8  # the timeout, plus one decoding step and the interpreter's exit
+    # aborted at 1 s (half the timeout before it), out by ~2 s; slack for a loaded CI machine
+    assert took < 2 + 4
     # cancelled at the timeout, yet answered: an "abort" finish, then [DONE] (not a cut connection)
     assert lines[-1] == "data: [DONE]"
     assert any('"finish_reason": "abort"' in line for line in lines[-3:])

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "/v1/chat/completions (OpenAI chat format; images as data URLs of PNG, JPEG or GeoTIFF bytes; "
         "the `geo` extension samples AlphaEarth priors from --priors-source), with /v1/models, /health, "
         "/metrics and a web UI at /ui/. Binds to 127.0.0.1 by default; set --api-key (or SARVLM_API_KEY) "
-        "before exposing it. SIGTERM finishes in-flight requests (up to --shutdown-timeout s), then cancels them.",
+        "before exposing it. SIGTERM lets in-flight requests finish (aborting them just before --shutdown-timeout s) "
+        "and exits 0.",
     )
     p.add_argument(
         "--model", required=True, help="model directory, adapter directory, run directory, or tiny-qwen2.5-vl"
@@ -52,7 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--max-body-mb", type=float, default=48.0, help="largest request body (MiB), chunked included")
     g.add_argument("--max-images", type=int, default=4, help="images per request")
     g.add_argument("--max-pixels", type=int, default=8192 * 8192, help="width x height of one image")
-    g.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds SIGTERM waits for in-flight requests")
+    g.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="SIGTERM: seconds within which in-flight requests finish or are aborted and the process exits 0",
+    )
     g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
@@ -121,14 +127,14 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    # SIGTERM: stop accepting, let in-flight requests finish for --shutdown-timeout s, then cancel
-    # the generation still running (those requests are answered with finish_reason "abort"), exit 0.
+    # SIGTERM: stop accepting, let in-flight requests finish, abort the generation still running
+    # shortly before --shutdown-timeout (those requests are answered, finish_reason "abort"), exit 0.
     serve(
         app,
         host=args.host,
         port=args.port,
         shutdown_timeout=args.shutdown_timeout,
-        on_shutdown_timeout=app.state.engine.cancel_all,
+        on_abort=app.state.engine.cancel_all,
         log_level=args.log_level,
         access_log=args.log_level == "debug",
     )

@@ -1,13 +1,16 @@
 """Running the app under uvicorn with the shutdown behaviour process managers expect.
 
-SIGTERM (systemd ``stop``, Kubernetes pod deletion, ``docker stop``) asks for a graceful stop:
+SIGTERM (systemd ``stop``, Kubernetes pod deletion, ``docker stop``) asks for a graceful stop
+within ``shutdown_timeout`` seconds (``--shutdown-timeout``), a deadline for the whole process:
 
 1. uvicorn stops accepting connections and lets in-flight requests finish;
-2. at ``shutdown_timeout`` seconds, ``on_shutdown_timeout`` runs (``sarvlm serve``: the engine's
-   :meth:`~sarvlm.serve.engine.Engine.cancel_all`): generation still running stops at the end of
-   its decoding step and each such request is *answered* (``finish_reason: "abort"``; a stream
-   ends with ``data: [DONE]``) rather than cut off;
-3. whatever is still open :data:`HARD_STOP_GRACE_S` seconds later is cancelled by uvicorn;
+2. :func:`abort_margin` seconds before the deadline, ``on_abort`` runs (``sarvlm serve``: the
+   engine's :meth:`~sarvlm.serve.engine.Engine.cancel_all`): generation still running stops at the
+   end of its decoding step and each such request is *answered* (``finish_reason: "abort"``; a
+   stream ends with ``data: [DONE]``) rather than cut off, and the process normally exits before
+   the deadline;
+3. at the deadline (rounded up to whole seconds, uvicorn's unit) uvicorn cancels whatever is
+   still open (a request stuck outside generation), and the app's lifespan stops the engine;
 4. the process **exits 0**. Stock uvicorn re-raises the signal after its graceful shutdown, so
    the process dies of SIGTERM (status −15, a failure to systemd); :class:`GracefulServer`
    re-raises SIGINT only (Ctrl-C stays an interrupt).
@@ -26,27 +29,26 @@ from typing import Any
 
 import uvicorn
 
-HARD_STOP_GRACE_S = 5.0  # after on_shutdown_timeout, before uvicorn cancels what is still open
+
+def abort_margin(shutdown_timeout: float) -> float:
+    """Seconds before the shutdown deadline at which running generation is aborted: half the
+    timeout, at most 2 s (the rest of the shutdown and the interpreter's exit fit in it)."""
+    return min(2.0, max(0.0, shutdown_timeout) / 2)
 
 
 class GracefulServer(uvicorn.Server):
     """``uvicorn.Server`` whose graceful SIGTERM shutdown ends in exit status 0 and which calls
-    ``on_shutdown_timeout`` when in-flight requests are still running ``shutdown_timeout`` s in."""
+    ``on_abort`` when in-flight requests are still running ``abort_after`` s into the shutdown."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        shutdown_timeout: float,
-        on_shutdown_timeout: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, abort_after: float, on_abort: Callable[[], None] | None = None) -> None:
         super().__init__(config)
-        self.shutdown_timeout = float(shutdown_timeout)
-        self.on_shutdown_timeout = on_shutdown_timeout
+        self.abort_after = float(abort_after)
+        self.on_abort = on_abort
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         timer = None
-        if self.on_shutdown_timeout is not None:
-            timer = asyncio.get_running_loop().call_later(self.shutdown_timeout, self.on_shutdown_timeout)
+        if self.on_abort is not None:
+            timer = asyncio.get_running_loop().call_later(self.abort_after, self.on_abort)
         try:
             await super().shutdown(sockets)
         finally:
@@ -81,7 +83,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     shutdown_timeout: float = 10.0,
-    on_shutdown_timeout: Callable[[], None] | None = None,
+    on_abort: Callable[[], None] | None = None,
     log_level: str = "info",
     access_log: bool = False,
 ) -> None:
@@ -95,8 +97,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
-        # uvicorn takes whole seconds; it is the backstop, on_shutdown_timeout keeps the exact time
-        timeout_graceful_shutdown=math.ceil(shutdown_timeout + (HARD_STOP_GRACE_S if on_shutdown_timeout else 0.0)),
+        timeout_graceful_shutdown=math.ceil(shutdown_timeout),  # the backstop; uvicorn counts whole seconds
         access_log=access_log,
     )
-    GracefulServer(config, shutdown_timeout, on_shutdown_timeout).run()
+    GracefulServer(config, shutdown_timeout - abort_margin(shutdown_timeout), on_abort).run()
