@@ -146,9 +146,11 @@ class RowTracker(StoppingCriteria):
     def __init__(self, rows: list[_Row], eos: set[int]) -> None:
         self.rows = rows
         self.eos = eos
+        self.steps = 0  # decoding steps the batch ran: every row is computed in each, finished or not
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """``input_ids`` (batch, sequence so far) → (batch,) bool: rows that are finished."""
+        self.steps += 1
         tokens = input_ids[:, -1].tolist()
         for row, token in zip(self.rows, tokens):
             if row.done:
@@ -294,12 +296,14 @@ class Engine:
             self.metrics.batch_size.observe(len(batch))
             self.metrics.prompt_tokens.inc(sum(j.prompt_tokens for j in batch))
         first = batch[0]
+        tracker: RowTracker | None = None
         try:
             inputs = model_inputs(self.model, self.processor, [j.query for j in batch], [j.encoding for j in batch])
+            tracker = RowTracker(rows, self.eos_ids)
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max(j.max_new_tokens for j in batch),
                 "pad_token_id": self.processor.pad_token_id,
-                "stopping_criteria": StoppingCriteriaList([RowTracker(rows, self.eos_ids)]),
+                "stopping_criteria": StoppingCriteriaList([tracker]),
                 "do_sample": first.do_sample,
                 "num_beams": 1,
             }
@@ -321,6 +325,8 @@ class Engine:
                     row.job.emit("error", f"generation failed ({type(exc).__name__})")
         if self.metrics is not None:
             self.metrics.completion_tokens.inc(sum(r.count for r in rows))
+            if tracker is not None:
+                self.metrics.row_steps.inc(len(rows) * tracker.steps)
 
     def _rng(self, seed: int | None) -> Any:
         """A seeded RNG scope for sampling that leaves the process's generators as they were."""
