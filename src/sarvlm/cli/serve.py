@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(model, processor, config)
     # The model, torch and transformers are loaded for the life of the process: move their objects
     # out of the cyclic GC's reach, so full collections between requests (and the one at exit,
-    # after a SIGTERM) do not walk millions of long-lived objects every time.
+    # after a SIGTERM) do not walk hundreds of thousands of long-lived objects every time.
     gc.collect()
     gc.freeze()
     print(
