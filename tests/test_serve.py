@@ -244,6 +244,9 @@ def test_bad_requests_get_openai_shaped_4xx(served, client):
     assert _error(post(served, {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}), 404)
     err = _error(post(served, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 65}), 400)
     assert err["code"] == "max_tokens_exceeded"
+    # a seed torch cannot take is the client's error, not a failed generation (500)
+    huge_seed = {"messages": [{"role": "user", "content": "x"}], "temperature": 1.0, "seed": 2**70, "max_tokens": 2}
+    assert _error(post(served, huge_seed), 400)["param"] == "seed"
     parts = [{"type": "input_audio", "input_audio": {}}]
     assert "not supported" in _error(post(served, {"messages": [{"role": "user", "content": parts}]}), 400)["message"]
     with pytest.raises(openai.BadRequestError) as exc:
@@ -425,6 +428,7 @@ def test_waiting_greedy_requests_are_batched(busy):
     metrics = app.state.metrics
     engine = app.state.engine
     count0, sum0 = metrics.value("sarvlm_batch_size_count"), metrics.value("sarvlm_batch_size_sum")
+    steps0, tokens0 = metrics.value("sarvlm_batch_row_steps_total"), metrics.value("sarvlm_completion_tokens_total")
     config = engine.config
     engine.config = EngineConfig(max_batch=4, max_queue=8)
     try:
@@ -457,6 +461,11 @@ def test_waiting_greedy_requests_are_batched(busy):
     # two batches: the blocker alone, then the three waiting requests together
     assert metrics.value("sarvlm_batch_size_count") - count0 == 2
     assert metrics.value("sarvlm_batch_size_sum") - sum0 == 4
+    # occupancy counters: the blocker computed 120 row-steps for its 120 tokens; the batch of three
+    # at most 3 rows x 4 steps, at least one row-step per token
+    tokens = metrics.value("sarvlm_completion_tokens_total") - tokens0
+    row_steps = metrics.value("sarvlm_batch_row_steps_total") - steps0
+    assert 120 + 3 <= tokens <= row_steps <= 120 + 3 * 4
 
 
 def test_a_qwen3_vl_model_serves_the_same_api(served):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -17,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "/v1/chat/completions (OpenAI chat format; images as data URLs of PNG, JPEG or GeoTIFF bytes; "
         "the `geo` extension samples AlphaEarth priors from --priors-source), with /v1/models, /health, "
         "/metrics and a web UI at /ui/. Binds to 127.0.0.1 by default; set --api-key (or SARVLM_API_KEY) "
-        "before exposing it. SIGTERM finishes in-flight requests (up to --shutdown-timeout s), then cancels them.",
+        "before exposing it. SIGTERM lets in-flight requests finish (aborting them just before --shutdown-timeout s) "
+        "and exits 0.",
     )
     p.add_argument(
         "--model", required=True, help="model directory, adapter directory, run directory, or tiny-qwen2.5-vl"
@@ -51,7 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--max-body-mb", type=float, default=48.0, help="largest request body (MiB), chunked included")
     g.add_argument("--max-images", type=int, default=4, help="images per request")
     g.add_argument("--max-pixels", type=int, default=8192 * 8192, help="width x height of one image")
-    g.add_argument("--shutdown-timeout", type=float, default=10.0, help="seconds SIGTERM waits for in-flight requests")
+    g.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="SIGTERM: seconds within which in-flight requests finish or are aborted and the process exits 0",
+    )
     g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
@@ -66,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("max_batch", "max_queue", "max_tokens", "max_images", "max_pixels"):
         if getattr(args, name) < 1:
             raise SarvlmError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.shutdown_timeout < 0:
+        raise SarvlmError(f"--shutdown-timeout {args.shutdown_timeout} must be >= 0 (seconds)")
     if not 0 <= args.port <= 65535:
         raise SarvlmError(f"--port {args.port} is not a TCP port")
     try:
-        import uvicorn
-
         from sarvlm.serve.app import ServeConfig, create_app
+        from sarvlm.serve.server import serve
     except ImportError as exc:
         from sarvlm.core.errors import MissingDependency
 
@@ -108,21 +116,26 @@ def run(args: argparse.Namespace) -> int:
         shutdown_timeout_s=args.shutdown_timeout,
     )
     app = create_app(model, processor, config)
+    # The model, torch and transformers are loaded for the life of the process: move their objects
+    # out of the cyclic GC's reach, so full collections between requests (and the one at exit,
+    # after a SIGTERM) do not walk hundreds of thousands of long-lived objects every time.
+    gc.collect()
+    gc.freeze()
     print(
         f"sarvlm serve: {config.model_id} on {describe_placement(model)}; API http://{args.host}:{args.port}/v1, "
         f"UI http://{args.host}:{args.port}/ui/{' (API key required)' if api_key else ''}",
         file=sys.stderr,
         flush=True,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            timeout_graceful_shutdown=args.shutdown_timeout,
-            access_log=args.log_level == "debug",
-        )
+    # SIGTERM: stop accepting, let in-flight requests finish, abort the generation still running
+    # shortly before --shutdown-timeout (those requests are answered, finish_reason "abort"), exit 0.
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        shutdown_timeout=args.shutdown_timeout,
+        on_abort=app.state.engine.cancel_all,
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
     )
-    server.run()  # handles SIGINT/SIGTERM: stop accepting, drain, lifespan shutdown
     return 0

@@ -43,7 +43,21 @@ _ALIASES = {"COG": "GTiff", "GEOTIFF": "GTiff", "TIFF": "GTiff", "JPG": "JPEG"}
 # GDAL_SKIP: drivers never registered. CPL_VSIL_CURL_ALLOWED_EXTENSIONS: /vsicurl/ fetches only
 # names ending so (an extension no real file has: no fetch at all).
 NO_CURL_EXTENSION = ".sarvlm-no-network"
-_SKIPPED_DRIVERS = ("VRT", "WMS", "WMTS", "WCS", "HTTP", "DAAS", "EEDAI", "PLMOSAIC", "OGCAPI", "STACIT", "STACTA")
+# Drivers whose "files" read other files or the network (VRT and its kin, web services).
+SKIPPED_DRIVERS: tuple[str, ...] = (
+    *("VRT", "DERIVED", "GTI", "VICAR", "MBTiles"),
+    *("WMS", "WMTS", "WCS", "HTTP", "DAAS", "EEDAI", "PLMOSAIC", "OGCAPI", "STACIT", "STACTA"),
+)
+# The one table of file signatures sarvlm recognises (leading bytes → GDAL driver of DEFAULT_DRIVERS),
+# used by every opener: local files (sarvlm.io.raster) and server uploads (sarvlm.serve.images).
+SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"II*\x00", "GTiff"),  # little-endian TIFF
+    (b"MM\x00*", "GTiff"),  # big-endian TIFF
+    (b"II+\x00", "GTiff"),  # BigTIFF
+    (b"MM\x00+", "GTiff"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+)
 _VIRTUAL_PATH = re.compile(r"^(/vsi[a-z0-9_]*/|[A-Za-z][A-Za-z0-9+.-]*://|[A-Za-z][A-Za-z0-9_]+:)")
 
 
@@ -123,13 +137,10 @@ def raster_policy(
 
 
 def sniff_driver(head: bytes) -> str | None:
-    """GDAL driver for a file's first bytes: TIFF/BigTIFF → GTiff, PNG, JPEG; None otherwise."""
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "GTiff"
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if head[:3] == b"\xff\xd8\xff":
-        return "JPEG"
+    """GDAL driver for a file's first bytes (:data:`SIGNATURES`): TIFF/BigTIFF → GTiff, PNG, JPEG; None otherwise."""
+    for magic, driver in SIGNATURES:
+        if head.startswith(magic):
+            return driver
     return None
 
 
@@ -186,7 +197,7 @@ def _human(n: int) -> str:
 def gdal_process_settings(allowed_drivers: Iterable[str] = DEFAULT_DRIVERS) -> dict[str, str]:
     """The process-level GDAL settings :func:`configure_gdal` applies (for docs and tests)."""
     allowed = {normalise_driver(d) for d in allowed_drivers}
-    skip = [d for d in _SKIPPED_DRIVERS if d not in allowed]
+    skip = [d for d in SKIPPED_DRIVERS if d not in allowed]
     settings = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO"}
     if skip:
         settings["GDAL_SKIP"] = " ".join(skip)

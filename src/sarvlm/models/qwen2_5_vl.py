@@ -78,13 +78,16 @@ class SarvlmQwen2_5_VLModel(GeoVLMModelMixin, Qwen2_5_VLModel):
                 **kwargs,
             )
             pixel_values = None
+        # The KV cache travels under the caller's name: `cache` (transformers >= 5.24, in kwargs) or
+        # `past_key_values` (older). Always passing past_key_values=None made every step warn.
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
         image_output = (mm_encoder_outputs or {}).get("image")
         with self.prior_token_embeddings(input_ids, image_output):
             return super().forward(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                past_key_values=past_key_values,
                 inputs_embeds=inputs_embeds,
                 use_cache=use_cache,
                 pixel_values=pixel_values,
@@ -167,11 +170,14 @@ class SarvlmQwen2_5_VLForConditionalGeneration(GeoFusionInitMixin, Qwen2_5_VLFor
                 return_dict=True,
             )
             pixel_values = None
+        # The KV cache travels under the caller's name: `cache` (transformers >= 5.24, in kwargs) or
+        # `past_key_values` (older). Always passing past_key_values=None made every step warn.
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
         return super().forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             labels=labels,
             use_cache=use_cache,

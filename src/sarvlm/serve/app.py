@@ -127,8 +127,9 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None) ->
         try:
             yield
         finally:
-            # uvicorn has waited for in-flight requests (up to its graceful timeout); cancel the rest.
-            await asyncio.to_thread(engine.stop, config.shutdown_timeout_s)
+            # uvicorn has waited for in-flight requests (up to its graceful timeout); cancel the rest
+            # and wait for the current decoding step (briefly: the engine thread is a daemon).
+            await asyncio.to_thread(engine.stop, min(config.shutdown_timeout_s, 2.0))
             sampler.close()
 
     app = FastAPI(title="sarvlm serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import StoppingCriteria
 
 from sarvlm.inference.generate import Query
 
@@ -132,24 +133,33 @@ class _Row:
         self.job.emit("done", reason, self.count, self.text)
 
 
-def _row_tracker(rows: list[_Row], eos: set[int]) -> Any:
-    from transformers import StoppingCriteria
+class RowTracker(StoppingCriteria):
+    """Per-row streaming, stop strings, budgets and cancellation (called after every decoding step).
 
-    class RowTracker(StoppingCriteria):
-        """Per-row streaming, stop strings, budgets and cancellation (called after every step)."""
+    A module-level class on purpose: a class defined per batch inside a function is a reference
+    cycle (type ↔ its dict/MRO) that holds its closure — the batch's rows, jobs, prompt tensors
+    and images — until a full (generation-2) collection, which in a process holding a model's
+    hundreds of thousands of long-lived objects comes only every few thousand requests: memory grew with each request
+    (docs/bench/serve.md).
+    """
 
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-            tokens = input_ids[:, -1].tolist()
-            for row, token in zip(rows, tokens):
-                if row.done:
-                    continue
-                if row.job.cancelled.is_set():
-                    row.finish("cancelled")
-                    continue
-                row.add(int(token), eos)
-            return torch.tensor([row.done for row in rows], dtype=torch.bool, device=input_ids.device)
+    def __init__(self, rows: list[_Row], eos: set[int]) -> None:
+        self.rows = rows
+        self.eos = eos
+        self.steps = 0  # decoding steps the batch ran: every row is computed in each, finished or not
 
-    return RowTracker()
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """``input_ids`` (batch, sequence so far) → (batch,) bool: rows that are finished."""
+        self.steps += 1
+        tokens = input_ids[:, -1].tolist()
+        for row, token in zip(self.rows, tokens):
+            if row.done:
+                continue
+            if row.job.cancelled.is_set():
+                row.finish("cancelled")
+                continue
+            row.add(int(token), self.eos)
+        return torch.tensor([row.done for row in self.rows], dtype=torch.bool, device=input_ids.device)
 
 
 class Engine:
@@ -175,8 +185,13 @@ class Engine:
             self._thread = threading.Thread(target=self._loop, name="sarvlm-engine", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Refuse new jobs, cancel waiting and running ones, and join the thread (``timeout`` s)."""
+    def cancel_all(self) -> None:
+        """Refuse new jobs and cancel waiting and running ones, without waiting (thread-safe).
+
+        Waiting jobs end at once, running ones at the end of the current decoding step, each
+        with ``("done", "cancelled", ...)``: their clients get a complete answer (streams end
+        with ``finish_reason: "abort"`` and ``[DONE]``) instead of a cut connection.
+        """
         with self._cond:
             self._stopping = True
             waiting = list(self._waiting)
@@ -188,6 +203,11 @@ class Engine:
             job.emit("done", "cancelled", 0, "")
         for job in running:
             job.cancel()
+        self._set_gauges()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """:meth:`cancel_all`, then join the generation thread (at most ``timeout`` s)."""
+        self.cancel_all()
         if self._thread is not None:
             self._thread.join(timeout)
         self._set_gauges()
@@ -276,12 +296,14 @@ class Engine:
             self.metrics.batch_size.observe(len(batch))
             self.metrics.prompt_tokens.inc(sum(j.prompt_tokens for j in batch))
         first = batch[0]
+        tracker: RowTracker | None = None
         try:
             inputs = model_inputs(self.model, self.processor, [j.query for j in batch], [j.encoding for j in batch])
+            tracker = RowTracker(rows, self.eos_ids)
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max(j.max_new_tokens for j in batch),
                 "pad_token_id": self.processor.pad_token_id,
-                "stopping_criteria": StoppingCriteriaList([_row_tracker(rows, self.eos_ids)]),
+                "stopping_criteria": StoppingCriteriaList([tracker]),
                 "do_sample": first.do_sample,
                 "num_beams": 1,
             }
@@ -303,6 +325,8 @@ class Engine:
                     row.job.emit("error", f"generation failed ({type(exc).__name__})")
         if self.metrics is not None:
             self.metrics.completion_tokens.inc(sum(r.count for r in rows))
+            if tracker is not None:
+                self.metrics.row_steps.inc(len(rows) * tracker.steps)
 
     def _rng(self, seed: int | None) -> Any:
         """A seeded RNG scope for sampling that leaves the process's generators as they were."""

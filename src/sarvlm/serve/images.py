@@ -33,18 +33,11 @@ import numpy as np
 
 from sarvlm.core.errors import InputError
 from sarvlm.core.record import GeoRef
+from sarvlm.io.raster_policy import DEFAULT_DRIVERS, SKIPPED_DRIVERS, sniff_driver
 
-ALLOWED_DRIVERS = ("GTiff", "PNG", "JPEG")
-# GDAL drivers that can make a "file" read other files or the network.
-RISKY_GDAL_DRIVERS = ("VRT", "DERIVED", "GTI", "WMS", "WMTS", "WCS", "VICAR", "MBTiles")
-_MAGIC = (
-    (b"II*\x00", "GTiff"),
-    (b"MM\x00*", "GTiff"),
-    (b"II+\x00", "GTiff"),  # BigTIFF
-    (b"MM\x00+", "GTiff"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-)
+# The server accepts exactly the default allow-list (SARVLM_ALLOW_RASTER_DRIVERS does not widen it):
+# sarvlm.io's one signature table names the driver, GDAL gets only that one.
+ALLOWED_DRIVERS = DEFAULT_DRIVERS
 _GDAL_ENV: dict[str, Any] = {
     "GDAL_PAM_ENABLED": "NO",  # no .aux.xml side-cars
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no sibling files (.ovr, .tfw) looked up
@@ -57,13 +50,16 @@ _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-
 
 
 def disable_risky_gdal_drivers() -> None:
-    """Set ``GDAL_SKIP`` for drivers that read other files (VRT and friends).
+    """Add the drivers that read other files or the network (VRT and friends,
+    :data:`sarvlm.io.raster_policy.SKIPPED_DRIVERS`) to ``GDAL_SKIP``.
 
     A process-wide setting, so it is called by ``sarvlm serve`` at start-up (before rasterio
-    registers GDAL's drivers), never by library code. Existing ``GDAL_SKIP`` entries are kept.
+    registers GDAL's drivers), never by library code. Unlike
+    :func:`sarvlm.io.raster_policy.configure_gdal`, a ``GDAL_SKIP`` the user set is extended,
+    not kept as is: a server of untrusted uploads never registers these drivers.
     """
     current = [d for d in os.environ.get("GDAL_SKIP", "").replace(",", " ").split() if d]
-    os.environ["GDAL_SKIP"] = " ".join(dict.fromkeys(current + list(RISKY_GDAL_DRIVERS)))
+    os.environ["GDAL_SKIP"] = " ".join(dict.fromkeys(current + list(SKIPPED_DRIVERS)))
 
 
 @dataclass
@@ -108,14 +104,6 @@ class DecodedImage:
     @property
     def georef(self) -> GeoRef | None:
         return self.meta.georef
-
-
-def sniff_driver(data: bytes) -> str | None:
-    """The allowed GDAL driver of raster bytes from their magic number, or None."""
-    for magic, driver in _MAGIC:
-        if data.startswith(magic):
-            return driver
-    return None
 
 
 @contextlib.contextmanager

@@ -47,6 +47,11 @@ class ServerMetrics:
         self.batch_size = Histogram(
             "sarvlm_batch_size", "Requests per model batch", buckets=(1, 2, 4, 8, 16, 32), registry=self.registry
         )
+        self.row_steps = Counter(
+            "sarvlm_batch_row_steps",
+            "Rows x decoding steps computed (rows that finished early included; completion tokens / this = batch occupancy)",
+            registry=self.registry,
+        )
         self.priors = Counter(
             "sarvlm_prior_requests", "Requests by whether a prior was used", ["used"], registry=self.registry
         )

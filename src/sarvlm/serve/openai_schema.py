@@ -93,7 +93,7 @@ class ChatCompletionRequest(BaseModel):
     min_tokens: int = Field(default=0, ge=0)  # vLLM's extra parameter: no end token before this many
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)  # what torch.manual_seed takes
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1)
     stream: bool = False
