@@ -16,6 +16,15 @@ Figures (wall and CPU time of this process, one thread; the machine may be share
    peak RSS growth; the peer is the extrapolated cost of N² ITM passes (brute force).
 
     python benchmarks/bench_foundation.py [--retrieval-n 10000] [--k 4] [--steps 20]
+
+GPU (base-klip step time and peak memory, bf16, 224², batch 32; ~1 min on one GPU)::
+
+    PYTHONPATH=src python3 benchmarks/bench_foundation.py --config base-klip --device cuda --steps 20 --step-only
+
+``--step-only`` measures only the pretraining step (and imports nothing that reads rasters: no
+rasterio, pyproj, fastapi, dask or pycocotools); it needs torch, transformers, tokenizers, numpy,
+pyyaml and pydantic (sarvlm's config validation). Verify on CPU with
+``--config tiny-klip --device cpu --step-only``.
 """
 
 from __future__ import annotations
@@ -54,7 +63,13 @@ def main() -> int:
     ap.add_argument("--scio-n", type=int, default=64)
     ap.add_argument("--image-size", type=int, default=112, help="pretraining-step image side (tiny-klip's own: 64)")
     ap.add_argument("--skip-retrieval", action="store_true")
+    ap.add_argument("--config", default="tiny-klip", help="KLIP config for the step (tiny-klip, base-klip or a file)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bf16 autocast on CUDA)")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default: the config's train.batch_size)")
+    ap.add_argument("--step-only", action="store_true", help="only the pretraining step (no SCIO, no retrieval)")
     args = ap.parse_args()
+    if args.step_only or args.device != "cpu":
+        return step_benchmark(args)
 
     import numpy as np
     import torch
@@ -184,6 +199,87 @@ def main() -> int:
     print(
         f"- peer: brute-force N² ITM = {n * n:,} passes x {1000 * per_pass:.3f} ms = {n * n * per_pass / 3600:.1f} h CPU; ratio {n * n * per_pass / r_cpu:.0f}x"
     )
+    return 0
+
+
+def step_benchmark(args) -> int:
+    """KLIP pretraining step (forward + backward + AdamW) on ``--device``: time per step and peak memory."""
+    import numpy as np
+    import torch
+
+    try:
+        from sarvlm.foundation.config import load_config
+        from sarvlm.foundation.model import build_model
+    except ImportError as exc:  # e.g. pydantic missing on a bare GPU machine
+        print(f"bench_foundation: cannot import sarvlm's foundation package ({exc}); pip install pydantic pyyaml")
+        return 2
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if not cuda:
+        torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = load_config(args.config)
+    b = args.batch or cfg.train.batch_size
+    if cfg.queue_size % b:
+        cfg = load_config(args.config, {"queue_size": (cfg.queue_size // b + 1) * b, "train.batch_size": b})
+    fields = ("Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water")
+    words = ["farmland", "water", "urban", "forest", "grassland", "bare", "ships", "vehicles", "runway", "coast"]
+    rng = np.random.default_rng(0)
+    texts = [
+        " ".join(
+            f"{f}: The {f.lower()} shows {words[rng.integers(10)]} and {words[rng.integers(10)]} near {i % 7}."
+            for f in fields
+        )
+        for i in range(4 * b)
+    ]
+    model = build_model(cfg, texts).to(device)
+    model.train()
+    ids_all, att_all = model.tokenize(texts, device)
+    size = cfg.vision.image_size
+    images = torch.rand(4 * b, cfg.vision.num_channels, size, size, device=device) * 2 - 1
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.05)
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+
+    def step(k: int) -> float:
+        idx = (torch.arange(b) + k * b) % (4 * b)
+        att = att_all[idx.to(device)]
+        cols = int(att.sum(1).max())
+        ids = ids_all[idx.to(device)][:, :cols]
+        if cuda:
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(images[idx.to(device)], ids, att[:, :cols], idx.to(device))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        model.itc.clamp_()
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t
+
+    for k in range(3):  # warm-up (kernels, allocator)
+        step(k)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    times = [step(k) for k in range(args.steps)]
+    med = statistics.median(times)
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} thread(s)"
+    print(
+        f"## KLIP pretraining step: {cfg.name}, {size}², batch {b}, {cfg.text.max_length} max tokens, "
+        f"text length {int(att_all.sum(1).float().mean())} tokens, {'bf16' if dtype else 'fp32'}, {name}"
+    )
+    print(
+        f"- median step {1000 * med:.1f} ms (min {1000 * min(times):.1f}, max {1000 * max(times):.1f}) over "
+        f"{args.steps} steps = {b / med:.1f} image-text pairs/s"
+    )
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        print(
+            f"- peak GPU memory allocated {peak:.2f} GiB (reserved {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB)"
+        )
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(f"- parameters {params:.1f} M (online + momentum copies), queue {cfg.queue_size}")
     return 0
 
 

@@ -151,7 +151,8 @@ def test_momentum_update_and_queue_ring(tiny):
         p.add_(1.0)
     before = p_m.detach().clone()
     tiny.momentum_update()
-    assert torch.allclose(p_m, 0.995 * before + 0.005 * p.detach(), atol=1e-6)
+    m = tiny.momentum
+    assert torch.allclose(p_m, m * before + (1 - m) * p.detach(), atol=1e-6)
     tiny.copy_params()
     assert torch.equal(p_m, p) and not p_m.requires_grad
     q = tiny.config.queue_size

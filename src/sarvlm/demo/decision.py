@@ -92,6 +92,47 @@ def paired_bootstrap(
     return PairedComparison(diff, low, high, n_s, n_q, verdict_of(low, high), level)
 
 
+def bootstrap_ratio(
+    numerators: list[list[float]],
+    denominators: list[list[float]],
+    *,
+    resamples: int = 10000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedComparison:
+    """The same seed-then-item resampling as :func:`paired_bootstrap`, for a ratio of sums.
+
+    ``numerators[s][i]`` / ``denominators[s][i]``: item ``i`` of seed ``s`` (e.g. "flagged and
+    corrupted" over "flagged" for a precision). The statistic is the mean over drawn seeds of
+    ``Σ num / Σ den`` over the drawn items (a draw with ``Σ den = 0`` contributes 0). ``diff`` is
+    that statistic on the data; the verdict compares the interval with 0 as for a difference.
+    """
+    if not numerators or len(numerators) != len(denominators):
+        raise SarvlmError("bootstrap ratio: need the same non-zero number of seeds for numerator and denominator")
+    n_i = len(numerators[0])
+    if n_i == 0 or any(len(a) != n_i or len(b) != n_i for a, b in zip(numerators, denominators)):
+        raise SarvlmError(f"bootstrap ratio: every seed needs the same non-zero number of items ({n_i})")
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        sa, sb = a.sum(-1), b.sum(-1)
+        return np.where(sb > 0, sa / np.where(sb > 0, sb, 1.0), 0.0).mean(-1)
+
+    value = float(ratio(num, den))
+    n_s = num.shape[0]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for start in range(0, resamples, 500):
+        chunk = min(500, resamples - start)
+        seed_idx = rng.integers(0, n_s, size=(chunk, n_s))
+        i_idx = rng.integers(0, n_i, size=(chunk, n_s, n_i))
+        stats[start : start + chunk] = ratio(num[seed_idx[:, :, None], i_idx], den[seed_idx[:, :, None], i_idx])
+    tail = (1 - level) / 2
+    low, high = (float(x) for x in np.quantile(stats, [tail, 1 - tail], method="inverted_cdf"))
+    return PairedComparison(value, low, high, n_s, n_i, verdict_of(low, high), level)
+
+
 def required_questions(difference: float = 0.10, accuracy: float = 0.5, alpha: float = 0.05, power: float = 0.8) -> int:
     """Questions needed to detect an accuracy ``difference`` (two-sided ``alpha``, given ``power``).
 

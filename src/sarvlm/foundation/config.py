@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,6 +113,10 @@ class KlipConfig(_Strict):
     queue_size: int = Field(57600, gt=0)
     momentum: float = Field(0.995, gt=0, lt=1)
     temperature: float = Field(0.07, gt=0)
+    # ITC feature of each tower: the [CLS] token (BLIP, with pretrained towers) or the mean of the
+    # tokens (from-scratch towers: their [CLS] output starts identical for every input; see docs/foundation.md)
+    image_pooling: Literal["cls", "mean"] = "cls"
+    text_pooling: Literal["cls", "mean"] = "cls"
     alpha: float = Field(0.4, ge=0, le=1)  # weight of the momentum soft targets (ramped up over epoch 1)
     mlm_probability: float = Field(0.15, gt=0, lt=1)
     # SAR radiometry: float intensities are shown in dB inside this window; uint8 images as is.

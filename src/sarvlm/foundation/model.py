@@ -80,6 +80,16 @@ def _text_config(config: KlipConfig, vocab_size: int, ids: dict[str, int]):
     )
 
 
+def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
+    """``(B, L, D)`` token states -> ``(B, D)``: token 0 (``cls``) or the mean over unmasked tokens (``mean``)."""
+    if mode == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(1)
+    m = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
 class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
     """BLIP-style SAR image-text model with ITC (queue + momentum soft targets), ITM (hard negatives), MLM."""
 
@@ -120,12 +130,13 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
     def encode_image(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, S, S)`` -> image tokens ``(B, 1 + (S/p)^2, Dv)`` and ITC feature ``(B, embed_dim)`` (unit norm)."""
         embeds = self.visual_encoder(pixel_values=pixel_values).last_hidden_state
-        return embeds, F.normalize(self.vision_proj(embeds[:, 0]), dim=-1)
+        return embeds, F.normalize(self.vision_proj(pool_tokens(embeds, None, self.config.image_pooling)), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Unimodal ([CLS]) text ``(B, L)`` -> ITC feature ``(B, embed_dim)`` (unit norm)."""
+        """Unimodal text ``(B, L)`` -> ITC feature ``(B, embed_dim)`` (unit norm; [CLS] or mean pooled)."""
         out = self.text.bert(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
-        return F.normalize(self.text_proj(out.last_hidden_state[:, 0]), dim=-1)
+        pooled = pool_tokens(out.last_hidden_state, attention_mask, self.config.text_pooling)
+        return F.normalize(self.text_proj(pooled), dim=-1)
 
     def fuse(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Image-grounded encoder: text ``(B, L)`` with [ENC] first, image tokens ``(B, N, Dv)`` -> ``(B, L, Dt)``."""
@@ -144,8 +155,9 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
     def itm_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
     ) -> torch.Tensor:
-        """ITM logits ``(B, 2)`` (index 1 = match)."""
-        return self.itm_head(self.fuse(input_ids, attention_mask, image_embeds)[:, 0])
+        """ITM logits ``(B, 2)`` (index 1 = match), from the fused [ENC] token or the fused tokens' mean."""
+        fused = self.fuse(input_ids, attention_mask, image_embeds)
+        return self.itm_head(pool_tokens(fused, attention_mask, self.config.text_pooling))
 
     def itm_probability(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
@@ -191,9 +203,11 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         with torch.no_grad():
             self.momentum_update()
             image_embeds_m = self.visual_encoder_m(pixel_values=pixel_values).last_hidden_state
-            image_feat_m = F.normalize(self.vision_proj_m(image_embeds_m[:, 0]), dim=-1)
+            pooled_m = pool_tokens(image_embeds_m, None, self.config.image_pooling)
+            image_feat_m = F.normalize(self.vision_proj_m(pooled_m), dim=-1)
             text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
-            text_feat_m = F.normalize(self.text_proj_m(text_out_m.last_hidden_state[:, 0]), dim=-1)
+            pooled_m = pool_tokens(text_out_m.last_hidden_state, attention_mask, self.config.text_pooling)
+            text_feat_m = F.normalize(self.text_proj_m(pooled_m), dim=-1)
             image_all = torch.cat([image_feat_m.T, self.image_queue.clone().detach()], dim=1)
             text_all = torch.cat([text_feat_m.T, self.text_queue.clone().detach()], dim=1)
             idx_all = torch.cat([idx.view(1, -1), self.idx_queue.clone().detach()], dim=1).view(-1)
@@ -205,12 +219,7 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
 
         # ITM: B positives, then for every text a hard negative image and for every image a hard negative text.
         neg_img, neg_txt = sample_hard_negatives(sim_i2t, sim_t2i, idx, generator)
-        ids_all = torch.cat([input_ids, input_ids, input_ids[neg_txt]], dim=0)
-        att_all = torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]], dim=0)
-        img_all = torch.cat([image_embeds, image_embeds[neg_img], image_embeds], dim=0)
-        loss_itm = itm_loss(self.itm_logits(ids_all, att_all, img_all), b)
-
-        # MLM on the image-grounded encoder.
+        # MLM on the image-grounded encoder: the masked texts with their own images.
         ids = self.ids
         mlm_ids, labels = mask_tokens(
             input_ids,
@@ -221,11 +230,23 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
             generator,
             mlm_protect,
         )
-        logits = self.mlm_logits(mlm_ids, attention_mask, image_embeds)
-        if (labels != -100).any():
-            loss_mlm = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), labels.view(-1), ignore_index=-100)
+        # One image-grounded pass over the 3B ITM pairs and the B MLM texts (BLIP runs two): the encoder
+        # treats every row independently (no dropout, per-token norms), so the result is the same and
+        # the per-operation overhead that dominates small models is paid once.
+        ids_all = torch.cat([input_ids, input_ids, input_ids[neg_txt], mlm_ids], dim=0)
+        att_all = torch.cat([attention_mask, attention_mask, attention_mask[neg_txt], attention_mask], dim=0)
+        img_all = torch.cat([image_embeds, image_embeds[neg_img], image_embeds, image_embeds], dim=0)
+        fused = self.fuse(ids_all, att_all, img_all)  # (4B, L, Dt)
+        pooled = pool_tokens(fused[: 3 * b], att_all[: 3 * b], self.config.text_pooling)
+        loss_itm = itm_loss(self.itm_head(pooled), b)
+        # the vocabulary head only on the ~15 % of positions that are MLM targets (the loss ignores the rest;
+        # on every token it was a quarter of a tiny-klip step)
+        targets = labels != -100
+        logits = self.text.cls(fused[3 * b :][targets])  # (targets, V)
+        if targets.any():
+            loss_mlm = F.cross_entropy(logits.float(), labels[targets])
         else:
-            loss_mlm = logits.sum() * 0.0
+            loss_mlm = fused[3 * b :].sum() * 0.0
         w = self.config.train.loss_weights
         loss = w.get("itc", 1.0) * loss_itc + w.get("itm", 1.0) * loss_itm + w.get("mlm", 1.0) * loss_mlm
         return KlipOutput(loss, loss_itc.detach(), loss_itm.detach(), loss_mlm.detach())

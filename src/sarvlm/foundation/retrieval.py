@@ -25,24 +25,58 @@ import numpy as np
 import torch
 
 
-def recall_at_k(
-    scores_i2t: np.ndarray, scores_t2i: np.ndarray, txt2img: Sequence[int], ks=(1, 5, 10)
-) -> dict[str, Any]:
-    """BLIP's ``itm_eval`` recall (percent) from score matrices ``(images, texts)`` and ``(texts, images)``."""
-    s_i2t = np.asarray(scores_i2t, dtype=np.float64)
-    s_t2i = np.asarray(scores_t2i, dtype=np.float64)
+class ScoreRows:
+    """Row access to a score matrix ``(n, m)`` with some entries overridden, without copying it.
+
+    ``base`` is any 2-D array (a float32 matrix, its ``.T`` view, or an ``np.memmap``);
+    ``candidates`` ``(n, k)`` column indices and ``candidate_scores`` ``(n, k)`` replace those
+    entries (the ITM re-rank). :meth:`rows` returns a float32 copy of the requested rows only.
+    """
+
+    def __init__(
+        self, base: np.ndarray, candidates: np.ndarray | None = None, candidate_scores: np.ndarray | None = None
+    ) -> None:
+        self.base = base
+        self.shape = tuple(base.shape)
+        self.candidates = candidates
+        self.candidate_scores = candidate_scores
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        out = np.array(self.base[index], dtype=np.float32)
+        if self.candidates is not None:
+            np.put_along_axis(out, self.candidates[index], self.candidate_scores[index].astype(np.float32), axis=1)
+        return out
+
+
+def _as_rows(scores) -> ScoreRows:
+    return scores if isinstance(scores, ScoreRows) else ScoreRows(np.asarray(scores))
+
+
+def recall_at_k(scores_i2t, scores_t2i, txt2img: Sequence[int], ks=(1, 5, 10), chunk: int = 1024) -> dict[str, Any]:
+    """BLIP's ``itm_eval`` recall (percent) from scores ``(images, texts)`` and ``(texts, images)``.
+
+    Either may be an array (``sim.T`` views are fine) or a :class:`ScoreRows`; rows are read
+    ``chunk`` at a time, so memory beyond the inputs is ``chunk × max(images, texts)`` floats.
+    """
+    s_i2t, s_t2i = _as_rows(scores_i2t), _as_rows(scores_t2i)
     t2i = np.asarray(txt2img, dtype=np.int64)
     n_img, n_txt = s_i2t.shape
     if s_t2i.shape != (n_txt, n_img) or t2i.shape != (n_txt,):
         raise ValueError("retrieval: score matrices and text->image labels disagree in size")
-    # image -> text: rank of the best of its texts
+    # image -> text: rank of the best of its texts (ties count against the truth)
     ranks_i = np.full(n_img, n_txt, dtype=np.int64)
-    for j in range(n_txt):
-        i = t2i[j]
-        r = int((s_i2t[i] >= s_i2t[i, j]).sum() - 1)
-        ranks_i[i] = min(ranks_i[i], r)
-    true_t = s_t2i[np.arange(n_txt), t2i]
-    ranks_t = (s_t2i >= true_t[:, None]).sum(1) - 1
+    for s in range(0, n_txt, chunk):
+        js = np.arange(s, min(n_txt, s + chunk))
+        rows = s_i2t.rows(t2i[js])  # (len, n_txt): the row of each text's image
+        true = rows[np.arange(len(js)), js]
+        r = (rows >= true[:, None]).sum(1) - 1
+        np.minimum.at(ranks_i, t2i[js], r)
+    ranks_t = np.empty(n_txt, dtype=np.int64)
+    for s in range(0, n_txt, chunk):
+        js = np.arange(s, min(n_txt, s + chunk))
+        rows = s_t2i.rows(js)  # (len, n_img)
+        true = rows[np.arange(len(js)), t2i[js]]
+        ranks_t[js] = (rows >= true[:, None]).sum(1) - 1
     out: dict[str, Any] = {}
     for k in ks:
         out[f"txt_r{k}"] = 100.0 * float((ranks_i < k).mean())
@@ -71,10 +105,27 @@ def _none_in_top(n: int, good: float, k: int) -> float:
 
 
 @torch.no_grad()
-def itc_matrix(image_feats: torch.Tensor, text_feats: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """``(images, texts)`` cosine similarities, computed in row chunks (float32)."""
-    rows = [image_feats[s : s + chunk].float() @ text_feats.float().T for s in range(0, image_feats.shape[0], chunk)]
-    return torch.cat(rows) if rows else torch.empty(0, text_feats.shape[0])
+def itc_matrix(
+    image_feats: torch.Tensor, text_feats: torch.Tensor, chunk: int = 4096, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``(images, texts)`` float32 cosine similarities, computed ``chunk`` rows at a time straight into
+    ``out`` (a new array, or e.g. an ``np.memmap`` of a ``.npy`` file), so the matrix exists once."""
+    n_img, n_txt = image_feats.shape[0], text_feats.shape[0]
+    if out is None:
+        out = np.empty((n_img, n_txt), dtype=np.float32)
+    t = text_feats.float().T
+    for s in range(0, n_img, chunk):
+        out[s : s + chunk] = (image_feats[s : s + chunk].float() @ t).cpu().numpy()
+    return out
+
+
+def _topk_rows(scores: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """Column indices ``(n, k)`` of each row's ``k`` largest scores (best first), read ``chunk`` rows at a time."""
+    n = scores.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    for s in range(0, n, chunk):
+        out[s : s + chunk] = torch.from_numpy(np.array(scores[s : s + chunk], dtype=np.float32)).topk(k, dim=1).indices
+    return out
 
 
 @torch.no_grad()
@@ -87,8 +138,11 @@ def retrieve(
     chunk: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    similarity_out: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Full retrieval: returns metrics for ITC alone and ITC + ITM re-rank, plus the ITC matrix."""
+    """Full retrieval: returns metrics for ITC alone and ITC + ITM re-rank, plus the ITC matrix
+    ``(images, texts)`` float32 -- the only N × N array it holds (written into ``similarity_out``,
+    e.g. an ``np.memmap``, when given)."""
     from sarvlm.core.progress import track
 
     model.eval()
@@ -99,20 +153,20 @@ def retrieve(
         feats.append(f.float())
     image_embeds = torch.cat(embeds_cpu)
     image_feats = torch.cat(feats)
+    del embeds_cpu, feats
     from sarvlm.foundation.scio import text_features
 
     text_feats = text_features(model, list(texts), device, chunk)
-    sim = itc_matrix(image_feats, text_feats).cpu()
-    n_img, n_txt = sim.shape
+    n_img, n_txt = image_feats.shape[0], text_feats.shape[0]
+    sim = itc_matrix(image_feats, text_feats, out=similarity_out)
     k_t, k_i = min(k, n_txt), min(k, n_img)
-    rerank_i2t = sim.clone()
-    rerank_t2i = sim.T.clone().contiguous()
-    # image -> text: ITM on each image's top-k texts
+    # ITM re-rank of each image's top-k texts and each text's top-k images; the re-ranked scores
+    # are kept as (n, k) overrides of the one ITC matrix (t2i is its transpose view), never as copies.
     offset = 100.0
-    top_t = sim.topk(k_t, dim=1).indices  # (n_img, k)
+    top_t = _topk_rows(sim, k_t)  # (n_img, k)
+    top_i = _topk_rows(sim.T, k_i)  # (n_txt, k)
     ids_all, att_all = model.tokenize(list(texts), "cpu")
     pairs_i = [(i, int(j)) for i in range(n_img) for j in top_t[i]]
-    top_i = sim.T.topk(k_i, dim=1).indices  # (n_txt, k)
     pairs_t = [(int(i), j) for j in range(n_txt) for i in top_i[j]]
     scores: dict[tuple[int, int], float] = {}
     todo = sorted(set(pairs_i) | set(pairs_t))
@@ -127,18 +181,21 @@ def retrieve(
         score = (logits[:, 1] - logits[:, 0]).float().cpu()
         for p, v in zip(batch, score.tolist()):
             scores[p] = v
-    for i, j in pairs_i:
-        rerank_i2t[i, j] = offset + scores[(i, j)]
-    for i, j in pairs_t:
-        rerank_t2i[j, i] = offset + scores[(i, j)]
-    itc_metrics = recall_at_k(sim.numpy(), sim.T.numpy(), txt2img)
-    itm_metrics = recall_at_k(rerank_i2t.numpy(), rerank_t2i.numpy(), txt2img)
+    itm_i2t = np.array([[offset + scores[(i, int(j))] for j in top_t[i]] for i in range(n_img)], dtype=np.float32)
+    itm_t2i = np.array([[offset + scores[(int(i), j)] for i in top_i[j]] for j in range(n_txt)], dtype=np.float32)
+    itc_metrics = recall_at_k(sim, sim.T, txt2img)
+    itm_metrics = recall_at_k(ScoreRows(sim, top_t, itm_i2t), ScoreRows(sim.T, top_i, itm_t2i), txt2img)
     return {
         "itc": itc_metrics,
         "itc+itm": itm_metrics,
         "k": k,
         "itm_pairs": len(todo),
-        "similarity": sim.numpy(),
+        "similarity": sim,
+        # the re-rank as overrides of ``similarity`` (rows: images) and of its transpose (rows: texts)
+        "candidates_i2t": top_t,
+        "rerank_i2t": itm_i2t,
+        "candidates_t2i": top_i,
+        "rerank_t2i": itm_t2i,
         "images": n_img,
         "texts": n_txt,
     }

@@ -63,8 +63,16 @@ def run_retrieval(
         raise InputError(f"--k must be positive, got {k}")
     model, items, images = load_model_and_data(model_dir, data, text_field)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        res = retrieve(model, images, [it.text() for it in items], list(range(len(items))), k=k, device=_device())
-        np.save(tmp / "similarity.npy", res.pop("similarity").astype(np.float32))
+        n = len(items)
+        # the ITC matrix is written straight into the report's .npy (memory-mapped): one N × N copy, on disk
+        sim = np.lib.format.open_memmap(tmp / "similarity.npy", mode="w+", dtype=np.float32, shape=(n, n))
+        res = retrieve(
+            model, images, [it.text() for it in items], list(range(n)), k=k, device=_device(), similarity_out=sim
+        )
+        for key in ("similarity", "candidates_i2t", "rerank_i2t", "candidates_t2i", "rerank_t2i"):
+            res.pop(key)
+        sim.flush()
+        del sim
         res["chance"] = chance_recall(len(items), len(items))
         res["ids"] = [it.id for it in items]
         _json(tmp / "metrics.json", res)

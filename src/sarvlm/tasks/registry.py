@@ -25,6 +25,8 @@ landcover_point    str (land cover around one prior anchor node)   FUSAR-GPT anc
 caption            str                                             SARLANG-1M / FUSAR-KLIP / GEOVL
 dialogue           list[str] (assistant turns)                     LunarOS-Mini
 vqa                str (imported answer)                           imported QA
+retrieval          ranked list[str] of candidate ids               FUSAR-KLIP (foundation)
+zeroshot           str class name (or a ranking)                   FUSAR-KLIP (foundation)
 =================  ==============================================  =========================
 
 Examples whose task is not registered (rows re-imported from other tools carry ``"imported"``) are
@@ -38,12 +40,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sarvlm.core.errors import InputError
-from sarvlm.tasks import caption, dialogue, fusar_gpt, imported_vqa, landcover_point, landform, sarlang_vqa
+from sarvlm.tasks import caption, dialogue, foundation, fusar_gpt, imported_vqa, landcover_point, landform, sarlang_vqa
 from sarvlm.tasks.base import Generator
 from sarvlm.tasks.spec import AnswerContext, TaskSpec
 
 # One line per task family; a family module declares its tasks in ``SPECS``.
-FAMILIES = (fusar_gpt, sarlang_vqa, landform, landcover_point, caption, dialogue, imported_vqa)
+FAMILIES = (fusar_gpt, sarlang_vqa, landform, landcover_point, caption, dialogue, imported_vqa, foundation)
 
 
 def task_problems(spec: TaskSpec) -> list[str]:
