@@ -75,7 +75,10 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
 
     wrong = fields_for("rural")["Water"]  # record 0 is a coast scene: its water claim is planted false
     data = make_world(tmp_path / "w", n=16, planted={0: {"Water": wrong}})
-    pretrain(_cfg(), data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
+    # lr 1e-3, not tiny-klip's 3e-3: at 3e-3 the model memorises record 0's unique (planted) fragment as
+    # the feature that tells it from the other coast scenes within 240 steps, and the planted text then
+    # scores higher than the truth (measured; docs/bench/foundation.md)
+    pretrain(_cfg(**{"train.lr": 1e-3}), data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
     model = KlipModel.from_pretrained(tmp_path / "run" / "final").eval()
     items = load_items(data)
     images = load_images(items, 32, 1, model.config.db_window)
