@@ -232,7 +232,13 @@ def step_benchmark(args) -> int:
         )
         for i in range(4 * b)
     ]
-    model = build_model(cfg, texts).to(device)
+    # the from-scratch tokenizer only learns words it sees: add enough distinct words to fill the config's
+    # vocabulary (30,524 for base-klip), so the MLM head has its real size
+    filler = [
+        " ".join(f"w{i}" for i in range(s, min(s + 1000, cfg.text.vocab_size)))
+        for s in range(0, cfg.text.vocab_size, 1000)
+    ]
+    model = build_model(cfg, texts + filler).to(device)
     model.train()
     ids_all, att_all = model.tokenize(texts, device)
     size = cfg.vision.image_size
@@ -279,7 +285,9 @@ def step_benchmark(args) -> int:
             f"- peak GPU memory allocated {peak:.2f} GiB (reserved {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB)"
         )
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f"- parameters {params:.1f} M (online + momentum copies), queue {cfg.queue_size}")
+    print(
+        f"- parameters {params:.1f} M (online + momentum copies), vocabulary {len(model.tokenizer)}, queue {cfg.queue_size}"
+    )
     return 0
 
 
