@@ -157,6 +157,7 @@ def _fake_runs(n_test: int, seeds, better: bool):
             "retrieval_hits": hits,
             "retrieval_itc_hits": hits,
             "zeroshot_hits": (rng.random(n_test) < p).tolist(),
+            "zeroshot_landcover_hits": (rng.random(n_test) < p).tolist(),
             "probe_hits": (rng.random(n_test) < p).tolist(),
             "final_itc": 2.0,
         }
@@ -169,7 +170,10 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
     from sarvlm.demo.foundation import FoundationDemoConfig, foundation_report_section, plot_foundation, summarise
 
     cfg = FoundationDemoConfig(seeds=(0, 1, 2))
-    test_items = [SimpleNamespace(label=k) for k in ("port", "port", "coast", "river", "rural", "airport")] * 5
+    water = SimpleNamespace(meta={"landcover_fractions": {"water": 0.7, "urban": 0.3}})
+    urban = SimpleNamespace(meta={"landcover_fractions": {"water": 0.2, "urban": 0.8}})
+    kinds = ("port", "port", "coast", "river", "rural", "airport")
+    test_items = [SimpleNamespace(label=k, record=water if k in ("coast", "river") else urban) for k in kinds] * 5
     train_items = [SimpleNamespace(label="port")] * 10 + [SimpleNamespace(label="coast")] * 5
     per_run = {"plain": _fake_runs(30, cfg.seeds, False), "scio": _fake_runs(30, cfg.seeds, True)}
     screening = {
@@ -184,13 +188,19 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
     res = summarise(cfg, per_run, screening, test_items, train_items, load_config("tiny-klip"))
     assert res["chance"]["r1"] == pytest.approx(100 / 30) and res["chance"]["probe_majority"] == pytest.approx(100 / 3)
     assert res["chance"]["itc_loss"] == pytest.approx(math.log(64 + 8))
+    assert res["chance"]["landcover_majority"] == pytest.approx(100 * 4 / 6)
     assert res["screening"]["precision"]["mean"] == pytest.approx(0.5)
     assert res["screening"]["recall"]["mean"] == pytest.approx(1.0)
     assert res["screening"]["chance_precision"] == pytest.approx(0.25)
     assert res["screening"]["auc_itc"] == [1.0] * 3 and res["screening"]["auc_itm"] == [0.5] * 3
     assert res["scio_vs_plain"]["zeroshot_top1"]["verdict"] == "gain"
     md = foundation_report_section(res)
-    assert "| zero-shot scene top-1 |" in md and "precision 50.0" in md and "(gain)" in md
+    assert (
+        "| zero-shot scene top-1 |" in md
+        and "| zero-shot dominant land cover top-1 |" in md
+        and "precision 50.0" in md
+        and "(gain)" in md
+    )
     plot_foundation(res, tmp_path / "f.png")
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -38,6 +38,15 @@ from sarvlm.core.atomic import atomic_open, atomic_path
 from sarvlm.demo.decision import bootstrap_ratio, paired_bootstrap
 
 SCENE_KINDS = ("airport", "coast", "port", "river", "rural")
+LAND_COVERS = ("water", "urban", "farmland", "grassland", "forest", "bare")
+
+
+def dominant_land_cover(item) -> str:
+    """The land-cover class covering most of a synthetic scene (``meta.landcover_fractions``)."""
+    fractions = item.record.meta["landcover_fractions"]
+    return max(LAND_COVERS, key=lambda c: (fractions.get(c, 0.0), c))
+
+
 ARMS = ("plain", "scio")
 
 
@@ -143,6 +152,9 @@ def evaluate_model(model_dir: Path, train_items, test_items, train_images, test_
     y_test = np.array([SCENE_KINDS.index(it.label) for it in test_items])
     y_train = np.array([SCENE_KINDS.index(it.label) for it in train_items])
     zs_pred = (f_test @ cls.T).numpy().argmax(1)
+    lc_cls = class_embeddings(model, list(LAND_COVERS), templates, "cpu").cpu()
+    y_lc = np.array([LAND_COVERS.index(dominant_land_cover(it)) for it in test_items])
+    lc_pred = (f_test @ lc_cls.T).numpy().argmax(1)
     probs = linear_probe(f_train, y_train, f_test, len(SCENE_KINDS), seed=0)
     return {
         "retrieval": {
@@ -152,6 +164,7 @@ def evaluate_model(model_dir: Path, train_items, test_items, train_images, test_
         "retrieval_hits": hits,
         "retrieval_itc_hits": hits_itc,
         "zeroshot_hits": (zs_pred == y_test).tolist(),
+        "zeroshot_landcover_hits": (lc_pred == y_lc).tolist(),
         "probe_hits": (probs.argmax(1) == y_test).tolist(),
     }
 
@@ -256,6 +269,7 @@ def summarise(cfg, per_run, screening, test_items, train_items, kcfg) -> dict[st
     y_test = [it.label for it in test_items]
     y_train = [it.label for it in train_items]
     majority_train = max(SCENE_KINDS, key=lambda c: (y_train.count(c), c))
+    lc_test = [dominant_land_cover(it) for it in test_items]
     chance = {
         "r1": 100.0 * 1 / n,
         "r5": 100.0 * min(5, n) / n,
@@ -263,6 +277,8 @@ def summarise(cfg, per_run, screening, test_items, train_items, kcfg) -> dict[st
         "zeroshot_uniform": 100.0 / len(SCENE_KINDS),
         "zeroshot_majority": 100.0 * max(y_test.count(c) for c in SCENE_KINDS) / n,
         "probe_majority": 100.0 * y_test.count(majority_train) / n,
+        "landcover_uniform": 100.0 / len(LAND_COVERS),
+        "landcover_majority": 100.0 * max(lc_test.count(c) for c in LAND_COVERS) / n,
         "itc_loss": math.log(queue),
     }
     arms: dict[str, Any] = {}
@@ -276,6 +292,7 @@ def summarise(cfg, per_run, screening, test_items, train_items, kcfg) -> dict[st
             },
             "retrieval_itc_r_mean": float(np.mean([r["retrieval_itc"]["r_mean"] for r in runs])),
             "zeroshot_top1": _interval([r["zeroshot_hits"] for r in runs]),
+            "zeroshot_landcover_top1": _interval([r["zeroshot_landcover_hits"] for r in runs]),
             "probe_top1": _interval([r["probe_hits"] for r in runs]),
             "final_itc_loss": float(np.mean([r["final_itc"] for r in runs])),
         }
@@ -285,6 +302,7 @@ def summarise(cfg, per_run, screening, test_items, train_items, kcfg) -> dict[st
         ("retrieval_r1", lambda r: r["retrieval_hits"]["r1"]),
         ("retrieval_r5", lambda r: r["retrieval_hits"]["r5"]),
         ("zeroshot_top1", lambda r: r["zeroshot_hits"]),
+        ("zeroshot_landcover_top1", lambda r: r["zeroshot_landcover_hits"]),
         ("probe_top1", lambda r: r["probe_hits"]),
     ):
         c = paired_bootstrap(
@@ -364,6 +382,9 @@ def foundation_report_section(result: dict[str, Any]) -> str:
         f"| {a['scio']['retrieval_table']['r_mean']:.1f} | {(c['r1'] + c['r5'] + c['r10']) / 3:.1f} |",
         f"| zero-shot scene top-1 | {_ci(a['plain']['zeroshot_top1'])} | {_ci(a['scio']['zeroshot_top1'])} "
         f"| {c['zeroshot_uniform']:.1f} uniform, {c['zeroshot_majority']:.1f} majority |",
+        f"| zero-shot dominant land cover top-1 | {_ci(a['plain']['zeroshot_landcover_top1'])} "
+        f"| {_ci(a['scio']['zeroshot_landcover_top1'])} "
+        f"| {c['landcover_uniform']:.1f} uniform, {c['landcover_majority']:.1f} majority |",
         f"| linear probe scene top-1 | {_ci(a['plain']['probe_top1'])} | {_ci(a['scio']['probe_top1'])} "
         f"| {c['probe_majority']:.1f} majority |",
         f"| final ITC loss (last 10 steps) | {a['plain']['final_itc_loss']:.2f} | {a['scio']['final_itc_loss']:.2f} "
@@ -397,12 +418,13 @@ def plot_foundation(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     a, c, s = result["arms"], result["chance"], result["screening"]
-    names = ["R@1", "R@5", "R@10", "zero-shot", "probe", "SCIO prec.", "SCIO rec."]
+    names = ["R@1", "R@5", "R@10", "zero-shot\nscene", "zero-shot\nland cover", "probe", "SCIO prec.", "SCIO rec."]
     chance = [
         c["r1"],
         c["r5"],
         c["r10"],
         c["zeroshot_uniform"],
+        c["landcover_uniform"],
         c["probe_majority"],
         100 * s["chance_precision"],
         100 * s["chance_recall"],
@@ -410,9 +432,16 @@ def plot_foundation(result: dict[str, Any], path: Path) -> None:
 
     def vals(arm: str) -> list[dict[str, float]]:
         r = a[arm]
-        return [r["retrieval"]["r1"], r["retrieval"]["r5"], r["retrieval"]["r10"], r["zeroshot_top1"], r["probe_top1"]]
+        return [
+            r["retrieval"]["r1"],
+            r["retrieval"]["r5"],
+            r["retrieval"]["r10"],
+            r["zeroshot_top1"],
+            r["zeroshot_landcover_top1"],
+            r["probe_top1"],
+        ]
 
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     x = np.arange(len(names))
     for off, arm, colour in ((-0.2, "plain", "#8899aa"), (0.2, "scio", "#d0703a")):
         v = vals(arm)
