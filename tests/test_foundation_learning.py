@@ -226,3 +226,12 @@ def test_foundation_demo_end_to_end_tiny(tmp_path):
     assert res["screening"]["fragments_per_seed"] == 16 * 8
     assert 0 < res["screening"]["chance_precision"] < 1  # the training world's captions carry recorded corruptions
     assert set(res["arms"]) == {"plain", "scio"} and res["test_images"] == 10
+
+
+def test_demo_foundation_flag_refuses_a_single_seed(tmp_path, capsys):
+    from sarvlm.cli.main import main
+
+    assert main(["demo", "--foundation", "--seeds", "1", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds >= 2" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
