@@ -65,16 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_foundation(args: argparse.Namespace) -> int:
-    import torch
-
     from sarvlm.core.errors import SarvlmError
     from sarvlm.demo.foundation import foundation_demo_config, run_foundation_demo
 
     if args.seeds is not None and args.seeds < 2:
         raise SarvlmError("--foundation needs --seeds >= 2 (the intervals are over seeds)")
     out = "runs/demo-foundation" if args.out == "runs/demo" else args.out
-    # one thread per process: these tiny models are dominated by per-op overhead, and on a shared
-    # 2-core machine several OpenMP threads per step spin against each other (measured: 10x slower steps)
-    torch.set_num_threads(1)
     run_foundation_demo(out, foundation_demo_config(args.quick or args.preset == "quick", args.seeds), fresh=args.fresh)
     return 0

@@ -209,10 +209,18 @@ def run_foundation_demo(
     out: str | Path, cfg: FoundationDemoConfig | None = None, *, fresh: bool = False, log: Callable = print
 ) -> dict[str, Any]:
     """Run the foundation demo into ``out``; returns (and writes) ``foundation.json``."""
+    from sarvlm.models.threads import torch_threads
+
+    # one thread (restored afterwards): these tiny models are dominated by per-operation overhead, and
+    # on a shared 2-core machine several OpenMP threads per step spin against each other
+    with torch_threads(1):
+        return _run_foundation_demo(out, cfg or foundation_demo_config(), fresh, log)
+
+
+def _run_foundation_demo(out, cfg: FoundationDemoConfig, fresh: bool, log: Callable) -> dict[str, Any]:
     from sarvlm.foundation.config import load_config
     from sarvlm.foundation.data import load_images, load_items
 
-    cfg = cfg or foundation_demo_config()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
