@@ -75,10 +75,13 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
 
     wrong = fields_for("rural")["Water"]  # record 0 is a coast scene: its water claim is planted false
     data = make_world(tmp_path / "w", n=16, planted={0: {"Water": wrong}})
-    # lr 1e-3, not tiny-klip's 3e-3: at 3e-3 the model memorises record 0's unique (planted) fragment as
-    # the feature that tells it from the other coast scenes within 240 steps, and the planted text then
-    # scores higher than the truth (measured; docs/bench/foundation.md)
-    pretrain(_cfg(**{"train.lr": 1e-3}), data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
+    # BLIP's [CLS] pooling, momentum 0.995 and lr 1e-3 here, not tiny-klip's defaults: with token-mean pooling
+    # a fragment *alone* is out of distribution for the text tower (trained on 8-fragment texts) and the
+    # planted fragment alone scores higher on ITC than the truth (measured 0.59 vs -0.01 with 32 scenes; ITM
+    # still ranks the truth higher), and at lr 3e-3 record 0's unique planted fragment is memorised
+    # (docs/bench/foundation.md)
+    cfg = _cfg(**{"train.lr": 1e-3, "text_pooling": "cls", "image_pooling": "cls", "momentum": 0.995})
+    pretrain(cfg, data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
     model = KlipModel.from_pretrained(tmp_path / "run" / "final").eval()
     items = load_items(data)
     images = load_images(items, 32, 1, model.config.db_window)
