@@ -16,6 +16,7 @@ Written before the numbers (docs/demo.md states it the same way):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
@@ -53,8 +54,8 @@ def verdict_of(low: float, high: float) -> str:
 
 
 def paired_bootstrap(
-    with_hits: list[list[bool]],
-    without_hits: list[list[bool]],
+    with_hits: Sequence[Sequence[float]],
+    without_hits: Sequence[Sequence[float]],
     *,
     resamples: int = 10000,
     level: float = 0.95,
