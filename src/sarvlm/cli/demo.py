@@ -12,9 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Generate the synthetic SAR world, preprocess it, build instruction data, sample AlphaEarth priors, "
             "train a tiny Qwen2.5-VL with the fusar-gpt recipe and its ablation grid (stage 2 only; stage 1 + 2; "
-            "stage 2 + TLM; full; fusion sum/concat/TLM), predict on the test split, evaluate every run and write "
-            "DIR/report.md, DIR/metrics.json and plots. Offline, on CPU. Re-running into the same directory reuses "
-            "finished steps."
+            "stage 2 + TLM; full: the pairs the decision rule compares), predict on the test split, evaluate every "
+            "run, decide whether the prior helps (paired bootstrap) and write DIR/report.md, DIR/metrics.json and "
+            "plots. Offline; CPU, or CUDA with --preset gpu. Re-running into the same directory reuses finished steps."
         ),
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
