@@ -443,7 +443,7 @@ def test_waiting_greedy_requests_are_batched(busy):
                 target=lambda i=i: results.append(
                     httpx.post(
                         base + "/v1/chat/completions",
-                        json={"messages": [{"role": "user", "content": f"q{i}"}], "max_tokens": 4},
+                        json={"messages": [{"role": "user", "content": f"q{i}"}], "max_tokens": 4, "min_tokens": 4},
                         timeout=120,
                     )
                 )
@@ -463,6 +463,14 @@ def test_waiting_greedy_requests_are_batched(busy):
     assert metrics.value("sarvlm_batch_size_sum") - sum0 == 4
     # occupancy counters: the blocker computed 120 row-steps for its 120 tokens; the batch of three
     # at most 3 rows x 4 steps, at least one row-step per token
+    # the engine counts a batch's tokens after its last row has answered: let the counters settle
+    assert _wait(
+        lambda: (
+            metrics.value("sarvlm_completion_tokens_total") - tokens0 >= 120 + 3 * 4
+            and metrics.value("sarvlm_batch_row_steps_total") - steps0 >= 120 + 3 * 4
+        ),
+        timeout=30,
+    )
     tokens = metrics.value("sarvlm_completion_tokens_total") - tokens0
     row_steps = metrics.value("sarvlm_batch_row_steps_total") - steps0
     assert 120 + 3 <= tokens <= row_steps <= 120 + 3 * 4
