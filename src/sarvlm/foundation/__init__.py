@@ -10,6 +10,7 @@ One concept per file:
 ``momentum``            momentum-distillation and shared-queue mixins (LAVIS style)
 ``losses``              ITC with queue + soft targets, ITM hard negatives, MLM masking
 ``model``               :class:`KlipModel` (ViT + one BLIP text encoder used three ways)
+``checkpoint``          the saved form both models share (config.json + safetensors + tokenizer)
 ``pretrain``            ``sarvlm pretrain`` on Accelerate, with resume and SCIO phases
 ``scio``                SCIO phase 2 (screening) and phase 3 (reconstruction)
 ``retrieval``           ITC top-k + ITM re-rank retrieval, BLIP's recall metrics

@@ -28,12 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sarvlm.core.errors import ConfigurationError, NotFoundError
+from sarvlm.core.errors import ConfigurationError
+from sarvlm.foundation.checkpoint import (
+    load_checkpoint_weights,
+    portable_config,
+    read_checkpoint_meta,
+    write_checkpoint,
+)
 from sarvlm.foundation.config import KlipConfig, config_from_dict
 from sarvlm.foundation.tokenizer import special_ids
 
 ARCHITECTURES = {"caption": "sarvlm-klip-caption", "vqa": "sarvlm-klip-vqa"}
-WEIGHTS_NAME = "model.safetensors"
 
 
 class KlipDecoderModel(nn.Module):
@@ -245,39 +250,21 @@ class KlipDecoderModel(nn.Module):
 
     # ---- persistence ----------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
-        from safetensors.torch import save_model
-
-        directory = Path(directory)
-        cfg = self.config.to_dict()
-        cfg["vision"]["init_from"] = None
-        cfg["text"]["init_from"] = None
-        meta = {"architecture": ARCHITECTURES[self.task], "task": self.task, "config": cfg, "settings": self.settings}
-        with open(directory / "config.json", "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2)
-            fh.write("\n")
-        save_model(self, str(directory / WEIGHTS_NAME))
-        self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+        meta = {
+            "architecture": ARCHITECTURES[self.task],
+            "task": self.task,
+            "config": portable_config(self.config),
+            "settings": self.settings,
+        }
+        write_checkpoint(self, self.tokenizer, directory, meta)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> KlipDecoderModel:
         """Load a fine-tuned decoder; any other checkpoint fails with one line naming what it is."""
-        from safetensors.torch import load_model
-
         from sarvlm.foundation.tokenizer import load_tokenizer
 
         directory = Path(directory)
-        if not directory.is_dir():
-            raise NotFoundError(f"{directory}: no such model directory")
-        cfg_path = directory / "config.json"
-        if not cfg_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
-            raise ConfigurationError(
-                f"{directory}: not a fine-tuned KLIP decoder (needs config.json and {WEIGHTS_NAME}; "
-                "make one with `sarvlm finetune-caption`)"
-            )
-        try:
-            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"{cfg_path}: not valid JSON ({exc})") from None
+        meta = read_checkpoint_meta(directory, "a fine-tuned KLIP decoder", "; make one with `sarvlm finetune-caption`")
         arch = meta.get("architecture") or meta.get("model_type") if isinstance(meta, dict) else None
         task = next((t for t, a in ARCHITECTURES.items() if a == arch), None)
         if task is None:
@@ -290,16 +277,7 @@ class KlipDecoderModel(nn.Module):
                 f"{directory}: wrong architecture {arch or 'unknown'!r} "
                 f"(expected {' or '.join(ARCHITECTURES.values())}){hint}"
             )
-        config = config_from_dict(meta.get("config"), str(cfg_path))
+        config = config_from_dict(meta.get("config"), str(directory / "config.json"))
         model = cls(config, load_tokenizer(directory / "tokenizer"), task, meta.get("settings") or {})
-        try:
-            missing, unexpected = load_model(model, str(directory / WEIGHTS_NAME), strict=False, device=map_location)
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for bad files
-            raise ConfigurationError(f"{directory / WEIGHTS_NAME}: cannot load ({str(exc).splitlines()[0]})") from None
-        if missing or unexpected:
-            what = (list(missing) + list(unexpected))[0]
-            raise ConfigurationError(
-                f"{directory / WEIGHTS_NAME}: weights do not match the config ({len(missing)} missing, "
-                f"{len(unexpected)} unexpected, e.g. {what!r})"
-            )
+        load_checkpoint_weights(model, directory, map_location)
         return model

@@ -15,7 +15,6 @@ reloaded model continues bit-exactly) + ``tokenizer/``.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sarvlm.core.errors import ConfigurationError, NotFoundError
+from sarvlm.core.errors import ConfigurationError
+from sarvlm.foundation.checkpoint import (
+    load_checkpoint_weights,
+    portable_config,
+    read_checkpoint_meta,
+    write_checkpoint,
+)
 from sarvlm.foundation.config import KlipConfig, config_from_dict
 from sarvlm.foundation.losses import ContrastiveLoss, itm_loss, mask_tokens, sample_hard_negatives
 from sarvlm.foundation.momentum import MomentumDistillationMixin, SharedQueueMixin
 from sarvlm.foundation.tokenizer import special_ids
 
 ARCHITECTURE = "sarvlm-klip"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -254,53 +258,24 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
     # ---- persistence ----------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json``, ``model.safetensors`` and ``tokenizer/`` into ``directory`` (must exist)."""
-        from safetensors.torch import save_model
-
-        directory = Path(directory)
-        cfg = self.config.to_dict()
-        cfg["vision"]["init_from"] = None
-        cfg["text"]["init_from"] = None
-        with open(directory / "config.json", "w", encoding="utf-8") as fh:
-            json.dump({"architecture": ARCHITECTURE, "config": cfg}, fh, indent=2)
-            fh.write("\n")
-        save_model(self, str(directory / WEIGHTS_NAME))
-        self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+        meta = {"architecture": ARCHITECTURE, "config": portable_config(self.config)}
+        write_checkpoint(self, self.tokenizer, directory, meta)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> KlipModel:
         """Load a directory written by :meth:`save_pretrained`; another architecture fails with one line."""
-        from safetensors.torch import load_model
-
         from sarvlm.foundation.tokenizer import load_tokenizer
 
         directory = Path(directory)
-        cfg_path = directory / "config.json"
-        if not directory.is_dir():
-            raise NotFoundError(f"{directory}: no such model directory")
-        if not cfg_path.is_file() or not (directory / WEIGHTS_NAME).is_file():
-            raise ConfigurationError(f"{directory}: not a KLIP checkpoint (needs config.json and {WEIGHTS_NAME})")
-        try:
-            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"{cfg_path}: not valid JSON ({exc})") from None
+        meta = read_checkpoint_meta(directory, "a KLIP checkpoint")
         if not isinstance(meta, dict) or meta.get("architecture") != ARCHITECTURE:
             found = meta.get("architecture") or meta.get("model_type") or "unknown" if isinstance(meta, dict) else "?"
             raise ConfigurationError(
                 f"{directory}: wrong architecture {found!r} (expected a {ARCHITECTURE} checkpoint from `sarvlm pretrain`)"
             )
-        config = config_from_dict(meta.get("config"), str(cfg_path))
-        tokenizer = load_tokenizer(directory / "tokenizer")
-        model = cls(config, tokenizer)
-        try:
-            missing, unexpected = load_model(model, str(directory / WEIGHTS_NAME), strict=False, device=map_location)
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for bad files
-            raise ConfigurationError(f"{directory / WEIGHTS_NAME}: cannot load ({str(exc).splitlines()[0]})") from None
-        if missing or unexpected:
-            what = (list(missing) + list(unexpected))[0]
-            raise ConfigurationError(
-                f"{directory / WEIGHTS_NAME}: weights do not match the config ({len(missing)} missing, "
-                f"{len(unexpected)} unexpected, e.g. {what!r})"
-            )
+        config = config_from_dict(meta.get("config"), str(directory / "config.json"))
+        model = cls(config, load_tokenizer(directory / "tokenizer"))
+        load_checkpoint_weights(model, directory, map_location)
         return model
 
 
