@@ -61,7 +61,12 @@ def main() -> int:
     ap.add_argument("--retrieval-n", type=int, default=10_000)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--scio-n", type=int, default=64)
-    ap.add_argument("--image-size", type=int, default=112, help="pretraining-step image side (tiny-klip's own: 64)")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="image side (default: 112 for the full CPU benchmark; the config's own with --step-only)",
+    )
     ap.add_argument("--skip-retrieval", action="store_true")
     ap.add_argument("--config", default="tiny-klip", help="KLIP config for the step (tiny-klip, base-klip or a file)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bf16 autocast on CUDA)")
@@ -70,6 +75,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.step_only or args.device != "cpu":
         return step_benchmark(args)
+    args.image_size = args.image_size or 112
 
     import numpy as np
     import torch
@@ -80,6 +86,7 @@ def main() -> int:
     from sarvlm.foundation.config import load_config
     from sarvlm.foundation.data import KlipItem
     from sarvlm.foundation.model import build_model
+    from sarvlm.foundation.optim import make_optimizer
     from sarvlm.foundation.pretrain import encode_fragments
     from sarvlm.foundation.retrieval import retrieve
     from sarvlm.foundation.scio import screen
@@ -100,7 +107,7 @@ def main() -> int:
     model = build_model(cfg, [it.text() for it in items])
     ids_all, att_all, _ = encode_fragments(model.tokenizer, items, cfg.text.max_length)
     images = torch.rand(len(items), 1, args.image_size, args.image_size) * 2 - 1
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = make_optimizer(model, 1e-4, 0.05)  # the pretraining optimiser (fused AdamW)
     b = 8
 
     def batch(step: int):
@@ -210,6 +217,7 @@ def step_benchmark(args) -> int:
     try:
         from sarvlm.foundation.config import load_config
         from sarvlm.foundation.model import build_model
+        from sarvlm.foundation.optim import make_optimizer
     except ImportError as exc:  # e.g. pydantic missing on a bare GPU machine
         print(f"bench_foundation: cannot import sarvlm's foundation package ({exc}); pip install pydantic pyyaml")
         return 2
@@ -218,10 +226,11 @@ def step_benchmark(args) -> int:
     if not cuda:
         torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, {"vision.image_size": args.image_size} if args.image_size else None)
     b = args.batch or cfg.train.batch_size
     if cfg.queue_size % b:
-        cfg = load_config(args.config, {"queue_size": (cfg.queue_size // b + 1) * b, "train.batch_size": b})
+        over = {"queue_size": (cfg.queue_size // b + 1) * b, "train.batch_size": b}
+        cfg = load_config(args.config, {**over, **({"vision.image_size": args.image_size} if args.image_size else {})})
     fields = ("Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water")
     words = ["farmland", "water", "urban", "forest", "grassland", "bare", "ships", "vehicles", "runway", "coast"]
     rng = np.random.default_rng(0)
@@ -243,7 +252,7 @@ def step_benchmark(args) -> int:
     ids_all, att_all = model.tokenize(texts, device)
     size = cfg.vision.image_size
     images = torch.rand(4 * b, cfg.vision.num_channels, size, size, device=device) * 2 - 1
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.05)
+    opt = make_optimizer(model, 1e-5, 0.05)  # the pretraining optimiser (fused AdamW)
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
 
     def step(k: int) -> float:

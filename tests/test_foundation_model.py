@@ -230,11 +230,11 @@ def test_towers_from_local_hf_checkpoints(tmp_path):
             vocab_size=len(vocab),
             hidden_size=64,
             num_hidden_layers=2,
-            num_attention_heads=4,
+            num_attention_heads=load_config("tiny-klip").text.num_attention_heads,
             intermediate_size=128,
             max_position_embeddings=256,
         )
-    )
+    ).eval()
     bert.save_pretrained(tmp_path / "bert")
     cfg = load_config(
         "tiny-klip", {"vision.init_from": str(tmp_path / "vit"), "text.init_from": str(tmp_path / "bert")}
@@ -250,7 +250,109 @@ def test_towers_from_local_hf_checkpoints(tmp_path):
         model.text.bert.encoder.layer[0].attention.self.query.weight, bert.encoder.layer[0].attention.self.query.weight
     )
     assert len(model.tokenizer) == len(vocab) + 2  # [ENC], [DEC]
+    # the unimodal (ITC) mode of the text tower is the checkpoint's BERT itself, padding included
+    ids, att = model.tokenize(TEXTS)
+    with torch.no_grad():
+        ours_text = model.text.bert(input_ids=ids, attention_mask=model._bidirectional(att)).last_hidden_state
+        ref_text = bert(input_ids=ids, attention_mask=att).last_hidden_state
+    assert att.sum() < att.numel()  # the texts differ in length: padding is exercised
+    assert torch.allclose(ours_text[att.bool()], ref_text[att.bool()], atol=1e-5)
     # a checkpoint of the other tower's type is refused with one line
     bad = load_config("tiny-klip", {"vision.init_from": str(tmp_path / "bert")})
     with pytest.raises(SarvlmError, match="wrong architecture 'bert'"):
         build_model(bad, TEXTS)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_one_text_tower_attends_both_ways_or_causally_per_call(attention):
+    # the unimodal and image-grounded modes see the whole text; the decoder mode only what came before
+    torch.manual_seed(0)
+    model = build_model(load_config("tiny-klip", {"text.attention": attention}), TEXTS).eval()
+    ids, att = model.tokenize(TEXTS[:1])
+    changed = ids.clone()
+    changed[0, -2] = ids[0, 1]  # alter a late token (before [SEP])
+    image = torch.randn(1, 17, model.config.vision.hidden_size)
+    with torch.no_grad():
+        both = [
+            model.text.bert(input_ids=x, attention_mask=model._bidirectional(att)).last_hidden_state
+            for x in (ids, changed)
+        ]
+        fused = [model.fuse(x, att, image) for x in (ids, changed)]
+        causal = [
+            model.text.bert(input_ids=x, attention_mask=att, encoder_hidden_states=image).last_hidden_state
+            for x in (ids, changed)
+        ]
+    early = slice(0, 3)
+    assert not torch.allclose(both[0][0, early], both[1][0, early])
+    assert not torch.allclose(fused[0][0, early], fused[1][0, early])
+    assert torch.allclose(causal[0][0, early], causal[1][0, early])
+    # padding is masked in the bidirectional mode: extra [PAD]s change no real token's state
+    padded = torch.cat([ids, torch.full((1, 5), model.ids["pad"])], dim=1)
+    padded_att = torch.cat([att, torch.zeros(1, 5, dtype=att.dtype)], dim=1)
+    with torch.no_grad():
+        out = model.text.bert(input_ids=padded, attention_mask=model._bidirectional(padded_att)).last_hidden_state
+    assert torch.allclose(out[0, : ids.shape[1]], both[0][0], atol=1e-5)
+
+
+def test_image_and_text_towers_of_different_widths_meet_through_image_to_text(tmp_path):
+    from sarvlm.foundation.decoder_model import KlipDecoderModel
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny-klip", {"vision.hidden_size": 32, "vision.intermediate_size": 64})
+    model = build_model(cfg, TEXTS)
+    assert model.image_to_text.in_features == 32 and model.image_to_text.out_features == 64
+    assert build_model(load_config("tiny-klip"), TEXTS).image_to_text is None  # equal widths: no extra layer
+    ids, att = model.tokenize(TEXTS * 3)
+    px = torch.randn(8, 1, 64, 64)
+    out = model(px, ids[:8], att[:8], torch.arange(8))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.image_to_text.weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    again = KlipModel.from_pretrained(tmp_path)
+    assert torch.equal(again.image_to_text.weight, model.image_to_text.weight)
+    vqa = KlipDecoderModel.from_klip(model, "vqa")
+    assert torch.equal(vqa.image_to_text.weight, model.image_to_text.weight)
+    q_ids, q_mask = vqa.tokenize(["how many ships?"] * 2, 16)
+    a_ids, a_mask = vqa.tokenize(["two"] * 2, 8)
+    assert torch.isfinite(vqa(px[:2], a_ids, a_mask, q_ids, q_mask))
+
+
+def test_checkpoint_without_a_segment_embedding_loads_with_it_zero(tmp_path, tiny):
+    # KLIP checkpoints written while the text tower was BlipText (no segment embedding) still load
+    from safetensors.torch import load_file, save_file
+
+    model = tiny
+    with torch.no_grad():
+        model.text.bert.embeddings.token_type_embeddings.weight.zero_()
+        model.text_encoder_m.embeddings.token_type_embeddings.weight.zero_()
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = {k: v for k, v in load_file(str(weights)).items() if "token_type_embeddings" not in k}
+    save_file(state, str(weights))
+    again = KlipModel.from_pretrained(tmp_path)
+    for (k, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    state.pop("itm_head.weight")  # anything else missing is still refused
+    save_file(state, str(weights))
+    with pytest.raises(SarvlmError, match="1 missing"):
+        KlipModel.from_pretrained(tmp_path)
+
+
+def test_cached_greedy_generation_equals_the_uncached_argmax_loop(tiny):
+    from sarvlm.foundation.decoder_model import KlipDecoderModel
+
+    torch.manual_seed(0)
+    dec = KlipDecoderModel.from_klip(tiny, "caption").eval()
+    px = torch.randn(2, 1, 64, 64)
+    got = dec.generate(px, num_beams=1, max_new_tokens=6, min_new_tokens=6)
+    context, context_mask = dec._context(px)
+    ids = torch.full((2, 1), dec.ids["dec"])
+    with torch.no_grad():
+        for _ in range(6):
+            logits = dec.text_decoder(
+                input_ids=ids, encoder_hidden_states=context, encoder_attention_mask=context_mask, use_cache=False
+            ).logits[:, -1]
+            logits[:, dec.ids["sep"]] = float("-inf")  # min_new_tokens keeps [SEP] out
+            ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+    want = [t.strip() for t in dec.tokenizer.batch_decode(ids[:, 1:], skip_special_tokens=True)]
+    assert got == want

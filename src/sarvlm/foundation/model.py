@@ -1,9 +1,15 @@
 """KlipModel: FUSAR-KLIP's dual encoder + fusion (paper 004 §3.3), built from transformers parts.
 
 - image tower: ``ViTModel`` (``num_channels`` 1 for SAR; see :mod:`sarvlm.foundation.transforms`);
-- text tower: one ``BlipTextLMHeadModel`` whose ``bert`` is used three ways, as in BLIP:
-  unimodal ([CLS], no image: ITC), image-grounded ([ENC], cross-attention to the image tokens:
-  ITM and MLM, through the ``cls`` head), and causal ([DEC], ``is_decoder=True``: captioning);
+- text tower: one ``BertLMHeadModel`` (cross-attention in every layer, SDPA attention) whose ``bert``
+  is used three ways, as in BLIP: unimodal ([CLS], no image: ITC), image-grounded ([ENC],
+  cross-attention to the image tokens: ITM and MLM, through the ``cls`` head), and causal ([DEC]:
+  captioning). The mode is chosen per call by the attention mask: a 2-D padding mask gives BERT's
+  causal decoder mask; the bidirectional modes pass a prepared 4-D mask
+  (:func:`bidirectional_attention_mask`), which transformers uses as given. BLIP's own text model in
+  transformers (``BlipTextModel``) has only eager attention, which was a third of a tiny-klip step;
+- ``image_to_text``: a linear map of the image tokens to the text width, present only when the two
+  widths differ (BERT's cross-attention reads its own width; BLIP's reads ``encoder_width``);
 - projections to the shared ``embed_dim`` space, an ITM head, a learnable temperature;
 - momentum copies of the image tower, text encoder and projections, and a feature queue
   (:mod:`sarvlm.foundation.momentum`), for ITC soft targets.
@@ -64,13 +70,12 @@ def _vit_config(config: KlipConfig):
 
 
 def _text_config(config: KlipConfig, vocab_size: int, ids: dict[str, int]):
-    from transformers import BlipTextConfig
+    from transformers import BertConfig
 
     t = config.text
-    return BlipTextConfig(
+    return BertConfig(
         vocab_size=vocab_size,
         hidden_size=t.hidden_size,
-        encoder_hidden_size=config.vision.hidden_size,
         intermediate_size=t.intermediate_size,
         num_hidden_layers=t.num_hidden_layers,
         num_attention_heads=t.num_attention_heads,
@@ -79,9 +84,37 @@ def _text_config(config: KlipConfig, vocab_size: int, ids: dict[str, int]):
         pad_token_id=ids["pad"],
         bos_token_id=ids["dec"],
         eos_token_id=ids["sep"],
-        sep_token_id=ids["sep"],
-        is_decoder=True,  # builds the cross-attention layers; each call picks bidirectional or causal
+        # no dropout (BLIP's transformers text config has none): rows stay independent, so the fused
+        # ITM + MLM pass equals separate passes, and CPU curves are reproducible
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        type_vocab_size=1,  # one segment: BERT's segment-0 embedding, nothing else
+        is_decoder=True,  # causal by default (captioning); the bidirectional modes pass a 4-D mask
+        add_cross_attention=True,
+        use_cache=False,  # a decoder config would otherwise keep keys/values in every training pass
+        attn_implementation=t.attention,  # type: ignore[call-arg]  # a PreTrainedConfig kwarg, not a BERT field
     )
+
+
+def bidirectional_attention_mask(text_config: Any, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, L)`` padding mask -> prepared ``(B, 1, L, L)`` mask that attends both ways.
+
+    Built by transformers for the configured attention implementation (boolean for SDPA, additive for
+    eager) and always materialised: with no mask at all, a decoder-configured BERT would attend causally.
+    """
+    from transformers.masking_utils import create_bidirectional_mask
+
+    b, length = attention_mask.shape
+    shape_probe = torch.empty((b, length, 1), dtype=dtype, device=attention_mask.device)
+    mask = create_bidirectional_mask(
+        config=text_config,
+        inputs_embeds=shape_probe,
+        attention_mask=attention_mask,
+        allow_is_bidirectional_skip=False,
+    )
+    if mask is None:  # pragma: no cover - only attention kernels without 4-D masks (flash) return None
+        raise ConfigurationError(f"text attention {text_config._attn_implementation!r} cannot run bidirectionally")
+    return mask
 
 
 def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
@@ -99,7 +132,7 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
 
     def __init__(self, config: KlipConfig, tokenizer: Any) -> None:
         super().__init__()
-        from transformers import BlipTextLMHeadModel, ViTModel
+        from transformers import BertLMHeadModel, ViTModel
 
         self.tokenizer = tokenizer
         self.ids = special_ids(tokenizer)
@@ -107,7 +140,13 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         self.config = config.model_copy(deep=True)
         self.config.text.vocab_size = vocab
         self.visual_encoder = ViTModel(_vit_config(config), add_pooling_layer=False)
-        self.text = BlipTextLMHeadModel(_text_config(config, vocab, self.ids))
+        self.text = BertLMHeadModel(_text_config(config, vocab, self.ids))
+        with torch.no_grad():  # a from-scratch tower starts with no segment signal (BLIP's text has none)
+            self.text.bert.embeddings.token_type_embeddings.weight.zero_()
+        if config.vision.hidden_size != config.text.hidden_size:
+            self.image_to_text: nn.Module | None = nn.Linear(config.vision.hidden_size, config.text.hidden_size)
+        else:
+            self.image_to_text = None
         self.vision_proj = nn.Linear(config.vision.hidden_size, config.embed_dim)
         self.text_proj = nn.Linear(config.text.hidden_size, config.embed_dim)
         self.itm_head = nn.Linear(config.text.hidden_size, 2)
@@ -136,11 +175,20 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         embeds = self.visual_encoder(pixel_values=pixel_values).last_hidden_state
         return embeds, F.normalize(self.vision_proj(pool_tokens(embeds, None, self.config.image_pooling)), dim=-1)
 
+    def _bidirectional(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` -> the ``(B, 1, L, L)`` mask of the unimodal and image-grounded (non-causal) modes."""
+        dtype = self.text.bert.embeddings.word_embeddings.weight.dtype
+        return bidirectional_attention_mask(self.text.config, attention_mask, dtype)
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Unimodal text ``(B, L)`` -> ITC feature ``(B, embed_dim)`` (unit norm; [CLS] or mean pooled)."""
-        out = self.text.bert(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
+        out = self.text.bert(input_ids=input_ids, attention_mask=self._bidirectional(attention_mask))
         pooled = pool_tokens(out.last_hidden_state, attention_mask, self.config.text_pooling)
         return F.normalize(self.text_proj(pooled), dim=-1)
+
+    def text_context(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Image tokens ``(B, N, Dv)`` -> what the text cross-attention reads ``(B, N, Dt)``."""
+        return image_embeds if self.image_to_text is None else self.image_to_text(image_embeds)
 
     def fuse(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Image-grounded encoder: text ``(B, L)`` with [ENC] first, image tokens ``(B, N, Dv)`` -> ``(B, L, Dt)``."""
@@ -149,10 +197,9 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         image_atts = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
         out = self.text.bert(
             input_ids=ids,
-            attention_mask=attention_mask,
-            encoder_hidden_states=image_embeds,
+            attention_mask=self._bidirectional(attention_mask),
+            encoder_hidden_states=self.text_context(image_embeds),
             encoder_attention_mask=image_atts,
-            is_decoder=False,
         )
         return out.last_hidden_state
 
@@ -209,7 +256,7 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
             image_embeds_m = self.visual_encoder_m(pixel_values=pixel_values).last_hidden_state
             pooled_m = pool_tokens(image_embeds_m, None, self.config.image_pooling)
             image_feat_m = F.normalize(self.vision_proj_m(pooled_m), dim=-1)
-            text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=attention_mask, is_decoder=False)
+            text_out_m = self.text_encoder_m(input_ids=input_ids, attention_mask=self._bidirectional(attention_mask))
             pooled_m = pool_tokens(text_out_m.last_hidden_state, attention_mask, self.config.text_pooling)
             text_feat_m = F.normalize(self.text_proj_m(pooled_m), dim=-1)
             image_all = torch.cat([image_feat_m.T, self.image_queue.clone().detach()], dim=1)

@@ -39,6 +39,7 @@ from sarvlm.core.errors import ConfigurationError, InputError, SarvlmError
 from sarvlm.core.progress import track
 from sarvlm.foundation.config import KlipConfig
 from sarvlm.foundation.data import KlipItem, load_images, load_items, render_fragment
+from sarvlm.foundation.optim import make_optimizer
 
 LOSS_COLUMNS = ("step", "epoch", "phase", "lr", "loss", "itc", "itm", "mlm", "seconds", "data_seconds")
 
@@ -239,13 +240,7 @@ def pretrain(
     device = accelerator.device
     images = load_images(items, cfg.vision.image_size, cfg.vision.num_channels, cfg.db_window)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.train.lr,
-    )
+    optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     if resume:
         optimizer.load_state_dict(torch.load(run / "checkpoint" / "optimizer.pt", weights_only=True))
