@@ -167,12 +167,19 @@ class KlipDecoderModel(nn.Module):
         from transformers import DynamicCache, EncoderDecoderCache
 
         cfg = self.text_decoder.config
+        cache = EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg))
+        # transformers 5.24 renamed generate's ``past_key_values`` to ``cache`` (the old name warns); 5.0-5.23
+        # only know the old one
+        import transformers
+        from packaging.version import Version
+
+        cache_kwarg = "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
         out = self.text_decoder.generate(
             input_ids=start,
             encoder_hidden_states=context,
             encoder_attention_mask=context_mask,
             use_cache=True,
-            past_key_values=EncoderDecoderCache(DynamicCache(config=cfg), DynamicCache(config=cfg)),
+            **{cache_kwarg: cache},
             max_new_tokens=max_new_tokens,
             min_new_tokens=min(min_new_tokens, max_new_tokens),
             num_beams=num_beams,
