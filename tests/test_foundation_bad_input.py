@@ -174,3 +174,16 @@ def test_pretrain_failure_keeps_an_existing_run_directory(world, tmp_path, capsy
     argv = ["pretrain", "--config", "tiny-klip", "--data", str(world / "w" / "badimg.jsonl"), "--out", str(run)]
     assert "bad.tif" in _err(capsys, [*argv, *PRETRAIN_FAST])
     assert run.is_dir() and not any(run.iterdir())
+
+
+@pytest.mark.parametrize("verb", ["pretrain", "finetune-caption"])
+def test_interrupted_run_restarted_without_resume_is_told_to_resume(world, verb, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)  # what a killed run leaves (its last checkpoint)
+    (run / "checkpoint" / "state.json").write_text("{}")
+    first = ["--config", "tiny-klip"] if verb == "pretrain" else ["--model", str(world / "model")]
+    argv = [verb, *first, "--data", str(world / "w" / "samples.jsonl"), "--out", str(run)]
+    assert "an interrupted run: add --resume to continue it" in _err(capsys, argv)
+    assert (run / "checkpoint" / "state.json").read_text() == "{}"
+    (run / "final").mkdir()
+    assert "already finished" in _err(capsys, [*argv, "--resume"])
