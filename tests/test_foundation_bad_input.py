@@ -53,6 +53,16 @@ def world(tmp_path_factory):
         "badmask": {2: {"landcover": {**rows[2]["landcover"], "mask": "masks/bad.png"}}},
         "missmask": {2: {"landcover": {**rows[2]["landcover"], "mask": "masks/missing.png"}}},
     }
+    from sarvlm.io.raster import read_raster, write_raster
+
+    odd = read_raster(w / rows[2]["landcover"]["mask"])[0].copy()
+    odd[0, :5] = 9  # a value no class names
+    write_raster(w / "masks" / "odd.png", odd)
+    write_raster(w / "masks" / "float.tif", odd.astype("float32"))
+    spoiled["oddmask"] = {2: {"landcover": {**rows[2]["landcover"], "mask": "masks/odd.png"}}}
+    spoiled["floatmask"] = {2: {"landcover": {**rows[2]["landcover"], "mask": "masks/float.tif"}}}
+    spoiled["otherclasses"] = {2: {"landcover": {**rows[2]["landcover"], "classes": {"0": "sea", "1": "town"}}}}
+    spoiled["noclasses"] = {0: {"landcover": {**rows[0]["landcover"], "classes": {}}}}
     for name, changes in spoiled.items():
         out = [dict(r) for r in rows]
         for i, change in changes.items():
@@ -125,6 +135,22 @@ CASES = [
     ("export-seg-missmask", ["export-backbone", "--model", "{M}", "--seg-data", "{W}/missmask.jsonl"], "missing.png"),
     ("export-seg-badimg", ["export-backbone", "--model", "{M}", "--seg-data", "{W}/badimg.jsonl"], "bad.tif"),
     ("export-seg-nocap", ["export-backbone", "--model", "{M}", "--seg-data", "{W}/nocap.jsonl"], "'s004'"),
+    (
+        "export-seg-oddmask",
+        ["export-backbone", "--model", "{M}", "--seg-data", "{W}/oddmask.jsonl"],
+        "values [9] outside",
+    ),
+    (
+        "export-seg-floatmask",
+        ["export-backbone", "--model", "{M}", "--seg-data", "{W}/floatmask.jsonl"],
+        "float32 pixels",
+    ),
+    (
+        "export-seg-otherclasses",
+        ["export-backbone", "--model", "{M}", "--seg-data", "{W}/otherclasses.jsonl"],
+        "record 's002': land-cover classes",
+    ),
+    ("export-seg-noclasses", ["export-backbone", "--model", "{M}", "--seg-data", "{W}/noclasses.jsonl"], "is empty"),
     ("export-seg-one", ["export-backbone", "--model", "{M}", "--seg-data", "{W}/one.jsonl"], "at least 2"),
     (
         "export-seg-steps",
