@@ -363,7 +363,9 @@ def _as_window(window: WindowLike, path: Path, width: int, height: int) -> Any:
     if isinstance(window, Window) and (window.width <= 0 or window.height <= 0):
         raise InputError(f"{path}: window {tuple(window.flatten())} is empty")
     bounds = _window_bounds(window, path, width, height)
-    return window if isinstance(window, Window) else Window(*bounds)
+    if isinstance(window, Window) or bounds is None:
+        return window
+    return Window(*bounds)
 
 
 def _band_indexes(bands: Sequence[int] | int | None, count: int, path: Path) -> list[int]:
