@@ -35,21 +35,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sarvlm.core.errors import InputError
     from sarvlm.foundation.backbone import export_backbone
 
-    if args.seg_steps <= 0:
-        raise InputError("--seg-steps must be positive")
-    if args.seg_lr is not None and args.seg_lr <= 0:
-        raise InputError("--seg-lr must be positive")
-    info = export_backbone(args.model, args.out, overwrite=args.overwrite)
+    info = export_backbone(
+        args.model,
+        args.out,
+        overwrite=args.overwrite,
+        seg_data=args.seg_data,
+        seg_steps=args.seg_steps,
+        seg_head=args.head,
+        seg_lr=args.seg_lr,
+        seed=args.seed,
+        text_field=args.text_field,
+    )
     msg = f"exported the image tower to {args.out} (tokens {info['output']['last_hidden_state']})"
-    if args.seg_data:
-        from sarvlm.foundation.tasks import run_segmentation_check
-
-        scores = run_segmentation_check(
-            args.model, args.seg_data, args.out, args.seg_steps, args.seed, args.text_field, args.head, args.seg_lr
-        )
+    if "segmentation" in info:
+        scores = info["segmentation"]
         msg += (
             f"; {args.head} segmentation head OA {100 * scores['oa']:.1f}% mIoU {100 * scores['miou']:.1f}% "
             f"(majority class OA {100 * scores['majority_class_oa']:.1f}%)"

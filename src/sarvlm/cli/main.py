@@ -12,7 +12,6 @@ import argparse
 import importlib
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from sarvlm import __version__
@@ -110,11 +109,7 @@ def _run_verb(args: argparse.Namespace) -> int:
 
         # PIL counts pixels; one byte per pixel keeps it no looser than the byte limit.
         Image.MAX_IMAGE_PIXELS = policy.max_image_bytes
-        with warnings.catch_warnings():
-            # library deprecation notices (transformers) are not the user's business: one-line errors only
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return int(args._run(args) or 0)
+        return int(args._run(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,12 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        with warnings.catch_warnings():
-            if not os.environ.get("SARVLM_DEBUG"):
-                # transformers' deprecation notices (past_key_values -> cache, ...) are about its own
-                # internals and would flood train/predict/ask output; SARVLM_DEBUG=1 shows them
-                warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
-            return _run_verb(args)
+        return _run_verb(args)
     except SarvlmError as exc:
         print(f"sarvlm: error: {exc}", file=sys.stderr)
         return exc.exit_code

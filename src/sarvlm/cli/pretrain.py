@@ -47,25 +47,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sarvlm.core.atomic import removed_if_left_empty
     from sarvlm.foundation.config import load_config
     from sarvlm.foundation.pretrain import final_loss, pretrain
 
     if args.checkpoint_every is not None and args.checkpoint_every <= 0:
         raise ConfigurationError("--checkpoint-every must be positive")
     config = load_config(args.config, dict(args.set))
-    result = pretrain(
-        config,
-        args.data,
-        args.out,
-        steps=args.steps,
-        epochs=args.epochs,
-        scio=args.scio,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        text_field=args.text_field,
-        checkpoint_every=args.checkpoint_every,
-    )
+    # a run that fails before its first checkpoint (an unreadable image, ...) leaves no empty RUN behind
+    with removed_if_left_empty(args.out):
+        result = pretrain(
+            config,
+            args.data,
+            args.out,
+            steps=args.steps,
+            epochs=args.epochs,
+            scio=args.scio,
+            seed=args.seed,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            text_field=args.text_field,
+            checkpoint_every=args.checkpoint_every,
+        )
     import csv
 
     with open(result.run_dir / "loss.csv", encoding="utf-8") as fh:

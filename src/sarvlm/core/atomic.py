@@ -122,6 +122,32 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         yield fh
 
 
+def check_output_dir(path: str | Path, overwrite: bool = False) -> None:
+    """Refuse an output directory that :func:`atomic_dir` would refuse: a file, or a non-empty
+    directory without ``overwrite``. Cheap, so callers can check before slow work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: exists and is not a directory")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise InputError(f"{path}: output directory exists and is not empty (use --overwrite)")
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(path: str | Path) -> Iterator[Path]:
+    """Directories the block creates at ``path`` (and missing parents) go again if it fails and
+    leaves them empty; anything that already existed, or holds files (a checkpoint to resume
+    from), stays."""
+    path = Path(path).absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        yield path
+    except BaseException:
+        for p in missing:  # innermost first; rmdir removes empty directories only
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``path`` when the block succeeds.
@@ -129,10 +155,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     If ``path`` exists and ``overwrite`` is false, fail before doing any work.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a directory")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise InputError(f"{path}: output directory exists and is not empty (use --overwrite)")
+    check_output_dir(path, overwrite)
     ensure_writable_dir(path.parent)
     clean_stale_temps(path)
     tmp = _create_temp(path.parent, _temp_prefix(path), is_dir=True)

@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sarvlm.core.atomic import atomic_dir
+from sarvlm.core.atomic import atomic_dir, check_output_dir
+from sarvlm.core.errors import InputError
 
 
 def handoff(model) -> dict[str, Any]:
@@ -48,15 +49,64 @@ def handoff(model) -> dict[str, Any]:
     }
 
 
-def export_backbone(model_dir: str | Path, out: str | Path, overwrite: bool = False) -> dict[str, Any]:
-    """Write the image tower of a KLIP checkpoint as a stand-alone ViTModel directory."""
+def _refuse_model_inside_out(model_dir: Path, out: Path) -> None:
+    """Replacing ``out`` must not delete the checkpoint being exported."""
+    m, o = model_dir.resolve(), out.resolve()
+    if m == o or o in m.parents:
+        raise InputError(f"--out {out}: would replace the model directory {model_dir} itself; choose another directory")
+
+
+def export_backbone(
+    model_dir: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    *,
+    seg_data: str | Path | None = None,
+    seg_steps: int = 200,
+    seg_head: str = "linear",
+    seg_lr: float | None = None,
+    seed: int = 0,
+    text_field: str = "structured",
+) -> dict[str, Any]:
+    """Write the image tower of a KLIP checkpoint as a stand-alone ViTModel directory ``out``.
+
+    With ``seg_data`` (sample records with land-cover masks), also train and score a segmentation
+    head (:func:`sarvlm.foundation.tasks.segmentation_check`) and keep it beside the backbone.
+    Everything that can be checked is checked before anything is written (output directory,
+    checkpoint, options, records, captions, images, masks); the directory is built beside ``out``
+    and renamed into place at the end, so a failure at any point leaves ``out`` as it was (absent,
+    or the user's directory untouched). Returns the hand-off description, plus ``"segmentation"``
+    (the head's scores) with ``seg_data``.
+    """
+    import torch
+
     from sarvlm.foundation.model import KlipModel
 
+    model_dir, out = Path(model_dir), Path(out)
+    check_output_dir(out, overwrite)
+    _refuse_model_inside_out(model_dir, out)
+    if seg_data is not None:
+        from sarvlm.foundation.tasks import check_segmentation_options, load_segmentation_data
+
+        check_segmentation_options(seg_steps, seg_head, seg_lr)
+        torch.manual_seed(seed)  # before loading: the same head initialisation as run_segmentation_check
     model = KlipModel.from_pretrained(model_dir)
     info = handoff(model)
+    seg = load_segmentation_data(model, seg_data, text_field) if seg_data is not None else None
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.visual_encoder.save_pretrained(str(tmp))
         with open(tmp / "handoff.json", "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2)
             fh.write("\n")
+        if seg is not None:
+            from sarvlm.foundation.tasks import _device, segmentation_check
+
+            _, images, masks, classes = seg
+            model.to(_device()).eval()
+            info = {
+                **info,
+                "segmentation": segmentation_check(
+                    model, images, masks, classes, tmp, seg_steps, seed, seg_head, seg_lr
+                ),
+            }
     return info

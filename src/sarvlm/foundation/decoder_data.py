@@ -99,9 +99,12 @@ def _from_records(path: Path, text_field: str | None, need_answer: bool) -> list
         caps = [c for c in rec.captions if text_field is None or c.style == text_field]
         if not caps and need_answer:
             styles = sorted({c.style for c in rec.captions})
-            have = f"it has: {', '.join(styles)}" if styles else "it has no caption"
-            want = f"style {text_field!r}" if text_field else "a caption"
-            raise InputError(f"record {rec.id!r}: no caption with {want} ({have}); choose one with --text-field")
+            if not styles:
+                raise InputError(f"record {rec.id!r}: no caption (caption fine-tuning needs one on every record)")
+            raise InputError(
+                f"record {rec.id!r}: no caption with style {text_field!r} (it has: {', '.join(styles)}); "
+                "choose one with --text-field"
+            )
         answer = caps[0].text if caps else None
         items.append(DecoderItem(rec.id, "caption", rec.image_path(path.parent), None, answer))
     return items

@@ -207,12 +207,6 @@ def finetune_decoder(
         start = int(state["step"])
     else:
         klip = KlipModel.from_pretrained(model_dir)
-        ensure_writable_dir(run)
-        if overwrite:
-            import shutil
-
-            for name in ("checkpoint", "final"):
-                shutil.rmtree(run / name, ignore_errors=True)
         model = KlipDecoderModel.from_klip(klip, task, s)
         del klip
         added = model.add_characters([it.answer or "" for it in items] + [it.question or "" for it in items])
@@ -221,6 +215,14 @@ def finetune_decoder(
     cfg = model.config
     device = accelerator.device
     pixels = _load_pixels(items, cfg)
+    if not resume:
+        # only now, with every input read: a bad image leaves no new directory and a replaced run intact
+        ensure_writable_dir(run)
+        if overwrite:
+            import shutil
+
+            for name in ("checkpoint", "final"):
+                shutil.rmtree(run / name, ignore_errors=True)
     tgt_ids, tgt_mask = model.tokenize([it.answer or "" for it in items], s["max_tokens"])
     unk = model.tokenizer.unk_token_id
     unknown = int(((tgt_ids == unk) & (tgt_mask == 1)).any(1).sum()) if unk is not None else 0

@@ -127,17 +127,39 @@ def load_head(directory: str | Path, backbone: nn.Module | None = None) -> Segme
 
 
 def load_masks(items, image_size: int) -> tuple[torch.Tensor, dict[int, str]]:
-    """Land-cover masks of the items' records, nearest-resized to ``image_size``: ``(N, S, S)`` long."""
+    """Land-cover masks of the items' records, nearest-resized to ``image_size``: ``(N, S, S)`` long.
+
+    Every record must carry a mask, the same non-empty class list as the first record, and only pixel
+    values of that list; otherwise one line names the record (and the file)."""
     from sarvlm.io.raster import read_raster
 
     out = torch.empty(len(items), image_size, image_size, dtype=torch.long)
     classes: dict[int, str] | None = None
+    first = ""
     for i, it in enumerate(items):
         rec = it.record
         if rec is None or rec.landcover is None or it.base is None:
             raise InputError(f"record {it.id!r}: no land-cover mask (segmentation needs `landcover`)")
-        classes = classes or {int(k): v for k, v in rec.landcover.classes.items()}
-        m = read_raster(it.base / rec.landcover.mask, bands=1)[0]
+        these = {int(k): v for k, v in rec.landcover.classes.items()}
+        if not these:
+            raise InputError(f"record {it.id!r}: land-cover `classes` is empty (name the mask's class values)")
+        if classes is None:
+            classes, first = these, it.id
+        elif these != classes:
+            raise InputError(
+                f"record {it.id!r}: land-cover classes {these} differ from those of record {first!r}, {classes} "
+                "(one class list per segmentation set)"
+            )
+        path = it.base / rec.landcover.mask
+        m = read_raster(path, bands=1)[0]
+        if not np.issubdtype(m.dtype, np.integer):
+            raise InputError(f"record {it.id!r}: mask {path} holds {m.dtype} pixels, not integer class values")
+        values = np.unique(m)
+        unknown = [int(v) for v in values if int(v) not in classes]
+        if unknown:
+            raise InputError(
+                f"record {it.id!r}: mask {path} holds values {unknown[:5]} outside its classes {sorted(classes)}"
+            )
         t = torch.from_numpy(np.ascontiguousarray(m).astype(np.int64))[None, None].float()
         out[i] = F.interpolate(t, size=(image_size, image_size), mode="nearest")[0, 0].long()
     return out, classes or {}

@@ -132,44 +132,63 @@ def run_probe(
     return res
 
 
-def run_segmentation_check(
-    model_dir,
-    data,
+def check_segmentation_options(steps: int, head: str, lr: float | None) -> None:
+    """Refuse bad head options before any work: ``steps`` > 0, a known ``head``, ``lr`` > 0."""
+    from sarvlm.core.errors import InputError
+    from sarvlm.foundation.segmentation import HEADS
+
+    if steps <= 0:
+        raise InputError(f"--seg-steps must be positive, got {steps}")
+    if head not in HEADS:
+        raise InputError(f"--head: unknown segmentation head {head!r} (expected one of {', '.join(HEADS)})")
+    if lr is not None and lr <= 0:
+        raise InputError(f"--seg-lr must be positive, got {lr}")
+
+
+def load_segmentation_data(model, data, text_field: str = "structured"):
+    """The records of ``data`` as model inputs and land-cover masks, every record checked (file, captions,
+    images, masks) before any training: ``(items, images (N, C, S, S), masks (N, S, S), classes)``."""
+    from sarvlm.core.errors import InputError
+    from sarvlm.foundation.data import load_images, load_items
+    from sarvlm.foundation.segmentation import load_masks
+
+    cfg = model.config
+    items = load_items(data, text_field)
+    if len(items) < 2:
+        raise InputError(
+            f"{data}: {len(items)} record; the segmentation check needs at least 2 (half train, half test)"
+        )
+    masks, classes = load_masks(items, cfg.vision.image_size)  # masks first: cheap, and the likelier mistake
+    images = load_images(items, cfg.vision.image_size, cfg.vision.num_channels, cfg.db_window)
+    return items, images, masks, classes
+
+
+def segmentation_check(
+    model,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    classes: dict[int, str],
     out,
     steps: int = 200,
     seed: int = 0,
-    text_field: str = "structured",
     head: str = "linear",
     lr: float | None = None,
 ) -> dict[str, Any]:
     """Train a segmentation head (``linear`` or ``mask-transformer``) on the frozen image tower (half the
     records), score OA/mIoU on the other half against the majority class, and write
-    ``out/segmentation.json`` and the trained head (``out/seg_head.json`` + ``seg_head.safetensors``)."""
+    ``out/segmentation.json`` and the trained head (``out/seg_head.json`` + ``seg_head.safetensors``)
+    into the existing directory ``out``. The head's initial weights come from torch's global generator:
+    seed it (callers here seed it before loading the model, so results repeat run to run)."""
     from sarvlm.core.atomic import atomic_open
-    from sarvlm.foundation.segmentation import (
-        HEADS,
-        SegmentationModel,
-        load_masks,
-        predict_masks,
-        save_head,
-        split_half,
-        train_head,
-    )
+    from sarvlm.foundation.segmentation import SegmentationModel, predict_masks, save_head, split_half, train_head
     from sarvlm.metrics.segmentation import segmentation_scores
 
-    if head not in HEADS:
-        from sarvlm.core.errors import InputError
-
-        raise InputError(f"--head: unknown segmentation head {head!r} (expected one of {', '.join(HEADS)})")
-
-    torch.manual_seed(seed)
-    model, items, images = load_model_and_data(model_dir, data, text_field)
+    check_segmentation_options(steps, head, lr)
     v = model.config.vision
-    masks, classes = load_masks(items, v.image_size)
     n_cls = max(classes) + 1
     options = {"d_model": v.hidden_size, "layers": 2, "heads": v.num_attention_heads} if head != "linear" else {}
     seg = SegmentationModel(model.visual_encoder, v.hidden_size, v.patch_size, n_cls, head, **options)
-    tr, te = split_half(len(items), seed)
+    tr, te = split_half(len(images), seed)
     losses = train_head(seg, images[tr], masks[tr], steps=steps, seed=seed, lr=lr)
     pred = predict_masks(seg, images[te])
     names = [classes.get(i, str(i)) for i in range(n_cls)]
@@ -197,3 +216,27 @@ def run_segmentation_check(
         json.dump(result, fh, indent=2)
         fh.write("\n")
     return result
+
+
+def run_segmentation_check(
+    model_dir,
+    data,
+    out,
+    steps: int = 200,
+    seed: int = 0,
+    text_field: str = "structured",
+    head: str = "linear",
+    lr: float | None = None,
+) -> dict[str, Any]:
+    """:func:`segmentation_check` of the checkpoint ``model_dir`` on ``data``, written into ``out``
+    (an existing directory, e.g. an exported backbone). ``sarvlm export-backbone --seg-data`` uses
+    :func:`sarvlm.foundation.backbone.export_backbone` instead, which checks everything first and
+    writes the backbone and the head together, atomically."""
+    from sarvlm.foundation.model import KlipModel
+
+    check_segmentation_options(steps, head, lr)
+    torch.manual_seed(seed)
+    model = KlipModel.from_pretrained(model_dir).to(_device())
+    model.eval()
+    _, images, masks, classes = load_segmentation_data(model, data, text_field)
+    return segmentation_check(model, images, masks, classes, out, steps, seed, head, lr)

@@ -1,4 +1,5 @@
-"""Reading and writing SAR rasters: GeoTIFF/COG, PNG and JPEG through rasterio (GDAL).
+"""Reading and writing SAR rasters: GeoTIFF/COG, PNG and JPEG through rasterio (GDAL); PNG and JPEG
+pixels are read through Pillow (:mod:`sarvlm.io.pillow_image`, same arrays), so reading them needs no GDAL.
 
 - :func:`raster_info` opens a file, checks it is readable (including its last data block, which
   catches truncated files) and reports size, bands, dtype, georeference, nodata and tags.
@@ -93,6 +94,17 @@ def _rasterio_env() -> Iterator[None]:
     with warnings.catch_warnings(), rasterio.Env(**_ENV):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         yield
+
+
+def _require_rasterio(path: str | Path) -> None:
+    """GeoTIFF (and any GDAL read) needs rasterio; say so in one line where it is not installed."""
+    try:
+        import rasterio  # noqa: F401
+    except ImportError:
+        raise SarvlmError(
+            f"{path}: reading this file needs rasterio (GDAL), which is not installed: pip install rasterio "
+            "(PNG and JPEG are read without it)"
+        ) from None
 
 
 def _reason(exc: Exception) -> str:
@@ -199,9 +211,10 @@ def open_raster(path: str | Path) -> Iterator[Any]:
     and JPEG must fit the image size limit as a whole, GeoTIFF blocks must. Read pixels through
     :func:`read_checked` so every read is size-checked before allocation.
     """
+    path = Path(path)
+    _require_rasterio(path)
     import rasterio
 
-    path = Path(path)
     _check_file(path)
     policy = current_policy()
     try:
@@ -323,29 +336,80 @@ def raster_info(path: str | Path) -> RasterInfo:
         )
 
 
+def _window_bounds(window: WindowLike, path: Path, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """``(col_off, row_off, width, height)`` of a window inside a ``width`` x ``height`` image (no rasterio)."""
+    if window is None:
+        return None
+    try:
+        if hasattr(window, "col_off"):  # a rasterio Window
+            bounds = tuple(int(v) for v in (window.col_off, window.row_off, window.width, window.height))
+        else:
+            bounds = tuple(int(v) for v in window)
+        col_off, row_off, w, h = bounds
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: window must be (col_off, row_off, width, height), got {window!r}") from None
+    if w <= 0 or h <= 0:
+        raise InputError(f"{path}: window {bounds} is empty")
+    if col_off < 0 or row_off < 0 or col_off + w > width or row_off + h > height:
+        raise InputError(f"{path}: window {bounds} lies outside the {width}x{height} image")
+    return col_off, row_off, w, h
+
+
 def _as_window(window: WindowLike, path: Path, width: int, height: int) -> Any:
     from rasterio.windows import Window
 
     if window is None:
         return None
-    if not isinstance(window, Window):
-        try:
-            col_off, row_off, w, h = (int(v) for v in window)
-        except (TypeError, ValueError):
-            raise InputError(f"{path}: window must be (col_off, row_off, width, height), got {window!r}") from None
-        window = Window(col_off, row_off, w, h)
-    if window.width <= 0 or window.height <= 0:
+    if isinstance(window, Window) and (window.width <= 0 or window.height <= 0):
         raise InputError(f"{path}: window {tuple(window.flatten())} is empty")
-    if (
-        window.col_off < 0
-        or window.row_off < 0
-        or window.col_off + window.width > width
-        or window.row_off + window.height > height
-    ):
-        raise InputError(
-            f"{path}: window {tuple(int(v) for v in window.flatten())} lies outside the {width}x{height} image"
-        )
-    return window
+    bounds = _window_bounds(window, path, width, height)
+    if isinstance(window, Window) or bounds is None:
+        return window
+    return Window(*bounds)
+
+
+def _band_indexes(bands: Sequence[int] | int | None, count: int, path: Path) -> list[int]:
+    if bands is None:
+        return list(range(1, count + 1))
+    indexes = [bands] if isinstance(bands, int) else [int(b) for b in bands]
+    bad = [b for b in indexes if not 1 <= b <= count]
+    if bad:
+        raise InputError(f"{path}: band {bad[0]} does not exist (the file has {count} band(s), numbered from 1)")
+    return indexes
+
+
+def _read_with_pillow(
+    path: Path, bands: Sequence[int] | int | None, window: WindowLike, out_dtype: str | np.dtype | None
+) -> np.ndarray | None:
+    """PNG/JPEG pixels through Pillow (:mod:`sarvlm.io.pillow_image`; no rasterio needed), with the
+    checks and results of the GDAL path; ``None`` for files Pillow does not read like GDAL."""
+    from sarvlm.io.pillow_image import open_pillow_image, pillow_pixels, pillow_reads
+
+    _check_file(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    drivers = _sniff(path, head, current_policy())
+    if len(drivers) != 1 or not pillow_reads(drivers[0], head):
+        return None
+    with open_pillow_image(path, drivers[0]) as img:
+        if img is None:
+            return None
+        width, height = img.size
+        count = len(img.getbands())
+        indexes = _band_indexes(bands, count, path)
+        win = _window_bounds(window, path, width, height)
+        data = pillow_pixels(path, img)
+    if indexes != list(range(1, count + 1)):
+        data = data[[b - 1 for b in indexes]]
+    if win is not None:
+        col, row, w, h = win
+        data = np.ascontiguousarray(data[:, row : row + h, col : col + w])
+    if out_dtype is not None:
+        data = data.astype(out_dtype, copy=False)
+    return data
 
 
 def read_raster(
@@ -367,21 +431,17 @@ def read_raster(
         complex_mode: for complex SLC pixels, return ``"intensity"`` (``|z|^2``), ``"amplitude"``
             (``|z|``) or the ``"complex"`` values themselves.
     """
-    from rasterio.errors import RasterioError
-
     path = Path(path)
     if complex_mode not in ("intensity", "amplitude", "complex"):
         raise InputError(f"complex_mode must be intensity, amplitude or complex, got {complex_mode!r}")
+    data = _read_with_pillow(path, bands, window, out_dtype)  # PNG/JPEG: no GDAL needed
+    if data is not None:
+        return data
+    _require_rasterio(path)
+    from rasterio.errors import RasterioError
+
     with open_raster(path) as ds:
-        if bands is None:
-            indexes = list(range(1, ds.count + 1))
-        else:
-            indexes = [bands] if isinstance(bands, int) else [int(b) for b in bands]
-            bad = [b for b in indexes if not 1 <= b <= ds.count]
-            if bad:
-                raise InputError(
-                    f"{path}: band {bad[0]} does not exist (the file has {ds.count} band(s), numbered from 1)"
-                )
+        indexes = _band_indexes(bands, ds.count, path)
         win = _as_window(window, path, ds.width, ds.height)
         try:
             # rasterio cannot return complex int16 directly; GDAL converts to complex64 for us.

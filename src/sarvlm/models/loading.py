@@ -132,6 +132,8 @@ def _load_adapter(
 ) -> tuple[Any, Any]:
     from peft import PeftModel
 
+    from sarvlm.models.peft_warnings import peft_checkpointing_notice_silenced
+
     try:
         adapter_cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -140,7 +142,8 @@ def _load_adapter(
     if not base:
         raise InputError(f"{path / 'adapter_config.json'}: base_model_name_or_path is empty")
     model, processor = load_model(base, settings=settings, seed=seed)
-    model = PeftModel.from_pretrained(model, str(path))
+    with peft_checkpointing_notice_silenced():
+        model = PeftModel.from_pretrained(model, str(path))
     return _finish(model, processor, dtype, device, attention)
 
 

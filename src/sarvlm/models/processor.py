@@ -80,30 +80,31 @@ def raster_to_image(data: np.ndarray) -> Image.Image:
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image for the model: PNG/JPEG as they are; GeoTIFF through ``sarvlm.io.raster``.
+    """Open an image for the model: PNG/JPEG as they are (Pillow; no rasterio needed); GeoTIFF through
+    ``sarvlm.io.raster`` (rasterio).
 
     GeoTIFF pixels that are not uint8 (SAR intensity, amplitude or dB floats) get a 2–98
     percentile linear stretch per file. One band → grey, three or more → RGB of the first
     three, two (dual-pol) → the first band.
     """
-    from sarvlm.io.raster import open_raster, read_raster
+    from sarvlm.io.pillow_image import open_pillow_image
+    from sarvlm.io.raster import allowed_driver, read_raster
 
     path = Path(path)
     if not path.exists():
         raise SarvlmError(f"{path}: no such image file")
-    with open_raster(path) as ds:  # signature, driver allow-list and size limit, before any decoding
-        driver = ds.driver
-    if driver == "GTiff":
-        data = read_raster(path)
-        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).any():
-            raise SarvlmError(f"{path}: all pixels are NaN or infinite")
-        return raster_to_image(data)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read image ({exc})") from None
+    driver = allowed_driver(path)  # local file, signature, driver allow-list: no GDAL needed
+    if driver in ("PNG", "JPEG"):  # Pillow alone (a machine without rasterio reads them too)
+        with open_pillow_image(path, driver, like_gdal=False) as img:  # size limit, before decoding
+            try:
+                img.load()
+                return img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                raise InputError(f"{path}: cannot read image ({exc})") from None
+    data = read_raster(path)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).any():
+        raise SarvlmError(f"{path}: all pixels are NaN or infinite")
+    return raster_to_image(data)
 
 
 def _message_dict(message: dict[str, Any] | Message) -> dict[str, str]:

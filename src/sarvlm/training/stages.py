@@ -139,7 +139,9 @@ def prepare_stage(model: nn.Module, spec: StageSpec, fusion: str, seed: int = 0)
             bias="none",
             task_type="CAUSAL_LM",
         )
-        with torch.random.fork_rng(devices=[]):
+        from sarvlm.models.peft_warnings import peft_checkpointing_notice_silenced
+
+        with torch.random.fork_rng(devices=[]), peft_checkpointing_notice_silenced():
             torch.manual_seed(seed)
             model = get_peft_model(model, config)
     else:

@@ -329,7 +329,10 @@ def apply_stage_result(model: Any, stage_dir: Path) -> Any:
     if (adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        from sarvlm.models.peft_warnings import peft_checkpointing_notice_silenced
+
+        with peft_checkpointing_notice_silenced():
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return model
 
 
