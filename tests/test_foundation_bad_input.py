@@ -213,3 +213,29 @@ def test_interrupted_run_restarted_without_resume_is_told_to_resume(world, verb,
     assert (run / "checkpoint" / "state.json").read_text() == "{}"
     (run / "final").mkdir()
     assert "already finished" in _err(capsys, [*argv, "--resume"])
+
+
+def test_pretrain_overwrite_with_a_bad_image_keeps_the_old_run(world, tmp_path, capsys):
+    run = tmp_path / "run"
+    for name in ("checkpoint", "final", "scio"):
+        (run / name).mkdir(parents=True)
+        (run / name / "kept.txt").write_text(name)
+    argv = ["pretrain", "--config", "tiny-klip", "--data", str(world / "w" / "badimg.jsonl"), "--out", str(run)]
+    assert "bad.tif" in _err(capsys, [*argv, *PRETRAIN_FAST, "--overwrite"])
+    for name in ("checkpoint", "final", "scio"):
+        assert (run / name / "kept.txt").read_text() == name
+
+
+def test_init_from_a_damaged_or_klip_checkpoint_is_one_line(world, tmp_path, capsys):
+    damaged = tmp_path / "vit"
+    damaged.mkdir()
+    (damaged / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    (damaged / "model.safetensors").write_bytes(b"\x00" * 20)
+    base = ["pretrain", "--config", "tiny-klip", "--data", str(world / "w" / "samples.jsonl"), *PRETRAIN_FAST]
+    for init, expected in [
+        (damaged, "model.safetensors: cannot load"),
+        (world / "model", "wrong architecture 'sarvlm-klip'"),
+    ]:
+        out = tmp_path / "out"
+        err = _err(capsys, [*base, "--set", f"vision.init_from={init}", "--out", str(out)])
+        assert expected in err and not out.exists()

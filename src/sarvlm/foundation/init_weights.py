@@ -29,19 +29,30 @@ def _read_checkpoint(directory: str | Path, expected: str) -> tuple[dict, dict[s
         cfg = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigurationError(f"{directory}: no readable config.json ({exc})") from None
-    if cfg.get("model_type") != expected:
+    found = cfg.get("model_type") or cfg.get("architecture") if isinstance(cfg, dict) else None
+    if found != expected:
+        klip = isinstance(found, str) and found.startswith("sarvlm-")
+        hint = "; a sarvlm KLIP checkpoint is used with --model, not as a tower's init_from" if klip else ""
         raise ConfigurationError(
-            f"{directory}: wrong architecture {cfg.get('model_type')!r} (expected a {expected!r} checkpoint)"
+            f"{directory}: wrong architecture {found!r} (expected a {expected!r} checkpoint){hint}"
         )
     weights = directory / "model.safetensors"
-    if weights.is_file():
-        from safetensors.torch import load_file
+    try:
+        if weights.is_file():
+            from safetensors.torch import load_file
 
-        state = load_file(str(weights))
-    elif (directory / "pytorch_model.bin").is_file():
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise ConfigurationError(f"{directory}: no model.safetensors or pytorch_model.bin")
+            state = load_file(str(weights))
+        elif (directory / "pytorch_model.bin").is_file():
+            weights = directory / "pytorch_model.bin"
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        else:
+            raise ConfigurationError(f"{directory}: no model.safetensors or pytorch_model.bin")
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors and torch raise several kinds for damaged files
+        raise ConfigurationError(
+            f"{weights}: cannot load ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     return cfg, state
 
 

@@ -228,17 +228,16 @@ def pretrain(
         scio_state = state.get("scio_state")
     else:
         ensure_writable_dir(run)
-        if overwrite:
-            for name in ("checkpoint", "final", "scio"):
-                p = run / name
-                if p.exists():
-                    import shutil
-
-                    shutil.rmtree(p)
         model = build_model(config, [it.text() for it in items])
     cfg = model.config
     device = accelerator.device
     images = load_images(items, cfg.vision.image_size, cfg.vision.num_channels, cfg.db_window)
+    if overwrite and not resume:  # only now: a bad image or config must not cost the user the old run
+        import shutil
+
+        for name in ("checkpoint", "final", "scio"):
+            if (run / name).exists():
+                shutil.rmtree(run / name)
 
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
     gen = torch.Generator().manual_seed(seed)
