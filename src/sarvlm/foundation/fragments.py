@@ -98,36 +98,39 @@ def swap_fragment_negatives(
     texts and the ``(R,)`` row each belongs to (rows with no possible swap get none).
     """
     b = input_ids.shape[0]
-    ids_c, att_c, frag_c, field_c = input_ids.cpu(), attention_mask.cpu(), frag.cpu(), field_of.cpu()
-    idx_c = idx.cpu()
-    spans = [
-        {int(j): ids_c[i][(frag_c[i] == j) & (att_c[i] > 0)] for j in frag_c[i].unique().tolist() if j >= 0}
-        for i in range(b)
-    ]
+    # plain Python lists: a batch is a few thousand tokens, and per-element tensor ops would cost ~70 ms a step
+    ids_l, att_l, frag_l = input_ids.tolist(), attention_mask.tolist(), frag.tolist()
+    field_l, idx_l = field_of.tolist(), idx.tolist()
+    spans: list[dict[int, list[int]]] = []
+    for i in range(b):
+        row: dict[int, list[int]] = {}
+        for tok, a, j in zip(ids_l[i], att_l[i], frag_l[i]):
+            if a and j >= 0:
+                row.setdefault(j, []).append(tok)
+        spans.append(row)
+    by_field = [{f: j for j, f in enumerate(field_l[k]) if f >= 0} for k in range(b)]
     out_rows, out_ids = [], []
-    order = torch.rand(b, generator=generator)  # one draw per row, so the stream does not depend on the data
+    order = torch.rand(b, generator=generator).tolist()  # one draw per row: the stream does not depend on the data
     for i in range(b):
         options = []
         for j, mine in spans[i].items():
-            field = int(field_c[i, j])
+            field = field_l[i][j] if j < len(field_l[i]) else -1
             if field < 0:
                 continue
             for k in range(b):
-                if idx_c[k] == idx_c[i]:
+                if idx_l[k] == idx_l[i]:
                     continue
-                jk = (field_c[k] == field).nonzero().view(-1)
-                if len(jk) and int(jk[0]) in spans[k]:
-                    theirs = spans[k][int(jk[0])]
-                    if not torch.equal(theirs, mine):
-                        options.append((j, theirs))
+                theirs = spans[k].get(by_field[k].get(field, -1))
+                if theirs is not None and theirs != mine:
+                    options.append((j, theirs))
         if not options:
             continue
-        j, theirs = options[min(int(float(order[i]) * len(options)), len(options) - 1)]
-        row = ids_c[i][att_c[i] > 0]
-        f = frag_c[i][att_c[i] > 0]
-        first = int((f == j).nonzero()[0])
-        last = int((f == j).nonzero()[-1])
-        out_ids.append(torch.cat([row[:first], theirs, row[last + 1 :]]))
+        j, theirs = options[min(int(order[i] * len(options)), len(options) - 1)]
+        toks = [t for t, a in zip(ids_l[i], att_l[i]) if a]
+        owner = [f for f, a in zip(frag_l[i], att_l[i]) if a]
+        first = owner.index(j)
+        last = len(owner) - 1 - owner[::-1].index(j)
+        out_ids.append(torch.tensor(toks[:first] + theirs + toks[last + 1 :], dtype=input_ids.dtype))
         out_rows.append(i)
     dev = input_ids.device
     if not out_rows:
