@@ -88,7 +88,10 @@ class FoundationDemoConfig:
 def foundation_demo_config(quick: bool = False, seeds: int | None = None) -> FoundationDemoConfig:
     """The quick (CI, < ~60 s) or default (< ~4 min on 2 cores) configuration; ``seeds`` overrides the count."""
     cfg = (
-        FoundationDemoConfig(name="quick", train_scenes=48, test_scenes=24, scene_size=64, steps=60, seeds=(0, 1))
+        # a smoke test of the plumbing (too short to learn): tiny-klip's own batch 8 keeps it under a minute
+        FoundationDemoConfig(
+            name="quick", train_scenes=48, test_scenes=24, scene_size=64, steps=60, seeds=(0, 1), overrides={}
+        )
         if quick
         else FoundationDemoConfig()
     )
