@@ -8,7 +8,8 @@ What it runs (configuration fixed in :class:`FoundationDemoConfig` before any nu
 2. for each seed: ``tiny-klip`` pretrained on the training world without SCIO and with ``--scio``
    (same seed, same steps: a paired comparison);
 3. on the held-out world: image->text and text->image retrieval (ITC, then ITM re-rank, BLIP's
-   R@1/5/10), zero-shot scene classification (the 5 scene kinds, prompt templates as data), and a
+   R@1/5/10), zero-shot scene classification (the 5 scene kinds, prompts in the captions' words and, as a
+   second row, the bare class names in the default templates) and dominant land cover, and a
    linear probe on frozen image features (trained on the training world's images, tested on the
    held-out ones); on the training world, SCIO's phase-2 screening against the recorded corruptions.
 
