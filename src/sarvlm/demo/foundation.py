@@ -75,9 +75,9 @@ class FoundationDemoConfig:
     scene_size: int = 128
     corrupt: float = 0.2
     world_seed: int = 5
-    # 160 (not 200): the first run of this configuration at 200 steps took 311 s CPU (~4.7 min idle,
-    # extrapolated), over the ~4 min budget; its numbers are kept on docs/bench/foundation.md
-    steps: int = 160
+    # 128: this configuration took 311 s CPU at 200 steps and 4 min 41 s wall (277 s CPU, load 1-3) at 160,
+    # over the ~4 min budget; both runs' numbers are kept on docs/bench/foundation.md
+    steps: int = 128
     seeds: tuple[int, ...] = (0, 1, 2)
     retrieval_k: int = 8
     config: str = "tiny-klip"
