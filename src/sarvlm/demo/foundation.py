@@ -89,7 +89,7 @@ class FoundationDemoConfig:
 
 
 def foundation_demo_config(quick: bool = False, seeds: int | None = None) -> FoundationDemoConfig:
-    """The quick (CI, < ~60 s) or default (< ~4 min on 2 cores) configuration; ``seeds`` overrides the count."""
+    """The quick (CI, < ~60 s) or default (4 min 23 s on the 2 cores nearly idle) configuration; ``seeds`` overrides the count."""
     cfg = (
         # a smoke test of the plumbing (too short to learn): tiny-klip's own batch 8 keeps it under a minute
         FoundationDemoConfig(
