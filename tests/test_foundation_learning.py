@@ -157,6 +157,7 @@ def _fake_runs(n_test: int, seeds, better: bool):
             "retrieval_hits": hits,
             "retrieval_itc_hits": hits,
             "zeroshot_hits": (rng.random(n_test) < p).tolist(),
+            "zeroshot_names_hits": (rng.random(n_test) < 0.2).tolist(),
             "zeroshot_landcover_hits": (rng.random(n_test) < p).tolist(),
             "probe_hits": (rng.random(n_test) < p).tolist(),
             "final_itc": 2.0,
@@ -182,6 +183,8 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
             "corrupted": [True, False, False, False] * 10,
             "itc_evidence": [3.0, 2.0, 1.0, 0.0] * 10,  # corrupted fragments always rank first: AUC 1
             "itm_evidence": [0.0, 0.0, 0.0, 0.0] * 10,  # all tied: AUC 0.5
+            "alt_itc_evidence": [0.0, 1.0, 1.0, 1.0] * 10,  # corrupted always ranks last: AUC 0
+            "alt_itm_evidence": [2.0, 1.0, 1.0, 1.0] * 10,
         }
         for s in cfg.seeds
     }
@@ -193,10 +196,13 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
     assert res["screening"]["recall"]["mean"] == pytest.approx(1.0)
     assert res["screening"]["chance_precision"] == pytest.approx(0.25)
     assert res["screening"]["auc_itc"] == [1.0] * 3 and res["screening"]["auc_itm"] == [0.5] * 3
+    assert res["screening"]["auc_alt_itc"] == [0.0] * 3 and res["screening"]["auc_alt_itm"] == [1.0] * 3
+    assert res["screening"]["screened_at_step"] == round(cfg.steps * load_config("tiny-klip").scio.phases[0])
     assert res["scio_vs_plain"]["zeroshot_top1"]["verdict"] == "gain"
     md = foundation_report_section(res)
     assert (
-        "| zero-shot scene top-1 |" in md
+        "| zero-shot scene top-1 (prompts in the captions' words) |" in md
+        and "| zero-shot scene top-1 (bare class names, default templates) |" in md
         and "| zero-shot dominant land cover top-1 |" in md
         and "precision 50.0" in md
         and "(gain)" in md

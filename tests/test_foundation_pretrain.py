@@ -41,7 +41,7 @@ def test_pretrain_with_scio_writes_every_output(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == list(range(1, 13))
-    assert [int(r["phase"]) for r in rows] == [1] * 4 + [2] * 4 + [3] * 4
+    assert [int(r["phase"]) for r in rows] == [1] * 6 + [2] * 3 + [3] * 3  # tiny-klip: phases 0.5, 0.25, 0.25
     assert all(float(r["loss"]) > 0 for r in rows)
     assert (run / "loss.png").stat().st_size > 1000 and (run / "final" / "model.safetensors").is_file()
     assert not (run / "checkpoint").exists()
@@ -79,7 +79,7 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
     # a fragment *alone* is out of distribution for the text tower (trained on 8-fragment texts) and the
     # planted fragment alone scores higher on ITC than the truth (measured 0.59 vs -0.01 with 32 scenes; ITM
     # still ranks the truth higher), and at lr 3e-3 record 0's unique planted fragment is memorised
-    # (docs/bench/foundation.md)
+    # (docs/bench/foundation.md). tiny-klip's fragment-level ITC and fragment-swap ITM negatives stay on.
     cfg = _cfg(**{"train.lr": 1e-3, "text_pooling": "cls", "image_pooling": "cls", "momentum": 0.995})
     pretrain(cfg, data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
     model = KlipModel.from_pretrained(tmp_path / "run" / "final").eval()
@@ -88,17 +88,20 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
     truth = "Water: " + fields_for("coast")["Water"] + "."
     planted = "Water: " + wrong + "."
     with torch.no_grad():
-        emb, _ = model.encode_image(images[:1])
+        emb, feat = model.encode_image(images[:1])
         ids, att = model.tokenize([truth, planted])
-        itm = model.itm_probability(ids, att, emb.expand(2, -1, -1))
-    # ITM (image-grounded) ranks the true fragment above the planted one: measured on seeds 0, 1, 2 with
-    # the BERT/SDPA text tower (0.090 vs 0.035, 0.033 vs 0.009, 0.011 vs 0.004); the fragment-alone ITC
-    # cosine did so on 2 of those 3 seeds only, so it is not asserted (docs/bench/foundation.md)
-    assert itm[0] > itm[1]
-    decisions, keeps = screen(model, items, images)
+        itc = model.encode_text(ids, att) @ feat[0]
+    # The fragment-alone ITC cosine -- what tiny-klip's screening rule compares -- ranks the true fragment above
+    # the planted one: measured on seeds 0, 1, 2 with the BERT/SDPA tower and the fragment-level signals
+    # (0.114 vs 0.019, 0.111 vs 0.055, 0.236 vs 0.208). ITM did so on seed 0 only (0.19 vs 0.08; without the
+    # fragment signals it did on all three), which is why ITM does not vote in tiny-klip's screening.
+    assert itc[0] > itc[1]
+    decisions, keeps = screen(model, items, images, rule="alternatives", use_itm=False)
     assert len(decisions) == 16 and all(len(k) == 8 for k in keeps)
     water = decisions[0][7]
     assert water.field == "Water" and water.original == wrong
+    # the screening statistic: another Water value (at least the truth) matches record 0's image better
+    assert water.alt_itc < 0 and water.alternative != wrong
 
 
 def _launch(args: list[str]) -> subprocess.Popen:

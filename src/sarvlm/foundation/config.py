@@ -78,12 +78,18 @@ class TrainSpec(_Strict):
     epochs: int = Field(36, gt=0)
     checkpoint_every: int = Field(500, gt=0)  # steps between resumable checkpoints
     loss_weights: dict[str, float] = Field(default_factory=lambda: {"itc": 1.0, "itm": 1.0, "mlm": 1.0})
+    # (fragment_itc, default weight 0 = BLIP: image vs the batch's fragments of each field; losses.fragment_itc_loss)
+    # Fragment-level signals (sarvlm.foundation.fragments; off = BLIP): each training text keeps each
+    # caption fragment with this probability (1.0 = whole texts), and ITM gets one extra negative per
+    # text with one fragment swapped for another text's fragment of the same field.
+    fragment_keep: float = Field(1.0, gt=0, le=1)
+    itm_fragment_negatives: bool = False
 
     @model_validator(mode="after")
     def _weights(self) -> TrainSpec:
-        bad = set(self.loss_weights) - {"itc", "itm", "mlm"}
+        bad = set(self.loss_weights) - {"itc", "itm", "mlm", "fragment_itc"}
         if bad:
-            raise ValueError(f"loss_weights: unknown loss {sorted(bad)[0]!r} (itc, itm, mlm)")
+            raise ValueError(f"loss_weights: unknown loss {sorted(bad)[0]!r} (itc, itm, mlm, fragment_itc)")
         return self
 
 
@@ -94,6 +100,12 @@ class ScioSpec(_Strict):
     # (paper Eq. 10: ΔL_ITC < 0) AND raises the ITM match probability by more than itm_margin (Eq. 11: Δs > 0).
     itc_margin: float = 0.0
     itm_margin: float = 0.0
+    # Screening statistic: "leave_one_out" = the paper's Eq. 10/11 (ΔL_ITC of the text without the fragment,
+    # Δs_ITM); "alternatives" = proofreading against the same field's other values in the data set: drop
+    # when another value's fragment matches the image better by more than itc_margin in ITC similarity
+    # and (use_itm) by more than itm_margin in ITM probability. Rationale: docs/foundation.md (SCIO).
+    rule: Literal["leave_one_out", "alternatives"] = "leave_one_out"
+    use_itm: bool = True
     # phase lengths as fractions of the run (the paper: 12 + 12 + 12 epochs)
     phases: list[float] = Field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3])
     chunk: int = Field(256, gt=0)  # texts scored per forward pass

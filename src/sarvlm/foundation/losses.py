@@ -94,8 +94,10 @@ def sample_hard_negatives(
 
 
 def itm_loss(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Cross-entropy of ITM logits ``(3B, 2)`` ordered [B positives, 2B negatives] (Eq. 5)."""
-    labels = torch.cat([torch.ones(batch_size), torch.zeros(2 * batch_size)]).long().to(logits.device)
+    """Cross-entropy of ITM logits ``(B + M, 2)`` ordered [B positives, M negatives] (Eq. 5; BLIP: M = 2B,
+    plus one fragment-swap negative per text when ``train.itm_fragment_negatives`` is on)."""
+    n_neg = logits.shape[0] - batch_size
+    labels = torch.cat([torch.ones(batch_size), torch.zeros(n_neg)]).long().to(logits.device)
     return F.cross_entropy(logits, labels)
 
 
@@ -128,3 +130,34 @@ def mask_tokens(
     random_words = torch.randint(vocab_size, ids.shape, generator=generator, device="cpu").to(dev)
     ids[as_random] = random_words[as_random]
     return ids, labels
+
+
+def fragment_itc_loss(
+    image_feat: torch.Tensor,
+    fragment_feat: torch.Tensor,
+    fragment_row: torch.Tensor,
+    fragment_field: torch.Tensor,
+    fragment_value: torch.Tensor,
+    temp: torch.Tensor,
+) -> torch.Tensor:
+    """Fragment-level ITC: each image against the batch's fragments of one field at a time.
+
+    ``image_feat`` ``(B, D)`` and ``fragment_feat`` ``(M, D)`` unit features; ``fragment_row`` ``(M,)``
+    the batch row each fragment comes from, ``fragment_field`` ``(M,)`` its field id and
+    ``fragment_value`` ``(M,)`` an id equal for equal (field, text) pairs. For every field and every
+    image holding it, image -> fragments is InfoNCE over that field's fragments in the batch with
+    every fragment of the same value as a positive (targets spread evenly over them), and
+    fragment -> images likewise over the images; the loss is the mean of both directions over all
+    (image, field) and (fragment) rows. Self-supervised: it only uses the captions as written.
+    """
+    losses = []
+    for field in fragment_field.unique().tolist():
+        cols = (fragment_field == field).nonzero().view(-1)
+        rows = fragment_row[cols]
+        values = fragment_value[cols]
+        sim = image_feat[rows] @ fragment_feat[cols].T / temp  # (Mf images, Mf fragments); row k = image of cols[k]
+        same = (values.view(-1, 1) == values.view(1, -1)).float()
+        targets = same / same.sum(1, keepdim=True)
+        losses.append(-(F.log_softmax(sim, dim=1) * targets).sum(1))
+        losses.append(-(F.log_softmax(sim.T, dim=1) * targets).sum(1))
+    return torch.cat(losses).mean()

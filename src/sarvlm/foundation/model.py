@@ -37,7 +37,13 @@ from sarvlm.foundation.checkpoint import (
     write_checkpoint,
 )
 from sarvlm.foundation.config import KlipConfig, config_from_dict
-from sarvlm.foundation.losses import ContrastiveLoss, itm_loss, mask_tokens, sample_hard_negatives
+from sarvlm.foundation.losses import (
+    ContrastiveLoss,
+    fragment_itc_loss,
+    itm_loss,
+    mask_tokens,
+    sample_hard_negatives,
+)
 from sarvlm.foundation.momentum import MomentumDistillationMixin, SharedQueueMixin
 from sarvlm.foundation.tokenizer import special_ids
 
@@ -239,12 +245,19 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         alpha: float | None = None,
         mlm_protect: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        itm_text_negatives: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        fragments: tuple[torch.Tensor, ...] | None = None,
     ) -> KlipOutput:
         """One pretraining step's losses (Eq. 7 with the config's weights).
 
         ``pixel_values`` ``(B, C, S, S)``, ``input_ids``/``attention_mask`` ``(B, L)`` starting with [CLS],
         ``idx`` ``(B,)`` sample indices (same index = same image: never a negative),
-        ``mlm_protect`` ``(B, L)`` tokens excluded from MLM targets (SCIO phase 2).
+        ``mlm_protect`` ``(B, L)`` tokens excluded from MLM targets (SCIO phase 2),
+        ``itm_text_negatives`` extra ITM negatives ``(ids (R, L'), attention (R, L'), row (R,))``, each
+        text paired with batch row ``row``'s image (fragment swaps, :mod:`sarvlm.foundation.fragments`),
+        ``fragments`` the batch's caption fragments as texts for the fragment-level ITC loss:
+        ``(ids (M, Lf), attention (M, Lf), row (M,), field (M,), value (M,))`` (used when
+        ``train.loss_weights['fragment_itc']`` > 0; :func:`sarvlm.foundation.losses.fragment_itc_loss`).
         """
         alpha = self.config.alpha if alpha is None else alpha
         b = pixel_values.shape[0]
@@ -284,22 +297,42 @@ class KlipModel(nn.Module, MomentumDistillationMixin, SharedQueueMixin):
         # One image-grounded pass over the 3B ITM pairs and the B MLM texts (BLIP runs two): the encoder
         # treats every row independently (no dropout, per-token norms), so the result is the same and
         # the per-operation overhead that dominates small models is paid once.
-        ids_all = torch.cat([input_ids, input_ids, input_ids[neg_txt], mlm_ids], dim=0)
-        att_all = torch.cat([attention_mask, attention_mask, attention_mask[neg_txt], attention_mask], dim=0)
-        img_all = torch.cat([image_embeds, image_embeds[neg_img], image_embeds, image_embeds], dim=0)
-        fused = self.fuse(ids_all, att_all, img_all)  # (4B, L, Dt)
-        pooled = pool_tokens(fused[: 3 * b], att_all[: 3 * b], self.config.text_pooling)
+        ids_itm = [input_ids, input_ids, input_ids[neg_txt]]
+        att_itm = [attention_mask, attention_mask, attention_mask[neg_txt]]
+        img_itm = [image_embeds, image_embeds[neg_img], image_embeds]
+        if itm_text_negatives is not None and len(itm_text_negatives[2]):
+            extra_ids, extra_att, extra_rows = itm_text_negatives
+            width = max(input_ids.shape[1], extra_ids.shape[1])
+            ids_itm = [F.pad(t, (0, width - t.shape[1]), value=self.ids["pad"]) for t in [*ids_itm, extra_ids]]
+            att_itm = [F.pad(t, (0, width - t.shape[1]), value=0) for t in [*att_itm, extra_att]]
+            img_itm.append(image_embeds[extra_rows])
+            mlm_ids = F.pad(mlm_ids, (0, width - mlm_ids.shape[1]), value=self.ids["pad"])
+            labels = F.pad(labels, (0, width - labels.shape[1]), value=-100)
+            att_mlm = F.pad(attention_mask, (0, width - attention_mask.shape[1]), value=0)
+        else:
+            att_mlm = attention_mask
+        n_itm = sum(t.shape[0] for t in ids_itm)
+        ids_all = torch.cat([*ids_itm, mlm_ids], dim=0)
+        att_all = torch.cat([*att_itm, att_mlm], dim=0)
+        img_all = torch.cat([*img_itm, image_embeds], dim=0)
+        fused = self.fuse(ids_all, att_all, img_all)  # (n_itm + B, L, Dt)
+        pooled = pool_tokens(fused[:n_itm], att_all[:n_itm], self.config.text_pooling)
         loss_itm = itm_loss(self.itm_head(pooled), b)
         # the vocabulary head only on the ~15 % of positions that are MLM targets (the loss ignores the rest;
         # on every token it was a quarter of a tiny-klip step)
         targets = labels != -100
-        logits = self.text.cls(fused[3 * b :][targets])  # (targets, V)
+        logits = self.text.cls(fused[n_itm:][targets])  # (targets, V)
         if targets.any():
             loss_mlm = F.cross_entropy(logits.float(), labels[targets])
         else:
-            loss_mlm = fused[3 * b :].sum() * 0.0
+            loss_mlm = fused[n_itm:].sum() * 0.0
         w = self.config.train.loss_weights
         loss = w.get("itc", 1.0) * loss_itc + w.get("itm", 1.0) * loss_itm + w.get("mlm", 1.0) * loss_mlm
+        if fragments is not None and w.get("fragment_itc", 0.0) > 0:
+            f_ids, f_att, f_row, f_field, f_value = fragments
+            frag_feat = self.encode_text(f_ids, f_att)
+            loss_frag = fragment_itc_loss(image_feat, frag_feat, f_row, f_field, f_value, self.itc.clamped_temp())
+            loss = loss + w["fragment_itc"] * loss_frag
         return KlipOutput(loss, loss_itc.detach(), loss_itm.detach(), loss_mlm.detach())
 
     # ---- persistence ----------------------------------------------------------------------

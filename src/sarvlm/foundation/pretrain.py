@@ -39,6 +39,7 @@ from sarvlm.core.errors import ConfigurationError, InputError, SarvlmError
 from sarvlm.core.progress import track
 from sarvlm.foundation.config import KlipConfig
 from sarvlm.foundation.data import KlipItem, load_images, load_items, render_fragment
+from sarvlm.foundation.fragments import drop_fragments, swap_fragment_negatives
 from sarvlm.foundation.optim import make_optimizer
 
 LOSS_COLUMNS = ("step", "epoch", "phase", "lr", "loss", "itc", "itm", "mlm", "seconds", "data_seconds")
@@ -99,6 +100,26 @@ class _Texts:
 
     def __init__(self, tokenizer, items: list[KlipItem], max_length: int, keeps: list[list[bool]] | None = None):
         self.ids, self.att, frag = encode_fragments(tokenizer, items, max_length)
+        self.frag = frag
+        # field id of each item's fragment j (−1 where the item has fewer fragments): fragment swaps
+        # only exchange fragments of the same field
+        names = sorted({f for it in items for f in it.fields})
+        width = max(len(it.fields) for it in items)
+        self.field_of = torch.full((len(items), width), -1, dtype=torch.long)
+        for i, it in enumerate(items):
+            for j, f in enumerate(it.fields):
+                self.field_of[i, j] = names.index(f) if f else -1
+        # every fragment alone as a text ([CLS] fragment [SEP]) with a (field, value) id, for the
+        # fragment-level ITC loss; SCIO's dropped fragments are left out (value −1)
+        self.frag_ids, self.frag_att = _fragment_texts(tokenizer, items, max_length)
+        value_ids: dict[tuple[str, str], int] = {}
+        self.frag_value = torch.full((len(items), width), -1, dtype=torch.long)
+        for i, it in enumerate(items):
+            for j, (f, v) in enumerate(zip(it.fields, it.values)):
+                if keeps is None or keeps[i][j]:
+                    self.frag_value[i, j] = value_ids.setdefault(
+                        (f, v.strip().rstrip(".").strip().lower()), len(value_ids)
+                    )
         self.protect = None
         if keeps is not None:  # phase 2: dropped fragments are not MLM targets
             protect = torch.zeros_like(frag, dtype=torch.bool)
@@ -107,6 +128,40 @@ class _Texts:
                     if not k:
                         protect[i] |= frag[i] == j
             self.protect = protect
+
+
+def _fragment_texts(tokenizer, items: list[KlipItem], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, F, Lf)`` ids and attention of every item's fragments as stand-alone texts (padding beyond)."""
+    width = max(len(it.fields) for it in items)
+    rows = [[render_fragment(k, v) for k, v in zip(it.fields, it.values)] for it in items]
+    flat = [t for r in rows for t in r]
+    enc = tokenizer(flat, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+    length = enc["input_ids"].shape[1]
+    ids = torch.full((len(items), width, length), tokenizer.pad_token_id, dtype=torch.long)
+    att = torch.zeros((len(items), width, length), dtype=torch.long)
+    k = 0
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = enc["input_ids"][k : k + len(r)]
+        att[i, : len(r)] = enc["attention_mask"][k : k + len(r)]
+        k += len(r)
+    return ids, att
+
+
+def _batch_fragments(texts: _Texts, batch: torch.Tensor, device) -> tuple[torch.Tensor, ...]:
+    """The batch's fragments with a value id, flattened: ``(ids (M, Lf), att, row (M,), field (M,), value (M,))``."""
+    value = texts.frag_value[batch]  # (B, F)
+    rows, cols = (value >= 0).nonzero(as_tuple=True)
+    ids = texts.frag_ids[batch][rows, cols]
+    att = texts.frag_att[batch][rows, cols]
+    keep = int(att.sum(1).max())
+    field = texts.field_of[batch][rows, cols]
+    return (
+        ids[:, :keep].to(device),
+        att[:, :keep].to(device),
+        rows.to(device),
+        field.to(device),
+        value[rows, cols].to(device),
+    )
 
 
 def _write_loss(run: Path, rows: list[dict]) -> None:
@@ -289,7 +344,15 @@ def pretrain(
         if step == bounds[0]:
             log(f"SCIO phase 2 (screening) at step {step}")
             decisions, keeps = screen(
-                core, items, images, cfg.scio.itc_margin, cfg.scio.itm_margin, cfg.scio.chunk, device
+                core,
+                items,
+                images,
+                cfg.scio.itc_margin,
+                cfg.scio.itm_margin,
+                cfg.scio.chunk,
+                device,
+                rule=cfg.scio.rule,
+                use_itm=cfg.scio.use_itm,
             )
             scio_state = {"keeps": keeps, "decisions": [[d.to_dict() for d in r] for r in decisions]}
             texts = _Texts(core.tokenizer, items, cfg.text.max_length, keeps)
@@ -341,13 +404,31 @@ def pretrain(
         keep_cols = int(att.sum(1).max())
         ids, att = ids[:, :keep_cols].to(device), att[:, :keep_cols].to(device)
         protect = texts.protect[batch][:, :keep_cols].to(device) if texts.protect is not None else None
+        frag = texts.frag[batch][:, :keep_cols].to(device)
+        pad = core.ids["pad"]
+        if cfg.train.fragment_keep < 1.0:
+            ids, att, frag, protect = drop_fragments(ids, att, frag, cfg.train.fragment_keep, gen, protect, pad)
+        swaps = None
+        if cfg.train.itm_fragment_negatives:
+            swaps = swap_fragment_negatives(ids, att, frag, texts.field_of[batch], batch, gen, pad)
+        fragments = _batch_fragments(texts, batch, device) if cfg.train.loss_weights.get("fragment_itc", 0) else None
         t_data = time.perf_counter() - t0
         lr = learning_rate(cfg, step, steps_per_epoch)
         for g in optimizer.param_groups:
             g["lr"] = lr
         alpha = cfg.alpha * min(1.0, (step + 1) / steps_per_epoch) if epoch == 0 else cfg.alpha
         with accelerator.autocast():
-            out = model(px, ids, att, batch.to(device), alpha=alpha, mlm_protect=protect, generator=gen)
+            out = model(
+                px,
+                ids,
+                att,
+                batch.to(device),
+                alpha=alpha,
+                mlm_protect=protect,
+                generator=gen,
+                itm_text_negatives=swaps,
+                fragments=fragments,
+            )
         if not torch.isfinite(out.loss.detach()):
             raise SarvlmError(f"pretrain: loss became {float(out.loss.detach())} at step {step} (lower train.lr?)")
         accelerator.backward(out.loss)

@@ -44,6 +44,10 @@ class FragmentDecision:
     itm: float  # ITM match probability of the fragment alone
     delta_itc: float  # Eq. 10
     delta_itm: float  # Eq. 11
+    # proofreading against the field's other values in the data set (rule "alternatives"): own − best other
+    alt_itc: float | None = None  # ITC similarity of the fragment alone minus that of the best other value
+    alt_itm: float | None = None  # ITM probability of the fragment alone minus that of the same best other value
+    alternative: str | None = None  # that best other value
     action: str = "kept"  # kept | dropped | reconstructed
     original: str = ""
     reconstructed: str | None = None
@@ -111,8 +115,18 @@ def screen(
     itm_margin: float = 0.0,
     chunk: int = 256,
     device: torch.device | str = "cpu",
+    rule: str = "leave_one_out",
+    use_itm: bool = True,
 ) -> tuple[list[list[FragmentDecision]], list[list[bool]]]:
-    """Phase 2 over all items. Returns per-item decisions and keep masks (``True`` = kept)."""
+    """Phase 2 over all items. Returns per-item decisions and keep masks (``True`` = kept).
+
+    ``rule``: ``leave_one_out`` drops on Eq. 10/11 (the paper); ``alternatives`` drops a fragment when
+    another value of the same field, taken from the other texts of the data set, matches the image
+    better by more than ``itc_margin`` in ITC similarity and (``use_itm``) by more than ``itm_margin``
+    in ITM probability. Both sets of statistics are computed and recorded either way.
+    """
+    if rule not in ("leave_one_out", "alternatives"):
+        raise ValueError(f"unknown SCIO screening rule {rule!r}")
     model.eval()
     temp = float(model.itc.clamped_temp())
     full_texts = [it.text() for it in items]
@@ -123,9 +137,10 @@ def screen(
     image_feats = torch.cat(feats)
     neg_lse = bank_logsumexp(image_feats, bank, temp)
 
+    alternatives = _best_alternatives(model, items, image_feats, device, chunk)
     decisions: list[list[FragmentDecision]] = []
     keeps: list[list[bool]] = []
-    per_item = 1 + 2 * max(len(it.fields) for it in items)
+    per_item = 1 + 3 * max(len(it.fields) for it in items)
     group = max(1, chunk // per_item)
     for start in track(range(0, len(items), group), description="SCIO screening", total=-(-len(items) // group)):
         idx = list(range(start, min(start + group, len(items))))
@@ -140,9 +155,14 @@ def screen(
             texts.append(full_texts[i])
             roles.append(("full", -1))
             for j in range(n):
-                owners += [i, i]
-                texts += [it.text(keep=[k != j for k in range(n)]), render_fragment(it.fields[j], it.values[j])]
-                roles += [("without", j), ("alone", j)]
+                alt = alternatives[i][j] or it.values[j]  # no other value: compare with itself (Δ = 0)
+                owners += [i, i, i]
+                texts += [
+                    it.text(keep=[k != j for k in range(n)]),
+                    render_fragment(it.fields[j], it.values[j]),
+                    render_fragment(it.fields[j], alt),
+                ]
+                roles += [("without", j), ("alone", j), ("alternative", j)]
         sims, itms = _scores(model, owners, texts, emb_by, feat_by, device)
         losses = itc_loss_against_bank(sims, neg_lse[owners].to(sims.device), temp)
         k = 0
@@ -154,9 +174,13 @@ def screen(
             for j in range(len(it.fields)):
                 without_loss, without_itm = float(losses[k]), float(itms[k])
                 alone_sim, alone_itm = float(sims[k + 1]), float(itms[k + 1])
-                k += 2
+                alt_itc, alt_itm = alone_sim - float(sims[k + 2]), alone_itm - float(itms[k + 2])
+                k += 3
                 d_itc, d_itm = without_loss - full_loss, without_itm - full_itm
-                drop = d_itc < -itc_margin and d_itm > itm_margin
+                if rule == "leave_one_out":
+                    drop = d_itc < -itc_margin and d_itm > itm_margin
+                else:
+                    drop = alt_itc < -itc_margin and (not use_itm or alt_itm < -itm_margin)
                 rows.append(
                     FragmentDecision(
                         id=it.id,
@@ -166,6 +190,9 @@ def screen(
                         itm=round(alone_itm, 6),
                         delta_itc=round(d_itc, 6),
                         delta_itm=round(d_itm, 6),
+                        alt_itc=round(alt_itc, 6) if alternatives[i][j] else None,
+                        alt_itm=round(alt_itm, 6) if alternatives[i][j] else None,
+                        alternative=alternatives[i][j],
                         action="dropped" if drop else "kept",
                         original=it.values[j],
                     )
@@ -175,6 +202,47 @@ def screen(
             decisions.append(rows)
             keeps.append([r.action == "kept" for r in rows])
     return decisions, keeps
+
+
+@torch.no_grad()
+def _best_alternatives(
+    model, items: Sequence[KlipItem], image_feats: torch.Tensor, device, chunk: int
+) -> list[list[str | None]]:
+    """For each item's fragment j: the other value of the same field (among all items' values) whose
+    fragment alone is most ITC-similar to the item's image; ``None`` when the field has no other value.
+
+    One text pass per distinct (field, value) and one ``(N, values)`` matmul per field, so the cost is
+    that of encoding the data set's distinct fragments, not N × values passes.
+    """
+    by_field: dict[str, list[str]] = {}
+    for it in items:
+        for f, v in zip(it.fields, it.values):
+            if not f:  # sentence captions: no field to compare within
+                continue
+            by_field.setdefault(f, [])
+            if v not in by_field[f]:
+                by_field[f].append(v)
+    best: dict[str, torch.Tensor] = {}
+    order: dict[str, list[str]] = {}
+    for f, values in by_field.items():
+        values = sorted(values)
+        order[f] = values
+        if len(values) < 2:
+            continue
+        feats = text_features(model, [render_fragment(f, v) for v in values], device, chunk)
+        best[f] = (image_feats.to(feats.device) @ feats.T).float()  # (N, values)
+    out: list[list[str | None]] = []
+    for i, it in enumerate(items):
+        row: list[str | None] = []
+        for f, v in zip(it.fields, it.values):
+            if f not in best:
+                row.append(None)
+                continue
+            sims = best[f][i].clone()
+            sims[order[f].index(v)] = float("-inf")
+            row.append(order[f][int(sims.argmax())])
+        out.append(row)
+    return out
 
 
 @torch.no_grad()

@@ -89,13 +89,14 @@ def run_zeroshot(
     templates: str | None = None,
     text_field: str = "structured",
     overwrite: bool = False,
+    descriptions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     from sarvlm.foundation.zeroshot import load_templates, plot_confusion, zeroshot
 
     tmpl = load_templates(templates)
     model, items, images = load_model_and_data(model_dir, data, text_field, label_field)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        res = zeroshot(model, images, [it.label for it in items], classes, tmpl, str(data), _device())
+        res = zeroshot(model, images, [it.label for it in items], classes, tmpl, str(data), _device(), descriptions)
         _json(tmp / "metrics.json", res)
         _per_class_csv(tmp / "per_class.csv", res["per_class"])
         plot_confusion(res["confusion"], f"zero-shot, top-1 {res['top1']:.1f}%", tmp / "confusion.png")

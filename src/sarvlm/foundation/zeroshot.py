@@ -42,8 +42,12 @@ def load_templates(path: str | Path | None = None) -> list[str]:
 
 
 def parse_classes(spec: str | Sequence[str]) -> list[str]:
-    """``"port,coast,river"`` (or a list) -> class names; empty or duplicated names fail with one line."""
-    names = [c.strip() for c in (spec.split(",") if isinstance(spec, str) else spec)]
+    """``"port,coast,river"`` (or a list) -> class names; empty or duplicated names fail with one line.
+
+    A class may carry the words to put into the templates instead of its name: ``coast=coastal zone``
+    (:func:`class_descriptions`); the name is what labels are matched against.
+    """
+    names = [c.split("=", 1)[0].strip() for c in (spec.split(",") if isinstance(spec, str) else spec)]
     if not names or any(not n for n in names):
         raise InputError("--classes: give a comma-separated list of non-empty class names")
     seen = set()
@@ -56,14 +60,52 @@ def parse_classes(spec: str | Sequence[str]) -> list[str]:
     return names
 
 
+def class_descriptions(spec: str | Sequence[str]) -> dict[str, str]:
+    """The ``name=words`` entries of a ``--classes`` spec: class name -> the words its prompts use.
+
+    Why: a model pretrained from scratch only knows the words of its captions. If the captions call
+    a coast "a coastal zone", the prompt "The area is coast." spells *coast* out of characters the
+    model never learned (see :func:`unseen_words`); ``coast=a coastal zone`` asks in its vocabulary.
+    """
+    out = {}
+    for c in spec.split(",") if isinstance(spec, str) else spec:
+        if "=" in c:
+            name, words = (x.strip() for x in c.split("=", 1))
+            if not words:
+                raise InputError(f"--classes: {name!r} has an empty description after '='")
+            out[name] = words
+    return out
+
+
+def unseen_words(tokenizer, texts: Sequence[str]) -> list[str]:
+    """Words of ``texts`` the tokenizer can only spell letter by letter (never seen as a word or word
+    piece when a from-scratch vocabulary was built): prompts with them carry no learned meaning."""
+    out: list[str] = []
+    for text in texts:
+        for word in text.replace(".", " ").replace(",", " ").replace(":", " ").split():
+            pieces = tokenizer.tokenize(word)
+            if len(pieces) > 1 and all(len(p.removeprefix("##")) == 1 for p in pieces) and word.lower() not in out:
+                out.append(word.lower())
+    return out
+
+
+def class_prompts(classes: Sequence[str], templates: Sequence[str], descriptions: dict[str, str] | None = None):
+    """Every class's prompts: each template filled with the class's description or its name."""
+    descriptions = descriptions or {}
+    return {c: [t.format(descriptions.get(c, c.replace("_", " "))) for t in templates] for c in classes}
+
+
 @torch.no_grad()
-def class_embeddings(model, classes: Sequence[str], templates: Sequence[str], device="cpu") -> torch.Tensor:
-    """``(classes, embed_dim)`` unit vectors."""
+def class_embeddings(
+    model, classes: Sequence[str], templates: Sequence[str], device="cpu", descriptions: dict[str, str] | None = None
+) -> torch.Tensor:
+    """``(classes, embed_dim)`` unit vectors (the mean of each class's prompt features)."""
     from sarvlm.foundation.scio import text_features
 
     out = []
+    prompts = class_prompts(classes, templates, descriptions)
     for c in classes:
-        feats = text_features(model, [t.format(c.replace("_", " ")) for t in templates], device)
+        feats = text_features(model, prompts[c], device)
         out.append(F.normalize(feats.mean(0), dim=0))
     return torch.stack(out)
 
@@ -131,13 +173,17 @@ def zeroshot(
     templates: Sequence[str],
     where: str = "data",
     device="cpu",
+    descriptions: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     y = label_indices(labels, classes, where)
-    cls = class_embeddings(model, classes, templates, device).cpu()
+    cls = class_embeddings(model, classes, templates, device, descriptions).cpu()
     feats = image_features(model, images, device)
     scores = (feats @ cls.T).numpy()
     out = topk_scores(scores, y, classes)
     out["templates"] = list(templates)
+    out["descriptions"] = dict(descriptions or {})
+    prompts = class_prompts(classes, templates, descriptions)
+    out["unseen_words"] = unseen_words(model.tokenizer, [p for c in classes for p in prompts[c]])
     return out
 
 
