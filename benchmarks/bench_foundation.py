@@ -210,14 +210,19 @@ def main() -> int:
 
 
 def step_benchmark(args) -> int:
-    """KLIP pretraining step (forward + backward + AdamW) on ``--device``: time per step and peak memory."""
+    """KLIP pretraining step on ``--device``, as ``sarvlm pretrain`` runs it: the step's text inputs from
+    :func:`sarvlm.foundation.pretrain.batch_inputs` (fragment-swap ITM negatives and fragment ITC texts when
+    the config turns them on), forward + backward + fused AdamW. Time per step and peak memory; when the
+    config adds fragment signals, the same run also times BLIP's three objectives alone (the peer)."""
     import numpy as np
     import torch
 
     try:
         from sarvlm.foundation.config import load_config
+        from sarvlm.foundation.data import KlipItem
         from sarvlm.foundation.model import build_model
         from sarvlm.foundation.optim import make_optimizer
+        from sarvlm.foundation.pretrain import TrainingTexts, batch_inputs
     except ImportError as exc:  # e.g. pydantic missing on a bare GPU machine
         print(f"bench_foundation: cannot import sarvlm's foundation package ({exc}); pip install pydantic pyyaml")
         return 2
@@ -225,19 +230,24 @@ def step_benchmark(args) -> int:
     cuda = device.type == "cuda"
     if not cuda:
         torch.set_num_threads(1)
-    torch.manual_seed(0)
-    cfg = load_config(args.config, {"vision.image_size": args.image_size} if args.image_size else None)
+    over = {"vision.image_size": args.image_size} if args.image_size else {}
+    cfg = load_config(args.config, over or None)
     b = args.batch or cfg.train.batch_size
     if cfg.queue_size % b:
-        over = {"queue_size": (cfg.queue_size // b + 1) * b, "train.batch_size": b}
-        cfg = load_config(args.config, {**over, **({"vision.image_size": args.image_size} if args.image_size else {})})
-    fields = ("Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water")
+        over.update({"queue_size": (cfg.queue_size // b + 1) * b, "train.batch_size": b})
+        cfg = load_config(args.config, over)
+    fields = ["Terrain", "Functionality", "Distribution", "Layout", "Boundary", "Buildings", "Roads", "Water"]
     words = ["farmland", "water", "urban", "forest", "grassland", "bare", "ships", "vehicles", "runway", "coast"]
     rng = np.random.default_rng(0)
-    texts = [
-        " ".join(
-            f"{f}: The {f.lower()} shows {words[rng.integers(10)]} and {words[rng.integers(10)]} near {i % 7}."
-            for f in fields
+    items = [
+        KlipItem(
+            id=f"x{i}",
+            image=Path("-"),
+            fields=list(fields),
+            values=[
+                f"The {f.lower()} shows {words[rng.integers(10)]} and {words[rng.integers(10)]} near {i % 7}"
+                for f in fields
+            ],
         )
         for i in range(4 * b)
     ]
@@ -247,56 +257,74 @@ def step_benchmark(args) -> int:
         " ".join(f"w{i}" for i in range(s, min(s + 1000, cfg.text.vocab_size)))
         for s in range(0, cfg.text.vocab_size, 1000)
     ]
-    model = build_model(cfg, texts + filler).to(device)
-    model.train()
-    ids_all, att_all = model.tokenize(texts, device)
     size = cfg.vision.image_size
     images = torch.rand(4 * b, cfg.vision.num_channels, size, size, device=device) * 2 - 1
-    opt = make_optimizer(model, 1e-5, 0.05)  # the pretraining optimiser (fused AdamW)
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
-
-    def step(k: int) -> float:
-        idx = (torch.arange(b) + k * b) % (4 * b)
-        att = att_all[idx.to(device)]
-        cols = int(att.sum(1).max())
-        ids = ids_all[idx.to(device)][:, :cols]
-        if cuda:
-            torch.cuda.synchronize(device)
-        t = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            out = model(images[idx.to(device)], ids, att[:, :cols], idx.to(device))
-        out.loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        model.itc.clamp_()
-        if cuda:
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t
-
-    for k in range(3):  # warm-up (kernels, allocator)
-        step(k)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    times = [step(k) for k in range(args.steps)]
-    med = statistics.median(times)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} thread(s)"
-    print(
-        f"## KLIP pretraining step: {cfg.name}, {size}², batch {b}, {cfg.text.max_length} max tokens, "
-        f"text length {int(att_all.sum(1).float().mean())} tokens, {'bf16' if dtype else 'fp32'}, {name}"
-    )
-    print(
-        f"- median step {1000 * med:.1f} ms (min {1000 * min(times):.1f}, max {1000 * max(times):.1f}) over "
-        f"{args.steps} steps = {b / med:.1f} image-text pairs/s"
-    )
-    if cuda:
-        peak = torch.cuda.max_memory_allocated(device) / 2**30
+    fragment_signals = cfg.train.itm_fragment_negatives or cfg.train.loss_weights.get("fragment_itc", 0) > 0
+    variants = [("as configured", cfg)]
+    if fragment_signals:
+        blip_only = cfg.model_copy(deep=True)
+        blip_only.train.itm_fragment_negatives = False
+        blip_only.train.loss_weights = {k: v for k, v in cfg.train.loss_weights.items() if k != "fragment_itc"}
+        variants.append(("BLIP's ITC + ITM + MLM only (peer)", blip_only))
+    results = {}
+    for label, vcfg in variants:
+        torch.manual_seed(0)
+        model = build_model(vcfg, [it.text() for it in items] + filler).to(device)
+        model.train()
+        texts = TrainingTexts(model.tokenizer, items, vcfg.text.max_length)
+        opt = make_optimizer(model, 1e-5, 0.05)  # the pretraining optimiser (fused AdamW)
+        gen = torch.Generator().manual_seed(0)
+        data_times: list[float] = []
+
+        def step(k: int) -> float:
+            idx = (torch.arange(b) + k * b) % (4 * b)
+            if cuda:
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            inputs = batch_inputs(texts, idx, vcfg, gen, model.ids["pad"], device)
+            data_times.append(time.perf_counter() - t)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                out = model(images[idx.to(device)], idx=idx.to(device), generator=gen, **inputs)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            model.itc.clamp_()
+            if cuda:
+                torch.cuda.synchronize(device)
+            return time.perf_counter() - t
+
+        for k in range(3):  # warm-up (kernels, allocator)
+            step(k)
+        data_times.clear()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        times = [step(k) for k in range(args.steps)]
+        med = statistics.median(times)
+        results[label] = med
+        text_len = int(texts.att.sum(1).float().mean())
         print(
-            f"- peak GPU memory allocated {peak:.2f} GiB (reserved {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB)"
+            f"## KLIP pretraining step ({label}): {vcfg.name}, {size}², batch {b}, text length {text_len} tokens, "
+            f"{'bf16' if dtype else 'fp32'}, {name}"
         )
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(
-        f"- parameters {params:.1f} M (online + momentum copies), vocabulary {len(model.tokenizer)}, queue {cfg.queue_size}"
-    )
+        print(
+            f"- median step {1000 * med:.1f} ms (min {1000 * min(times):.1f}, max {1000 * max(times):.1f}) over "
+            f"{args.steps} steps = {b / med:.1f} image-text pairs/s; step inputs (batch_inputs) "
+            f"{1000 * statistics.median(data_times):.2f} ms = {100 * statistics.median(data_times) / med:.1f} %"
+        )
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(device) / 2**30
+            print(
+                f"- peak GPU memory allocated {peak:.2f} GiB (reserved {torch.cuda.max_memory_reserved(device) / 2**30:.2f} GiB)"
+            )
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(
+            f"- parameters {params:.1f} M (online + momentum copies), vocabulary {len(model.tokenizer)}, queue {vcfg.queue_size}"
+        )
+    if len(results) == 2:
+        a, p = results.values()
+        print(f"- the configured fragment signals cost {a / p:.2f}x BLIP's three objectives (same run)")
     return 0
 
 

@@ -206,15 +206,17 @@ def test_towers_from_local_hf_checkpoints(tmp_path):
     from transformers import BertConfig, BertModel, BertTokenizerFast, ViTConfig, ViTModel
 
     torch.manual_seed(0)
+    tiny_cfg = load_config("tiny-klip")  # checkpoints of tiny-klip's tower sizes
+    v, t = tiny_cfg.vision, tiny_cfg.text
     vit = ViTModel(
         ViTConfig(
-            image_size=64,
-            patch_size=16,
+            image_size=v.image_size,
+            patch_size=v.patch_size,
             num_channels=3,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
+            hidden_size=v.hidden_size,
+            num_hidden_layers=v.num_hidden_layers,
+            num_attention_heads=v.num_attention_heads,
+            intermediate_size=v.intermediate_size,
         ),
         add_pooling_layer=False,
     )
@@ -228,10 +230,10 @@ def test_towers_from_local_hf_checkpoints(tmp_path):
     bert = BertModel(
         BertConfig(
             vocab_size=len(vocab),
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=load_config("tiny-klip").text.num_attention_heads,
-            intermediate_size=128,
+            hidden_size=t.hidden_size,
+            num_hidden_layers=t.num_hidden_layers,
+            num_attention_heads=t.num_attention_heads,
+            intermediate_size=t.intermediate_size,
             max_position_embeddings=256,
         )
     ).eval()
@@ -300,7 +302,7 @@ def test_image_and_text_towers_of_different_widths_meet_through_image_to_text(tm
     torch.manual_seed(0)
     cfg = load_config("tiny-klip", {"vision.hidden_size": 32, "vision.intermediate_size": 64})
     model = build_model(cfg, TEXTS)
-    assert model.image_to_text.in_features == 32 and model.image_to_text.out_features == 64
+    assert model.image_to_text.in_features == 32 and model.image_to_text.out_features == cfg.text.hidden_size != 32
     assert build_model(load_config("tiny-klip"), TEXTS).image_to_text is None  # equal widths: no extra layer
     ids, att = model.tokenize(TEXTS * 3)
     px = torch.randn(8, 1, 64, 64)

@@ -73,35 +73,39 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
     from sarvlm.foundation.pretrain import pretrain
     from sarvlm.foundation.scio import screen
 
-    wrong = fields_for("rural")["Water"]  # record 0 is a coast scene: its water claim is planted false
-    data = make_world(tmp_path / "w", n=16, planted={0: {"Water": wrong}})
+    # one record of each kind (0-3) claims the other Water value; the 3 other records of its kind tell the truth
+    kinds = ["coast", "port", "rural", "urban"]
+    other = {"coast": "rural", "port": "urban", "rural": "coast", "urban": "port"}
+    planted = {i: {"Water": fields_for(other[k])["Water"]} for i, k in enumerate(kinds)}
+    assert all(planted[i]["Water"] != fields_for(k)["Water"] for i, k in enumerate(kinds))
+    data = make_world(tmp_path / "w", n=16, planted=planted)
     # BLIP's [CLS] pooling, momentum 0.995 and lr 1e-3 here, not tiny-klip's defaults: with token-mean pooling
-    # a fragment *alone* is out of distribution for the text tower (trained on 8-fragment texts) and the
-    # planted fragment alone scores higher on ITC than the truth (measured 0.59 vs -0.01 with 32 scenes; ITM
-    # still ranks the truth higher), and at lr 3e-3 record 0's unique planted fragment is memorised
-    # (docs/bench/foundation.md). tiny-klip's fragment-level ITC and fragment-swap ITM negatives stay on.
+    # a fragment *alone* is out of distribution for the text tower (trained on 8-fragment texts), and at
+    # lr 3e-3 a record's unique planted fragment is memorised (docs/bench/foundation.md). tiny-klip's
+    # fragment-level ITC and fragment-swap ITM negatives stay on.
     cfg = _cfg(**{"train.lr": 1e-3, "text_pooling": "cls", "image_pooling": "cls", "momentum": 0.995})
     pretrain(cfg, data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
     model = KlipModel.from_pretrained(tmp_path / "run" / "final").eval()
     items = load_items(data)
     images = load_images(items, 32, 1, model.config.db_window)
-    truth = "Water: " + fields_for("coast")["Water"] + "."
-    planted = "Water: " + wrong + "."
-    with torch.no_grad():
-        emb, feat = model.encode_image(images[:1])
-        ids, att = model.tokenize([truth, planted])
-        itc = model.encode_text(ids, att) @ feat[0]
-    # The fragment-alone ITC cosine -- what tiny-klip's screening rule compares -- ranks the true fragment above
-    # the planted one: measured on seeds 0, 1, 2 with the BERT/SDPA tower and the fragment-level signals
-    # (0.114 vs 0.019, 0.111 vs 0.055, 0.236 vs 0.208). ITM did so on seed 0 only (0.19 vs 0.08; without the
-    # fragment signals it did on all three), which is why ITM does not vote in tiny-klip's screening.
-    assert itc[0] > itc[1]
     decisions, keeps = screen(model, items, images, rule="alternatives", use_itm=False)
     assert len(decisions) == 16 and all(len(k) == 8 for k in keeps)
-    water = decisions[0][7]
-    assert water.field == "Water" and water.original == wrong
-    # the screening statistic: another Water value (at least the truth) matches record 0's image better
-    assert water.alt_itc < 0 and water.alternative != wrong
+    with torch.no_grad():
+        _, feats = model.encode_image(images[:4])
+        for i, kind in enumerate(kinds):
+            ids, att = model.tokenize(
+                ["Water: " + fields_for(kind)["Water"] + ".", "Water: " + planted[i]["Water"] + "."]
+            )
+            itc = model.encode_text(ids, att) @ feats[i]
+            # the fragment-alone ITC cosine -- what tiny-klip's screening compares -- ranks the truth first
+            assert itc[0] > itc[1], (kind, itc)
+            water = decisions[i][7]
+            assert water.field == "Water" and water.original == planted[i]["Water"]
+            # the screening statistic: another Water value (the truth) matches the image better
+            assert water.alt_itc < 0 and water.alternative != planted[i]["Water"], (kind, water)
+    # and the true Water claims of the other 12 records are not flagged (measured: 0 of 12 on seeds 0, 1, 2,
+    # where every planted claim was caught)
+    assert sum(decisions[i][7].alt_itc < 0 for i in range(4, 16)) <= 1
 
 
 def _launch(args: list[str]) -> subprocess.Popen:

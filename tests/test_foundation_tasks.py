@@ -171,7 +171,11 @@ def test_export_backbone_loads_as_plain_vit_and_segmentation_head_scores(tiny_ru
             vit(pixel_values=px).last_hidden_state, model.visual_encoder(pixel_values=px).last_hidden_state
         )
     hand = json.loads((out / "handoff.json").read_text())
-    assert hand["output"]["patch_grid"] == [2, 2] and hand["output"]["last_hidden_state"] == ["B", 5, 64]
+    assert hand["output"]["patch_grid"] == [2, 2] and hand["output"]["last_hidden_state"] == [
+        "B",
+        5,
+        model.config.vision.hidden_size,
+    ]
     seg = json.loads((out / "segmentation.json").read_text())
     assert 0.0 <= seg["miou"] <= seg["oa"] <= 1.0 and seg["train"] + seg["test"] == 12
     assert set(seg["iou"]) == {"water", "urban", "grassland"}

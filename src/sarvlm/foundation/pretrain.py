@@ -95,7 +95,7 @@ def phase_bounds(total: int, fractions: list[float]) -> tuple[int, int]:
     return max(1, s1), max(s1 + 1, s2)
 
 
-class _Texts:
+class TrainingTexts:
     """The texts the current phase trains on, tokenised once per phase."""
 
     def __init__(self, tokenizer, items: list[KlipItem], max_length: int, keeps: list[list[bool]] | None = None):
@@ -147,7 +147,7 @@ def _fragment_texts(tokenizer, items: list[KlipItem], max_length: int) -> tuple[
     return ids, att
 
 
-def _batch_fragments(texts: _Texts, batch: torch.Tensor, device) -> tuple[torch.Tensor, ...]:
+def _batch_fragments(texts: TrainingTexts, batch: torch.Tensor, device) -> tuple[torch.Tensor, ...]:
     """The batch's fragments with a value id, flattened: ``(ids (M, Lf), att, row (M,), field (M,), value (M,))``."""
     value = texts.frag_value[batch]  # (B, F)
     rows, cols = (value >= 0).nonzero(as_tuple=True)
@@ -162,6 +162,40 @@ def _batch_fragments(texts: _Texts, batch: torch.Tensor, device) -> tuple[torch.
         field.to(device),
         value[rows, cols].to(device),
     )
+
+
+def batch_inputs(
+    texts: TrainingTexts,
+    batch: torch.Tensor,
+    config: KlipConfig,
+    generator: torch.Generator,
+    pad_id: int,
+    device: torch.device | str,
+) -> dict[str, Any]:
+    """Text inputs of one pretraining step for :meth:`KlipModel.forward`, for the batch rows ``batch`` ``(B,)``.
+
+    ``input_ids``/``attention_mask`` ``(B, L)`` cut to the longest text, ``mlm_protect`` (SCIO phase 2),
+    and, as ``config.train`` asks, fragment dropout, fragment-swap ITM negatives and the fragments for
+    the fragment-level ITC loss. ``benchmarks/bench_foundation.py`` times the step through this too.
+    """
+    ids, att = texts.ids[batch], texts.att[batch]
+    keep_cols = int(att.sum(1).max())
+    ids, att = ids[:, :keep_cols].to(device), att[:, :keep_cols].to(device)
+    protect = texts.protect[batch][:, :keep_cols].to(device) if texts.protect is not None else None
+    frag = texts.frag[batch][:, :keep_cols].to(device)
+    if config.train.fragment_keep < 1.0:
+        ids, att, frag, protect = drop_fragments(ids, att, frag, config.train.fragment_keep, generator, protect, pad_id)
+    swaps = None
+    if config.train.itm_fragment_negatives:
+        swaps = swap_fragment_negatives(ids, att, frag, texts.field_of[batch], batch, generator, pad_id)
+    fragments = _batch_fragments(texts, batch, device) if config.train.loss_weights.get("fragment_itc", 0) else None
+    return {
+        "input_ids": ids,
+        "attention_mask": att,
+        "mlm_protect": protect,
+        "itm_text_negatives": swaps,
+        "fragments": fragments,
+    }
 
 
 def _write_loss(run: Path, rows: list[dict]) -> None:
@@ -337,7 +371,7 @@ def pretrain(
                 )
                 for it, r in zip(items, scio_state["refined"])
             ]
-    texts = _Texts(core.tokenizer, train_items, cfg.text.max_length, keeps if train_items is items else None)
+    texts = TrainingTexts(core.tokenizer, train_items, cfg.text.max_length, keeps if train_items is items else None)
 
     def run_scio_phase(step: int) -> None:
         nonlocal decisions, keeps, train_items, texts, scio_state
@@ -355,7 +389,7 @@ def pretrain(
                 use_itm=cfg.scio.use_itm,
             )
             scio_state = {"keeps": keeps, "decisions": [[d.to_dict() for d in r] for r in decisions]}
-            texts = _Texts(core.tokenizer, items, cfg.text.max_length, keeps)
+            texts = TrainingTexts(core.tokenizer, items, cfg.text.max_length, keeps)
         elif step == bounds[1]:
             log(f"SCIO phase 3 (reconstruction) at step {step}")
             if decisions is None:
@@ -368,7 +402,7 @@ def pretrain(
                 "decisions": [[d.to_dict() for d in r] for r in decisions],
                 "refined": [{"fields": it.fields, "values": it.values} for it in train_items],
             }
-            texts = _Texts(core.tokenizer, train_items, cfg.text.max_length, None)
+            texts = TrainingTexts(core.tokenizer, train_items, cfg.text.max_length, None)
         core.train()
 
     def checkpoint(step: int) -> None:
@@ -400,35 +434,14 @@ def pretrain(
         k = step % steps_per_epoch
         batch = torch.from_numpy(perm[k * global_bs + rank * bs : k * global_bs + (rank + 1) * bs].copy())
         px = images[batch].to(device)
-        ids, att = texts.ids[batch], texts.att[batch]
-        keep_cols = int(att.sum(1).max())
-        ids, att = ids[:, :keep_cols].to(device), att[:, :keep_cols].to(device)
-        protect = texts.protect[batch][:, :keep_cols].to(device) if texts.protect is not None else None
-        frag = texts.frag[batch][:, :keep_cols].to(device)
-        pad = core.ids["pad"]
-        if cfg.train.fragment_keep < 1.0:
-            ids, att, frag, protect = drop_fragments(ids, att, frag, cfg.train.fragment_keep, gen, protect, pad)
-        swaps = None
-        if cfg.train.itm_fragment_negatives:
-            swaps = swap_fragment_negatives(ids, att, frag, texts.field_of[batch], batch, gen, pad)
-        fragments = _batch_fragments(texts, batch, device) if cfg.train.loss_weights.get("fragment_itc", 0) else None
+        inputs = batch_inputs(texts, batch, cfg, gen, core.ids["pad"], device)
         t_data = time.perf_counter() - t0
         lr = learning_rate(cfg, step, steps_per_epoch)
         for g in optimizer.param_groups:
             g["lr"] = lr
         alpha = cfg.alpha * min(1.0, (step + 1) / steps_per_epoch) if epoch == 0 else cfg.alpha
         with accelerator.autocast():
-            out = model(
-                px,
-                ids,
-                att,
-                batch.to(device),
-                alpha=alpha,
-                mlm_protect=protect,
-                generator=gen,
-                itm_text_negatives=swaps,
-                fragments=fragments,
-            )
+            out = model(px, idx=batch.to(device), alpha=alpha, generator=gen, **inputs)
         if not torch.isfinite(out.loss.detach()):
             raise SarvlmError(f"pretrain: loss became {float(out.loss.detach())} at step {step} (lower train.lr?)")
         accelerator.backward(out.loss)

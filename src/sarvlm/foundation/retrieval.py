@@ -30,7 +30,8 @@ class ScoreRows:
 
     ``base`` is any 2-D array (a float32 matrix, its ``.T`` view, or an ``np.memmap``);
     ``candidates`` ``(n, k)`` column indices and ``candidate_scores`` ``(n, k)`` replace those
-    entries (the ITM re-rank). :meth:`rows` returns a float32 copy of the requested rows only.
+    entries (the ITM re-rank). :meth:`rows` returns a copy of the requested rows only: float32, or
+    float64 with overrides (they sit above an offset of 100, where float32 keeps only ~1e-5 of them).
     """
 
     def __init__(
@@ -42,9 +43,10 @@ class ScoreRows:
         self.candidate_scores = candidate_scores
 
     def rows(self, index: np.ndarray) -> np.ndarray:
-        out = np.array(self.base[index], dtype=np.float32)
-        if self.candidates is not None:
-            np.put_along_axis(out, self.candidates[index], self.candidate_scores[index].astype(np.float32), axis=1)
+        if self.candidates is None:
+            return np.array(self.base[index], dtype=np.float32)
+        out = np.array(self.base[index], dtype=np.float64)
+        np.put_along_axis(out, self.candidates[index], self.candidate_scores[index].astype(np.float64), axis=1)
         return out
 
 
@@ -181,8 +183,9 @@ def retrieve(
         score = (logits[:, 1] - logits[:, 0]).float().cpu()
         for p, v in zip(batch, score.tolist()):
             scores[p] = v
-    itm_i2t = np.array([[offset + scores[(i, int(j))] for j in top_t[i]] for i in range(n_img)], dtype=np.float32)
-    itm_t2i = np.array([[offset + scores[(int(i), j)] for i in top_i[j]] for j in range(n_txt)], dtype=np.float32)
+    # float64: ITM margins finer than float32's step at 100 (~8e-6) must still order the candidates
+    itm_i2t = np.array([[offset + scores[(i, int(j))] for j in top_t[i]] for i in range(n_img)], dtype=np.float64)
+    itm_t2i = np.array([[offset + scores[(int(i), j)] for i in top_i[j]] for j in range(n_txt)], dtype=np.float64)
     itc_metrics = recall_at_k(sim, sim.T, txt2img)
     itm_metrics = recall_at_k(ScoreRows(sim, top_t, itm_i2t), ScoreRows(sim.T, top_i, itm_t2i), txt2img)
     return {
