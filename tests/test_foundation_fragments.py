@@ -118,7 +118,7 @@ def test_itm_loss_takes_any_number_of_negatives():
 
 def _cfg(**extra):
     base = {"vision.image_size": 32, "queue_size": 16, "train.warmup_steps": 2}
-    return load_config("tiny-klip", {**base, **extra})
+    return load_config("tiny-klip-fragments", {**base, **extra})
 
 
 def _losses(run):

@@ -188,7 +188,7 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
         }
         for s in cfg.seeds
     }
-    res = summarise(cfg, per_run, screening, test_items, train_items, load_config("tiny-klip"))
+    res = summarise(cfg, per_run, screening, test_items, train_items, load_config("tiny-klip-fragments"))
     assert res["chance"]["r1"] == pytest.approx(100 / 30) and res["chance"]["probe_majority"] == pytest.approx(100 / 3)
     assert res["chance"]["itc_loss"] == pytest.approx(math.log(64 + 8))
     assert res["chance"]["landcover_majority"] == pytest.approx(100 * 4 / 6)
@@ -197,7 +197,7 @@ def test_foundation_summary_report_and_plot_from_raw_hits(tmp_path):
     assert res["screening"]["chance_precision"] == pytest.approx(0.25)
     assert res["screening"]["auc_itc"] == [1.0] * 3 and res["screening"]["auc_itm"] == [0.5] * 3
     assert res["screening"]["auc_alt_itc"] == [0.0] * 3 and res["screening"]["auc_alt_itm"] == [1.0] * 3
-    assert res["screening"]["screened_at_step"] == round(cfg.steps * load_config("tiny-klip").scio.phases[0])
+    assert res["screening"]["screened_at_step"] == round(cfg.steps * load_config("tiny-klip-fragments").scio.phases[0])
     assert res["scio_vs_plain"]["zeroshot_top1"]["verdict"] == "gain"
     md = foundation_report_section(res)
     assert (

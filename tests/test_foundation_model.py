@@ -358,3 +358,40 @@ def test_cached_greedy_generation_equals_the_uncached_argmax_loop(tiny):
             ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
     want = [t.strip() for t in dec.tokenizer.batch_decode(ids[:, 1:], skip_special_tokens=True)]
     assert got == want
+
+
+def test_a_config_with_a_base_changes_only_what_it_lists(tmp_path):
+    tiny, frag = load_config("tiny-klip").to_dict(), load_config("tiny-klip-fragments").to_dict()
+    changed = {
+        (section, key)
+        for section in tiny
+        for key in (tiny[section] if isinstance(tiny[section], dict) else [None])
+        if (tiny[section] if key is None else tiny[section][key])
+        != (frag[section] if key is None else frag[section][key])
+    }
+    assert changed == {
+        ("name", None),
+        ("train", "loss_weights"),
+        ("train", "itm_fragment_negatives"),
+        ("scio", "rule"),
+        ("scio", "use_itm"),
+        ("scio", "itc_margin"),
+        ("scio", "phases"),
+    }
+    assert frag["train"]["loss_weights"]["fragment_itc"] > 0 and "fragment_itc" not in tiny["train"]["loss_weights"]
+    # a user's file builds on a named config or on another file next to it; overrides still apply last
+    (tmp_path / "mine.yaml").write_text("base: tiny-klip\nname: mine\ntrain: {lr: 0.001}\n")
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\nscio: {itc_margin: 0.2}\n")
+    child = load_config(tmp_path / "child.yaml", {"train.epochs": 2})
+    assert (child.name, child.train.lr, child.scio.itc_margin, child.train.epochs) == ("child", 0.001, 0.2, 2)
+    assert child.vision == load_config("tiny-klip").vision
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigurationError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "bad.yaml").write_text("base: [tiny-klip]\n")
+    with pytest.raises(ConfigurationError, match="base must name"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "gone.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(NotFoundError, match="nowhere.yaml"):
+        load_config(tmp_path / "gone.yaml")

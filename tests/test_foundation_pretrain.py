@@ -41,7 +41,7 @@ def test_pretrain_with_scio_writes_every_output(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == list(range(1, 13))
-    assert [int(r["phase"]) for r in rows] == [1] * 6 + [2] * 3 + [3] * 3  # tiny-klip: phases 0.5, 0.25, 0.25
+    assert [int(r["phase"]) for r in rows] == [1] * 4 + [2] * 4 + [3] * 4  # tiny-klip: the paper's three equal phases
     assert all(float(r["loss"]) > 0 for r in rows)
     assert (run / "loss.png").stat().st_size > 1000 and (run / "final" / "model.safetensors").is_file()
     assert not (run / "checkpoint").exists()
@@ -81,9 +81,13 @@ def test_planted_wrong_fragment_scores_lower_after_training(tmp_path):
     data = make_world(tmp_path / "w", n=16, planted=planted)
     # BLIP's [CLS] pooling, momentum 0.995 and lr 1e-3 here, not tiny-klip's defaults: with token-mean pooling
     # a fragment *alone* is out of distribution for the text tower (trained on 8-fragment texts), and at
-    # lr 3e-3 a record's unique planted fragment is memorised (docs/bench/foundation.md). tiny-klip's
-    # fragment-level ITC and fragment-swap ITM negatives stay on.
-    cfg = _cfg(**{"train.lr": 1e-3, "text_pooling": "cls", "image_pooling": "cls", "momentum": 0.995})
+    # lr 3e-3 a record's unique planted fragment is memorised (docs/bench/foundation.md); with
+    # tiny-klip-fragments' fragment-level ITC and fragment-swap ITM negatives.
+    cfg = load_config(
+        "tiny-klip-fragments",
+        {"vision.image_size": 32, "queue_size": 64, "train.warmup_steps": 5, "train.lr": 1e-3}
+        | {"text_pooling": "cls", "image_pooling": "cls", "momentum": 0.995},
+    )
     pretrain(cfg, data, tmp_path / "run", steps=240, seed=0, log=lambda *_: None)
     model = KlipModel.from_pretrained(tmp_path / "run" / "final").eval()
     items = load_items(data)

@@ -152,7 +152,7 @@ class KlipConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-NAMED_CONFIGS = ("tiny-klip", "base-klip")
+NAMED_CONFIGS = ("tiny-klip", "tiny-klip-fragments", "base-klip")
 
 
 def config_from_dict(data: Any, where: str) -> KlipConfig:
@@ -164,8 +164,30 @@ def config_from_dict(data: Any, where: str) -> KlipConfig:
         raise ConfigurationError(f"{where}: " + format_validation_error(exc, None).removeprefix("record: ")) from None
 
 
+def _merged(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``, section by section (lists and values are replaced, not merged)."""
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> KlipConfig:
-    """A named config (``tiny-klip``, ``base-klip``) or a YAML/JSON file; ``overrides`` are dotted keys."""
+    """A named config (``tiny-klip``, ``tiny-klip-fragments``, ``base-klip``) or a YAML/JSON file;
+    ``overrides`` are dotted keys. A config with ``base: NAME_OR_FILE`` changes only what it lists."""
+    data, where = _load_raw(name_or_path, set())
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigurationError(f"--set {key}: {p!r} is not a section")
+        node[leaf] = value
+    return config_from_dict(data, where)
+
+
+def _load_raw(name_or_path: str | Path, seen: set[str]) -> tuple[dict[str, Any], str]:
     text_name = str(name_or_path)
     if text_name in NAMED_CONFIGS:
         where = f"config {text_name}"
@@ -183,12 +205,16 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{where}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
-    for key, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigurationError(f"--set {key}: {p!r} is not a section")
-        node[leaf] = value
-    return config_from_dict(data, where)
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{where}: expected a mapping of config fields")
+    base = data.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigurationError(f"{where}: base must name a config or a file")
+        if base not in NAMED_CONFIGS and not Path(base).is_absolute() and text_name not in NAMED_CONFIGS:
+            base = str(Path(text_name).parent / base)  # a file's base is relative to that file
+        if base in seen | {text_name}:
+            raise ConfigurationError(f"{where}: base configs form a cycle through {base!r}")
+        parent, _ = _load_raw(base, seen | {text_name})
+        data = _merged(parent, data)
+    return data, where
