@@ -28,7 +28,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--config", default="tiny-klip", help="named config (tiny-klip, tiny-klip-fragments, base-klip) or a YAML/JSON file")
+    p.add_argument(
+        "--config",
+        default="tiny-klip",
+        help="named config (tiny-klip, tiny-klip-fragments, base-klip) or a YAML/JSON file",
+    )
     p.add_argument("--data", required=True, help="sample records (JSONL)")
     p.add_argument("--out", required=True, help="run directory")
     g = p.add_mutually_exclusive_group()
