@@ -157,17 +157,22 @@ def check_whole_image(path: str | Path) -> None:
         read_checked(ds, out_dtype=out, where=path, check_only=True)
 
 
+def _checked_head(path: Path) -> bytes:
+    """The first 64 bytes of a local regular file that passed :func:`_check_file` (the signature sniffed)."""
+    _check_file(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(64)
+    except OSError as exc:
+        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def allowed_driver(path: str | Path) -> str:
     """Check a local raster file like :func:`open_raster` does before GDAL sees it (local regular
     file, allowed signature) and return the one GDAL driver to open it with. For code that keeps
     datasets open itself (prior tiles): ``rasterio.open(path, driver=allowed_driver(path))``."""
     path = Path(path)
-    _check_file(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    head = _checked_head(path)
     return _sniff(path, head, current_policy())[0]
 
 
@@ -215,13 +220,8 @@ def open_raster(path: str | Path) -> Iterator[Any]:
     _require_rasterio(path)
     import rasterio
 
-    _check_file(path)
+    head = _checked_head(path)
     policy = current_policy()
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
     drivers = _sniff(path, head, policy)
     with _rasterio_env():
         ds = _open_first(lambda driver: rasterio.open(path, driver=driver), drivers, path)
@@ -385,12 +385,7 @@ def _read_with_pillow(
     checks and results of the GDAL path; ``None`` for files Pillow does not read like GDAL."""
     from sarvlm.io.pillow_image import open_pillow_image, pillow_pixels, pillow_reads
 
-    _check_file(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise SarvlmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    head = _checked_head(path)
     drivers = _sniff(path, head, current_policy())
     if len(drivers) != 1 or not pillow_reads(drivers[0], head):
         return None
