@@ -38,21 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _timing import timed
+
 os.environ.setdefault("SARVLM_NO_PROGRESS", "1")
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _timed(fn, reps: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
@@ -137,11 +129,11 @@ def main() -> int:
         opt.step()
         opt.zero_grad()
 
-    _timed(klip_step, 3)
-    _timed(clip_step, 3)
-    k_wall, k_cpu = _timed(klip_step, args.steps)
-    c_wall, c_cpu = _timed(clip_step, args.steps)
-    d_wall, d_cpu = _timed(lambda: batch(state["s"]), 50)
+    timed(klip_step, 3)
+    timed(clip_step, 3)
+    k_wall, k_cpu = timed(klip_step, args.steps)
+    c_wall, c_cpu = timed(clip_step, args.steps)
+    d_wall, d_cpu = timed(lambda: batch(state["s"]), 50)
 
     from sarvlm.foundation.transforms import load_sar_image
     from sarvlm.io.raster import write_raster
@@ -152,7 +144,7 @@ def main() -> int:
             p = Path(tmp) / f"s{i}.tif"
             write_raster(p, rng.gamma(4, 0.25, (256, 256)).astype(np.float32), compress=None)
             paths.append(p)
-        r_wall, r_cpu = _timed(lambda: [load_sar_image(p, args.image_size) for p in paths], 5)
+        r_wall, r_cpu = timed(lambda: [load_sar_image(p, args.image_size) for p in paths], 5)
 
     print(f"## KLIP step (tiny-klip, batch 8, {args.image_size}², 1 thread)")
     print(
@@ -196,7 +188,7 @@ def main() -> int:
     with torch.no_grad():
         emb, _ = rmodel.encode_image(rimg[:512])
         ids, att = rmodel.tokenize(texts[:512])
-        pw, pc = _timed(lambda: rmodel.itm_logits(ids, att, emb), 2)
+        pw, pc = timed(lambda: rmodel.itm_logits(ids, att, emb), 2)
     per_pass = pc / 512
     print(f"\n## Retrieval, {n} images x {n} texts (tiny-klip, 64², k = {args.k}, 1 thread)")
     print(

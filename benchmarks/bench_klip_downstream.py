@@ -35,6 +35,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _timing import timed
+
 os.environ.setdefault("SARVLM_NO_PROGRESS", "1")
 
 VQA_TASKS = ("count", "classify_box", "position", "landform_main", "landform_all", "landform_region")
@@ -46,16 +48,6 @@ VQA_KEYS = {
     "landform_all": "accuracy",
     "landform_region": "top1",
 }
-
-
-def _timed(fn, reps: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -95,7 +87,7 @@ def step_costs(root: Path, data: Path, samples: Path, reps: int) -> dict:
         opt.zero_grad()
 
     pre_step()
-    out["pretrain_step"] = _timed(pre_step, reps)
+    out["pretrain_step"] = timed(pre_step, reps)
     for task in ("caption", "vqa"):
         dec = KlipDecoderModel.from_klip(klip, task)
         its = load_decoder_items(data, task, text_field="structured" if task == "caption" else None)[:bs]
@@ -114,12 +106,12 @@ def step_costs(root: Path, data: Path, samples: Path, reps: int) -> dict:
             dopt.zero_grad()
 
         step()
-        out[f"{task}_step"] = _timed(step, reps)
+        out[f"{task}_step"] = timed(step, reps)
         out[f"{task}_target_tokens"] = float(t_mask.sum(1).float().mean())
         if task == "caption":
             dec.eval()
             for beams in (1, 3):
-                wall, cpu = _timed(lambda b=beams: dec.generate(pix, num_beams=b, max_new_tokens=100), 2)
+                wall, cpu = timed(lambda b=beams: dec.generate(pix, num_beams=b, max_new_tokens=100), 2)
                 out[f"generate_beams{beams}"] = (wall, cpu, len(its) / wall)
     return out
 
