@@ -3,18 +3,22 @@
 :class:`~sarvlm.foundation.model.KlipModel` (pretraining) and
 :class:`~sarvlm.foundation.decoder_model.KlipDecoderModel` (caption/VQA fine-tuning) differ only in the
 metadata they put beside the config and in which architectures they accept; writing, reading and the
-one-line errors for a directory that is not such a checkpoint live here once.
+one-line errors for a directory that is not such a checkpoint live here once. So does the resumable state
+both training loops leave in ``RUN/checkpoint/`` and their ``RUN/loss.csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from sarvlm.core.atomic import atomic_dir, atomic_open
 from sarvlm.core.errors import ConfigurationError, NotFoundError
 from sarvlm.foundation.config import KlipConfig
 
@@ -80,3 +84,25 @@ def load_checkpoint_weights(model: nn.Module, directory: Path, map_location: str
             f"{path}: weights do not match the config ({len(missing)} missing, "
             f"{len(unexpected)} unexpected, e.g. {what!r})"
         )
+
+
+def write_loss_csv(run: Path, rows: list[dict], columns: Sequence[str]) -> None:
+    """``RUN/loss.csv``: one row per optimiser step, ``columns`` in order (written atomically)."""
+    with atomic_open(run / "loss.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_training_checkpoint(
+    run: Path, model: Any, optimizer: torch.optim.Optimizer, state: dict, rows: list[dict], columns: Sequence[str]
+) -> None:
+    """The resumable state of a KLIP training loop (pretraining or decoder fine-tuning): ``RUN/checkpoint/``
+    with the model (its ``save_pretrained``), ``optimizer.pt``, ``state.json`` and the loss rows so far
+    (``loss.json``), replaced as a whole; then ``RUN/loss.csv``."""
+    with atomic_dir(run / "checkpoint", overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        (tmp / "loss.json").write_text(json.dumps(rows), encoding="utf-8")
+    write_loss_csv(run, rows, columns)

@@ -28,7 +28,6 @@ same batches as one never interrupted.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -42,6 +41,7 @@ import torch
 from sarvlm.core.atomic import atomic_dir, atomic_open, ensure_writable_dir
 from sarvlm.core.errors import ConfigurationError, InputError, SarvlmError
 from sarvlm.core.progress import track
+from sarvlm.foundation.checkpoint import write_loss_csv, write_training_checkpoint
 from sarvlm.foundation.decoder_data import DecoderItem, _first_row, load_decoder_items
 from sarvlm.foundation.optim import make_optimizer
 
@@ -113,13 +113,6 @@ def batch_indices(step: int, n: int, global_bs: int, rank: int, bs: int, seed: i
 
 def cosine_lr(lr: float, step: int, total: int) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * step / max(1, total)))
-
-
-def _write_loss(run: Path, rows: list[dict]) -> None:
-    with atomic_open(run / "loss.csv") as fh:
-        w = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
 
 
 def _plot_loss(run: Path, rows: list[dict], title: str) -> None:
@@ -277,12 +270,7 @@ def finetune_decoder(
                 "data": str(Path(data).resolve()),
                 "torch_rng": torch.get_rng_state().tolist(),
             }
-            with atomic_dir(run / "checkpoint", overwrite=True) as tmp:
-                core.save_pretrained(tmp)
-                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-                (tmp / "state.json").write_text(json.dumps(st), encoding="utf-8")
-                (tmp / "loss.json").write_text(json.dumps(rows), encoding="utf-8")
-            _write_loss(run, rows)
+            write_training_checkpoint(run, core, optimizer, st, rows, LOSS_COLUMNS)
 
     model.train()
     rank = accelerator.process_index
@@ -325,7 +313,7 @@ def finetune_decoder(
     if accelerator.is_main_process:
         with atomic_dir(run / "final", overwrite=True) as tmp:
             core.save_pretrained(tmp)
-        _write_loss(run, rows)
+        write_loss_csv(run, rows, LOSS_COLUMNS)
         _plot_loss(run, rows, f"KLIP {task} decoder fine-tuning")
         import shutil
 

@@ -23,7 +23,6 @@ floored at ``min_lr`` (BLIP's schedule); the ITC soft-target weight ramps up ove
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -37,6 +36,7 @@ import torch
 from sarvlm.core.atomic import atomic_dir, atomic_open, ensure_writable_dir
 from sarvlm.core.errors import ConfigurationError, InputError, SarvlmError
 from sarvlm.core.progress import track
+from sarvlm.foundation.checkpoint import write_loss_csv, write_training_checkpoint
 from sarvlm.foundation.config import KlipConfig
 from sarvlm.foundation.data import KlipItem, load_images, load_items, render_fragment
 from sarvlm.foundation.fragments import drop_fragments, swap_fragment_negatives
@@ -198,14 +198,6 @@ def batch_inputs(
     }
 
 
-def _write_loss(run: Path, rows: list[dict]) -> None:
-    with atomic_open(run / "loss.csv") as fh:
-        w = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-
-
 def _plot_loss(run: Path, rows: list[dict], bounds: tuple[int, int] | None) -> None:
     import matplotlib
 
@@ -230,17 +222,6 @@ def _plot_loss(run: Path, rows: list[dict], bounds: tuple[int, int] | None) -> N
     with atomic_path(run / "loss.png") as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
-
-
-def _save_checkpoint(run: Path, model, optimizer, state: dict, rows: list[dict]) -> None:
-    with atomic_dir(run / "checkpoint", overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        with open(tmp / "state.json", "w", encoding="utf-8") as fh:
-            json.dump(state, fh)
-        with open(tmp / "loss.json", "w", encoding="utf-8") as fh:
-            json.dump(rows, fh)
-    _write_loss(run, rows)
 
 
 def _check_run_dir(run: Path, resume: bool, overwrite: bool) -> None:
@@ -417,7 +398,7 @@ def pretrain(
                 "torch_rng": torch.get_rng_state().tolist(),
                 "scio_state": scio_state,
             }
-            _save_checkpoint(run, core, optimizer, state, rows)
+            write_training_checkpoint(run, core, optimizer, state, rows, LOSS_COLUMNS)
 
     model.train()
     rank = accelerator.process_index
@@ -478,7 +459,7 @@ def pretrain(
         final = run / "final"
         with atomic_dir(final, overwrite=True) as tmp:
             core.save_pretrained(tmp)
-        _write_loss(run, rows)
+        write_loss_csv(run, rows, LOSS_COLUMNS)
         _plot_loss(run, rows, bounds)
         import shutil
 
