@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from rich.console import Console
 from safetensors.torch import load_file
 
+from _processes import kill_when
 from sarvlm.demo.config import FULL, GPU, QUICK
 from sarvlm.demo.pipeline import _ablation_job
 from sarvlm.demo.steps import StepRunner
@@ -95,18 +95,12 @@ def test_a_killed_demo_job_resumes_without_redoing_finished_training(tmp_path):
         start_new_session=True,
     )
     stage2 = run / "full" / "stage2"
-    deadline = time.monotonic() + 240
-    try:
-        while not any((c / "trainer_state.json").exists() for c in (stage2 / "checkpoints").glob("checkpoint-*")):
-            if proc.poll() is not None:
-                pytest.fail(f"the job exited (code {proc.returncode}) before it could be interrupted")
-            if time.monotonic() > deadline:
-                pytest.fail("no stage-2 checkpoint within 240 s")
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when(
+        proc,
+        lambda: any((c / "trainer_state.json").exists() for c in (stage2 / "checkpoints").glob("checkpoint-*")),
+        "the job",
+        "stage-2 checkpoint",
+    )
     assert proc.returncode == -signal.SIGKILL
     assert not (stage2 / "result.json").exists()
     stage1_result = run / "full" / "stage1" / "result.json"

@@ -5,15 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from _foundation_data import fields_for, make_world
+from _processes import kill_when
 from sarvlm.cli.main import main
 from sarvlm.core.record import read_samples
 from sarvlm.foundation.config import load_config
@@ -130,13 +129,9 @@ def test_resume_after_sigkill_continues_the_same_run(tmp_path):
     run = tmp_path / "run"
     victim = _launch(["pretrain", "--out", str(run), *common])
     state = run / "checkpoint" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if state.is_file() and json.loads(state.read_text())["step"] >= 6:
-            break
-        time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    kill_when(
+        victim, lambda: state.is_file() and json.loads(state.read_text())["step"] >= 6, "pretrain", "step-6 checkpoint"
+    )
     assert not (run / "final").exists()
     # starting again without --resume is refused with a hint
     again = _launch(["pretrain", "--out", str(run), *common])

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from _processes import kill_when
 from sarvlm.cli.main import main
 from test_training_data import make_dataset, make_priors
 
@@ -75,18 +75,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, capsys):
         start_new_session=True,
     )
     marker = run / "stage2" / "checkpoints" / "checkpoint-6" / "trainer_state.json"
-    deadline = time.monotonic() + 240
-    try:
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"training exited (code {proc.returncode}) before it could be interrupted")
-            if time.monotonic() > deadline:
-                pytest.fail("no checkpoint within 240 s")
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when(proc, marker.exists, "training", "checkpoint")
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "stage2" / "result.json").exists() and not (run / "final").exists()
     # a checkpoint cut short mid-write (no trainer_state.json) must not be resumed from
